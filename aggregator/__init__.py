@@ -1,0 +1,1 @@
+"""The FLOps aggregator: Flower server side, MLflow tracking, classic and hierarchical roles."""

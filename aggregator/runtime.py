@@ -1,0 +1,292 @@
+"""The classic and root aggregator: run rounds, track in MLflow, register the best model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower_strategy
+from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
+from aggregator.settings import AggregatorRole, AggregatorSettings
+from aggregator.tracking import MlflowTracker, RegisteredModel
+from flops_contracts.errors import ContractError, TrainingError
+from flops_contracts.events import Component, EventType
+from flops_contracts.spec import TrainingSpec
+from flops_messaging import EventEmitter, create_publisher
+from learner_base.repository import load_model_manager
+
+logger = logging.getLogger(__name__)
+
+
+class ExitCode:
+    """Aggregator exit codes (range 20-29); 0 means training completed."""
+
+    OK = 0
+    CONTRACT = 21
+    TRAINING = 22
+    CONNECTION = 23
+    INTERNAL = 29
+
+    def __new__(cls) -> ExitCode:  # pragma: no cover - constants only
+        raise TypeError("ExitCode holds constants only")
+
+
+COMPONENT_BY_ROLE = {
+    AggregatorRole.CLASSIC: Component.AGGREGATOR,
+    AggregatorRole.ROOT: Component.ROOT_AGGREGATOR,
+    AggregatorRole.CLUSTER: Component.CLUSTER_AGGREGATOR,
+}
+
+
+def make_emitter(settings: AggregatorSettings) -> EventEmitter:
+    """Create the event emitter for this aggregator."""
+    component = COMPONENT_BY_ROLE[settings.role]
+    publisher = create_publisher(
+        settings.events_uri,
+        project_id=settings.project_id,
+        component=component,
+        instance=settings.instance_name,
+    )
+    return EventEmitter(
+        publisher, project_id=settings.project_id, component=component,
+        instance=settings.instance_name,
+    )
+
+
+def server_certificates(settings: AggregatorSettings) -> tuple[bytes, bytes, bytes] | None:
+    """Read (CA, certificate, key) for a TLS-enabled Flower server, if configured."""
+    if not settings.tls_cert_file:
+        return None
+    assert settings.tls_ca_file and settings.tls_key_file
+    return (
+        Path(settings.tls_ca_file).read_bytes(),
+        Path(settings.tls_cert_file).read_bytes(),
+        Path(settings.tls_key_file).read_bytes(),
+    )
+
+
+def learner_round_config(training: TrainingSpec) -> dict[str, Any]:
+    """The flat per-round configuration every learner receives."""
+    lc = training.learner_config
+    config: dict[str, Any] = {"local_epochs": lc.local_epochs, "batch_size": lc.batch_size}
+    if lc.learning_rate is not None:
+        config["learning_rate"] = lc.learning_rate
+    config.update(lc.extra)
+    return config
+
+
+def training_params(settings: AggregatorSettings) -> dict[str, Any]:
+    """The spec as flat MLflow params."""
+    t = settings.training
+    params: dict[str, Any] = {
+        "mode": t.mode.value,
+        "strategy": t.strategy.name.value,
+        "rounds": t.rounds,
+        "learners": t.learners,
+        "min_available_learners": t.effective_min_available,
+        "min_fit_learners": t.effective_min_fit,
+        "min_evaluate_learners": t.effective_min_evaluate,
+        "fraction_fit": t.fraction_fit,
+        "fraction_evaluate": t.fraction_evaluate,
+        "round_timeout_s": t.round_timeout_s,
+        "selection_metric": t.selection_metric,
+        **{f"learner_config.{k}": v for k, v in learner_round_config(t).items()},
+        **{f"strategy.{k}": v for k, v in t.strategy.params.items()},
+    }
+    if t.cycles is not None:
+        params["cycles"] = t.cycles
+    if t.differential_privacy is not None:
+        for key, value in t.differential_privacy.model_dump().items():
+            params[f"differential_privacy.{key}"] = value
+    return params
+
+
+def run_aggregator(settings: AggregatorSettings) -> int:
+    """Run a classic or root aggregator to completion and return its exit code."""
+    emitter = make_emitter(settings)
+    try:
+        return _run(settings, emitter)
+    finally:
+        emitter.close()
+
+
+def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
+    assert settings.repo_dir is not None
+    training = settings.training
+    root = settings.role is AggregatorRole.ROOT
+    try:
+        manager = load_model_manager(Path(settings.repo_dir))
+        initial = manager.get_model_parameters()
+    except ContractError as exc:
+        emitter.emit(EventType.FAILED, reason=exc.message, stage="contract")
+        logger.error("%s", exc.message)
+        return ExitCode.CONTRACT
+
+    if root:
+        participant = "cluster aggregators"
+        minimum = training.min_clusters
+        target = settings.expected_clients or len(training.clusters or []) or minimum
+        num_rounds = training.cycles or 1
+        # One root round runs a whole cluster cycle: give each call time for all its rounds.
+        call_timeout = training.round_timeout_s * (2 * training.rounds + 1)
+        min_fit = min_evaluate = minimum
+    else:
+        participant = "learners"
+        minimum = training.effective_min_available
+        target = max(settings.expected_clients or training.learners, minimum)
+        num_rounds = training.rounds
+        call_timeout = training.round_timeout_s
+        min_fit, min_evaluate = training.effective_min_fit, training.effective_min_evaluate
+
+    tracker: MlflowTracker | None = None
+    if settings.mlflow_tracking_uri:
+        tracker = MlflowTracker(
+            tracking_uri=settings.mlflow_tracking_uri,
+            experiment_name=settings.mlflow_experiment
+            or f"flops-{settings.project_name or settings.project_id}",
+            run_name=f"{settings.project_name or settings.project_id}-training",
+            artifact_location=settings.mlflow_artifact_location,
+        )
+    tags = {
+        "flops.project_id": settings.project_id,
+        "flops.repository": settings.repository_url or str(settings.repo_dir),
+        "flops.commit": settings.commit or "unknown",
+        "flops.strategy": training.strategy.name.value,
+        "flops.rounds": str(num_rounds),
+        "flops.mode": training.mode.value,
+    }
+    best = BestModelTracker(
+        metric=training.selection_metric, mode=training.effective_selection_mode
+    )
+    reports: list[RoundReport] = []
+
+    def on_report(report: RoundReport, parameters: list[Any] | None) -> None:
+        reports.append(report)
+        if tracker is not None:
+            tracker.log_round(report)
+        improved = best.offer(report, parameters)
+        emitter.emit(
+            EventType.ROUND_COMPLETED,
+            round=report.server_round,
+            rounds=num_rounds,
+            loss=report.loss,
+            accuracy=report.accuracy,
+            answered=report.fit_answered,
+            failed=report.fit_failed + report.evaluate_failed,
+            duration_s=round(report.duration_s, 4),
+            bytes_exchanged=report.bytes_sent + report.bytes_received,
+            best=improved,
+        )
+
+    def on_failures(server_round: int, phase: str, reasons: list[str]) -> None:
+        logger.warning("round %s %s: %s failure(s): %s", server_round, phase, len(reasons),
+                       reasons)
+        emitter.emit(
+            EventType.LEARNER_FAILED,
+            round=server_round,
+            phase=phase,
+            count=len(reasons),
+            reasons=reasons[:10],
+        )
+
+    session = FlowerSession(
+        address=settings.listen_address, certificates=server_certificates(settings)
+    )
+    try:
+        if tracker is not None:
+            tracker.start(params=training_params(settings), tags=tags)
+        session.start()
+        emitter.emit(
+            EventType.STARTED, address=settings.listen_address, expected=target,
+            rounds=num_rounds, mlflow_run_id=tracker.run_id if tracker else None,
+        )
+        connected = session.wait_for_clients(
+            target=target, minimum=minimum, timeout_s=training.connect_timeout_s
+        )
+        logger.info("%s %s connected; starting %s rounds", connected, participant, num_rounds)
+        strategy = RecordingStrategy(
+            build_flower_strategy(
+                training, initial_parameters=initial, min_fit=min_fit, min_evaluate=min_evaluate
+            ),
+            recorder=RoundRecorder(
+                min_fit=min_fit, min_evaluate=min_evaluate, participant=participant
+            ),
+            round_config={} if root else learner_round_config(training),
+            on_report=on_report,
+            on_failures=on_failures,
+        )
+        session.fit(strategy, num_rounds=num_rounds, round_timeout_s=call_timeout)
+        if len(reports) < num_rounds:
+            raise TrainingError(
+                f"training ended after {len(reports)} of {num_rounds} rounds without "
+                "evaluation results"
+            )
+        session.stop()  # let learners go before the (slower) model logging
+        model = _register_best(settings, manager, best, tracker, tags)
+    except TrainingError as exc:
+        emitter.emit(EventType.FAILED, reason=exc.message, stage="training", **exc.details)
+        logger.error("%s", exc.message)
+        if tracker is not None:
+            tracker.finish(failed=True)
+        return ExitCode.TRAINING
+    except ContractError as exc:
+        emitter.emit(EventType.FAILED, reason=exc.message, stage="model")
+        logger.error("%s", exc.message)
+        if tracker is not None:
+            tracker.finish(failed=True)
+        return ExitCode.CONTRACT
+    except Exception as exc:  # noqa: BLE001 - report, then fail loudly
+        reason = f"aggregator error: {type(exc).__name__}: {exc}"
+        emitter.emit(EventType.FAILED, reason=reason, stage="internal")
+        logger.exception("%s", reason)
+        if tracker is not None:
+            tracker.finish(failed=True)
+        return ExitCode.INTERNAL
+    finally:
+        session.stop()
+
+    final = reports[-1]
+    emitter.emit(
+        EventType.COMPLETED,
+        rounds=len(reports),
+        loss=final.loss,
+        accuracy=final.accuracy,
+        best_round=best.best_round,
+        best_value=best.best_value,
+        selection_metric=best.metric,
+        mlflow_run_id=tracker.run_id if tracker else None,
+        mlflow_experiment_id=tracker.experiment_id if tracker else None,
+        model_uri=model.model_uri if model else None,
+        registered_model=model.registered_name if model else None,
+        model_version=model.version if model else None,
+        registry_uri=model.registry_uri if model else None,
+    )
+    if tracker is not None:
+        tracker.finish()
+    return ExitCode.OK
+
+
+def _register_best(
+    settings: AggregatorSettings,
+    manager: Any,
+    best: BestModelTracker,
+    tracker: MlflowTracker | None,
+    tags: dict[str, str],
+) -> RegisteredModel | None:
+    """Load the best parameters into the model and log/register it."""
+    if best.best_parameters is None:
+        raise TrainingError("no round produced an evaluated global model to keep")
+    manager.set_model_parameters(best.best_parameters)
+    if tracker is None:
+        return None
+    report = best.best_report
+    assert report is not None and best.best_value is not None
+    summary = {f"best_{best.metric}": best.best_value, "best_round": float(report.server_round)}
+    tracker.log_summary(summary)
+    name = settings.registered_model_name or (
+        f"flops-{settings.project_name or settings.project_id}"
+    )
+    model_tags = {**tags, "flops.best_round": str(report.server_round),
+                  "flops.selection_metric": best.metric}
+    return tracker.log_model(manager, registered_model_name=name, tags=model_tags)

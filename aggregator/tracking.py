@@ -1,0 +1,217 @@
+"""MLflow tracking for one training: experiment per project, one run, per-round metrics, model.
+
+All MLflow calls of the aggregator live here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from importlib import metadata
+from typing import Any
+
+from aggregator.rounds import RoundReport
+from flops_contracts.errors import ContractError
+
+logger = logging.getLogger(__name__)
+
+_FLAVOR_BY_MODULE = {
+    "sklearn": "sklearn",
+    "torch": "pytorch",
+    "keras": "keras",
+    "tensorflow": "tensorflow",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+}
+_FLAVOR_PACKAGES = {
+    "sklearn": ["scikit-learn", "numpy", "skops"],
+    "pytorch": ["torch", "numpy"],
+    "keras": ["keras", "numpy"],
+    "tensorflow": ["tensorflow", "numpy"],
+    "xgboost": ["xgboost", "numpy"],
+    "lightgbm": ["lightgbm", "numpy"],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RegisteredModel:
+    """Where the logged winning model lives."""
+
+    model_uri: str
+    registered_name: str | None
+    version: str | None
+    flavor: str
+
+    @property
+    def registry_uri(self) -> str | None:
+        """``models:/NAME/VERSION`` when the model was registered."""
+        if self.registered_name and self.version:
+            return f"models:/{self.registered_name}/{self.version}"
+        return None
+
+
+def infer_flavor(manager: Any, model: Any) -> str:
+    """Return the MLflow flavor for ``model``.
+
+    Raises
+    ------
+    ContractError
+        If no flavor is declared and none can be inferred from the model's type.
+    """
+    declared = getattr(manager, "mlflow_flavor", None)
+    if declared:
+        return str(declared)
+    root = type(model).__module__.split(".")[0]
+    if root in _FLAVOR_BY_MODULE:
+        return _FLAVOR_BY_MODULE[root]
+    import mlflow.pyfunc
+
+    if isinstance(model, mlflow.pyfunc.PythonModel):
+        return "pyfunc"
+    raise ContractError(
+        f"cannot tell how to log a model of type {type(model).__module__}."
+        f"{type(model).__name__} to MLflow; set ModelManager.mlflow_flavor "
+        f"(one of {', '.join(sorted(set(_FLAVOR_BY_MODULE.values())))}, pyfunc)"
+    )
+
+
+def default_pip_requirements(flavor: str) -> list[str]:
+    """Pin the flavor's packages to the versions installed here."""
+    requirements = []
+    for package in _FLAVOR_PACKAGES.get(flavor, ["numpy"]):
+        try:
+            version = metadata.version(package).split("+")[0]
+        except metadata.PackageNotFoundError:
+            continue
+        requirements.append(f"{package}=={version}")
+    return requirements
+
+
+class MlflowTracker:
+    """Records one training as one MLflow run.
+
+    Nothing is contacted until :meth:`start` is called.
+    """
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        experiment_name: str,
+        run_name: str,
+        artifact_location: str | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.run_name = run_name
+        self.artifact_location = artifact_location
+        self.run_id: str | None = None
+        self.experiment_id: str | None = None
+
+    def _client(self) -> Any:
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri)
+
+    def start(self, *, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
+        """Create (or reuse) the project's experiment and start the run; return its id."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
+        client = self._client()
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is None:
+            try:
+                self.experiment_id = client.create_experiment(
+                    self.experiment_name, artifact_location=self.artifact_location
+                )
+            except Exception:  # noqa: BLE001 - created concurrently by another run
+                experiment = client.get_experiment_by_name(self.experiment_name)
+                if experiment is None:
+                    raise
+                self.experiment_id = experiment.experiment_id
+        else:
+            self.experiment_id = experiment.experiment_id
+        run = client.create_run(self.experiment_id, run_name=self.run_name, tags=dict(tags))
+        self.run_id = run.info.run_id
+        from mlflow.entities import Param
+
+        client.log_batch(
+            self.run_id, params=[Param(k, str(v)[:6000]) for k, v in sorted(params.items())]
+        )
+        return self.run_id
+
+    def log_round(self, report: RoundReport, *, step: int | None = None) -> None:
+        """Log the round's metrics at step ``report.server_round``."""
+        from mlflow.entities import Metric
+
+        assert self.run_id is not None, "start() first"
+        now = int(time.time() * 1000)
+        at = report.server_round if step is None else step
+        metrics = [Metric(k, float(v), now, at) for k, v in report.metrics().items()]
+        self._client().log_batch(self.run_id, metrics=metrics)
+
+    def log_summary(self, values: Mapping[str, float]) -> None:
+        """Log final summary metrics (no step)."""
+        from mlflow.entities import Metric
+
+        assert self.run_id is not None, "start() first"
+        now = int(time.time() * 1000)
+        self._client().log_batch(
+            self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
+        )
+
+    def log_model(
+        self,
+        manager: Any,
+        *,
+        registered_model_name: str | None,
+        tags: Mapping[str, str],
+    ) -> RegisteredModel:
+        """Log ``manager.get_model()`` with explicit pip requirements and register it."""
+        import importlib
+
+        import mlflow
+
+        assert self.run_id is not None, "start() first"
+        model = manager.get_model()
+        flavor = infer_flavor(manager, model)
+        requirements = manager.pip_requirements() or default_pip_requirements(flavor)
+        module = importlib.import_module(f"mlflow.{flavor}")
+        example = manager.input_example()
+        kwargs: dict[str, Any] = {
+            "name": "model",
+            "pip_requirements": requirements,
+            "registered_model_name": registered_model_name,
+        }
+        if example is not None:
+            kwargs["input_example"] = example
+        mlflow.set_tracking_uri(self.tracking_uri)
+        with mlflow.start_run(run_id=self.run_id):
+            if flavor == "pyfunc":
+                info = module.log_model(python_model=model, **kwargs)
+            else:
+                info = module.log_model(model, **kwargs)
+        version = getattr(info, "registered_model_version", None)
+        if registered_model_name and version is not None:
+            client = self._client()
+            for key, value in tags.items():
+                client.set_model_version_tag(registered_model_name, str(version), key, value)
+                client.set_registered_model_tag(registered_model_name, key, value)
+        return RegisteredModel(
+            model_uri=str(info.model_uri),
+            registered_name=registered_model_name,
+            version=None if version is None else str(version),
+            flavor=flavor,
+        )
+
+    def finish(self, *, failed: bool = False) -> None:
+        """End the run as FINISHED or FAILED (idempotent)."""
+        if self.run_id is None:
+            return
+        try:
+            self._client().set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+        except Exception:  # noqa: BLE001 - best effort: the server may be gone
+            logger.warning("could not mark MLflow run %s terminated", self.run_id, exc_info=True)

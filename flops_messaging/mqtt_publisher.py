@@ -1,0 +1,148 @@
+"""Publisher on paho-mqtt 2.x: QoS 1, waits for the broker's acknowledgement, last will."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from flops_contracts.events import Component, Event, EventType
+from flops_contracts.topics import event_topic
+from flops_messaging.publisher import EventPublisher
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class MqttSettings:
+    """Where and how to reach the broker. Credentials come from configuration, never argv."""
+
+    host: str
+    port: int = 1883
+    use_tls: bool = False
+    ca_file: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ack_timeout_s: float = 5.0
+    connect_timeout_s: float = 5.0
+    keepalive_s: int = 30
+
+
+class MqttPublisher(EventPublisher):
+    """Publishes events of one component instance to its event topic.
+
+    The connection is opened lazily on the first publish (no side effects in the constructor),
+    reconnects automatically with backoff, and registers a last-will ``lost`` event so the
+    manager learns when this component dies without saying goodbye.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        project_id: str,
+        component: Component,
+        instance: str,
+    ) -> None:
+        self._settings = settings
+        self._project_id = project_id
+        self._component = component
+        self._instance = instance
+        self._topic = event_topic(project_id, component, instance)
+        self._client: mqtt.Client | None = None
+        self._connected = threading.Event()
+        self._lock = threading.Lock()
+
+    @property
+    def topic(self) -> str:
+        """The topic this publisher writes to."""
+        return self._topic
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        if reason_code.is_failure:
+            logger.warning("MQTT broker refused connection: %s", reason_code)
+            return
+        self._connected.set()
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
+    ) -> None:
+        self._connected.clear()
+        if reason_code != 0:
+            logger.warning("MQTT connection lost (%s); reconnecting", reason_code)
+
+    def _ensure_client(self) -> mqtt.Client:
+        with self._lock:
+            if self._client is not None:
+                return self._client
+            s = self._settings
+            client = mqtt.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=f"{self._component}-{self._instance}-{self._project_id}"[:128],
+                protocol=mqtt.MQTTv311,
+            )
+            if s.username:
+                client.username_pw_set(s.username, s.password)
+            if s.use_tls:
+                client.tls_set(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+            will = Event(
+                project_id=self._project_id,
+                component=self._component,
+                instance=self._instance,
+                event=EventType.LOST,
+                data={"reason": "connection to the broker dropped without a goodbye"},
+            )
+            client.will_set(self._topic, will.to_json(), qos=1, retain=False)
+            client.reconnect_delay_set(min_delay=1, max_delay=30)
+            client.max_queued_messages_set(10_000)
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+            client.loop_start()
+            self._client = client
+            return client
+
+    def publish(self, event: Event) -> bool:
+        """Publish with QoS 1; return whether the broker acknowledged within the timeout.
+
+        An unacknowledged event stays queued in the client and is re-sent after reconnecting.
+        """
+        client = self._ensure_client()
+        s = self._settings
+        self._connected.wait(s.connect_timeout_s)
+        info = client.publish(self._topic, event.to_json(), qos=1)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            logger.error("MQTT queue full; event %s dropped", event.event_id)
+            return False
+        deadline = time.monotonic() + s.ack_timeout_s
+        while time.monotonic() < deadline:
+            if info._published:  # noqa: SLF001 - paho offers no non-raising accessor
+                return True
+            time.sleep(0.01)
+        logger.warning(
+            "MQTT broker %s:%s did not acknowledge event %s within %.1fs; it stays queued",
+            s.host,
+            s.port,
+            event.event_id,
+            s.ack_timeout_s,
+        )
+        return False
+
+    def close(self) -> None:
+        """Disconnect cleanly (no last will is sent) and stop the network loop."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.disconnect()
+        finally:
+            client.loop_stop()

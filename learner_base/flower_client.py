@@ -1,0 +1,190 @@
+"""Everything the learner needs from Flower, in one module.
+
+Uses Flower's legacy gRPC API (``start_client`` with a ``NumPyClient``): on Flower 1.41 it costs
+tens of milliseconds per round, while the Deployment Engine adds seconds of fixed polling per
+round. Moving to another Flower API means rewriting this module only.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flwr.client import NumPyClient
+from flwr.compat.client.app import start_client
+
+from learner_base.model_manager import RoundConfig, check_parameters
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+FitHook = Callable[[RoundConfig, int, float], None]
+EvaluateHook = Callable[[RoundConfig, float, float, int], None]
+
+
+class ContactTrackingClient(NumPyClient):  # type: ignore[misc]
+    """A NumPyClient that remembers whether the server ever talked to it."""
+
+    contacted: bool = False
+    code_error: BaseException | None = None
+
+    def _contact(self) -> None:
+        self.contacted = True
+
+    def _guard(self, call: Callable[[], _T]) -> _T:
+        """Run user code; remember its exception so it is not mistaken for a network error."""
+        try:
+            return call()
+        except BaseException as exc:
+            self.code_error = exc
+            raise
+
+
+class ClientCodeError(Exception):
+    """User code (the ModelManager or a callback) raised inside fit/evaluate."""
+
+
+class ModelManagerClient(ContactTrackingClient):
+    """Drives a repository's ModelManager from Flower's fit/evaluate calls."""
+
+    def __init__(
+        self,
+        manager: Any,
+        *,
+        on_fit: FitHook | None = None,
+        on_evaluate: EvaluateHook | None = None,
+    ) -> None:
+        self._manager = manager
+        self._on_fit = on_fit
+        self._on_evaluate = on_evaluate
+
+    def get_parameters(self, config: dict[str, Any]) -> list[Any]:
+        """Return the current local parameters."""
+        self._contact()
+        return check_parameters(
+            self._guard(self._manager.get_model_parameters),
+            source="ModelManager.get_model_parameters()",
+        )
+
+    def fit(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[list[Any], int, dict[str, Any]]:
+        """Train one round starting from the global ``parameters``."""
+        self._contact()
+        round_config = RoundConfig.from_flower(config)
+        self._guard(lambda: self._manager.set_model_parameters(parameters))
+        started = time.perf_counter()
+        examples = int(self._guard(lambda: self._manager.fit_model(round_config)))
+        seconds = time.perf_counter() - started
+        if self._on_fit is not None:
+            self._on_fit(round_config, examples, seconds)
+        return self.get_parameters({}), examples, {"train_seconds": seconds}
+
+    def evaluate(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
+        """Evaluate the global ``parameters`` on local test data."""
+        self._contact()
+        round_config = RoundConfig.from_flower(config)
+        self._guard(lambda: self._manager.set_model_parameters(parameters))
+        loss, accuracy, examples = self._guard(lambda: self._manager.evaluate_model(round_config))
+        if self._on_evaluate is not None:
+            self._on_evaluate(round_config, float(loss), float(accuracy), int(examples))
+        return float(loss), int(examples), {"accuracy": float(accuracy)}
+
+
+class CallbackClient(ContactTrackingClient):
+    """A Flower client whose calls are plain callbacks (a cluster aggregator towards the root)."""
+
+    def __init__(
+        self,
+        *,
+        get_parameters: Callable[[], list[Any]],
+        fit: Callable[[list[Any], dict[str, Any]], tuple[list[Any], int, dict[str, Any]]],
+        evaluate: Callable[[list[Any], dict[str, Any]], tuple[float, int, dict[str, Any]]],
+    ) -> None:
+        self._get_parameters = get_parameters
+        self._fit = fit
+        self._evaluate = evaluate
+
+    def get_parameters(self, config: dict[str, Any]) -> list[Any]:
+        """Return the current parameters."""
+        self._contact()
+        return self._guard(self._get_parameters)
+
+    def fit(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[list[Any], int, dict[str, Any]]:
+        """Delegate to the fit callback."""
+        self._contact()
+        return self._guard(lambda: self._fit(parameters, config))
+
+    def evaluate(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
+        """Delegate to the evaluate callback."""
+        self._contact()
+        return self._guard(lambda: self._evaluate(parameters, config))
+
+
+def run_client(
+    client: ContactTrackingClient,
+    *,
+    server_address: str,
+    connect_timeout_s: float,
+    root_certificates: bytes | None = None,
+) -> None:
+    """Connect to the Flower server and serve rounds until it says goodbye.
+
+    Until the server has talked to this client, failed connection attempts are retried with
+    exponential backoff (0.2 s doubling up to 5 s) for at most ``connect_timeout_s``. Once
+    training has started, a broken connection is an error.
+
+    Raises
+    ------
+    ConnectionError
+        If the server could not be reached in time or the connection broke.
+    ClientCodeError
+        If user code raised inside fit/evaluate/get_parameters.
+    """
+    deadline = time.monotonic() + connect_timeout_s
+    delay = 0.2
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            start_client(
+                server_address=server_address,
+                client=client.to_client(),
+                root_certificates=root_certificates,
+                insecure=root_certificates is None,
+            )
+            return
+        except Exception as exc:  # noqa: BLE001 - grpc raises many types; callers need one
+            if client.code_error is not None:
+                err = client.code_error
+                raise ClientCodeError(f"{type(err).__name__}: {err}") from err
+            remaining = deadline - time.monotonic()
+            if client.contacted or remaining <= 0:
+                what = "broke" if client.contacted else (
+                    f"could not be established within {connect_timeout_s:.0f}s "
+                    f"({attempts} attempts)"
+                )
+                raise ConnectionError(
+                    f"connection to {server_address} {what}: {_grpc_summary(exc)}"
+                ) from exc
+            logger.info("server %s not reachable yet; retrying in %.1fs", server_address, delay)
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 2, 5.0)
+
+
+def _grpc_summary(exc: BaseException) -> str:
+    details = getattr(exc, "details", None)
+    if callable(details):
+        try:
+            return f"{type(exc).__name__}: {details()}"
+        except Exception:  # noqa: BLE001
+            pass
+    return f"{type(exc).__name__}: {exc}"
