@@ -83,12 +83,16 @@ class LearnerContext:
         The project's data tags: the data sets this learner should train on.
     seed
         A seed for reproducible local shuffling and splitting.
+    data_server
+        Location of this node's ML data server (``grpc://host:port``), or ``None`` when the
+        repository brings its own data.
     """
 
     learner_index: int = 0
     learner_count: int = 1
     data_tags: tuple[str, ...] = ()
     seed: int = 0
+    data_server: str | None = None
 
 
 class ModelManager(abc.ABC):

@@ -61,6 +61,7 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
         learner_count=settings.learner_count,
         data_tags=tuple(settings.data_tags),
         seed=settings.seed,
+        data_server=settings.data_server,
     )
     try:
         manager.set_model_data(context)

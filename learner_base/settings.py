@@ -23,6 +23,9 @@ class LearnerSettings(BaseModel):
     events_uri: str | None = None
     connect_timeout_s: float = Field(300.0, gt=0)
     tls_root_cert: str | None = Field(None, description="PEM file of the CA to trust (TLS)")
+    data_server: str | None = Field(
+        None, description="this node's ML data server, grpc://host:port (token: FLOPS_DATA_TOKEN)"
+    )
 
     @field_validator("project_id")
     @classmethod
