@@ -79,7 +79,9 @@ class ClusterAggregator:
             count=len(reasons), reasons=reasons[:10],
         )
 
-    def fit(self, parameters: list[Any], config: dict[str, Any]) -> tuple[list[Any], int, dict[str, Any]]:
+    def fit(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[list[Any], int, dict[str, Any]]:
         """Run one cycle of cluster rounds from the received global parameters."""
         self._cycle = int(config.get("server_round", self._cycle + 1))
         self._ensure_learners()
@@ -100,7 +102,9 @@ class ClusterAggregator:
         self.parameters = strategy.latest_parameters
         return self.parameters, max(1, strategy.last_fit_examples), {}
 
-    def evaluate(self, parameters: list[Any], config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
+    def evaluate(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
         """Evaluate the received global parameters on this cluster's learners."""
         self._ensure_learners()
         t = self._training

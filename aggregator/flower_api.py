@@ -79,7 +79,7 @@ def build_flower_strategy(
     ``min_available_clients`` is set to ``min_fit``: the initial wait for all learners is done by
     :meth:`FlowerSession.wait_for_clients`, and later rounds continue while ``min_fit`` remain.
     """
-    cls = _STRATEGY_CLASSES[training.strategy.name]
+    cls: Any = _STRATEGY_CLASSES[training.strategy.name]
     strategy: Strategy = cls(
         fraction_fit=training.fraction_fit,
         fraction_evaluate=training.fraction_evaluate,
@@ -107,6 +107,7 @@ def build_flower_strategy(
                 initial_clipping_norm=dp.clipping_norm,
                 target_clipped_quantile=dp.target_clipped_quantile,
                 clip_norm_lr=dp.clip_norm_lr,
+                clipped_count_stddev=dp.clipped_count_stddev,
             )
     return strategy
 
@@ -122,7 +123,7 @@ def _describe_failure(failure: tuple[ClientProxy, Any] | BaseException) -> str:
     return f"client {proxy.cid}: {res.status.message}"
 
 
-class RecordingStrategy(Strategy):  # type: ignore[misc]
+class RecordingStrategy(Strategy):
     """Wraps a Flower strategy: adds per-round learner config, records rounds, enforces minimums.
 
     The wrapped strategy does all aggregation math; this class only observes and annotates.

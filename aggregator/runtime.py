@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from learner_base.repository import load_model_manager
 logger = logging.getLogger(__name__)
 
 
-class ExitCode:
+class ExitCode(enum.IntEnum):
     """Aggregator exit codes (range 20-29); 0 means training completed."""
 
     OK = 0
@@ -27,9 +28,6 @@ class ExitCode:
     TRAINING = 22
     CONNECTION = 23
     INTERNAL = 29
-
-    def __new__(cls) -> ExitCode:  # pragma: no cover - constants only
-        raise TypeError("ExitCode holds constants only")
 
 
 COMPONENT_BY_ROLE = {

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import enum
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from typing_extensions import Self
 
 from flops_contracts.ids import check_identifier
 from flops_contracts.spec import TrainingMode, TrainingSpec
@@ -25,7 +25,7 @@ class AggregatorSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: AggregatorRole = AggregatorRole.CLASSIC
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=lambda: TrainingSpec())
     repo_dir: str | None = Field(None, description="user repository (classic and root)")
     listen_address: str = "0.0.0.0:8080"
     project_id: str = "local"

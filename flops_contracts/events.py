@@ -113,11 +113,11 @@ class Event:
             if not isinstance(value, str) or not is_identifier(value):
                 raise EventFormatError(f"event field {key!r} is missing or not a valid identifier")
         try:
-            component = Component(raw.get("component"))
+            component = Component(str(raw.get("component")))
         except ValueError:
             raise EventFormatError(f"unknown component {raw.get('component')!r}") from None
         try:
-            event = EventType(raw.get("event"))
+            event = EventType(str(raw.get("event")))
         except ValueError:
             raise EventFormatError(f"unknown event type {raw.get('event')!r}") from None
         timestamp = raw.get("timestamp")

@@ -103,6 +103,9 @@ class DifferentialPrivacySpec(_Model):
     clipping_norm: float = Field(1.0, gt=0, description="fixed clipping norm or initial norm")
     target_clipped_quantile: float = Field(0.5, gt=0, lt=1)
     clip_norm_lr: float = Field(0.2, gt=0)
+    clipped_count_stddev: float | None = Field(
+        None, gt=0, description="adaptive clipping: noise on the clipped count (default fit/20)"
+    )
 
 
 class TrainingSpec(_Model):
@@ -117,8 +120,8 @@ class TrainingSpec(_Model):
     min_evaluate_learners: int | None = Field(None, ge=1)
     fraction_fit: float = Field(1.0, gt=0, le=1)
     fraction_evaluate: float = Field(1.0, gt=0, le=1)
-    strategy: StrategySpec = Field(default_factory=StrategySpec)
-    learner_config: LearnerConfigSpec = Field(default_factory=LearnerConfigSpec)
+    strategy: StrategySpec = Field(default_factory=lambda: StrategySpec())
+    learner_config: LearnerConfigSpec = Field(default_factory=lambda: LearnerConfigSpec())
     round_timeout_s: float = Field(600.0, gt=0, le=86_400)
     connect_timeout_s: float = Field(
         600.0, gt=0, le=86_400, description="how long the aggregator waits for learners to join"
@@ -167,9 +170,18 @@ class TrainingSpec(_Model):
             raise ValueError(
                 f"min_evaluate_learners ({evaluate}) exceeds min_available_learners ({available})"
             )
+        dp = self.differential_privacy
+        if dp is not None and dp.clipping == "adaptive":
+            stddev = dp.clipped_count_stddev or fit / 20
+            if dp.noise_multiplier >= 2 * stddev:
+                raise ValueError(
+                    f"differential_privacy: noise_multiplier ({dp.noise_multiplier}) must be "
+                    f"below 2 x clipped_count_stddev ({stddev}); raise clipped_count_stddev"
+                )
         if self.clusters is not None and self.min_clusters > len(self.clusters):
             raise ValueError(
-                f"min_clusters ({self.min_clusters}) exceeds the clusters named ({len(self.clusters)})"
+                f"min_clusters ({self.min_clusters}) exceeds the clusters named "
+                f"({len(self.clusters)})"
             )
         return self
 
@@ -222,12 +234,12 @@ class ProjectSpec(_Model):
     """Everything a project asks for, apart from where its repository is."""
 
     name: str | None = Field(None, description="human-readable project name")
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=lambda: TrainingSpec())
     data_tags: list[str] = Field(default_factory=list)
-    resources: ResourceSpec = Field(default_factory=ResourceSpec)
+    resources: ResourceSpec = Field(default_factory=lambda: ResourceSpec())
     platforms: list[Platform] = Field(default_factory=lambda: [Platform.LINUX_AMD64])
     post_training_steps: list[PostTrainingStep] = Field(default_factory=list)
-    model: ModelSpec = Field(default_factory=ModelSpec)
+    model: ModelSpec = Field(default_factory=lambda: ModelSpec())
 
     @field_validator("name")
     @classmethod

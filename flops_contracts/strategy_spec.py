@@ -126,4 +126,6 @@ def validate_strategy_params(name: StrategyName, params: dict[str, Any]) -> dict
             f"{'.'.join(str(p) for p in err['loc']) or 'params'}: {err['msg']}"
             for err in exc.errors()
         )
-        raise ValueError(f"invalid hyper-parameters for strategy {name.value}: {problems}") from None
+        raise ValueError(
+            f"invalid hyper-parameters for strategy {name.value}: {problems}"
+        ) from None

@@ -49,6 +49,7 @@ def _mqtt(uri: str, project_id: str, component: Component, instance: str,
         ca_file=env.get("FLOPS_MQTT_CA_FILE") or None,
         username=env.get("FLOPS_MQTT_USERNAME") or None,
         password=env.get("FLOPS_MQTT_PASSWORD") or None,
+        keepalive_s=int(env.get("FLOPS_MQTT_KEEPALIVE_S") or 30),
     )
     return MqttPublisher(settings, project_id=project_id, component=component, instance=instance)
 

@@ -24,7 +24,7 @@ FitHook = Callable[[RoundConfig, int, float], None]
 EvaluateHook = Callable[[RoundConfig, float, float, int], None]
 
 
-class ContactTrackingClient(NumPyClient):  # type: ignore[misc]
+class ContactTrackingClient(NumPyClient):
     """A NumPyClient that remembers whether the server ever talked to it."""
 
     contacted: bool = False

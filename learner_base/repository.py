@@ -11,7 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from flops_contracts.errors import ContractError
-from learner_base.model_manager import REQUIRED_METHODS, ModelManager, check_parameters
+from learner_base.model_manager import REQUIRED_METHODS, check_parameters
 
 MODEL_MANAGER_FILE = "model_manager.py"
 MODEL_MANAGER_CLASS = "ModelManager"
@@ -61,14 +61,6 @@ def load_model_manager_class(repo_dir: Path) -> type[Any]:
     module = _import_module(repo_dir)
     path = repo_dir / MODEL_MANAGER_FILE
     cls = getattr(module, MODEL_MANAGER_CLASS, None)
-    if cls is None:
-        candidates = [
-            obj for obj in vars(module).values()
-            if inspect.isclass(obj) and issubclass(obj, ModelManager) and obj is not ModelManager
-            and obj.__module__ == module.__name__
-        ]
-        if len(candidates) == 1:
-            cls = candidates[0]
     if cls is None or not inspect.isclass(cls):
         raise ContractError(
             f"{path}: defines no class {MODEL_MANAGER_CLASS} (subclass "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from learner_base.settings import LearnerSettings
 logger = logging.getLogger(__name__)
 
 
-class ExitCode:
+class ExitCode(enum.IntEnum):
     """Learner exit codes (range 30-39); 0 means training finished."""
 
     OK = 0
@@ -24,9 +25,6 @@ class ExitCode:
     DATA = 32
     CONNECTION = 33
     TRAINING = 34
-
-    def __new__(cls) -> ExitCode:  # pragma: no cover - constants only
-        raise TypeError("ExitCode holds constants only")
 
 
 def run_learner(settings: LearnerSettings) -> int:

@@ -44,5 +44,5 @@ class LearnerSettings(BaseModel):
 
     @property
     def instance_name(self) -> str:
-        """This learner's instance name (default ``learner-<index>``)."""
+        """Instance name of this learner (default ``learner-<index>``)."""
         return self.instance or f"learner-{self.learner_index}"

@@ -9,7 +9,9 @@ from sklearn.model_selection import train_test_split
 from learner_base import LearnerContext
 
 
-def load_partition(context: LearnerContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_partition(
+    context: LearnerContext,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Return (x_train, y_train, x_test, y_test) of this learner's partition.
 
     A fixed 20 % of the data set is held out from every learner (for checking the served model);
@@ -18,7 +20,7 @@ def load_partition(context: LearnerContext) -> tuple[np.ndarray, np.ndarray, np.
     x, y = load_digits(return_X_y=True)
     x = x / 16.0
     x_pool, _, y_pool, _ = train_test_split(x, y, test_size=0.2, random_state=0, stratify=y)
-    order = np.random.default_rng(context.seed).permutation(len(x_pool))
+    order = np.random.default_rng(0).permutation(len(x_pool))  # same order on every learner
     shard = np.array_split(order, context.learner_count)[context.learner_index]
     x_shard, y_shard = x_pool[shard], y_pool[shard]
     x_train, x_test, y_train, y_test = train_test_split(

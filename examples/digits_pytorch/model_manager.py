@@ -7,10 +7,11 @@ from typing import Any
 
 import numpy as np
 import torch
+from data import load_partition
 from torch import nn
 
-from data import load_partition
-from learner_base import LearnerContext, ModelManager as BaseModelManager, RoundConfig
+from learner_base import LearnerContext, RoundConfig
+from learner_base import ModelManager as BaseModelManager
 
 
 def build_network() -> nn.Module:

@@ -7,12 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from data import load_partition
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
-from data import load_partition
-from learner_base import LearnerContext, ModelManager as BaseModelManager, RoundConfig
+from learner_base import LearnerContext, RoundConfig
+from learner_base import ModelManager as BaseModelManager
 
 N_CLASSES = 10
 N_FEATURES = 64

@@ -1,0 +1,39 @@
+"""The ``flops`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from flops_manager.cli import train_local
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the top-level parser with every sub-command."""
+    parser = argparse.ArgumentParser(prog="flops", description="Federated learning operations")
+    sub = parser.add_subparsers(dest="command", required=True)
+    local = sub.add_parser(
+        "train-local",
+        help="train a repository federatedly with local processes",
+        description="Start the aggregator(s) and learners as local processes on free loopback "
+        "ports, show per-round progress and end with a summary.",
+    )
+    train_local.add_arguments(local)
+    local.set_defaults(handler=train_local.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``flops``."""
+    logging.basicConfig(level=os.environ.get("FLOPS_LOG_LEVEL", "WARNING"))
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

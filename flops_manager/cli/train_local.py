@@ -1,0 +1,223 @@
+"""``flops train-local``: federated training of a repository with local processes only."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flops_contracts.errors import ContractError, FlopsError
+from flops_contracts.events import Component, Event, EventType
+from flops_contracts.spec import ProjectSpec, parse_spec
+from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
+from flops_manager.cli.processes import ProcessGroup, free_port
+from flops_messaging.file_publisher import read_events
+
+MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Declare the ``train-local`` options."""
+    parser.add_argument("repo_dir", type=Path, help="directory of the ML repository")
+    parser.add_argument("--learners", type=int, help="learners (per cluster when hierarchical)")
+    parser.add_argument("--rounds", type=int, help="rounds (per cycle when hierarchical)")
+    parser.add_argument("--strategy", help="FedAvg, FedProx, FedAdam, ... (default FedAvg)")
+    parser.add_argument("--strategy-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="strategy hyper-parameter, repeatable (e.g. proximal_mu=0.1)")
+    parser.add_argument("--mode", choices=["classic", "hierarchical"])
+    parser.add_argument("--clusters", type=int, help="hierarchical: number of clusters")
+    parser.add_argument("--cycles", type=int, help="hierarchical: root rounds")
+    parser.add_argument("--min-fit", type=int, dest="min_fit", help="min_fit_learners")
+    parser.add_argument("--round-timeout", type=float, dest="round_timeout",
+                        help="seconds a round may take")
+    parser.add_argument("--spec", type=Path, help="JSON project spec; options above override it")
+    parser.add_argument("--mlflow-uri", dest="mlflow_uri",
+                        help="MLflow tracking URI (default: sqlite store in the work directory)")
+    parser.add_argument("--workdir", type=Path, help="where logs, events and MLflow data go")
+    parser.add_argument("--timeout", type=float, help="overall limit in seconds")
+    parser.add_argument("--json", action="store_true", help="print one JSON summary line last")
+
+
+def _scalar(text: str) -> bool | int | float | str:
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in {"true", "false"}:
+        return text.lower() == "true"
+    return text
+
+
+def build_spec(args: argparse.Namespace) -> ProjectSpec:
+    """Merge ``--spec`` with the command-line options and validate the result.
+
+    Raises
+    ------
+    FlopsError
+        With a message naming every invalid field.
+    """
+    data: dict[str, Any] = {}
+    if args.spec:
+        try:
+            data = json.loads(args.spec.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise FlopsError(f"cannot read spec {args.spec}: {exc}") from None
+    training: dict[str, Any] = dict(data.get("training", {}))
+    for key, value in (
+        ("learners", args.learners), ("rounds", args.rounds), ("mode", args.mode),
+        ("cycles", args.cycles), ("min_fit_learners", args.min_fit),
+        ("round_timeout_s", args.round_timeout),
+    ):
+        if value is not None:
+            training[key] = value
+    if args.mode == "hierarchical" and "cycles" not in training:
+        training["cycles"] = 1
+    if args.clusters is not None:
+        training["clusters"] = [f"cluster-{i}" for i in range(args.clusters)]
+    if args.strategy or args.strategy_param:
+        strategy = dict(training.get("strategy", {}))
+        if args.strategy:
+            strategy["name"] = args.strategy
+        params = dict(strategy.get("params", {}))
+        for item in args.strategy_param:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise FlopsError(f"--strategy-param {item!r}: use KEY=VALUE")
+            params[key] = _scalar(value)
+        strategy["params"] = params
+        training["strategy"] = strategy
+    data["training"] = training
+    return parse_spec(data)
+
+
+def _progress_line(event: Event) -> str | None:
+    d = event.data
+    if event.event is EventType.ROUND_COMPLETED and event.component in MAIN_COMPONENTS:
+        acc = d.get("accuracy")
+        loss = d.get("loss")
+        return (
+            f"round {d.get('round')}/{d.get('rounds')}  "
+            f"loss {loss:.4f}  " if isinstance(loss, float) else f"round {d.get('round')}  "
+        ) + (f"accuracy {acc:.4f}  " if isinstance(acc, float) else "") + (
+            f"learners {d.get('answered')} answered, {d.get('failed')} failed  "
+            f"({d.get('duration_s')}s)"
+        )
+    if event.event is EventType.LEARNER_FAILED:
+        return f"{event.component} {event.instance}: {d.get('count')} failure(s) in round " \
+               f"{d.get('round')} ({d.get('phase')})"
+    if event.event in (EventType.FAILED, EventType.LOST):
+        return f"{event.component} {event.instance} {event.event}: {d.get('reason')}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``train-local``; return the exit code."""
+    out = sys.stdout
+    try:
+        spec = build_spec(args)
+        from learner_base.repository import load_model_manager
+
+        load_model_manager(args.repo_dir)  # fail before starting anything
+    except (FlopsError, ContractError) as exc:
+        return _finish(args, {"status": "failed", "reason": exc.message}, 2)
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="flops-train-")).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    events_path = workdir / "events.jsonl"
+    events_path.unlink(missing_ok=True)
+    tracking_uri = args.mlflow_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    t = spec.training
+    local = LocalRun(
+        repo_dir=str(args.repo_dir.resolve()),
+        training=t,
+        project_name=spec.name,
+        events_uri=f"file://{events_path}",
+        mlflow_tracking_uri=tracking_uri,
+        mlflow_artifact_location=None if args.mlflow_uri else str(workdir / "mlartifacts"),
+        registered_model_name=spec.model.registered_model_name,
+    )
+    plans = plan_processes(local, free_port)
+    rounds = (t.cycles or 1) if t.mode.value == "hierarchical" else t.rounds
+    limit = args.timeout or (
+        t.connect_timeout_s + rounds * t.round_timeout_s * (2 * t.rounds + 1 if t.cycles else 2)
+        + 120
+    )
+    print(f"work directory: {workdir}", file=out)
+    print(f"starting {len(plans)} processes ({t.mode.value}, {t.strategy.name.value}, "
+          f"{rounds} rounds)", file=out)
+    group = ProcessGroup(workdir / "logs")
+    seen = 0
+    final: Event | None = None
+    try:
+        main = None
+        for plan in plans:
+            started = group.start(plan.name, plan.argv, plan.env)
+            if plan is main_process(plans):
+                main = started
+        assert main is not None
+        deadline = time.monotonic() + limit
+        while True:
+            exited = main.returncode is not None
+            events = read_events(events_path)
+            for event in events[seen:]:
+                line = _progress_line(event)
+                if line:
+                    print(line, file=out, flush=True)
+                if event.component in MAIN_COMPONENTS and event.event in (
+                    EventType.COMPLETED, EventType.FAILED
+                ):
+                    final = event
+            seen = len(events)
+            if exited:
+                break
+            if time.monotonic() > deadline:
+                return _finish(args, {"status": "failed",
+                                      "reason": f"timed out after {limit:.0f}s",
+                                      "workdir": str(workdir)}, 1)
+            time.sleep(0.2)
+        group.wait_all(10.0)
+    except KeyboardInterrupt:
+        return _finish(args, {"status": "cancelled", "workdir": str(workdir)}, 130)
+    finally:
+        group.stop_all()
+
+    if final is None or final.event is not EventType.COMPLETED:
+        reason = final.data.get("reason") if final else (
+            f"aggregator exited with code {main.returncode} without a result; "
+            f"see {main.log_path}"
+        )
+        return _finish(args, {"status": "failed", "reason": reason, "workdir": str(workdir)}, 1)
+    d = final.data
+    summary = {
+        "status": "completed",
+        "accuracy": d.get("accuracy"),
+        "loss": d.get("loss"),
+        "rounds": d.get("rounds"),
+        "best_round": d.get("best_round"),
+        "best_accuracy": d.get("best_value") if d.get("selection_metric") == "accuracy" else None,
+        "mlflow_tracking_uri": tracking_uri,
+        "mlflow_run_id": d.get("mlflow_run_id"),
+        "model_uri": d.get("model_uri"),
+        "registered_model_uri": d.get("registry_uri"),
+        "workdir": str(workdir),
+    }
+    return _finish(args, summary, 0)
+
+
+def _finish(args: argparse.Namespace, summary: dict[str, Any], code: int) -> int:
+    out = sys.stdout
+    if summary.get("status") == "completed":
+        print("training completed", file=out)
+        for key in ("accuracy", "loss", "rounds", "best_round", "mlflow_run_id",
+                    "registered_model_uri", "mlflow_tracking_uri"):
+            print(f"  {key}: {summary.get(key)}", file=out)
+    else:
+        print(f"training {summary.get('status')}: {summary.get('reason', '')}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary), file=out, flush=True)
+    return code

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, then lint, type-check and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
+  # The MQTT tests start a real broker; Debian's mosquitto (apt does not start it).
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto >/dev/null; fi
+fi
+bash scripts/setup.sh dev,torch
+export FLWR_TELEMETRY_ENABLED=0
+.venv/bin/ruff check .
+.venv/bin/mypy
+.venv/bin/python -m pytest -q --durations=15 "$@"

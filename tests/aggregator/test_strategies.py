@@ -1,0 +1,57 @@
+import numpy as np
+import pytest
+from flwr.server.strategy import (
+    DifferentialPrivacyServerSideAdaptiveClipping,
+    DifferentialPrivacyServerSideFixedClipping,
+)
+
+from aggregator.flower_api import build_flower_strategy
+from aggregator.runtime import learner_round_config
+from flops_contracts.spec import parse_spec
+from flops_contracts.strategy_spec import StrategyName
+
+PARAMS = {StrategyName.FEDPROX: {"proximal_mu": 0.1}}
+
+
+@pytest.mark.parametrize("name", list(StrategyName))
+def test_every_strategy_builds_with_flower(name):
+    spec = parse_spec({"training": {"learners": 3, "strategy": {
+        "name": name.value, "params": PARAMS.get(name, {})}}})
+    strategy = build_flower_strategy(spec.training, initial_parameters=[np.zeros(2)],
+                                     min_fit=2, min_evaluate=2)
+    assert type(strategy).__name__ == name.value
+    assert strategy.min_fit_clients == 2
+
+
+def test_hyper_parameters_reach_flower():
+    spec = parse_spec({"training": {"strategy": {"name": "FedAvgM", "params": {
+        "server_momentum": 0.5}}}})
+    strategy = build_flower_strategy(spec.training, initial_parameters=[np.zeros(2)],
+                                     min_fit=1, min_evaluate=1)
+    assert strategy.server_momentum == 0.5
+
+
+@pytest.mark.parametrize(("clipping", "cls"), [
+    ("fixed", DifferentialPrivacyServerSideFixedClipping),
+    ("adaptive", DifferentialPrivacyServerSideAdaptiveClipping)])
+def test_differential_privacy_wraps_the_strategy(clipping, cls):
+    spec = parse_spec({"training": {"differential_privacy": {
+        "clipping": clipping, "noise_multiplier": 0.5, "clipped_count_stddev": 1.0}}})
+    strategy = build_flower_strategy(spec.training, initial_parameters=[np.zeros(2)],
+                                     min_fit=2, min_evaluate=2)
+    assert isinstance(strategy, cls)
+
+
+def test_learner_round_config_flattens_learner_config():
+    spec = parse_spec({"training": {"learner_config": {
+        "local_epochs": 3, "batch_size": 8, "learning_rate": 0.1, "extra": {"dropout": 0.2}}}})
+    assert learner_round_config(spec.training) == {
+        "local_epochs": 3, "batch_size": 8, "learning_rate": 0.1, "dropout": 0.2}
+
+
+def test_adaptive_dp_with_too_much_noise_is_rejected_by_the_spec():
+    from flops_contracts.errors import FlopsError
+
+    with pytest.raises(FlopsError, match="clipped_count_stddev"):
+        parse_spec({"training": {"differential_privacy": {
+            "clipping": "adaptive", "noise_multiplier": 0.5}}})
