@@ -204,6 +204,7 @@ class RecordingStrategy(Strategy):
     ) -> list[tuple[ClientProxy, EvaluateIns]]:
         """Let the wrapped strategy sample learners, then add the per-round configuration."""
         instructions = self.inner.configure_evaluate(server_round, parameters, client_manager)
+        self.recorder.add_bytes_sent(sum(_nbytes(ins.parameters) for _, ins in instructions))
         return [
             (proxy, EvaluateIns(ins.parameters, self._with_config(server_round, ins.config)))
             for proxy, ins in instructions

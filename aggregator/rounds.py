@@ -98,6 +98,10 @@ class RoundRecorder:
         self._fit = []
         self._fit_failed = 0
 
+    def add_bytes_sent(self, nbytes: int) -> None:
+        """Count parameters sent outside the fit phase (evaluation instructions)."""
+        self._bytes_sent += nbytes
+
     def fit_finished(
         self, server_round: int, outcomes: Sequence[FitOutcome], failures: Sequence[str]
     ) -> None:
@@ -127,8 +131,6 @@ class RoundRecorder:
         server_round: int,
         outcomes: Sequence[EvaluateOutcome],
         failures: Sequence[str],
-        *,
-        bytes_sent: int = 0,
     ) -> RoundReport:
         """Record evaluate answers and return the round's report.
 
@@ -162,7 +164,7 @@ class RoundRecorder:
             fit_examples=sum(o.examples for o in self._fit),
             evaluate_examples=sum(o.examples for o in outcomes),
             duration_s=time.perf_counter() - started,
-            bytes_sent=self._bytes_sent + bytes_sent,
+            bytes_sent=self._bytes_sent,
             bytes_received=sum(o.bytes_received for o in self._fit),
         )
 

@@ -192,9 +192,9 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         address=settings.listen_address, certificates=server_certificates(settings)
     )
     try:
+        session.start()  # learners can connect while MLflow initialises
         if tracker is not None:
             tracker.start(params=training_params(settings), tags=tags)
-        session.start()
         emitter.emit(
             EventType.STARTED, address=settings.listen_address, expected=target,
             rounds=num_rounds, mlflow_run_id=tracker.run_id if tracker else None,

@@ -20,6 +20,7 @@ from learner_base.model_manager import RoundConfig, check_parameters
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+MAX_RETRY_DELAY_S = 1.0
 FitHook = Callable[[RoundConfig, int, float], None]
 EvaluateHook = Callable[[RoundConfig, float, float, int], None]
 
@@ -139,8 +140,9 @@ def run_client(
     """Connect to the Flower server and serve rounds until it says goodbye.
 
     Until the server has talked to this client, failed connection attempts are retried with
-    exponential backoff (0.2 s doubling up to 5 s) for at most ``connect_timeout_s``. Once
-    training has started, a broken connection is an error.
+    exponential backoff (0.2 s doubling) for at most ``connect_timeout_s``. Once
+    training has started, a broken connection is an error. The delay is capped at one second:
+    an attempt costs little, and a learner should not sit idle after its server came up.
 
     Raises
     ------
@@ -177,7 +179,7 @@ def run_client(
                 ) from exc
             logger.info("server %s not reachable yet; retrying in %.1fs", server_address, delay)
             time.sleep(min(delay, remaining))
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 def _grpc_summary(exc: BaseException) -> str:
