@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import logging
-import os
 import sys
 
-from flops_contracts.config import load_settings
-from flops_contracts.errors import ConfigError
+from flops_contracts.entrypoint import start_component
 
 
 def main() -> int:
     """Entry point of the aggregator process."""
-    logging.basicConfig(
-        level=os.environ.get("FLOPS_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     from aggregator.settings import AggregatorRole, AggregatorSettings
 
-    try:
-        settings = load_settings(AggregatorSettings)
-    except ConfigError as exc:
-        print(f"flops-aggregator: {exc.message}", file=sys.stderr)
-        return 2
+    settings = start_component(AggregatorSettings, prog="flops-aggregator")
     if settings.role is AggregatorRole.CLUSTER:
         from aggregator.cluster import run_cluster_aggregator
 

@@ -14,7 +14,7 @@ from aggregator.tracking import MlflowTracker, RegisteredModel
 from flops_contracts.errors import ContractError, TrainingError
 from flops_contracts.events import Component, EventType
 from flops_contracts.spec import TrainingSpec
-from flops_messaging import EventEmitter, create_publisher
+from flops_messaging import EventEmitter, create_emitter
 from learner_base.repository import load_model_manager
 
 logger = logging.getLogger(__name__)
@@ -39,15 +39,10 @@ COMPONENT_BY_ROLE = {
 
 def make_emitter(settings: AggregatorSettings) -> EventEmitter:
     """Create the event emitter for this aggregator."""
-    component = COMPONENT_BY_ROLE[settings.role]
-    publisher = create_publisher(
+    return create_emitter(
         settings.events_uri,
         project_id=settings.project_id,
-        component=component,
-        instance=settings.instance_name,
-    )
-    return EventEmitter(
-        publisher, project_id=settings.project_id, component=component,
+        component=COMPONENT_BY_ROLE[settings.role],
         instance=settings.instance_name,
     )
 

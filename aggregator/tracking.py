@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
+import threading
 import time
 from collections.abc import Mapping
 from importlib import metadata
@@ -92,8 +94,12 @@ def default_pip_requirements(flavor: str) -> list[str]:
 class MlflowTracker:
     """Records one training as one MLflow run.
 
-    Nothing is contacted until :meth:`start` is called.
+    Nothing is contacted until :meth:`start` is called. Per-round metrics are written by a
+    background thread so that rounds never wait for the tracking server; a failed write is
+    retried with backoff (the server may be restarting) and :meth:`flush` waits for the queue.
     """
+
+    RETRIES = 5
 
     def __init__(
         self,
@@ -109,6 +115,8 @@ class MlflowTracker:
         self.artifact_location = artifact_location
         self.run_id: str | None = None
         self.experiment_id: str | None = None
+        self._queue: queue.Queue[list[Any] | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
 
     def _client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -144,20 +152,50 @@ class MlflowTracker:
         return self.run_id
 
     def log_round(self, report: RoundReport, *, step: int | None = None) -> None:
-        """Log the round's metrics at step ``report.server_round``."""
+        """Queue the round's metrics for step ``report.server_round`` (written in background)."""
         from mlflow.entities import Metric
 
         assert self.run_id is not None, "start() first"
         now = int(time.time() * 1000)
         at = report.server_round if step is None else step
         metrics = [Metric(k, float(v), now, at) for k, v in report.metrics().items()]
-        self._client().log_batch(self.run_id, metrics=metrics)
+        if self._writer is None:
+            self._writer = threading.Thread(target=self._write_loop, name="mlflow-metrics",
+                                            daemon=True)
+            self._writer.start()
+        self._queue.put(metrics)
+
+    def _write_loop(self) -> None:
+        client = self._client()
+        while True:
+            metrics = self._queue.get()
+            try:
+                if metrics is None:
+                    return
+                for attempt in range(self.RETRIES):
+                    try:
+                        client.log_batch(self.run_id, metrics=metrics)
+                        break
+                    except Exception:  # noqa: BLE001 - the tracking server may be restarting
+                        if attempt == self.RETRIES - 1:
+                            logger.warning("dropping %s metrics after %s attempts",
+                                           len(metrics), self.RETRIES, exc_info=True)
+                        else:
+                            time.sleep(min(0.5 * 2**attempt, 5.0))
+            finally:
+                self._queue.task_done()
+
+    def flush(self) -> None:
+        """Wait until every queued metric was written (or given up on)."""
+        if self._writer is not None:
+            self._queue.join()
 
     def log_summary(self, values: Mapping[str, float]) -> None:
         """Log final summary metrics (no step)."""
         from mlflow.entities import Metric
 
         assert self.run_id is not None, "start() first"
+        self.flush()
         now = int(time.time() * 1000)
         self._client().log_batch(
             self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
@@ -211,6 +249,11 @@ class MlflowTracker:
         """End the run as FINISHED or FAILED (idempotent)."""
         if self.run_id is None:
             return
+        self.flush()
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join(10)
+            self._writer = None
         try:
             self._client().set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
         except Exception:  # noqa: BLE001 - best effort: the server may be gone

@@ -6,7 +6,7 @@ tests); an empty URI or ``log:`` only logs (components then work stand-alone).
 """
 
 from flops_messaging.emitter import EventEmitter
-from flops_messaging.factory import create_publisher
+from flops_messaging.factory import create_emitter, create_publisher
 from flops_messaging.publisher import EventPublisher
 
-__all__ = ["EventEmitter", "EventPublisher", "create_publisher"]
+__all__ = ["EventEmitter", "EventPublisher", "create_emitter", "create_publisher"]

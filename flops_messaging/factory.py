@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlparse
 
 from flops_contracts.errors import ConfigError
 from flops_contracts.events import Component
+from flops_messaging.emitter import EventEmitter
 from flops_messaging.file_publisher import FilePublisher
 from flops_messaging.log_publisher import LogPublisher
 from flops_messaging.publisher import EventPublisher
@@ -61,6 +62,19 @@ _BUILDERS: dict[str, Builder] = {
     "mqtt": _mqtt,
     "mqtts": _mqtt,
 }
+
+
+def create_emitter(
+    uri: str | None,
+    *,
+    project_id: str,
+    component: Component,
+    instance: str,
+) -> EventEmitter:
+    """Build the publisher for ``uri`` wrapped in an emitter with the same identity."""
+    publisher = create_publisher(uri, project_id=project_id, component=component,
+                                 instance=instance)
+    return EventEmitter(publisher, project_id=project_id, component=component, instance=instance)
 
 
 def create_publisher(

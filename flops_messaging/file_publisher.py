@@ -41,16 +41,40 @@ class FilePublisher(EventPublisher):
         return True
 
 
-def read_events(path: Path) -> list[Event]:
-    """Read every well-formed event from a JSON-lines file (malformed lines are skipped)."""
+class EventTail:
+    """Reads the events appended to a JSON-lines file since the last call (for live views)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+
+    def read_new(self) -> list[Event]:
+        """Return events from complete lines written since the previous call."""
+        try:
+            with self.path.open("rb") as handle:
+                handle.seek(self._offset)
+                chunk = handle.read()
+        except FileNotFoundError:
+            return []
+        end = chunk.rfind(b"\n") + 1  # leave a partly written last line for next time
+        self._offset += end
+        return _parse_lines(chunk[:end].decode("utf-8", errors="replace").splitlines())
+
+
+def _parse_lines(lines: list[str]) -> list[Event]:
     events: list[Event] = []
-    if not path.exists():
-        return events
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in lines:
         if not line.strip():
             continue
         try:
             events.append(Event.from_json(line))
         except Exception:  # noqa: BLE001 - a torn or foreign line must not stop the reader
-            logger.debug("skipping malformed event line in %s", path)
+            logger.debug("skipping malformed event line")
     return events
+
+
+def read_events(path: Path) -> list[Event]:
+    """Read every well-formed event from a JSON-lines file (malformed lines are skipped)."""
+    if not path.exists():
+        return []
+    return _parse_lines(path.read_text(encoding="utf-8").splitlines())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flops_contracts.errors import ContractError
 from flops_contracts.events import Component, EventType
-from flops_messaging import EventEmitter, create_publisher
+from flops_messaging import EventEmitter, create_emitter
 from learner_base.flower_client import ClientCodeError, ModelManagerClient, run_client
 from learner_base.model_manager import LearnerContext, RoundConfig
 from learner_base.repository import load_model_manager
@@ -29,13 +29,8 @@ class ExitCode(enum.IntEnum):
 
 def run_learner(settings: LearnerSettings) -> int:
     """Run one learner to completion and return its exit code."""
-    emitter = EventEmitter(
-        create_publisher(
-            settings.events_uri,
-            project_id=settings.project_id,
-            component=Component.LEARNER,
-            instance=settings.instance_name,
-        ),
+    emitter = create_emitter(
+        settings.events_uri,
         project_id=settings.project_id,
         component=Component.LEARNER,
         instance=settings.instance_name,

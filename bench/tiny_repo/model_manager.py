@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from learner_base import LearnerContext, ModelManager as BaseModelManager, RoundConfig
+from learner_base import LearnerContext, RoundConfig
+from learner_base import ModelManager as BaseModelManager
 
 
 class ModelManager(BaseModelManager):

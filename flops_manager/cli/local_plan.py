@@ -108,17 +108,17 @@ def _learners(
     """Learners of one aggregator; data shards are numbered across all clusters."""
     out = []
     for index in range(run.training.learners):
-        settings = LearnerSettings.model_validate(dict(
-            repo_dir=run.repo_dir,
-            server_address=address,
-            instance=f"{prefix}-{index}",
-            learner_index=offset + index,
-            learner_count=total or run.training.learners,
-            seed=offset + index,
-            connect_timeout_s=run.training.connect_timeout_s,
-            project_id=str(common["project_id"]),
-            events_uri=common["events_uri"],
-        ))
+        settings = LearnerSettings.model_validate({
+            "repo_dir": run.repo_dir,
+            "server_address": address,
+            "instance": f"{prefix}-{index}",
+            "learner_index": offset + index,
+            "learner_count": total or run.training.learners,
+            "seed": offset + index,
+            "connect_timeout_s": run.training.connect_timeout_s,
+            "project_id": str(common["project_id"]),
+            "events_uri": common["events_uri"],
+        })
         out.append(ProcessPlan(settings.instance_name, "learner", "learner_base",
                                settings_to_env(settings)))
     return out

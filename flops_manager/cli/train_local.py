@@ -15,7 +15,7 @@ from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import ProjectSpec, parse_spec
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
 from flops_manager.cli.processes import ProcessGroup, free_port
-from flops_messaging.file_publisher import read_events
+from flops_messaging.file_publisher import EventTail
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
 
@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"starting {len(plans)} processes ({t.mode.value}, {t.strategy.name.value}, "
           f"{rounds} rounds)", file=out)
     group = ProcessGroup(workdir / "logs")
-    seen = 0
+    tail = EventTail(events_path)
     final: Event | None = None
     try:
         main = None
@@ -163,8 +163,7 @@ def run(args: argparse.Namespace) -> int:
         deadline = time.monotonic() + limit
         while True:
             exited = main.returncode is not None
-            events = read_events(events_path)
-            for event in events[seen:]:
+            for event in tail.read_new():
                 line = _progress_line(event)
                 if line:
                     print(line, file=out, flush=True)
@@ -172,7 +171,6 @@ def run(args: argparse.Namespace) -> int:
                     EventType.COMPLETED, EventType.FAILED
                 ):
                     final = event
-            seen = len(events)
             if exited:
                 break
             if time.monotonic() > deadline:

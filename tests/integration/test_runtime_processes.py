@@ -14,8 +14,8 @@ import pytest
 
 from flops_contracts.events import Component, EventType
 from flops_messaging.file_publisher import read_events
+from tests.fixtures.servers import free_port
 from tests.integration.conftest import EXAMPLES
-from tests.support.mosquitto import free_port
 
 pytestmark = pytest.mark.integration
 

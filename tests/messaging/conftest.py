@@ -1,10 +1,10 @@
 import pytest
 
-from tests.support.mosquitto import MosquittoBroker
+from tests.fixtures.servers import MosquittoServer
 
 
 @pytest.fixture
 def broker(tmp_path):
-    b = MosquittoBroker(tmp_path / "mosquitto").start()
-    yield b
-    b.stop()
+    server = MosquittoServer(tmp_path / "mosquitto").start()
+    yield server
+    server.stop()

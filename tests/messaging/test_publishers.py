@@ -16,7 +16,7 @@ from flops_contracts.topics import SUBSCRIPTION, parse_event_topic
 from flops_messaging import EventEmitter, create_publisher
 from flops_messaging.file_publisher import FilePublisher, read_events
 from flops_messaging.log_publisher import LogPublisher
-from tests.support.mosquitto import free_port
+from tests.fixtures.servers import free_port
 
 
 def subscriber(port: int) -> tuple[mqtt.Client, "queue.Queue[tuple[str, bytes]]"]:
@@ -35,7 +35,7 @@ def subscriber(port: int) -> tuple[mqtt.Client, "queue.Queue[tuple[str, bytes]]"
 def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     sub, received = subscriber(broker.port)
     try:
-        publisher = create_publisher(broker.uri, project_id="p1", component=Component.LEARNER,
+        publisher = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
                                      instance="learner-0")
         emitter = EventEmitter(publisher, project_id="p1", component=Component.LEARNER,
                                instance="learner-0")
@@ -70,7 +70,7 @@ def test_last_will_marks_a_killed_component_lost(broker):
         import os, time
         from flops_contracts.events import Component, EventType
         from flops_messaging import EventEmitter, create_publisher
-        p = create_publisher("{broker.uri}", project_id="p9", component=Component.LEARNER,
+        p = create_publisher("{broker.url}", project_id="p9", component=Component.LEARNER,
                              instance="doomed")
         EventEmitter(p, project_id="p9", component=Component.LEARNER,
                      instance="doomed").emit(EventType.STARTED)

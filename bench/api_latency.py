@@ -1,0 +1,121 @@
+"""API latency and throughput with 10k projects in nx-27017 (loopback, threaded load generator).
+
+Usage: python bench/api_latency.py [--projects 10000] [--threads 8] [--requests 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+
+import requests
+from werkzeug.serving import make_server
+
+from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
+from flops_manager.adapters.mongo_store import MongoProjectStore
+from flops_manager.adapters.nx_launcher import EmbeddedMongo, free_port
+from flops_manager.app import create_app
+from flops_manager.lifecycle.state import Project
+from flops_manager.settings import Settings
+
+
+def seed(store: MongoProjectStore, count: int) -> list[str]:
+    ids = []
+    now = time.time()
+    coll = store._projects  # bulk insert for speed; documents as the store writes them
+    store._init()
+    batch = []
+    for i in range(count):
+        owner = "alice" if i % 10 == 0 else f"user{i % 97}"
+        p = Project(id="p" + uuid.uuid4().hex[:16], owner=owner, spec={"training": {}},
+                    repository={"url": "https://h/u/r"}, created_at=now + i, updated_at=now + i,
+                    version=1)
+        doc = p.to_doc()
+        doc["event_seq"] = 0
+        batch.append(doc)
+        if owner == "alice":
+            ids.append(p.id)
+        if len(batch) == 500:
+            coll.insert_many(batch)
+            batch = []
+    if batch:
+        coll.insert_many(batch)
+    return ids
+
+
+def run(url: str, paths: list[str], threads: int, total: int, max_s: float) -> dict[str, float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(total))
+    deadline = time.monotonic() + max_s
+
+    def worker() -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer bench"
+        for n in counter:
+            if time.monotonic() > deadline:
+                return
+            start = time.perf_counter()
+            r = session.get(url + paths[n % len(paths)], timeout=30)
+            elapsed = time.perf_counter() - start
+            assert r.status_code == 200, r.text
+            with lock:
+                latencies.append(elapsed)
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "rps": len(latencies) / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--projects", type=int, default=10_000)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--max-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        embedded = EmbeddedMongo(tmp)
+        url = embedded.start()
+        try:
+            store = MongoProjectStore(url)
+            t0 = time.perf_counter()
+            ids = seed(store, args.projects)
+            print(f"seeded {args.projects} projects in {time.perf_counter() - t0:.1f} s")
+            settings = Settings(api_tokens='{"bench": "alice"}', mongo_url=url)
+            app = create_app(settings, store=store, orchestrator=MemoryOrchestrator())
+            port = free_port()
+            server = make_server("127.0.0.1", port, app, threaded=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            base = f"http://127.0.0.1:{port}"
+            for name, paths in [
+                ("GET project", [f"/api/v1/projects/{pid}" for pid in ids]),
+                ("list projects (page_size=20)",
+                 [f"/api/v1/projects?page={1 + i % 50}&page_size=20" for i in range(50)]),
+            ]:
+                result = run(base, paths, args.threads, args.requests, args.max_seconds)
+                print(f"{name}: {result['requests']:.0f} requests, p50 {result['p50_ms']:.1f} ms,"
+                      f" p99 {result['p99_ms']:.1f} ms, {result['rps']:.0f} req/s")
+            server.shutdown()
+            store.close()
+        finally:
+            embedded.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Start-up shared by every component's ``python -m`` entry point."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from flops_contracts.config import ENV_PREFIX, load_settings
+from flops_contracts.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def start_component(model: type[M], *, prog: str, prefix: str = ENV_PREFIX) -> M:
+    """Configure logging from ``FLOPS_LOG_LEVEL`` and load the component's settings.
+
+    Raises
+    ------
+    SystemExit
+        With code 2 and a message naming every invalid setting, when the configuration is bad.
+    """
+    logging.basicConfig(
+        level=os.environ.get("FLOPS_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    try:
+        return load_settings(model, prefix=prefix)
+    except ConfigError as exc:
+        print(f"{prog}: {exc.message}", file=sys.stderr)
+        raise SystemExit(2) from None

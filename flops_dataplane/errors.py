@@ -1,0 +1,35 @@
+"""Errors raised by the data plane's client side."""
+
+from __future__ import annotations
+
+from flops_contracts.errors import ErrorCode, FlopsError
+
+
+class DataPlaneError(FlopsError):
+    """A data-plane request failed (bad request, unreachable server, refused token, ...)."""
+
+    default_code = ErrorCode.BACKEND_UNAVAILABLE
+
+
+class DataAuthError(DataPlaneError):
+    """The data server refused the token (missing or wrong ``FLOPS_DATA_TOKEN``)."""
+
+    default_code = ErrorCode.UNAUTHORIZED
+
+
+class NoDataError(DataPlaneError):
+    """No data set matches the requested tags."""
+
+    default_code = ErrorCode.NOT_FOUND
+
+
+class SchemaMismatchError(DataPlaneError):
+    """Data sets that should be read together have different schemas."""
+
+    default_code = ErrorCode.CONFLICT
+
+
+class SourceError(FlopsError):
+    """A mock-provider data source cannot be loaded."""
+
+    default_code = ErrorCode.INVALID_CONFIG

@@ -1,0 +1,48 @@
+"""Settings of the ML data server (environment variables ``FLOPS_DATA_*`` or a JSON file)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flops_contracts.ids import check_identifier
+
+SERVER_ENV_PREFIX = "FLOPS_DATA_"
+TOKEN_ENV_VAR = "FLOPS_DATA_TOKEN"
+
+
+class DataServerSettings(BaseModel):
+    """ML data server settings, read with prefix ``FLOPS_DATA_`` (e.g. ``FLOPS_DATA_ROOT_DIR``).
+
+    Attributes
+    ----------
+    root_dir
+        Directory holding the data sets (``FLOPS_DATA_ROOT_DIR``).
+    host, port
+        Bind address; loopback by default, port 0 picks a free port (``FLOPS_DATA_HOST``,
+        ``FLOPS_DATA_PORT``).
+    token
+        Shared token every request must carry as ``authorization: Bearer <token>``
+        (``FLOPS_DATA_TOKEN``); no authentication when unset.
+    project_id, instance, events_uri
+        Identity and destination of status events (``FLOPS_DATA_EVENTS_URI``; empty = log only).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    root_dir: str = Field(..., description="directory holding the data sets")
+    host: str = "127.0.0.1"
+    port: int = Field(11027, ge=0, le=65535)
+    token: str | None = None
+    project_id: str = "local"
+    instance: str = "data-server"
+    events_uri: str | None = None
+
+    @field_validator("project_id", "instance")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        return check_identifier(value, what="identifier")
+
+    @field_validator("token")
+    @classmethod
+    def _token(cls, value: str | None) -> str | None:
+        return value or None

@@ -1,0 +1,278 @@
+"""ProjectStore on MongoDB (or any server speaking its wire protocol, e.g. nx-27017).
+
+Collections: ``projects`` (optimistic concurrency on ``version``, event counter ``event_seq``),
+``events`` (unique ``(project_id, seq)`` and unique ``event_id``), ``rejected_events`` and
+``services`` (deployment records). Every document carries ``schema_version``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pymongo
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from flops_manager.lifecycle.state import SCHEMA_VERSION, Phase, Project
+from flops_manager.ports.errors import BackendUnavailableError, ConflictError, NotFoundError
+from flops_manager.ports.project_store import ProjectStore
+from flops_manager.ports.records import Page, RejectedEvent, ServiceRecord, StoredEvent
+
+_NO_ID = {"_id": 0}
+
+
+class MongoProjectStore(ProjectStore):
+    """Stores projects, events and service records in database ``db_name``.
+
+    Parameters
+    ----------
+    url
+        MongoDB connection string, e.g. ``mongodb://127.0.0.1:27017``.
+    db_name
+        Database name.
+    timeout_ms
+        Server selection timeout.
+    """
+
+    def __init__(self, url: str, *, db_name: str = "flops", timeout_ms: int = 3000) -> None:
+        self._client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms, tz_aware=False
+        )
+        db = self._client[db_name]
+        self._projects = db["projects"]
+        self._events = db["events"]
+        self._rejected = db["rejected_events"]
+        self._services = db["services"]
+        self._initialised = False
+
+    def _init(self) -> None:
+        if self._initialised:
+            return
+        try:
+            self._projects.create_index([("owner", 1), ("created_at", -1)])
+            self._projects.create_index([("needs_work", 1)])
+            self._events.create_index([("project_id", 1), ("seq", 1)], unique=True)
+            self._events.create_index([("event_id", 1)], unique=True)
+            self._services.create_index([("owner", 1), ("kind", 1), ("created_at", 1)])
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        self._initialised = True
+
+    def _guard(self) -> None:
+        self._init()
+
+    def create_project(self, project: Project) -> Project:  # noqa: D102
+        self._guard()
+        stored = project.replace(version=1)
+        doc = stored.to_doc()
+        doc["event_seq"] = 0
+        try:
+            self._projects.insert_one(doc)
+        except DuplicateKeyError:
+            raise ConflictError(f"project {project.id} already exists") from None
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        return stored
+
+    def get_project(self, project_id: str, *, owner: str | None = None) -> Project:  # noqa: D102
+        self._guard()
+        query: dict[str, Any] = {"_id": project_id}
+        if owner is not None:
+            query["owner"] = owner
+        try:
+            doc = self._projects.find_one(query)
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        if doc is None:
+            raise NotFoundError(f"project {project_id} not found")
+        return Project.from_doc(doc)
+
+    def save_project(self, project: Project, *, expected_version: int) -> Project:  # noqa: D102
+        self._guard()
+        stored = project.replace(version=expected_version + 1)
+        doc = stored.to_doc()
+        doc.pop("_id")
+        try:
+            result = self._projects.update_one(
+                {"_id": project.id, "version": expected_version}, {"$set": doc}
+            )
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        if result.matched_count == 1:
+            return stored
+        if self._projects.count_documents({"_id": project.id}) == 0:
+            raise NotFoundError(f"project {project.id} not found")
+        raise ConflictError(f"project {project.id} was changed concurrently")
+
+    def list_projects(  # noqa: D102
+        self, *, owner: str, phase: Phase | None = None, page: int = 1, page_size: int = 20
+    ) -> Page[Project]:
+        self._guard()
+        query: dict[str, Any] = {"owner": owner, "deleting": False}
+        if phase is not None:
+            query["phase"] = phase.value
+        try:
+            total = self._projects.count_documents(query)
+            cursor = (
+                self._projects.find(query)
+                .sort([("created_at", -1), ("_id", -1)])
+                .skip((page - 1) * page_size)
+                .limit(page_size)
+            )
+            items = [Project.from_doc(d) for d in cursor]
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        return Page(items=items, total=total)
+
+    def list_projects_needing_work(self) -> list[Project]:  # noqa: D102
+        self._guard()
+        try:
+            return [Project.from_doc(d) for d in self._projects.find({"needs_work": True})]
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+
+    def delete_project(self, project_id: str) -> bool:  # noqa: D102
+        self._guard()
+        self._events.delete_many({"project_id": project_id})
+        return self._projects.delete_one({"_id": project_id}).deleted_count == 1
+
+    def append_event(  # noqa: D102
+        self, project_id: str, event: dict[str, object], *, received_at: float
+    ) -> StoredEvent | None:
+        self._guard()
+        event_id = str(event["event_id"])
+        try:
+            if self._events.count_documents({"event_id": event_id}, limit=1):
+                return None
+            counter = self._projects.find_one_and_update(
+                {"_id": project_id},
+                {"$inc": {"event_seq": 1}},
+                projection={"event_seq": 1},
+                return_document=ReturnDocument.AFTER,
+            )
+            if counter is None:
+                raise NotFoundError(f"project {project_id} not found")
+            seq = int(counter["event_seq"])
+            self._events.insert_one(
+                {
+                    "_id": event_id,
+                    "event_id": event_id,
+                    "project_id": project_id,
+                    "seq": seq,
+                    "event": event,
+                    "received_at": received_at,
+                    "schema_version": SCHEMA_VERSION,
+                }
+            )
+        except DuplicateKeyError:
+            return None
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        return StoredEvent(project_id, seq, dict(event), received_at)
+
+    def list_events(  # noqa: D102
+        self, project_id: str, *, after_seq: int = 0, limit: int = 100
+    ) -> list[StoredEvent]:
+        self._guard()
+        cursor = (
+            self._events.find({"project_id": project_id, "seq": {"$gt": after_seq}})
+            .sort("seq", 1)
+            .limit(limit)
+        )
+        return [
+            StoredEvent(d["project_id"], int(d["seq"]), dict(d["event"]), float(d["received_at"]))
+            for d in cursor
+        ]
+
+    def count_events(self, project_id: str) -> int:  # noqa: D102
+        self._guard()
+        return int(self._events.count_documents({"project_id": project_id}))
+
+    def add_rejected_event(self, rejected: RejectedEvent) -> None:  # noqa: D102
+        self._guard()
+        self._rejected.insert_one(
+            {
+                "_id": rejected.id or uuid.uuid4().hex,
+                "topic": rejected.topic,
+                "payload": rejected.payload,
+                "reason": rejected.reason,
+                "received_at": rejected.received_at,
+                "schema_version": SCHEMA_VERSION,
+            }
+        )
+
+    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:  # noqa: D102
+        self._guard()
+        cursor = self._rejected.find({}).sort("received_at", 1).limit(limit)
+        return [
+            RejectedEvent(str(d["_id"]), d["topic"], d["payload"], d["reason"], d["received_at"])
+            for d in cursor
+        ]
+
+    def put_service_record(self, record: ServiceRecord) -> ServiceRecord:  # noqa: D102
+        self._guard()
+        doc = _service_doc(record)
+        self._services.replace_one({"_id": record.id}, doc, upsert=True)
+        return record
+
+    def get_service_record(  # noqa: D102
+        self, record_id: str, *, owner: str, kind: str
+    ) -> ServiceRecord:
+        self._guard()
+        doc = self._services.find_one({"_id": record_id, "owner": owner, "kind": kind})
+        if doc is None:
+            raise NotFoundError(f"{kind} {record_id} not found")
+        return _service_record(doc)
+
+    def list_service_records(  # noqa: D102
+        self, *, owner: str, kind: str, project_id: str | None = None
+    ) -> list[ServiceRecord]:
+        self._guard()
+        query: dict[str, Any] = {"owner": owner, "kind": kind}
+        if project_id is not None:
+            query["project_id"] = project_id
+        cursor = self._services.find(query).sort([("created_at", 1), ("_id", 1)])
+        return [_service_record(d) for d in cursor]
+
+    def delete_service_record(self, record_id: str) -> bool:  # noqa: D102
+        self._guard()
+        return self._services.delete_one({"_id": record_id}).deleted_count == 1
+
+    def ping(self) -> None:  # noqa: D102
+        try:
+            self._client.admin.command("ping")
+        except PyMongoError as exc:
+            raise BackendUnavailableError(f"database unreachable: {exc}") from None
+
+    def close(self) -> None:  # noqa: D102
+        self._client.close()
+
+
+def _service_doc(record: ServiceRecord) -> dict[str, Any]:
+    return {
+        "_id": record.id,
+        "owner": record.owner,
+        "kind": record.kind,
+        "name": record.name,
+        "request": record.request,
+        "created_at": record.created_at,
+        "project_id": record.project_id,
+        "state": record.state,
+        "message": record.message,
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def _service_record(doc: dict[str, Any]) -> ServiceRecord:
+    return ServiceRecord(
+        id=str(doc["_id"]),
+        owner=doc["owner"],
+        kind=doc["kind"],
+        name=doc["name"],
+        request=dict(doc["request"]),
+        created_at=float(doc["created_at"]),
+        project_id=doc.get("project_id"),
+        state=doc.get("state", "requested"),
+        message=doc.get("message"),
+    )

@@ -1,0 +1,15 @@
+"""REST API: one blueprint package per resource."""
+
+from __future__ import annotations
+
+from flask_smorest import Api
+
+from flops_manager.api import health, mock_data, models, projects, tracking
+
+MODULES = (health, projects, models, mock_data, tracking)
+
+
+def register_blueprints(api: Api) -> None:
+    """Register every resource's blueprint."""
+    for module in MODULES:
+        api.register_blueprint(module.blp)

@@ -1,0 +1,131 @@
+# mypy: disable-error-code="untyped-decorator"
+"""Projects: create, list, get, cancel, delete, events and the event stream."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from flops_manager.api.context import current_user, services
+from flops_manager.api.projects import schemas
+from flops_manager.api.projects.stream import sse_events
+from flops_manager.api.projects.views import event_view, project_view
+from flops_manager.lifecycle.state import Phase
+
+blp = Blueprint(
+    "projects", __name__, url_prefix="/api/v1/projects", description="Federated learning projects"
+)
+ID = "<project_id>"
+
+
+def _view(project: Any) -> dict[str, Any]:
+    return project_view(project, services().settings.mlflow_public_url)
+
+
+@blp.route("")
+class Projects(MethodView):
+    """The caller's projects."""
+
+    @blp.arguments(schemas.ProjectQuerySchema, location="query")
+    @blp.response(200, schemas.ProjectPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List the caller's projects, newest first."""
+        phase = Phase(args["phase"]) if args.get("phase") else None
+        page = services().projects.list_projects(
+            owner=current_user(), phase=phase, page=args["page"], page_size=args["page_size"]
+        )
+        return {
+            "items": [_view(p) for p in page.items],
+            "page": args["page"],
+            "page_size": args["page_size"],
+            "total": page.total,
+        }
+
+    @blp.arguments(schemas.ProjectCreateSchema)
+    @blp.response(201, schemas.ProjectSchema)
+    def post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Submit a project; it starts in phase ``submitted``."""
+        project = services().projects.create(
+            owner=current_user(), spec=body["spec"], repository=body["repository"]
+        )
+        return _view(project)
+
+
+@blp.route(f"/{ID}")
+class ProjectItem(MethodView):
+    """One project."""
+
+    @blp.response(200, schemas.ProjectSchema)
+    def get(self, project_id: str) -> dict[str, Any]:
+        """Return the project with status, progress, model and links."""
+        return _view(services().projects.get(project_id, owner=current_user()))
+
+    @blp.response(202, schemas.ProjectSchema)
+    def delete(self, project_id: str) -> dict[str, Any]:
+        """Cancel the project, remove its services, then delete it."""
+        return _view(services().projects.delete(project_id, owner=current_user()))
+
+
+@blp.route(f"/{ID}/cancel")
+class ProjectCancel(MethodView):
+    """Cancellation."""
+
+    @blp.response(202, schemas.ProjectSchema)
+    def post(self, project_id: str) -> dict[str, Any]:
+        """Cancel a running project."""
+        return _view(services().projects.cancel(project_id, owner=current_user()))
+
+
+@blp.route(f"/{ID}/events")
+class ProjectEvents(MethodView):
+    """Stored events of a project."""
+
+    @blp.arguments(schemas.EventQuerySchema, location="query")
+    @blp.response(200, schemas.EventPageSchema)
+    def get(self, args: dict[str, Any], project_id: str) -> dict[str, Any]:
+        """Return events with ``seq > after`` in sequence order."""
+        items, total = services().projects.events(
+            project_id, owner=current_user(), after_seq=args["after"], limit=args["limit"]
+        )
+        return {
+            "items": [event_view(e) for e in items],
+            "total": total,
+            "next_after": items[-1].seq if items else args["after"],
+        }
+
+
+@blp.route(f"/{ID}/events/stream")
+class ProjectEventStream(MethodView):
+    """Live events as Server-Sent Events."""
+
+    @blp.arguments(schemas.StreamQuerySchema, location="query")
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "text/event-stream of events (bounded duration)",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    def get(self, args: dict[str, Any], project_id: str) -> Response:
+        """Stream events with ``seq > after`` (or ``Last-Event-ID``)."""
+        found = services()
+        found.projects.get(project_id, owner=current_user())
+        after = args["after"]
+        last_id = request.headers.get("Last-Event-ID", "")
+        if last_id.isdigit() and len(last_id) < 16:
+            after = max(after, int(last_id))
+        settings = found.settings
+        stream = sse_events(
+            found.store,
+            project_id,
+            after=after,
+            keepalive_s=settings.sse_keepalive_s,
+            max_s=settings.sse_max_s,
+            poll_s=settings.sse_poll_s,
+        )
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return Response(stream, mimetype="text/event-stream", headers=headers)

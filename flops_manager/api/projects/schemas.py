@@ -1,0 +1,112 @@
+"""Request and response schemas of the projects resource."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from flops_manager.api.common import PAGE, PAGE_SIZE, SpecField, StrictSchema
+from flops_manager.lifecycle.state import Phase
+
+
+class RepositorySchema(StrictSchema):
+    """Where the user's code is."""
+
+    url = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2048),
+        metadata={"description": "https://..., ssh://..., git@host:path, file:///... (local)"},
+    )
+    ref = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(min=1, max=255)
+    )
+
+
+class ProjectCreateSchema(StrictSchema):
+    """Body of ``POST /projects``."""
+
+    spec = SpecField(required=True)
+    repository = fields.Nested(RepositorySchema, required=True)
+
+
+class ProjectQuerySchema(StrictSchema):
+    """Query of ``GET /projects``."""
+
+    page = PAGE
+    page_size = PAGE_SIZE
+    phase = fields.String(validate=validate.OneOf([p.value for p in Phase]))
+
+
+class ProgressSchema(StrictSchema):
+    """Training progress."""
+
+    round = fields.Integer(required=True)
+    total_rounds = fields.Integer(required=True)
+    metrics = fields.Dict(required=True)
+
+
+class LinksSchema(StrictSchema):
+    """Browser links into MLflow."""
+
+    tracking = fields.String(allow_none=True)
+    mlflow_run = fields.String(allow_none=True)
+    mlflow_model = fields.String(allow_none=True)
+
+
+class ProjectSchema(StrictSchema):
+    """A project as returned by the API."""
+
+    id = fields.String(required=True)
+    owner = fields.String(required=True)
+    phase = fields.String(required=True, validate=validate.OneOf([p.value for p in Phase]))
+    spec = SpecField(required=True)
+    repository = fields.Nested(RepositorySchema, required=True)
+    components = fields.Dict(
+        keys=fields.String(), values=fields.Dict(), required=True,
+        metadata={"description": "'component/instance' -> latest state"},
+    )
+    progress = fields.Nested(ProgressSchema, required=True)
+    model = fields.Dict(allow_none=True)
+    links = fields.Nested(LinksSchema, required=True)
+    last_error = fields.String(allow_none=True)
+    pending_actions = fields.List(fields.Dict(), required=True)
+    created_at = fields.String(required=True)
+    updated_at = fields.String(required=True)
+    phase_since = fields.String(required=True)
+
+
+class ProjectPageSchema(StrictSchema):
+    """One page of projects."""
+
+    items = fields.List(fields.Nested(ProjectSchema), required=True)
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    total = fields.Integer(required=True)
+
+
+class EventQuerySchema(StrictSchema):
+    """Query of ``GET /projects/<id>/events``."""
+
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**53))
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+class StreamQuerySchema(StrictSchema):
+    """Query of the event stream."""
+
+    after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**53))
+
+
+class StoredEventSchema(StrictSchema):
+    """An event with its sequence number."""
+
+    seq = fields.Integer(required=True)
+    received_at = fields.String(required=True)
+    event = fields.Dict(required=True)
+
+
+class EventPageSchema(StrictSchema):
+    """Events after a sequence number."""
+
+    items = fields.List(fields.Nested(StoredEventSchema), required=True)
+    total = fields.Integer(required=True)
+    next_after = fields.Integer(required=True)

@@ -1,0 +1,58 @@
+"""Conversion of domain records to API response dictionaries."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flops_manager.api.common import iso
+from flops_manager.lifecycle.state import Project
+from flops_manager.ports.records import StoredEvent
+
+
+def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
+    """Return browser links into MLflow for the project's run and model."""
+    base = tracking_url.rstrip("/") if tracking_url else None
+    model = project.model or {}
+    run, experiment = model.get("mlflow_run_id"), model.get("mlflow_experiment_id")
+    name, version = model.get("registered_model"), model.get("model_version")
+    return {
+        "tracking": base,
+        "mlflow_run": f"{base}/#/experiments/{experiment}/runs/{run}"
+        if base and run and experiment is not None
+        else None,
+        "mlflow_model": f"{base}/#/models/{name}/versions/{version}"
+        if base and name and version is not None
+        else None,
+    }
+
+
+def project_view(project: Project, tracking_url: str | None) -> dict[str, Any]:
+    """Return the API form of ``project``."""
+    return {
+        "id": project.id,
+        "owner": project.owner,
+        "phase": project.phase.value,
+        "spec": project.spec,
+        "repository": {"url": project.repository.get("url"), "ref": project.repository.get("ref")},
+        "components": project.components,
+        "progress": {
+            "round": project.round,
+            "total_rounds": project.total_rounds,
+            "metrics": project.metrics,
+        },
+        "model": project.model,
+        "links": links(project, tracking_url),
+        "last_error": project.last_error,
+        "pending_actions": [
+            {**p.action, "attempts": p.attempts, "last_error": p.last_error}
+            for p in project.pending
+        ],
+        "created_at": iso(project.created_at),
+        "updated_at": iso(project.updated_at),
+        "phase_since": iso(project.phase_since),
+    }
+
+
+def event_view(stored: StoredEvent) -> dict[str, Any]:
+    """Return the API form of a stored event."""
+    return {"seq": stored.seq, "received_at": iso(stored.received_at), "event": stored.event}

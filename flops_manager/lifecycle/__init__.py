@@ -1,0 +1,1 @@
+"""Project lifecycle: pure state and planner, plus the reconcile worker that runs actions."""

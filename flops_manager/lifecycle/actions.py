@@ -1,0 +1,105 @@
+"""Actions the planner asks for: plain data, named deterministically so they are idempotent."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+
+class Role(enum.StrEnum):
+    """Service roles the manager creates through the orchestrator."""
+
+    BUILDER = "builder"
+    AGGREGATOR = "aggregator"
+    LEARNERS = "learners"
+    MODEL_BUILDER = "model_builder"
+    INFERENCE_SERVER = "inference_server"
+    MOCK_DATA_PROVIDER = "mock_data_provider"
+
+
+PROJECT_ROLES = (
+    Role.BUILDER,
+    Role.AGGREGATOR,
+    Role.LEARNERS,
+    Role.MODEL_BUILDER,
+    Role.INFERENCE_SERVER,
+)
+
+
+class ActionKind(enum.StrEnum):
+    """What an action does."""
+
+    BUILD_IMAGES = "build_images"
+    DEPLOY_AGGREGATOR = "deploy_aggregator"
+    DEPLOY_LEARNERS = "deploy_learners"
+    BUILD_MODEL_IMAGE = "build_model_image"
+    DEPLOY_INFERENCE = "deploy_inference"
+    REMOVE_SERVICES = "remove_services"
+    DELETE_PROJECT = "delete_project"
+
+
+ROLE_OF_KIND = {
+    ActionKind.BUILD_IMAGES: Role.BUILDER,
+    ActionKind.DEPLOY_AGGREGATOR: Role.AGGREGATOR,
+    ActionKind.DEPLOY_LEARNERS: Role.LEARNERS,
+    ActionKind.BUILD_MODEL_IMAGE: Role.MODEL_BUILDER,
+    ActionKind.DEPLOY_INFERENCE: Role.INFERENCE_SERVER,
+}
+
+
+def service_name(project_id: str, role: Role) -> str:
+    """Return the deterministic service name ``{project_id}-{role}``."""
+    return f"{project_id}-{role.value.replace('_', '-')}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Action:
+    """One idempotent step for the reconcile worker.
+
+    ``roles`` is only used by ``remove_services``.
+    """
+
+    kind: ActionKind
+    project_id: str
+    roles: tuple[Role, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Identity used to avoid queueing the same action twice."""
+        suffix = ",".join(r.value for r in self.roles)
+        return f"{self.kind.value}:{self.project_id}:{suffix}"
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """Names of the services the action creates or removes."""
+        if self.kind in ROLE_OF_KIND:
+            return (service_name(self.project_id, ROLE_OF_KIND[self.kind]),)
+        return tuple(service_name(self.project_id, r) for r in self.roles)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return {
+            "kind": self.kind.value,
+            "project_id": self.project_id,
+            "roles": [r.value for r in self.roles],
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Action:
+        """Build from the stored form."""
+        return cls(
+            kind=ActionKind(raw["kind"]),
+            project_id=str(raw["project_id"]),
+            roles=tuple(Role(r) for r in raw.get("roles", [])),
+        )
+
+
+def build_images(project_id: str) -> Action:
+    """Start the image builder for the project's FL actors."""
+    return Action(ActionKind.BUILD_IMAGES, project_id)
+
+
+def remove_services(project_id: str, *roles: Role) -> Action:
+    """Remove the project's services of ``roles`` (all project roles when none given)."""
+    return Action(ActionKind.REMOVE_SERVICES, project_id, tuple(roles or PROJECT_ROLES))

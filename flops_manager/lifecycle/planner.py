@@ -1,0 +1,231 @@
+"""Pure transition logic: project state + event or observation -> new state + actions.
+
+Nothing here performs I/O or reads the clock; callers pass ``now``. Events that are late (the
+project is terminal), duplicated or out of order (older than what was already recorded for the
+component, or a round not newer than the current one) leave the project unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from flops_contracts.events import Component, Event, EventType
+from flops_manager.lifecycle import actions as act
+from flops_manager.lifecycle.actions import Action, ActionKind, Role
+from flops_manager.lifecycle.state import PendingAction, Phase, Project
+
+_AGGREGATORS = frozenset({Component.AGGREGATOR, Component.ROOT_AGGREGATOR})
+_TRAINING_REQUIRED = _AGGREGATORS | {Component.CLUSTER_AGGREGATOR, Component.TRACKING_SERVER}
+
+REQUIRED: Mapping[Phase, frozenset[Component]] = {
+    Phase.BUILDING: frozenset({Component.BUILDER}),
+    Phase.DEPLOYING: _TRAINING_REQUIRED,
+    Phase.TRAINING: _TRAINING_REQUIRED,
+    Phase.POST_TRAINING: frozenset({Component.BUILDER}),
+    Phase.SERVING: frozenset({Component.INFERENCE_SERVER}),
+}
+"""Components whose failure or loss fails the project, per phase."""
+
+_OPTIONAL: Mapping[Phase, frozenset[Component]] = {
+    Phase.DEPLOYING: frozenset({Component.LEARNER, Component.DATA_SERVER}),
+    Phase.TRAINING: frozenset({Component.LEARNER, Component.DATA_SERVER}),
+}
+
+MODEL_KEYS = ("model_uri", "registered_model", "model_version", "registry_uri", "mlflow_run_id")
+BUILD_STEP = "build_image_for_trained_model"
+DEPLOY_STEP = "deploy_trained_model_image"
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    """The planner's answer: the new project state and the actions it queued."""
+
+    project: Project
+    actions: tuple[Action, ...] = ()
+
+    def changed_from(self, before: Project) -> bool:
+        """Whether anything differs from ``before``."""
+        return self.project != before
+
+
+def _parse_ts(value: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def queue(project: Project, actions: tuple[Action, ...]) -> Project:
+    """Append ``actions`` to the project's pending list, skipping ones already queued."""
+    keys = {Action.from_dict(p.action).key for p in project.pending}
+    fresh = [a for a in actions if a.key not in keys]
+    if not fresh:
+        return project
+    return project.replace(
+        pending=project.pending + tuple(PendingAction(action=a.to_dict()) for a in fresh)
+    )
+
+
+_CLEANUP_KINDS = frozenset({ActionKind.REMOVE_SERVICES, ActionKind.DELETE_PROJECT})
+
+
+def _move(project: Project, phase: Phase, now: float, *actions: Action, **changes: Any) -> Decision:
+    moved = project.replace(phase=phase, phase_since=now, **changes)
+    if moved.terminal:  # services not created yet need not be created any more
+        kept = tuple(
+            p for p in moved.pending if ActionKind(p.action["kind"]) in _CLEANUP_KINDS
+        )
+        moved = moved.replace(pending=kept)
+    return Decision(queue(moved, actions), actions)
+
+
+def fail(project: Project, reason: str, now: float) -> Decision:
+    """Move ``project`` to ``failed`` with ``reason`` and queue removal of its services."""
+    return _move(
+        project, Phase.FAILED, now, act.remove_services(project.id), last_error=reason
+    )
+
+
+def _steps(project: Project) -> list[str]:
+    return [str(s) for s in project.spec.get("post_training_steps", [])]
+
+
+def _record_component(project: Project, event: Event) -> Project | None:
+    """Record the component's latest state; ``None`` if the event is stale or a duplicate."""
+    key = f"{event.component.value}/{event.instance}"
+    seen = project.components.get(key)
+    if seen is not None:
+        if seen.get("event_id") == event.event_id:
+            return None
+        if _parse_ts(event.timestamp) < _parse_ts(str(seen.get("at", ""))):
+            return None
+    reason = event.data.get("error") or event.data.get("reason") or event.data.get("message")
+    entry = {"state": event.event.value, "at": event.timestamp, "event_id": event.event_id}
+    if reason is not None:
+        entry["message"] = str(reason)[:500]
+    return project.replace(components={**project.components, key: entry})
+
+
+def _on_round(project: Project, event: Event, now: float) -> Decision:
+    raw_round = event.data.get("round")
+    if not isinstance(raw_round, int) or isinstance(raw_round, bool) or raw_round <= project.round:
+        return Decision(project)
+    metrics = event.data.get("metrics")
+    total = event.data.get("total_rounds")
+    changes: dict[str, Any] = {"round": raw_round}
+    if isinstance(metrics, dict):
+        changes["metrics"] = dict(metrics)
+    if isinstance(total, int) and not isinstance(total, bool) and total > 0:
+        changes["total_rounds"] = total
+    if project.phase is Phase.DEPLOYING:
+        return _move(project, Phase.TRAINING, now, **changes)
+    return Decision(project.replace(**changes))
+
+
+def _on_training_completed(project: Project, event: Event, now: float) -> Decision:
+    model = {k: event.data[k] for k in MODEL_KEYS if event.data.get(k) is not None}
+    changes: dict[str, Any] = {"model": model or None}
+    if isinstance(event.data.get("metrics"), dict):
+        changes["metrics"] = dict(event.data["metrics"])
+    if BUILD_STEP in _steps(project):
+        return _move(
+            project,
+            Phase.POST_TRAINING,
+            now,
+            act.remove_services(project.id, Role.AGGREGATOR, Role.LEARNERS),
+            Action(ActionKind.BUILD_MODEL_IMAGE, project.id),
+            **changes,
+        )
+    return _move(project, Phase.COMPLETED, now, act.remove_services(project.id), **changes)
+
+
+def _on_model_built(project: Project, now: float) -> Decision:
+    if DEPLOY_STEP in _steps(project):
+        return _move(
+            project,
+            Phase.SERVING,
+            now,
+            act.remove_services(project.id, Role.MODEL_BUILDER),
+            Action(ActionKind.DEPLOY_INFERENCE, project.id),
+        )
+    return _move(project, Phase.COMPLETED, now, act.remove_services(project.id))
+
+
+def plan_event(project: Project, event: Event, *, now: float) -> Decision:
+    """Apply a component event to ``project``.
+
+    Parameters
+    ----------
+    project
+        Current state.
+    event
+        A validated event of this project.
+    now
+        Current time (epoch seconds), used for phase start times.
+    """
+    phase = project.phase
+    relevant = REQUIRED.get(phase, frozenset()) | _OPTIONAL.get(phase, frozenset())
+    if project.terminal or event.component not in relevant:
+        return Decision(project)
+    if event.event in (EventType.LOG, EventType.PROGRESS, EventType.ROUND_STARTED):
+        return Decision(project)
+    recorded = _record_component(project, event)
+    if recorded is None:
+        return Decision(project)
+    kind, what = event.component, event.event
+    if what in (EventType.FAILED, EventType.LOST) and kind in REQUIRED.get(phase, frozenset()):
+        entry = recorded.components[f"{kind.value}/{event.instance}"]
+        reason = entry.get("message") or ("connection lost" if what is EventType.LOST else "failed")
+        return fail(recorded, f"{kind.value} '{event.instance}' {what.value}: {reason}", now)
+    if kind in _AGGREGATORS:
+        if what is EventType.STARTED and phase is Phase.DEPLOYING:
+            return _move(recorded, Phase.TRAINING, now)
+        if what is EventType.ROUND_COMPLETED:
+            return _on_round(recorded, event, now)
+        if what is EventType.COMPLETED:
+            return _on_training_completed(recorded, event, now)
+    if kind is Component.BUILDER and what is EventType.COMPLETED:
+        if phase is Phase.BUILDING:
+            return _move(
+                recorded,
+                Phase.DEPLOYING,
+                now,
+                act.remove_services(project.id, Role.BUILDER),
+                Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
+                Action(ActionKind.DEPLOY_LEARNERS, project.id),
+            )
+        return _on_model_built(recorded, now)
+    return Decision(recorded)
+
+
+def plan_tick(project: Project, *, now: float, timeouts: Mapping[str, float]) -> Decision:
+    """Advance a project on a timer: start submitted projects and expire phase timeouts."""
+    if project.phase is Phase.SUBMITTED:
+        return _move(project, Phase.BUILDING, now, act.build_images(project.id))
+    limit = timeouts.get(project.phase.value)
+    if limit is not None and not project.terminal and now - project.phase_since > limit:
+        return fail(
+            project, f"timed out in phase '{project.phase.value}' after {limit:g} s", now
+        )
+    return Decision(project)
+
+
+def plan_cancel(project: Project, *, now: float) -> Decision:
+    """Cancel a running project (removing its services); terminal projects are unchanged."""
+    if project.terminal:
+        return Decision(project)
+    return _move(
+        project, Phase.CANCELLED, now, act.remove_services(project.id), last_error="cancelled"
+    )
+
+
+def plan_delete(project: Project, *, now: float) -> Decision:
+    """Cancel (if needed), remove every service, then delete the project record."""
+    cancelled = plan_cancel(project, now=now)
+    final = Action(ActionKind.DELETE_PROJECT, project.id)
+    cleanup = act.remove_services(project.id)
+    marked = cancelled.project.replace(deleting=True)
+    return Decision(queue(marked, (cleanup, final)), cancelled.actions + (cleanup, final))

@@ -1,0 +1,139 @@
+"""The project record and its phases (pure data, no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+class Phase(enum.StrEnum):
+    """Where a project is in its life."""
+
+    SUBMITTED = "submitted"
+    BUILDING = "building"
+    DEPLOYING = "deploying"
+    TRAINING = "training"
+    POST_TRAINING = "post_training"
+    SERVING = "serving"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_PHASES = frozenset({Phase.COMPLETED, Phase.FAILED, Phase.CANCELLED})
+
+
+@dataclasses.dataclass(frozen=True)
+class PendingAction:
+    """An action waiting to be run by the reconcile worker, with its progress record."""
+
+    action: dict[str, Any]
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    last_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PendingAction:
+        """Build from the stored form."""
+        return cls(
+            action=dict(raw["action"]),
+            attempts=int(raw.get("attempts", 0)),
+            next_attempt_at=float(raw.get("next_attempt_at", 0.0)),
+            last_error=raw.get("last_error"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Project:
+    """A project: desired state (spec, repository) plus observed state and progress.
+
+    ``version`` is the optimistic-concurrency counter; stores bump it on every save.
+    """
+
+    id: str
+    owner: str
+    spec: dict[str, Any]
+    repository: dict[str, Any]
+    created_at: float
+    updated_at: float
+    phase: Phase = Phase.SUBMITTED
+    phase_since: float = 0.0
+    version: int = 0
+    components: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    round: int = 0
+    total_rounds: int = 0
+    metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    last_error: str | None = None
+    pending: tuple[PendingAction, ...] = ()
+    deleting: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the project reached a final phase."""
+        return self.phase in TERMINAL_PHASES
+
+    @property
+    def needs_work(self) -> bool:
+        """Whether the reconcile worker must still look at this project."""
+        return not self.terminal or bool(self.pending) or self.deleting
+
+    def replace(self, **changes: Any) -> Project:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)
+
+    def to_doc(self) -> dict[str, Any]:
+        """Return the stored document (``_id`` is the project id)."""
+        return {
+            "_id": self.id,
+            "owner": self.owner,
+            "spec": self.spec,
+            "repository": self.repository,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "phase": str(self.phase),
+            "phase_since": self.phase_since,
+            "version": self.version,
+            "components": self.components,
+            "round": self.round,
+            "total_rounds": self.total_rounds,
+            "metrics": self.metrics,
+            "model": self.model,
+            "last_error": self.last_error,
+            "pending": [p.to_dict() for p in self.pending],
+            "deleting": self.deleting,
+            "needs_work": self.needs_work,
+            "schema_version": self.schema_version,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Project:
+        """Build from a stored document."""
+        return cls(
+            id=str(doc["_id"]),
+            owner=str(doc["owner"]),
+            spec=dict(doc["spec"]),
+            repository=dict(doc["repository"]),
+            created_at=float(doc["created_at"]),
+            updated_at=float(doc["updated_at"]),
+            phase=Phase(doc["phase"]),
+            phase_since=float(doc.get("phase_since", 0.0)),
+            version=int(doc.get("version", 0)),
+            components=dict(doc.get("components") or {}),
+            round=int(doc.get("round", 0)),
+            total_rounds=int(doc.get("total_rounds", 0)),
+            metrics=dict(doc.get("metrics") or {}),
+            model=doc.get("model"),
+            last_error=doc.get("last_error"),
+            pending=tuple(PendingAction.from_dict(p) for p in doc.get("pending") or []),
+            deleting=bool(doc.get("deleting", False)),
+            schema_version=int(doc.get("schema_version", SCHEMA_VERSION)),
+        )

@@ -1,0 +1,167 @@
+"""The reconcile worker: a thread that applies planned actions through the Orchestrator.
+
+Progress (attempts, next attempt time, last error) is kept on the project document, so a
+restarted manager resumes every unfinished project from the database.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Mapping
+
+from flops_contracts.errors import FlopsError
+from flops_manager.lifecycle import planner
+from flops_manager.lifecycle.actions import Action, ActionKind
+from flops_manager.lifecycle.service_specs import project_service_spec
+from flops_manager.lifecycle.state import PendingAction, Project
+from flops_manager.ports.errors import NotFoundError, TemporaryError
+from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.project_store import ProjectStore
+from flops_manager.services.clock import Clock, system_clock
+from flops_manager.services.mutate import mutate_project
+from flops_manager.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def _without(project: Project, key: str) -> Project:
+    kept = tuple(p for p in project.pending if Action.from_dict(p.action).key != key)
+    return project.replace(pending=kept)
+
+
+class ReconcileWorker:
+    """Runs :meth:`tick` every ``settings.reconcile_interval_s`` until stopped."""
+
+    def __init__(
+        self,
+        store: ProjectStore,
+        orchestrator: Orchestrator,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.store = store
+        self.orchestrator = orchestrator
+        self.settings = settings
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+
+    def start(self) -> None:
+        """Start the background thread (first pass immediately)."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="flops-reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to stop and wait for it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("reconcile pass failed")
+            self._stop.wait(self.settings.reconcile_interval_s)
+
+    def tick(self) -> int:
+        """Reconcile every project that needs work once; return how many actions ran."""
+        ran = 0
+        for project in self.store.list_projects_needing_work():
+            try:
+                ran += self.reconcile(project.id)
+            except NotFoundError:
+                continue
+        return ran
+
+    def reconcile(self, project_id: str) -> int:
+        """Apply timers, then run due pending actions of one project in order."""
+        now = self.clock()
+        project = mutate_project(
+            self.store,
+            project_id,
+            lambda p: planner.plan_tick(p, now=now, timeouts=self.timeouts).project,
+            now=now,
+        )
+        ran = 0
+        while project.pending and not self._stop.is_set():
+            pending = project.pending[0]
+            if pending.next_attempt_at > self.clock():
+                break
+            action = Action.from_dict(pending.action)
+            try:
+                self._execute(action, project)
+            except TemporaryError as exc:
+                self._retry_later(project, pending, action, exc)
+                break
+            except FlopsError as exc:
+                self._give_up(project, action, exc.message)
+                break
+            except Exception as exc:  # noqa: BLE001 - unexpected errors fail the action
+                log.exception("action %s failed", action.key)
+                self._give_up(project, action, f"{type(exc).__name__}: {exc}")
+                break
+            ran += 1
+            if action.kind is ActionKind.DELETE_PROJECT:
+                return ran
+            project = mutate_project(
+                self.store, project_id, functools.partial(_without, key=action.key),
+                now=self.clock(),
+            )
+        return ran
+
+    def _execute(self, action: Action, project: Project) -> None:
+        log.info("running %s", action.key)
+        if action.kind is ActionKind.REMOVE_SERVICES:
+            for name in action.service_names:
+                self.orchestrator.remove_service(name)
+        elif action.kind is ActionKind.DELETE_PROJECT:
+            self.store.delete_project(project.id)
+        else:
+            self.orchestrator.create_service(
+                project_service_spec(action, project, self.settings)
+            )
+
+    def _retry_later(
+        self, project: Project, pending: PendingAction, action: Action, exc: TemporaryError
+    ) -> None:
+        attempts = pending.attempts + 1
+        if attempts >= self.settings.action_max_attempts:
+            self._give_up(project, action, f"gave up after {attempts} attempts: {exc.message}")
+            return
+        delay = min(self.settings.action_backoff_s * 2 ** (attempts - 1), 60.0)
+        log.warning("%s failed (%s); retry %d in %.1f s", action.key, exc.message, attempts, delay)
+
+        def update(p: Project) -> Project:
+            entries = tuple(
+                PendingAction(
+                    action=e.action,
+                    attempts=attempts,
+                    next_attempt_at=self.clock() + delay,
+                    last_error=exc.message,
+                )
+                if Action.from_dict(e.action).key == action.key
+                else e
+                for e in p.pending
+            )
+            return p.replace(pending=entries)
+
+        mutate_project(self.store, project.id, update, now=self.clock())
+
+    def _give_up(self, project: Project, action: Action, reason: str) -> None:
+        log.error("%s failed permanently: %s", action.key, reason)
+        now = self.clock()
+
+        def update(p: Project) -> Project:
+            dropped = _without(p, key=action.key)
+            if dropped.terminal:
+                return dropped
+            return planner.fail(dropped, f"{action.kind.value} failed: {reason}", now).project
+
+        mutate_project(self.store, project.id, update, now=now)

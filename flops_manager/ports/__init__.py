@@ -1,0 +1,1 @@
+"""Interfaces (ports) the manager's core depends on; adapters implement them."""

@@ -1,0 +1,91 @@
+"""Backends chosen by URI scheme (MLflow-style registry); builders import lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+from flops_contracts.errors import ConfigError
+from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.project_store import ProjectStore
+from flops_manager.settings import Settings
+
+StoreBuilder = Callable[[str, Settings], ProjectStore]
+OrchestratorBuilder = Callable[[str, Settings], Orchestrator]
+
+
+def _memory_store(uri: str, settings: Settings) -> ProjectStore:
+    from flops_manager.adapters.memory_store import MemoryProjectStore
+
+    return MemoryProjectStore()
+
+
+def _mongo_store(uri: str, settings: Settings) -> ProjectStore:
+    from flops_manager.adapters.mongo_store import MongoProjectStore
+
+    return MongoProjectStore(uri, db_name=settings.mongo_db)
+
+
+def _memory_orchestrator(uri: str, settings: Settings) -> Orchestrator:
+    from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
+
+    return MemoryOrchestrator()
+
+
+class Registry:
+    """Maps URI schemes to builders for one kind of backend."""
+
+    def __init__(self, what: str, variable: str) -> None:
+        self.what = what
+        self.variable = variable
+        self._builders: dict[str, Callable[[str, Settings], object]] = {}
+
+    def register(self, scheme: str, builder: Callable[[str, Settings], object]) -> None:
+        """Register ``builder`` for URIs of ``scheme``."""
+        self._builders[scheme] = builder
+
+    def schemes(self) -> list[str]:
+        """Return the registered schemes."""
+        return sorted(self._builders)
+
+    def build(self, uri: str | None, settings: Settings) -> object:
+        """Build the backend for ``uri``.
+
+        Raises
+        ------
+        ConfigError
+            If ``uri`` is unset or its scheme unknown, listing the supported schemes.
+        """
+        supported = ", ".join(f"{s}://" for s in self.schemes())
+        if not uri:
+            raise ConfigError(f"set {self.variable} to choose the {self.what} ({supported})")
+        scheme = urlparse(uri).scheme
+        builder = self._builders.get(scheme)
+        if builder is None:
+            raise ConfigError(
+                f"{self.variable}={uri!r}: unsupported {self.what} scheme {scheme!r}; "
+                f"use one of {supported}"
+            )
+        return builder(uri, settings)
+
+
+STORES = Registry("project store", "FLOPS_MONGO_URL or FLOPS_STORE_URI")
+STORES.register("memory", _memory_store)
+STORES.register("mongodb", _mongo_store)
+
+ORCHESTRATORS = Registry("orchestrator", "FLOPS_ORCHESTRATOR_URI")
+ORCHESTRATORS.register("memory", _memory_orchestrator)
+
+
+def build_store(settings: Settings) -> ProjectStore:
+    """Build the store named by ``FLOPS_STORE_URI`` or ``FLOPS_MONGO_URL``."""
+    store = STORES.build(settings.store_uri or settings.mongo_url, settings)
+    assert isinstance(store, ProjectStore)
+    return store
+
+
+def build_orchestrator(settings: Settings) -> Orchestrator:
+    """Build the orchestrator named by ``FLOPS_ORCHESTRATOR_URI``."""
+    orchestrator = ORCHESTRATORS.build(settings.orchestrator_uri, settings)
+    assert isinstance(orchestrator, Orchestrator)
+    return orchestrator

@@ -1,0 +1,73 @@
+"""Run the manager: API server, MQTT listener and reconcile worker in one process.
+
+Start with ``python -m flops_manager``. Settings come from ``FLOPS_*`` variables (see
+:mod:`flops_manager.settings`); without ``FLOPS_MONGO_URL`` an embedded nx-27017 server is
+started under ``FLOPS_DATA_DIR`` and stopped on exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+from werkzeug.serving import make_server
+
+from flops_contracts.errors import FlopsError
+from flops_manager import registry
+from flops_manager import settings as settings_module
+from flops_manager.adapters.mqtt_listener import MqttEventSource
+from flops_manager.adapters.nx_launcher import EmbeddedMongo
+from flops_manager.app import create_app
+from flops_manager.lifecycle.worker import ReconcileWorker
+from flops_manager.services.ingest import EventIngest
+
+log = logging.getLogger("flops_manager")
+
+
+def main() -> int:
+    """Run until SIGTERM or SIGINT; return the exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    embedded: EmbeddedMongo | None = None
+    try:
+        settings = settings_module.load()
+        if settings.embedded_database:
+            embedded = EmbeddedMongo(settings.data_dir)
+            settings = settings.model_copy(update={"mongo_url": embedded.start()})
+        store = registry.build_store(settings)
+        orchestrator = registry.build_orchestrator(settings)
+        events = (
+            MqttEventSource(settings.mqtt_url, client_id=settings.mqtt_client_id)
+            if settings.mqtt_url
+            else None
+        )
+        app = create_app(settings, store=store, orchestrator=orchestrator, events=events)
+    except FlopsError as exc:
+        log.error("cannot start: %s", exc.message)
+        if embedded is not None:
+            embedded.stop()
+        return 2
+    worker = ReconcileWorker(store, orchestrator, settings)
+    server = make_server(settings.host, settings.port, app, threaded=True)
+
+    def _shutdown(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _shutdown)
+    signal.signal(signal.SIGINT, _shutdown)
+    try:
+        if events is not None:
+            events.start(EventIngest(store).handle)
+        worker.start()
+        log.info("FLOps manager listening on http://%s:%s", settings.host, server.server_port)
+        server.serve_forever()
+    finally:
+        worker.stop()
+        if events is not None:
+            events.stop()
+        store.close()
+        orchestrator.close()
+        if embedded is not None:
+            embedded.stop()
+    return 0

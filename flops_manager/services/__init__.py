@@ -1,0 +1,1 @@
+"""Use cases: call ports, own no I/O."""

@@ -1,0 +1,98 @@
+"""Trained models of a project and their inference deployments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flops_manager.lifecycle.actions import Role
+from flops_manager.lifecycle.service_specs import inference_spec
+from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
+from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.project_store import ProjectStore
+from flops_manager.ports.records import ServiceRecord
+from flops_manager.services.clock import Clock, IdFactory, new_record_id, system_clock
+from flops_manager.services.projects import ProjectService
+from flops_manager.settings import Settings
+
+KIND = Role.INFERENCE_SERVER.value
+
+
+class ModelService:
+    """List a project's models; deploy and undeploy inference servers for them."""
+
+    def __init__(
+        self,
+        store: ProjectStore,
+        orchestrator: Orchestrator,
+        projects: ProjectService,
+        *,
+        settings: Settings,
+        clock: Clock = system_clock,
+        new_id: IdFactory = new_record_id,
+    ) -> None:
+        self.store = store
+        self.orchestrator = orchestrator
+        self.projects = projects
+        self.settings = settings
+        self.clock = clock
+        self.new_id = new_id
+
+    def list_models(self, project_id: str, *, owner: str) -> list[dict[str, Any]]:
+        """Return the project's trained models (at most one: the selected model)."""
+        project = self.projects.get(project_id, owner=owner)
+        return [dict(project.model)] if project.model else []
+
+    def deploy(
+        self, project_id: str, *, owner: str, model_uri: str | None, instances: int
+    ) -> ServiceRecord:
+        """Create an inference server for a model of the project.
+
+        Raises
+        ------
+        InvalidTransitionError
+            If the project has no trained model yet.
+        """
+        project = self.projects.get(project_id, owner=owner)
+        known = (project.model or {}).get("model_uri")
+        if not known:
+            raise InvalidTransitionError(f"project {project_id} has no trained model yet")
+        uri = model_uri or str(known)
+        if uri != known:
+            raise InvalidTransitionError(f"model {uri!r} does not belong to project {project_id}")
+        record_id = self.new_id()
+        record = ServiceRecord(
+            id=record_id,
+            owner=owner,
+            kind=KIND,
+            name=f"{project_id}-serve-{record_id[-8:]}",
+            request={"model_uri": uri, "instances": instances},
+            created_at=self.clock(),
+            project_id=project_id,
+        )
+        self.store.put_service_record(record)
+        spec = inference_spec(
+            name=record.name,
+            project=project,
+            model_uri=uri,
+            instances=instances,
+            settings=self.settings,
+        )
+        status = self.orchestrator.create_service(spec)
+        deployed = ServiceRecord(
+            **{**record.__dict__, "state": status.state.value, "message": status.address}
+        )
+        return self.store.put_service_record(deployed)
+
+    def list_deployments(self, project_id: str, *, owner: str) -> list[ServiceRecord]:
+        """Return the project's inference deployments."""
+        self.projects.get(project_id, owner=owner)
+        return self.store.list_service_records(owner=owner, kind=KIND, project_id=project_id)
+
+    def undeploy(self, project_id: str, deployment_id: str, *, owner: str) -> None:
+        """Remove the inference server and its record."""
+        self.projects.get(project_id, owner=owner)
+        record = self.store.get_service_record(deployment_id, owner=owner, kind=KIND)
+        if record.project_id != project_id:
+            raise NotFoundError(f"deployment {deployment_id} not found")
+        self.orchestrator.remove_service(record.name)
+        self.store.delete_service_record(record.id)

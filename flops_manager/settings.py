@@ -1,0 +1,75 @@
+"""Manager settings, read once from ``FLOPS_<FIELD>`` environment variables (or a JSON file)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flops_contracts.config import load_settings
+
+DEFAULT_TIMEOUTS = {
+    "building": 3600.0,
+    "deploying": 1800.0,
+    "training": 86400.0,
+    "post_training": 3600.0,
+}
+
+
+class Settings(BaseModel):
+    """Frozen manager settings; each field ``x`` is set by the variable ``FLOPS_X``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    data_dir: str = Field(str(Path.home() / ".flops"), description="embedded database lives here")
+    mongo_url: str | None = Field(None, description="unset: start an embedded nx-27017 server")
+    mongo_db: str = "flops"
+    store_uri: str | None = Field(None, description="memory:// for a throw-away store")
+    orchestrator_uri: str | None = None
+    mqtt_url: str | None = Field(None, description="mqtt://host:port; unset: no event listener")
+    mqtt_client_id: str = "flops-manager"
+    auth_mode: Literal["static", "oakestra"] = "static"
+    api_tokens: str | None = Field(None, description='JSON {"token": "user"} or a file path')
+    oakestra_url: str | None = None
+    auth_cache_ttl_s: float = Field(30.0, ge=0)
+    mlflow_public_url: str | None = None
+    allow_local_repos: bool | None = Field(None, description="default: allowed when embedded")
+    reconcile_interval_s: float = Field(1.0, gt=0, le=60)
+    action_max_attempts: int = Field(8, ge=1)
+    action_backoff_s: float = Field(1.0, ge=0)
+    phase_timeouts: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    sse_keepalive_s: float = Field(15.0, gt=0)
+    sse_max_s: float = Field(300.0, gt=0)
+    sse_poll_s: float = Field(0.5, gt=0)
+    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    images_prefix: str = "flops"
+    dataplane_image: str = "flops/dataplane:latest"
+    builder_image: str = "flops/image-builder:latest"
+    inference_image: str = "flops/inference-server:latest"
+
+    @property
+    def embedded_database(self) -> bool:
+        """Whether the manager runs its own nx-27017 server."""
+        return self.mongo_url is None and self.store_uri is None
+
+    @property
+    def local_repos_allowed(self) -> bool:
+        """Whether ``file://`` URLs and local paths may be used as repositories."""
+        if self.allow_local_repos is not None:
+            return self.allow_local_repos
+        return self.embedded_database or self.store_uri == "memory://"
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read :class:`Settings` from the environment.
+
+    Raises
+    ------
+    ConfigError
+        Naming every invalid variable.
+    """
+    return load_settings(Settings, environ=environ)

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from flops_contracts.events import Component, Event, EventType
+from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
+from flops_manager.api.context import services
+from flops_manager.lifecycle.state import Phase
+from flops_manager.services.ingest import EventIngest
+from tests.manager.conftest import ALICE, BOB
+
+GOOD = {"spec": {"training": {"rounds": 2, "learners": 2}},
+        "repository": {"url": "https://git.example/u/repo.git", "ref": "main"}}
+
+
+@pytest.fixture()
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def create(client: FlaskClient, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    r = client.post("/api/v1/projects", json=body or GOOD, headers=ALICE)
+    assert r.status_code == 201, r.json
+    return dict(r.json)
+
+
+def test_health_open_and_ready(client: FlaskClient) -> None:
+    assert client.get("/health").json == {"status": "ok"}
+    assert client.get("/ready").status_code == 401
+    assert client.get("/ready", headers=ALICE).json == {"status": "ready"}
+    assert client.get("/openapi.json").json["openapi"].startswith("3.1")
+    assert client.get("/docs").status_code == 200
+
+
+def test_create_get_list(client: FlaskClient) -> None:
+    p = create(client)
+    assert p["phase"] == "submitted" and p["owner"] == "alice"
+    assert p["progress"] == {"round": 0, "total_rounds": 2, "metrics": {}}
+    got = client.get(f"/api/v1/projects/{p['id']}", headers=ALICE).json
+    assert got["id"] == p["id"] and got["links"]["tracking"] == "http://mlflow.example:5000"
+    listed = client.get("/api/v1/projects?page=1&page_size=10&phase=submitted", headers=ALICE).json
+    assert listed["total"] == 1 and listed["items"][0]["id"] == p["id"]
+    assert client.get("/api/v1/projects", headers=BOB).json["total"] == 0
+
+
+@pytest.mark.parametrize("path", [
+    "/api/v1/projects", "/api/v1/projects/x", "/api/v1/projects/x/events",
+    "/api/v1/projects/x/events/stream", "/api/v1/projects/x/models",
+    "/api/v1/projects/x/deployments", "/api/v1/mock-data-providers",
+    "/api/v1/mock-data-providers/x", "/api/v1/tracking", "/ready",
+])
+def test_401_without_token(client: FlaskClient, path: str) -> None:
+    r = client.get(path)
+    assert r.status_code == 401 and r.json["code"] == 401
+    assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
+
+
+def test_other_users_project_is_404(client: FlaskClient) -> None:
+    pid = create(client)["id"]
+    for method, path in [
+        ("get", f"/api/v1/projects/{pid}"), ("delete", f"/api/v1/projects/{pid}"),
+        ("post", f"/api/v1/projects/{pid}/cancel"), ("get", f"/api/v1/projects/{pid}/events"),
+        ("get", f"/api/v1/projects/{pid}/events/stream"), ("get", f"/api/v1/projects/{pid}/models"),
+        ("get", f"/api/v1/projects/{pid}/deployments"),
+    ]:
+        r = getattr(client, method)(path, headers=BOB)
+        assert r.status_code == 404, (method, path)
+        assert set(r.json) >= {"code", "status", "message"}
+
+
+INVALID = [
+    ({"training": {"strategy": {"name": "NoSuchStrategy"}}}, "spec.training.strategy.name"),
+    ({"training": {"rounds": -1}}, "spec.training.rounds"),
+    ({"training": {"learners": 2, "min_fit_learners": 3}}, "spec.training"),
+    ({"unknown_field": 1}, "spec.unknown_field"),
+    ({"training": {"mode": "hierarchical"}}, "spec.training"),
+    ({"post_training_steps": ["deploy_trained_model_image"]}, "spec"),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), INVALID)
+def test_422_invalid_spec(client: FlaskClient, spec: dict[str, Any], field: str) -> None:
+    r = client.post("/api/v1/projects", json={"spec": spec, "repository": GOOD["repository"]},
+                    headers=ALICE)
+    assert r.status_code == 422, r.json
+    errors = r.json["errors"]["json"]
+    assert any(k == field or k.startswith(field) for k in errors), errors
+    assert all(isinstance(v, list) and v for v in errors.values())
+
+
+@pytest.mark.parametrize("url", ["ext::sh -c touch% /tmp/pwned", "--upload-pack=touch /x",
+                                 "ftp://host/repo", "http://host/repo", "git://host/repo", ""])
+def test_422_bad_repository_url(client: FlaskClient, url: str) -> None:
+    r = client.post("/api/v1/projects", json={"spec": {}, "repository": {"url": url}},
+                    headers=ALICE)
+    assert r.status_code == 422
+    assert "url" in str(r.json["errors"])
+
+
+@pytest.mark.parametrize("url", ["https://h/u/r", "ssh://git@h:22/u/r.git", "git@h:u/r.git",
+                                 "file:///srv/repo", "/srv/repo"])
+def test_allowed_repository_urls(client: FlaskClient, url: str) -> None:
+    create(client, {"spec": {}, "repository": {"url": url}})
+
+
+def test_unknown_body_field_rejected(client: FlaskClient) -> None:
+    r = client.post("/api/v1/projects", json={**GOOD, "extra": 1}, headers=ALICE)
+    assert r.status_code == 422 and "extra" in r.json["errors"]["json"]
+
+
+def test_cancel_and_delete(app: Flask, client: FlaskClient) -> None:
+    pid = create(client)["id"]
+    r = client.post(f"/api/v1/projects/{pid}/cancel", headers=ALICE)
+    assert r.status_code == 202 and r.json["phase"] == "cancelled"
+    assert client.post(f"/api/v1/projects/{pid}/cancel", headers=ALICE).status_code == 409
+    r = client.delete(f"/api/v1/projects/{pid}", headers=ALICE)
+    assert r.status_code == 202
+    assert client.get(f"/api/v1/projects/{pid}", headers=ALICE).status_code == 404
+    with app.app_context():
+        store = services().store
+        assert [a.action["kind"] for a in store.get_project(pid).pending][-1] == "delete_project"
+
+
+def publish(app: Flask, pid: str, component: str, event: str, **data: Any) -> None:
+    e = Event(project_id=pid, component=Component(component), instance="i0",
+              event=EventType(event), data=data)
+    with app.app_context():
+        EventIngest(services().store).handle(f"flops/v1/projects/{pid}/{component}/i0/events",
+                                             e.to_json().encode())
+
+
+def test_events_stream_models_and_deployments(app: Flask, client: FlaskClient,
+                                              orchestrator: MemoryOrchestrator) -> None:
+    pid = create(client)["id"]
+    publish(app, pid, "builder", "started")
+    r = client.get(f"/api/v1/projects/{pid}/events?after=0&limit=10", headers=ALICE).json
+    assert [e["seq"] for e in r["items"]] == [1] and r["next_after"] == 1
+    body = client.get(f"/api/v1/projects/{pid}/events/stream?after=0", headers=ALICE)
+    assert body.mimetype == "text/event-stream"
+    text = body.get_data(as_text=True)
+    assert "id: 1\n" in text and "event: end" in text
+    assert client.get(f"/api/v1/projects/{pid}/models", headers=ALICE).json == {"items": []}
+    r = client.post(f"/api/v1/projects/{pid}/deployments", json={}, headers=ALICE)
+    assert r.status_code == 409
+    # drive the project to completion with a model
+    with app.app_context():
+        store = services().store
+        p = store.get_project(pid)
+        store.save_project(p.replace(phase=Phase.TRAINING), expected_version=p.version)
+    publish(app, pid, "aggregator", "completed", model_uri="models:/m/3", registered_model="m",
+            model_version=3, mlflow_run_id="r9", registry_uri="http://mlflow")
+    got = client.get(f"/api/v1/projects/{pid}", headers=ALICE).json
+    assert got["phase"] == "completed"
+    assert got["links"]["mlflow_model"] == "http://mlflow.example:5000/#/models/m/versions/3"
+    models = client.get(f"/api/v1/projects/{pid}/models", headers=ALICE).json["items"]
+    assert models[0]["model_uri"] == "models:/m/3" and models[0]["mlflow_run_id"] == "r9"
+    r = client.post(f"/api/v1/projects/{pid}/deployments", json={"instances": 2}, headers=ALICE)
+    assert r.status_code == 201, r.json
+    dep = r.json
+    assert orchestrator.services[dep["name"]].role == "inference_server"
+    listed = client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"]
+    assert [d["id"] for d in listed] == [dep["id"]]
+    assert client.delete(f"/api/v1/projects/{pid}/deployments/{dep['id']}",
+                         headers=BOB).status_code == 404
+    assert client.delete(f"/api/v1/projects/{pid}/deployments/{dep['id']}",
+                         headers=ALICE).status_code == 204
+    assert dep["name"] not in orchestrator.services
+
+
+def test_mock_data_providers(client: FlaskClient, orchestrator: MemoryOrchestrator) -> None:
+    body = {"dataset": "digits", "partitions": 3, "partitioner": "dirichlet", "alpha": 0.5,
+            "seed": 7, "tag": "digits", "servers": ["127.0.0.1:9000"]}
+    r = client.post("/api/v1/mock-data-providers", json=body, headers=ALICE)
+    assert r.status_code == 201, r.json
+    spec = orchestrator.services[r.json["name"]]
+    assert spec.role == "mock_data_provider"
+    assert spec.command == ("python", "-m", "flops_dataplane.mock_provider")
+    assert spec.env["FLOPS_PARTITIONS"] == "3" and spec.env["FLOPS_ALPHA"] == "0.5"
+    assert spec.env["FLOPS_SERVERS"] == '["127.0.0.1:9000"]'
+    pid = r.json["id"]
+    assert client.get(f"/api/v1/mock-data-providers/{pid}", headers=ALICE).status_code == 200
+    assert client.get(f"/api/v1/mock-data-providers/{pid}", headers=BOB).status_code == 404
+    assert len(client.get("/api/v1/mock-data-providers", headers=ALICE).json["items"]) == 1
+    bad = client.post("/api/v1/mock-data-providers", json={**body, "alpha": None}, headers=ALICE)
+    assert bad.status_code == 422 and "alpha" in bad.json["errors"]["json"]
+
+
+def test_tracking(client: FlaskClient) -> None:
+    r = client.get("/api/v1/tracking", headers=ALICE)
+    assert r.json == {"tracking_url": "http://mlflow.example:5000"}
+
+
+def test_50_concurrent_creations(app: Flask) -> None:
+    def one(i: int) -> str:
+        r = app.test_client().post("/api/v1/projects", json=GOOD, headers=ALICE)
+        assert r.status_code == 201
+        return str(r.json["id"])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
+        ids = list(pool.map(one, range(50)))
+    assert len(set(ids)) == 50
+    listed = app.test_client().get("/api/v1/projects?page_size=200", headers=ALICE).json
+    assert listed["total"] == 50 and {p["id"] for p in listed["items"]} == set(ids)

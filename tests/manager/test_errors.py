@@ -1,0 +1,7 @@
+from flops_contracts.errors import ErrorCode
+from flops_manager.api.errors import CATALOG
+
+
+def test_catalog_covers_every_error_code() -> None:
+    assert set(CATALOG) == set(ErrorCode)
+    assert all(400 <= spec.status < 600 for spec in CATALOG.values())

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flops_contracts.events import Component, Event, EventType
+from flops_manager.lifecycle import planner
+from flops_manager.lifecycle.actions import Action, ActionKind, Role
+from flops_manager.lifecycle.state import Phase, Project
+
+PID = "p0123456789abcdef"
+BUILD = ["build_image_for_trained_model"]
+BUILD_DEPLOY = BUILD + ["deploy_trained_model_image"]
+
+
+def proj(phase: Phase, steps: list[str] | None = None, **kw: Any) -> Project:
+    return Project(id=PID, owner="alice", spec={"post_training_steps": steps or []},
+                   repository={"url": "https://x/y"}, created_at=0, updated_at=0, phase=phase,
+                   phase_since=0, **kw)
+
+
+def ev(component: str, event: str, ts: str = "2026-01-01T00:00:01Z", eid: str | None = None,
+       **data: Any) -> Event:
+    return Event(project_id=PID, component=Component(component), instance="i0",
+                 event=EventType(event), data=data, timestamp=ts,
+                 **({"event_id": eid} if eid else {}))
+
+
+def kinds(decision: planner.Decision) -> list[str]:
+    return [a.kind.value for a in decision.actions]
+
+
+CASES = [
+    # (start phase, steps, event, expected phase, expected action kinds)
+    (Phase.BUILDING, [], ev("builder", "completed"), Phase.DEPLOYING,
+     ["remove_services", "deploy_aggregator", "deploy_learners"]),
+    (Phase.BUILDING, [], ev("builder", "failed", error="no Dockerfile"), Phase.FAILED,
+     ["remove_services"]),
+    (Phase.BUILDING, [], ev("builder", "lost"), Phase.FAILED, ["remove_services"]),
+    (Phase.BUILDING, [], ev("aggregator", "started"), Phase.BUILDING, []),
+    (Phase.DEPLOYING, [], ev("aggregator", "started"), Phase.TRAINING, []),
+    (Phase.DEPLOYING, [], ev("root_aggregator", "started"), Phase.TRAINING, []),
+    (Phase.DEPLOYING, [], ev("builder", "completed"), Phase.DEPLOYING, []),
+    (Phase.TRAINING, [], ev("aggregator", "round_completed", round=1, metrics={"acc": 0.5}),
+     Phase.TRAINING, []),
+    (Phase.TRAINING, [], ev("aggregator", "completed", model_uri="models:/m/1"), Phase.COMPLETED,
+     ["remove_services"]),
+    (Phase.TRAINING, BUILD, ev("aggregator", "completed", model_uri="models:/m/1"),
+     Phase.POST_TRAINING, ["remove_services", "build_model_image"]),
+    (Phase.TRAINING, [], ev("aggregator", "failed", error="boom"), Phase.FAILED,
+     ["remove_services"]),
+    (Phase.TRAINING, [], ev("aggregator", "lost"), Phase.FAILED, ["remove_services"]),
+    (Phase.TRAINING, [], ev("cluster_aggregator", "failed"), Phase.FAILED, ["remove_services"]),
+    (Phase.TRAINING, [], ev("learner", "learner_failed", error="no data"), Phase.TRAINING, []),
+    (Phase.TRAINING, [], ev("learner", "failed"), Phase.TRAINING, []),
+    (Phase.TRAINING, [], ev("learner", "lost"), Phase.TRAINING, []),
+    (Phase.TRAINING, [], ev("aggregator", "log", message="hi"), Phase.TRAINING, []),
+    (Phase.POST_TRAINING, BUILD, ev("builder", "completed"), Phase.COMPLETED, ["remove_services"]),
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("builder", "completed"), Phase.SERVING,
+     ["remove_services", "deploy_inference"]),
+    (Phase.POST_TRAINING, BUILD, ev("builder", "failed"), Phase.FAILED, ["remove_services"]),
+    (Phase.SERVING, BUILD_DEPLOY, ev("inference_server", "lost"), Phase.FAILED,
+     ["remove_services"]),
+    (Phase.COMPLETED, [], ev("aggregator", "failed"), Phase.COMPLETED, []),
+    (Phase.FAILED, [], ev("builder", "completed"), Phase.FAILED, []),
+    (Phase.CANCELLED, [], ev("aggregator", "started"), Phase.CANCELLED, []),
+]
+
+
+@pytest.mark.parametrize(("phase", "steps", "event", "expected", "actions"), CASES)
+def test_event_table(phase: Phase, steps: list[str], event: Event, expected: Phase,
+                     actions: list[str]) -> None:
+    decision = planner.plan_event(proj(phase, steps), event, now=10.0)
+    assert decision.project.phase is expected
+    assert kinds(decision) == actions
+
+
+def test_failure_reason_names_component() -> None:
+    d = planner.plan_event(proj(Phase.TRAINING), ev("aggregator", "failed", error="oom"), now=1)
+    assert d.project.last_error == "aggregator 'i0' failed: oom"
+
+
+def test_duplicate_event_changes_nothing() -> None:
+    first = planner.plan_event(proj(Phase.TRAINING), ev("learner", "learner_failed", eid="e1"),
+                               now=1).project
+    again = planner.plan_event(first, ev("learner", "learner_failed", eid="e1"), now=2)
+    assert again.project == first
+
+
+def test_out_of_order_round_is_ignored() -> None:
+    p = planner.plan_event(proj(Phase.TRAINING), ev("aggregator", "round_completed", round=2,
+                                                    metrics={"acc": 0.9}), now=1).project
+    late = planner.plan_event(p, ev("aggregator", "round_completed", ts="2026-01-01T00:00:02Z",
+                                    round=1, metrics={"acc": 0.1}), now=2)
+    assert late.project.round == 2 and late.project.metrics == {"acc": 0.9}
+
+
+def test_older_component_event_is_ignored() -> None:
+    p = planner.plan_event(proj(Phase.TRAINING), ev("learner", "started",
+                                                    ts="2026-01-01T00:00:05Z"), now=1).project
+    old = planner.plan_event(p, ev("learner", "failed", ts="2026-01-01T00:00:01Z"), now=2)
+    assert old.project == p
+
+
+def test_completed_records_model() -> None:
+    d = planner.plan_event(proj(Phase.TRAINING), ev(
+        "aggregator", "completed", model_uri="models:/m/1", registered_model="m",
+        model_version=1, mlflow_run_id="r1", registry_uri="http://r"), now=1)
+    assert d.project.model == {"model_uri": "models:/m/1", "registered_model": "m",
+                               "model_version": 1, "mlflow_run_id": "r1",
+                               "registry_uri": "http://r"}
+
+
+def test_round_in_deploying_moves_to_training() -> None:
+    d = planner.plan_event(proj(Phase.DEPLOYING), ev("aggregator", "round_completed", round=1),
+                           now=1)
+    assert d.project.phase is Phase.TRAINING and d.project.round == 1
+
+
+@pytest.mark.parametrize(("phase", "elapsed", "expected"), [
+    (Phase.BUILDING, 5, Phase.BUILDING), (Phase.BUILDING, 11, Phase.FAILED),
+    (Phase.DEPLOYING, 21, Phase.FAILED), (Phase.TRAINING, 29, Phase.TRAINING),
+    (Phase.TRAINING, 31, Phase.FAILED), (Phase.SERVING, 10_000, Phase.SERVING),
+    (Phase.COMPLETED, 10_000, Phase.COMPLETED),
+])
+def test_timeouts(phase: Phase, elapsed: float, expected: Phase) -> None:
+    timeouts = {"building": 10, "deploying": 20, "training": 30}
+    d = planner.plan_tick(proj(phase), now=elapsed, timeouts=timeouts)
+    assert d.project.phase is expected
+    if expected is Phase.FAILED:
+        assert f"phase '{phase.value}'" in (d.project.last_error or "")
+
+
+def test_submitted_tick_starts_build() -> None:
+    d = planner.plan_tick(proj(Phase.SUBMITTED), now=1, timeouts={})
+    assert d.project.phase is Phase.BUILDING and kinds(d) == ["build_images"]
+    assert Action.from_dict(d.project.pending[0].action).service_names == (f"{PID}-builder",)
+
+
+def test_cancel_drops_pending_creations() -> None:
+    p = planner.plan_event(proj(Phase.BUILDING), ev("builder", "completed"), now=1).project
+    d = planner.plan_cancel(p, now=2)
+    assert d.project.phase is Phase.CANCELLED
+    assert {x.action["kind"] for x in d.project.pending} == {"remove_services"}
+
+
+def test_delete_queues_cleanup_then_delete() -> None:
+    d = planner.plan_delete(proj(Phase.COMPLETED), now=1)
+    assert d.project.deleting
+    assert [x.action["kind"] for x in d.project.pending] == ["remove_services", "delete_project"]
+
+
+def test_action_names_are_deterministic() -> None:
+    a = Action(ActionKind.REMOVE_SERVICES, PID, (Role.AGGREGATOR, Role.LEARNERS))
+    assert a.service_names == (f"{PID}-aggregator", f"{PID}-learners")
+    assert Action.from_dict(a.to_dict()) == a

@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+
+from flops_manager.adapters.memory_store import MemoryProjectStore
+from flops_manager.adapters.mongo_store import MongoProjectStore
+from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.ports.errors import ConflictError, NotFoundError
+from flops_manager.ports.project_store import ProjectStore
+from flops_manager.ports.records import RejectedEvent, ServiceRecord
+from flops_manager.services.mutate import mutate_project
+
+
+def project(pid: str | None = None, owner: str = "alice", created: float = 1.0) -> Project:
+    return Project(id=pid or "p" + uuid.uuid4().hex[:16], owner=owner, spec={"a": 1},
+                   repository={"url": "https://x/y", "ref": None}, created_at=created,
+                   updated_at=created)
+
+
+def event(eid: str) -> dict[str, object]:
+    return {"event_id": eid, "event": "log", "data": {"k": [1, 2]}}
+
+
+class StoreContract:
+    __test__ = False
+
+    def make_store(self) -> ProjectStore:
+        raise NotImplementedError
+
+    @pytest.fixture()
+    def store(self) -> ProjectStore:
+        return self.make_store()
+
+    def test_create_get_roundtrip(self, store: ProjectStore) -> None:
+        p = store.create_project(project("p1"))
+        assert p.version == 1
+        assert store.get_project("p1") == p
+        assert store.get_project("p1", owner="alice") == p
+
+    def test_duplicate_create_conflicts(self, store: ProjectStore) -> None:
+        store.create_project(project("p1"))
+        with pytest.raises(ConflictError):
+            store.create_project(project("p1"))
+
+    def test_other_owner_not_found(self, store: ProjectStore) -> None:
+        store.create_project(project("p1"))
+        with pytest.raises(NotFoundError):
+            store.get_project("p1", owner="bob")
+        with pytest.raises(NotFoundError):
+            store.get_project("nope")
+
+    def test_optimistic_concurrency(self, store: ProjectStore) -> None:
+        p = store.create_project(project("p1"))
+        saved = store.save_project(p.replace(phase=Phase.BUILDING), expected_version=1)
+        assert saved.version == 2 and store.get_project("p1").phase is Phase.BUILDING
+        with pytest.raises(ConflictError):
+            store.save_project(p.replace(phase=Phase.FAILED), expected_version=1)
+
+    def test_list_paginates_newest_first_and_filters(self, store: ProjectStore) -> None:
+        for i in range(5):
+            store.create_project(project(f"p{i}", created=float(i)))
+        store.create_project(project("q", owner="bob"))
+        first = store.list_projects(owner="alice", page=1, page_size=2)
+        assert [p.id for p in first.items] == ["p4", "p3"] and first.total == 5
+        third = store.list_projects(owner="alice", page=3, page_size=2)
+        assert [p.id for p in third.items] == ["p0"]
+        p2 = store.get_project("p2")
+        store.save_project(p2.replace(phase=Phase.TRAINING), expected_version=p2.version)
+        training = store.list_projects(owner="alice", phase=Phase.TRAINING)
+        assert [p.id for p in training.items] == ["p2"]
+
+    def test_needing_work_and_delete(self, store: ProjectStore) -> None:
+        a = store.create_project(project("a"))
+        store.create_project(project("b"))
+        store.save_project(a.replace(phase=Phase.COMPLETED), expected_version=1)
+        assert {p.id for p in store.list_projects_needing_work()} == {"b"}
+        assert store.delete_project("b") and not store.delete_project("b")
+
+    def test_events_sequence_and_dedup(self, store: ProjectStore) -> None:
+        store.create_project(project("p1"))
+        first = store.append_event("p1", event("e1"), received_at=1.0)
+        second = store.append_event("p1", event("e2"), received_at=2.0)
+        assert first is not None and second is not None
+        assert (first.seq, second.seq) == (1, 2)
+        assert store.append_event("p1", event("e1"), received_at=3.0) is None
+        assert [e.seq for e in store.list_events("p1")] == [1, 2]
+        assert [e.event_id for e in store.list_events("p1", after_seq=1)] == ["e2"]
+        assert store.list_events("p1")[0].event == event("e1")
+        assert store.count_events("p1") == 2
+
+    def test_concurrent_event_sequences_unique(self, store: ProjectStore) -> None:
+        store.create_project(project("p1"))
+
+        def add(n: int) -> None:
+            for i in range(10):
+                store.append_event("p1", event(f"e{n}-{i}"), received_at=1.0)
+
+        threads = [threading.Thread(target=add, args=(n,)) for n in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        seqs = [e.seq for e in store.list_events("p1", limit=1000)]
+        assert seqs == list(range(1, 51))
+
+    def test_concurrent_mutations_lose_nothing(self, store: ProjectStore) -> None:
+        store.create_project(project("p1"))
+
+        def bump(n: int) -> None:
+            for i in range(5):
+                mutate_project(store, "p1", lambda p, k=f"{n}-{i}": p.replace(
+                    metrics={**p.metrics, k: 1}), now=2.0, attempts=200)
+
+        threads = [threading.Thread(target=bump, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        final = store.get_project("p1")
+        assert len(final.metrics) == 30 and final.version == 31
+
+    def test_rejected_events(self, store: ProjectStore) -> None:
+        store.add_rejected_event(RejectedEvent("r1", "t", "{", "bad json", 1.0))
+        assert [r.reason for r in store.list_rejected_events()] == ["bad json"]
+
+    def test_service_records(self, store: ProjectStore) -> None:
+        rec = ServiceRecord("s1", "alice", "inference_server", "n", {"x": 1}, 1.0, "p1")
+        store.put_service_record(rec)
+        assert store.get_service_record("s1", owner="alice", kind="inference_server") == rec
+        with pytest.raises(NotFoundError):
+            store.get_service_record("s1", owner="bob", kind="inference_server")
+        assert store.list_service_records(owner="alice", kind="inference_server",
+                                          project_id="p1") == [rec]
+        assert store.list_service_records(owner="alice", kind="mock_data_provider") == []
+        assert store.delete_service_record("s1")
+        store.ping()
+
+
+class TestMemoryStore(StoreContract):
+    __test__ = True
+
+    def make_store(self) -> ProjectStore:
+        return MemoryProjectStore()
+
+
+class TestMongoStore(StoreContract):
+    __test__ = True
+
+    @pytest.fixture(autouse=True)
+    def _nx(self, nx_server) -> None:  # type: ignore[no-untyped-def]
+        self.url = nx_server.url
+
+    def make_store(self) -> ProjectStore:
+        return MongoProjectStore(self.url, db_name="c" + uuid.uuid4().hex[:12])

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pymongo
+
+from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
+from flops_manager.adapters.memory_store import MemoryProjectStore
+from flops_manager.adapters.nx_launcher import EmbeddedMongo
+from flops_manager.lifecycle.state import Phase
+from flops_manager.lifecycle.worker import ReconcileWorker
+from flops_manager.services.projects import ProjectService
+from tests.manager.conftest import make_settings
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def setup(**overrides: object) -> tuple[MemoryProjectStore, MemoryOrchestrator, ReconcileWorker,
+                                        Clock, str]:
+    store, orch, clock = MemoryProjectStore(), MemoryOrchestrator(), Clock()
+    settings = make_settings(action_backoff_s=5.0, **overrides)
+    pid = ProjectService(store, allow_local_repos=True, clock=clock).create(
+        owner="alice", spec={}, repository={"url": "https://h/u/r"}).id
+    return store, orch, ReconcileWorker(store, orch, settings, clock=clock), clock, pid
+
+
+def test_temporary_errors_are_retried_with_backoff() -> None:
+    store, orch, worker, clock, pid = setup()
+    orch.fail_next = 2
+    worker.tick()
+    p = store.get_project(pid)
+    assert p.phase is Phase.BUILDING and p.pending[0].attempts == 1
+    worker.tick()  # not due yet
+    assert store.get_project(pid).pending[0].attempts == 1
+    clock.now += 5.1
+    worker.tick()
+    assert store.get_project(pid).pending[0].attempts == 2
+    clock.now += 10.1
+    worker.tick()
+    assert not store.get_project(pid).pending and f"{pid}-builder" in orch.services
+
+
+def test_gives_up_after_max_attempts() -> None:
+    store, orch, worker, clock, pid = setup(action_max_attempts=2)
+    orch.fail_next = 10
+    worker.tick()
+    clock.now += 100
+    worker.tick()
+    p = store.get_project(pid)
+    assert p.phase is Phase.FAILED and "build_images failed" in (p.last_error or "")
+
+
+def test_timeout_fails_and_delete_cleans_up() -> None:
+    store, orch, worker, clock, pid = setup(phase_timeouts={"building": 60.0})
+    worker.tick()
+    clock.now += 61
+    worker.tick()
+    assert store.get_project(pid).phase is Phase.FAILED
+    assert f"{pid}-builder" not in orch.services
+    ProjectService(store, allow_local_repos=True, clock=clock).delete(pid, owner="alice")
+    worker.tick()
+    assert store.list_projects(owner="alice").total == 0
+    assert not store.list_projects_needing_work()
+
+
+def test_resume_from_store_with_new_worker() -> None:
+    store, orch, worker, clock, pid = setup()
+    fresh = ReconcileWorker(store, orch, make_settings(), clock=clock)
+    fresh.start()
+    try:
+        from tests.fixtures.servers import wait_for
+
+        wait_for(lambda: f"{pid}-builder" in orch.services, what="builder created")
+    finally:
+        fresh.stop()
+
+
+def test_embedded_nx_launcher(tmp_path: Path) -> None:
+    embedded = EmbeddedMongo(tmp_path)
+    url = embedded.start()
+    try:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(url)
+        client.flops.x.insert_one({"_id": 1})
+        assert client.flops.x.count_documents({}) == 1
+        client.close()
+    finally:
+        embedded.stop()
+    assert (tmp_path / "db" / "flops.db").exists()
