@@ -6,7 +6,7 @@ import enum
 import logging
 from pathlib import Path
 
-from flops_contracts.errors import ContractError
+from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
 from learner_base.flower_client import ClientCodeError, ModelManagerClient, run_client
@@ -58,6 +58,10 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
     )
     try:
         manager.set_model_data(context)
+    except FlopsError as exc:  # e.g. no data for the tags: the message says it all
+        emitter.emit(EventType.FAILED, reason=exc.message, stage="data")
+        logger.error("%s", exc.message)
+        return ExitCode.DATA
     except Exception as exc:  # noqa: BLE001 - user code; report and stop
         reason = f"loading data failed: {type(exc).__name__}: {exc}"
         emitter.emit(EventType.FAILED, reason=reason, stage="data")

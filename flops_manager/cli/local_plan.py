@@ -43,6 +43,9 @@ class LocalRun:
     mlflow_artifact_location: str | None = None
     registered_model_name: str | None = None
     host: str = "127.0.0.1"
+    data_tags: tuple[str, ...] = ()
+    data_servers: tuple[str, ...] = ()
+    """One data server per learner (by global learner index); empty = repository's own data."""
 
 
 def plan_processes(run: LocalRun, next_port: PortAllocator) -> list[ProcessPlan]:
@@ -116,6 +119,8 @@ def _learners(
             "learner_count": total or run.training.learners,
             "seed": offset + index,
             "connect_timeout_s": run.training.connect_timeout_s,
+            "data_tags": list(run.data_tags),
+            "data_server": run.data_servers[offset + index] if run.data_servers else None,
             "project_id": str(common["project_id"]),
             "events_uri": common["events_uri"],
         })

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import sys
 import tempfile
 import time
@@ -12,7 +14,8 @@ from typing import Any
 
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, Event, EventType
-from flops_contracts.spec import ProjectSpec, parse_spec
+from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
+from flops_manager.cli.local_data import LocalData, start_data_plane
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
 from flops_manager.cli.processes import ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
@@ -40,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workdir", type=Path, help="where logs, events and MLflow data go")
     parser.add_argument("--timeout", type=float, help="overall limit in seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON summary line last")
+    data = parser.add_argument_group(
+        "data plane", "start one ML data server per learner and fill it with the mock provider")
+    data.add_argument("--data", choices=["iid", "dirichlet", "label_skew"],
+                      help="partitioner of the mock data (enables the data plane)")
+    data.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration")
+    data.add_argument("--dataset", default="sklearn:digits",
+                      help="mock data source: sklearn:NAME, file:PATH (default sklearn:digits)")
+    data.add_argument("--data-tag", dest="data_tag",
+                      help="tag of the uploaded data (default: the spec's first tag or 'digits')")
+    data.add_argument("--data-seed", dest="data_seed", type=int, default=0)
 
 
 def _scalar(text: str) -> bool | int | float | str:
@@ -141,6 +154,25 @@ def run(args: argparse.Namespace) -> int:
         mlflow_artifact_location=None if args.mlflow_uri else str(workdir / "mlartifacts"),
         registered_model_name=spec.model.registered_model_name,
     )
+    group = ProcessGroup(workdir / "logs")
+    if args.data:
+        tag = args.data_tag or (spec.data_tags[0] if spec.data_tags else "digits")
+        learners = t.learners * _clusters(t)
+        print(f"starting {learners} data servers and the mock data provider "
+              f"({args.data}, tag {tag!r})", file=out, flush=True)
+        try:
+            servers, token = start_data_plane(
+                LocalData(partitioner=args.data, learners=learners, tag=tag,
+                          dataset=args.dataset, alpha=args.alpha, seed=args.data_seed),
+                group=group, workdir=workdir, events_uri=local.events_uri,
+            )
+        except FlopsError as exc:
+            group.stop_all()
+            return _finish(args, {"status": "failed", "reason": exc.message,
+                                  "workdir": str(workdir)}, 1)
+        local = dataclasses.replace(local, data_servers=tuple(servers),
+                                    data_tags=tuple(spec.data_tags or [tag]))
+        os.environ["FLOPS_DATA_TOKEN"] = token  # inherited by the learners, never in argv
     plans = plan_processes(local, free_port)
     rounds = (t.cycles or 1) if t.mode.value == "hierarchical" else t.rounds
     limit = args.timeout or (
@@ -150,9 +182,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"work directory: {workdir}", file=out)
     print(f"starting {len(plans)} processes ({t.mode.value}, {t.strategy.name.value}, "
           f"{rounds} rounds)", file=out)
-    group = ProcessGroup(workdir / "logs")
     tail = EventTail(events_path)
     final: Event | None = None
+    early_failures: list[Event] = []
     try:
         main = None
         for plan in plans:
@@ -171,6 +203,14 @@ def run(args: argparse.Namespace) -> int:
                     EventType.COMPLETED, EventType.FAILED
                 ):
                     final = event
+                if (event.component is Component.LEARNER and event.event is EventType.FAILED
+                        and event.data.get("stage") in ("contract", "data")):
+                    early_failures.append(event)
+            if len(early_failures) > t.learners * _clusters(t) - t.effective_min_available:
+                reason = early_failures[0].data.get("reason")
+                return _finish(args, {"status": "failed", "reason": f"learner "
+                                      f"{early_failures[0].instance}: {reason}",
+                                      "workdir": str(workdir)}, 1)
             if exited:
                 break
             if time.monotonic() > deadline:
@@ -205,6 +245,11 @@ def run(args: argparse.Namespace) -> int:
         "workdir": str(workdir),
     }
     return _finish(args, summary, 0)
+
+
+def _clusters(training: TrainingSpec) -> int:
+    """Clusters a run deploys learners to (1 for classic training)."""
+    return len(training.clusters) if training.clusters else 1
 
 
 def _finish(args: argparse.Namespace, summary: dict[str, Any], code: int) -> int:
