@@ -100,6 +100,7 @@ class MlflowTracker:
     """
 
     RETRIES = 5
+    MAX_BATCH_ITEMS = 100  # rounds per write; MLflow accepts up to 1000 metrics per batch
 
     def __init__(
         self,
@@ -166,24 +167,36 @@ class MlflowTracker:
         self._queue.put(metrics)
 
     def _write_loop(self) -> None:
+        """Write queued metrics, coalescing whatever queued up meanwhile into one batch."""
         client = self._client()
         while True:
-            metrics = self._queue.get()
+            items = [self._queue.get()]
+            while items[-1] is not None and len(items) < self.MAX_BATCH_ITEMS:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            metrics = [m for item in items if item is not None for m in item]
             try:
-                if metrics is None:
-                    return
-                for attempt in range(self.RETRIES):
-                    try:
-                        client.log_batch(self.run_id, metrics=metrics)
-                        break
-                    except Exception:  # noqa: BLE001 - the tracking server may be restarting
-                        if attempt == self.RETRIES - 1:
-                            logger.warning("dropping %s metrics after %s attempts",
-                                           len(metrics), self.RETRIES, exc_info=True)
-                        else:
-                            time.sleep(min(0.5 * 2**attempt, 5.0))
+                if metrics:
+                    self._write(client, metrics)
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+            if items[-1] is None:
+                return
+
+    def _write(self, client: Any, metrics: list[Any]) -> None:
+        for attempt in range(self.RETRIES):
+            try:
+                client.log_batch(self.run_id, metrics=metrics)
+                return
+            except Exception:  # noqa: BLE001 - the tracking server may be restarting
+                if attempt == self.RETRIES - 1:
+                    logger.warning("dropping %s metrics after %s attempts", len(metrics),
+                                   self.RETRIES, exc_info=True)
+                else:
+                    time.sleep(min(0.5 * 2**attempt, 5.0))
 
     def flush(self) -> None:
         """Wait until every queued metric was written (or given up on)."""
