@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from flops_contracts.errors import FlopsError
-from flops_manager.cli.processes import ProcessGroup, free_port
+from flops_manager.local_processes import ProcessGroup, free_port
 
 READY_TIMEOUT_S = 30.0
 PROVIDER_TIMEOUT_S = 300.0

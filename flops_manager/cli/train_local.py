@@ -17,7 +17,7 @@ from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
 from flops_manager.cli.local_data import LocalData, start_data_plane
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
-from flops_manager.cli.processes import ProcessGroup, free_port
+from flops_manager.local_processes import ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}

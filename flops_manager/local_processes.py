@@ -1,0 +1,116 @@
+"""Start, watch and stop a group of local processes (nothing is left running)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that was free on ``host`` a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class ManagedProcess:
+    """A started process and its log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes]
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code, or ``None`` while running."""
+        return self.popen.poll()
+
+
+def start_process(
+    name: str, argv: list[str], env: Mapping[str, str], *, log_path: Path,
+    cwd: Path | None = None,
+) -> ManagedProcess:
+    """Start ``argv`` in its own session with ``env`` added to ours, logging to ``log_path``."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = log_path.open("ab")
+    try:
+        popen = subprocess.Popen(  # noqa: S603 - argv is a list built by FLOps, no shell
+            argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+            start_new_session=True,
+        )
+    except OSError:
+        log.close()
+        raise
+    return ManagedProcess(name, popen, log_path, log)
+
+
+def wait_exited(processes: list[ManagedProcess], timeout_s: float) -> bool:
+    """Wait until every process exited; return whether they all did in time."""
+    deadline = time.monotonic() + timeout_s
+    while any(p.returncode is None for p in processes):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def stop_processes(processes: list[ManagedProcess], *, grace_s: float = 5.0) -> None:
+    """SIGTERM each process group, SIGKILL what is left after ``grace_s``, close the logs."""
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.popen.pid, signal.SIGTERM)
+    if not wait_exited(processes, grace_s):
+        for process in processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.popen.pid, signal.SIGKILL)
+        wait_exited(processes, grace_s)
+    for process in processes:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.popen.pid, signal.SIGKILL)  # stray grandchildren
+        process._log.close()  # noqa: SLF001
+
+
+class ProcessGroup:
+    """Processes started together and always stopped together.
+
+    Each process runs in its own session so that stopping it also stops its children.
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[ManagedProcess] = []
+
+    def start(
+        self, name: str, argv: list[str], env: Mapping[str, str], *, cwd: Path | None = None
+    ) -> ManagedProcess:
+        """Start ``argv`` with ``env`` added to this process's environment; log to a file."""
+        process = start_process(name, argv, env, log_path=self.log_dir / f"{name}.log", cwd=cwd)
+        self.processes.append(process)
+        return process
+
+    def running(self) -> list[ManagedProcess]:
+        """Processes that have not exited."""
+        return [p for p in self.processes if p.returncode is None]
+
+    def wait_all(self, timeout_s: float) -> bool:
+        """Wait until every process exited; return whether they all did in time."""
+        return wait_exited(self.processes, timeout_s)
+
+    def stop_all(self, *, grace_s: float = 5.0) -> None:
+        """SIGTERM every running process group, then SIGKILL what is left after ``grace_s``."""
+        stop_processes(self.processes, grace_s=grace_s)
+
+    def __iter__(self) -> Iterator[ManagedProcess]:
+        return iter(self.processes)

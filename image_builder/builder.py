@@ -1,0 +1,199 @@
+"""Build a project's Python environment: clone, validate, env, smoke; every step is an event."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flops_contracts.errors import ContractError, ErrorCode, FlopsError
+from flops_contracts.events import EventType
+from flops_messaging import EventEmitter
+from image_builder import commands
+from image_builder.cache import CacheLayout
+from image_builder.dependencies import DependencySpec, read_dependencies
+from image_builder.environment import ProjectEnv, ensure_project_env
+from image_builder.git_checkout import Checkout, checkout
+from image_builder.outcome import BuildError, BuildResult, BuildStep
+from image_builder.runtime_layer import ensure_runtime
+from image_builder.settings import BuilderSettings
+from image_builder.smoke import CONTRACT_EXIT
+from image_builder.sources import parse_source
+from image_builder.toolchain import find_tool
+from learner_base.repository import MODEL_MANAGER_CLASS, MODEL_MANAGER_FILE
+
+logger = logging.getLogger(__name__)
+
+SMOKE_SCRIPT = Path(__file__).with_name("smoke.py")
+
+
+class _Steps:
+    """Times steps and reports them as ``progress`` events."""
+
+    def __init__(self, emitter: EventEmitter) -> None:
+        self.emitter = emitter
+        self.timings: dict[str, float] = {}
+        self.current: BuildStep | None = None
+        self.notes: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def step(self, step: BuildStep) -> Iterator[dict[str, Any]]:
+        """Run one step; the yielded dict is added to its ``done`` event."""
+        self.current = step
+        self.emitter.emit(EventType.PROGRESS, step=str(step), state="running")
+        start = time.monotonic()
+        extra: dict[str, Any] = {}
+        yield extra
+        seconds = round(time.monotonic() - start, 3)
+        self.timings[str(step)] = seconds
+        self.emitter.emit(EventType.PROGRESS, step=str(step), state="done", seconds=seconds,
+                          **extra)
+
+
+def build_environment(settings: BuilderSettings, emitter: EventEmitter) -> BuildResult:
+    """Build (or reuse) the environment of ``settings.repository_url`` at ``settings.ref``.
+
+    Parameters
+    ----------
+    settings
+        What to build and where.
+    emitter
+        Receives ``started``, ``progress`` (per step, with seconds), ``log``, and ``completed``
+        or ``failed`` (with ``step``, ``message`` and, for tool failures, ``output_tail``).
+
+    Returns
+    -------
+    BuildResult
+        The environment, the commit and the timings.
+
+    Raises
+    ------
+    ContractError
+        If the repository violates the FLOps repository contract.
+    BuildError
+        If any other step fails (``.step`` names it).
+    """
+    steps = _Steps(emitter)
+    started = time.monotonic()
+    emitter.emit(EventType.STARTED, repository_url=settings.repository_url, ref=settings.ref)
+    try:
+        result = _build(settings, steps, emitter)
+    except Exception as exc:  # noqa: BLE001 - reported, then re-raised typed
+        error = exc if isinstance(exc, FlopsError) else BuildError(
+            f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
+        step = steps.current or BuildStep.CLONE
+        if isinstance(error, BuildError) and error.step is None:
+            error.step = step
+        emitter.emit(EventType.FAILED, step=str(step), message=error.message,
+                     code=str(error.code), **error.details)
+        logger.error("build failed in step %s: %s", step, error.message)
+        if error is exc:
+            raise
+        raise error from exc
+    result.timings["total"] = round(time.monotonic() - started, 3)
+    emitter.emit(EventType.COMPLETED, **result.to_event_data())
+    return result
+
+
+def _build(settings: BuilderSettings, steps: _Steps, emitter: EventEmitter) -> BuildResult:
+    cache = CacheLayout(settings.cache_dir)
+    with steps.step(BuildStep.CLONE) as info:
+        tree = _clone(settings, cache)
+        info.update(commit=tree.commit, ref=tree.resolved_ref, reused=tree.reused)
+    with steps.step(BuildStep.VALIDATE) as info:
+        deps = validate_static(tree.repo_dir)
+        info.update(dependency_file=deps.path.name, dependency_hash=deps.digest)
+        if deps.skipped:
+            emitter.emit(EventType.LOG, step="validate", level="warning",
+                         message=f"{deps.path.name}: skipped entries pip cannot install: "
+                                 + ", ".join(deps.skipped), skipped=list(deps.skipped))
+    with steps.step(BuildStep.ENV) as info:
+        env = _environment(settings, cache, tree, deps, info)
+    with steps.step(BuildStep.SMOKE) as info:
+        info.update(run_smoke(env.python, tree.repo_dir, timeout=settings.smoke_timeout_s))
+    return BuildResult(
+        env_dir=env.venv, python=env.python, commit=tree.commit, repo_dir=tree.repo_dir,
+        cache_hit=env.cache_hit, timings=dict(steps.timings), dependency_hash=deps.digest,
+        cache_key=env.cache_key,
+    )
+
+
+def _clone(settings: BuilderSettings, cache: CacheLayout) -> Checkout:
+    source = parse_source(settings.repository_url, allow_local=settings.allow_local)
+    return checkout(source, settings.ref, cache=cache, work_dir=settings.scratch_dir(),
+                    timeout=settings.git_timeout_s)
+
+
+def validate_static(repo_dir: Path) -> DependencySpec:
+    """Check the parts of the repository contract that need no environment.
+
+    Raises
+    ------
+    ContractError
+        If ``model_manager.py`` or the dependency file is missing or unreadable.
+    """
+    if not (repo_dir / MODEL_MANAGER_FILE).is_file():
+        raise ContractError(
+            f"{repo_dir}: no {MODEL_MANAGER_FILE} at the repository root; FLOps needs a "
+            f"{MODEL_MANAGER_FILE} defining class {MODEL_MANAGER_CLASS}"
+        )
+    return read_dependencies(repo_dir)
+
+
+def _environment(settings: BuilderSettings, cache: CacheLayout, tree: Checkout,
+                 deps: DependencySpec, info: dict[str, Any]) -> ProjectEnv:
+    env = dict(os.environ)
+    env["UV_PYTHON_DOWNLOADS"] = "never"
+    if settings.uv_cache_dir is not None:
+        env["UV_CACHE_DIR"] = str(settings.uv_cache_dir.expanduser())
+    tool = find_tool(uv=settings.uv, use_uv=settings.use_uv, env=env)
+    runtime, runtime_hit = ensure_runtime(
+        cache=cache, tool=tool, source=settings.runtime_source, python=settings.python,
+        system_site_packages=settings.system_site_packages, timeout=settings.install_timeout_s,
+    )
+    project = ensure_project_env(
+        cache=cache, tool=tool, runtime=runtime, deps=deps, commit=tree.commit,
+        python=settings.python, timeout=settings.install_timeout_s,
+    )
+    info.update(tool=tool.name, runtime_key=runtime.key, runtime_cache_hit=runtime_hit,
+                cache_key=project.cache_key, cache_hit=project.cache_hit,
+                env_dir=str(project.venv))
+    return project
+
+
+def run_smoke(python: Path, repo_dir: Path, *, timeout: float) -> dict[str, Any]:
+    """Instantiate the ModelManager inside the built environment and read its parameters.
+
+    Returns
+    -------
+    dict
+        ``{"class": name, "parameters": [[shape, dtype], ...]}``.
+
+    Raises
+    ------
+    ContractError
+        With the contract's message if the repository violates it.
+    BuildError
+        If the check crashes or times out.
+    """
+    env = dict(os.environ)
+    env.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    out = commands.run([str(python), "-I", str(SMOKE_SCRIPT), str(repo_dir)], timeout=timeout,
+                       cwd=repo_dir, env=env, check=False, what="smoke check")
+    if out.returncode == CONTRACT_EXIT:
+        raise ContractError(out.stderr.strip() or "repository contract violated")
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise BuildError(f"smoke check failed with exit status {out.returncode}",
+                         details={"output_tail": out.tail()})
+    try:
+        report = json.loads(lines[-1])
+    except ValueError:
+        raise BuildError("smoke check printed no report",
+                         details={"output_tail": out.tail()}) from None
+    return {"model_manager": report.get("class"), "parameters": report.get("parameters")}
