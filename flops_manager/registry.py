@@ -32,6 +32,14 @@ def _memory_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     return MemoryOrchestrator()
 
 
+def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
+    from pathlib import Path
+
+    from flops_manager.adapters.local_orchestrator import LocalOrchestrator
+
+    return LocalOrchestrator(Path(settings.data_dir) / "local")
+
+
 class Registry:
     """Maps URI schemes to builders for one kind of backend."""
 
@@ -75,6 +83,7 @@ STORES.register("mongodb", _mongo_store)
 
 ORCHESTRATORS = Registry("orchestrator", "FLOPS_ORCHESTRATOR_URI")
 ORCHESTRATORS.register("memory", _memory_orchestrator)
+ORCHESTRATORS.register("local", _local_orchestrator)
 
 
 def build_store(settings: Settings) -> ProjectStore:

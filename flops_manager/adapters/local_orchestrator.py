@@ -1,0 +1,174 @@
+"""Orchestrator backend that runs services as local processes (the embedded default).
+
+Each instance of a service is one process started from ``spec.command`` with ``spec.env`` plus
+``FLOPS_INSTANCE`` (``<service>-<i>``) and ``FLOPS_INSTANCE_INDEX`` (``i``), in its own session,
+with its output in ``<workdir>/services/<service>/<instance>.log``. Stopping sends SIGTERM to
+the process group and SIGKILL after a grace period; :meth:`LocalOrchestrator.close` stops
+everything, so nothing outlives the manager.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+from flops_manager.local_processes import ManagedProcess, start_process, stop_processes
+from flops_manager.ports.errors import NotFoundError, PermanentError
+from flops_manager.ports.orchestrator import (
+    Cluster,
+    Orchestrator,
+    ServiceSpec,
+    ServiceState,
+    ServiceStatus,
+)
+
+LOG_TAIL_BYTES = 2000
+
+
+@dataclasses.dataclass
+class _Service:
+    spec: ServiceSpec
+    processes: list[ManagedProcess]
+
+
+def _tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", errors="replace")
+
+
+def service_state(exit_codes: list[int | None]) -> ServiceState:
+    """Derive a service's state from its instances' exit codes (``None`` = running).
+
+    Any instance that failed makes the service failed; all exited with 0 is stopped (done).
+    """
+    if any(code not in (None, 0) for code in exit_codes):
+        return ServiceState.FAILED
+    if exit_codes and all(code == 0 for code in exit_codes):
+        return ServiceState.STOPPED
+    return ServiceState.RUNNING
+
+
+class LocalOrchestrator(Orchestrator):
+    """Runs each service instance as a local process on this machine."""
+
+    def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0) -> None:
+        self.workdir = workdir
+        self.host = host
+        self.grace_s = grace_s
+        self._services: dict[str, _Service] = {}
+        self._lock = threading.Lock()
+
+    def _log_path(self, name: str, index: int) -> Path:
+        return self.workdir / "services" / name / f"{name}-{index}.log"
+
+    def _start_instance(self, spec: ServiceSpec, index: int) -> ManagedProcess:
+        if not spec.command:
+            raise PermanentError(f"service {spec.name}: the local backend needs a command")
+        env = {"FLOPS_INSTANCE": f"{spec.name}-{index}", "FLOPS_INSTANCE_INDEX": str(index),
+               **spec.env}
+        try:
+            return start_process(f"{spec.name}-{index}", list(spec.command), env,
+                                 log_path=self._log_path(spec.name, index))
+        except OSError as exc:
+            raise PermanentError(f"service {spec.name}: cannot start {spec.command[0]!r}: "
+                                 f"{exc}") from None
+
+    def _status(self, service: _Service) -> ServiceStatus:
+        spec = service.spec
+        codes = [p.returncode for p in service.processes]
+        state = service_state(codes)
+        message = None
+        failed = [(p, c) for p, c in zip(service.processes, codes, strict=True)
+                  if c not in (None, 0)]
+        if failed:
+            process, code = failed[0]
+            message = (f"instance {process.name} exited with code {code}; last output: "
+                       f"{_tail(process.log_path).strip()[-500:]}")
+        return ServiceStatus(
+            name=spec.name,
+            role=spec.role,
+            state=state,
+            instances=spec.instances,
+            running=sum(code is None for code in codes),
+            address=f"{self.host}:{spec.ports[0]}" if spec.ports else None,
+            message=message,
+        )
+
+    def create_service(self, spec: ServiceSpec) -> ServiceStatus:  # noqa: D102
+        with self._lock:
+            existing = self._services.get(spec.name)
+            if existing is not None:
+                return self._status(existing)
+            processes: list[ManagedProcess] = []
+            try:
+                for index in range(spec.instances):
+                    processes.append(self._start_instance(spec, index))
+            except PermanentError:
+                stop_processes(processes, grace_s=self.grace_s)
+                raise
+            service = _Service(spec, processes)
+            self._services[spec.name] = service
+            return self._status(service)
+
+    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
+        with self._lock:
+            service = self._services.get(name)
+            if service is None:
+                raise NotFoundError(f"service {name} not found")
+            current = len(service.processes)
+            if instances > current:
+                for index in range(current, instances):
+                    service.processes.append(self._start_instance(service.spec, index))
+            elif instances < current:
+                extra = service.processes[instances:]
+                stop_processes(extra, grace_s=self.grace_s)
+                del service.processes[instances:]
+            service.spec = dataclasses.replace(service.spec, instances=instances)
+            return self._status(service)
+
+    def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
+        with self._lock:
+            service = self._services.get(name)
+            return None if service is None else self._status(service)
+
+    def service_address(self, name: str) -> str | None:  # noqa: D102
+        status = self.service_status(name)
+        return None if status is None else status.address
+
+    def service_logs(self, name: str) -> dict[str, str]:
+        """Return the captured output of each instance of ``name``.
+
+        Raises
+        ------
+        NotFoundError
+            If no such service exists.
+        """
+        with self._lock:
+            service = self._services.get(name)
+            if service is None:
+                raise NotFoundError(f"service {name} not found")
+            paths = [(p.name, p.log_path) for p in service.processes]
+        return {instance: _tail(path, 1_000_000) for instance, path in paths}
+
+    def remove_service(self, name: str) -> bool:  # noqa: D102
+        with self._lock:
+            service = self._services.pop(name, None)
+        if service is None:
+            return False
+        stop_processes(service.processes, grace_s=self.grace_s)
+        return True
+
+    def list_clusters(self) -> list[Cluster]:  # noqa: D102
+        return [Cluster(id="local", name="local")]
+
+    def close(self) -> None:
+        """Stop every service."""
+        with self._lock:
+            services = list(self._services.values())
+            self._services.clear()
+        for service in services:
+            stop_processes(service.processes, grace_s=self.grace_s)

@@ -1,0 +1,105 @@
+import os
+import sys
+import time
+
+import pytest
+
+from flops_manager.adapters.local_orchestrator import LocalOrchestrator, service_state
+from flops_manager.ports.errors import NotFoundError, PermanentError
+from flops_manager.ports.orchestrator import ServiceSpec, ServiceState
+from tests.fixtures.servers import wait_for
+
+SLEEPER = "import os, time; print('hello from', os.environ['FLOPS_INSTANCE'], flush=True); " \
+          "time.sleep(120)"
+STUBBORN = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); " \
+           "print('ready', flush=True); time.sleep(120)"
+
+
+def spec(name, code, instances=1, **kw):
+    return ServiceSpec(name=name, role="test", image="", command=(sys.executable, "-c", code),
+                       instances=instances, **kw)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as handle:  # a zombie counts as gone
+        return handle.read().split()[2] != "Z"
+
+
+@pytest.fixture
+def orchestrator(tmp_path):
+    orch = LocalOrchestrator(tmp_path, grace_s=1.0)
+    yield orch
+    orch.close()
+
+
+def test_instances_run_with_identity_and_logs(orchestrator):
+    status = orchestrator.create_service(spec("svc", SLEEPER, instances=2, ports=(18080,)))
+    assert status.state is ServiceState.RUNNING and status.running == 2
+    assert orchestrator.service_address("svc") == "127.0.0.1:18080"
+    wait_for(lambda: all("hello from" in log
+                         for log in orchestrator.service_logs("svc").values()), timeout=20)
+    logs = orchestrator.service_logs("svc")
+    assert logs["svc-0"].strip() == "hello from svc-0"
+    assert logs["svc-1"].strip() == "hello from svc-1"
+    again = orchestrator.create_service(spec("svc", SLEEPER, instances=5))
+    assert again.instances == 2  # idempotent: the existing service is returned
+
+
+def test_scale_up_and_down(orchestrator):
+    orchestrator.create_service(spec("svc", SLEEPER))
+    assert orchestrator.scale_service("svc", instances=3).running == 3
+    assert orchestrator.scale_service("svc", instances=1).running == 1
+    with pytest.raises(NotFoundError):
+        orchestrator.scale_service("missing", instances=1)
+
+
+def test_exit_codes_become_states(orchestrator):
+    orchestrator.create_service(spec("ok", "print('done')"))
+    orchestrator.create_service(spec("bad", "import sys; print('boom'); sys.exit(3)"))
+    wait_for(lambda: orchestrator.service_status("ok").state is ServiceState.STOPPED, timeout=20)
+    wait_for(lambda: orchestrator.service_status("bad").state is ServiceState.FAILED, timeout=20)
+    message = orchestrator.service_status("bad").message
+    assert "exited with code 3" in message and "boom" in message
+
+
+def test_remove_stops_even_processes_that_ignore_sigterm(orchestrator):
+    orchestrator.create_service(spec("stubborn", STUBBORN, instances=2))
+    wait_for(lambda: all("ready" in log
+                         for log in orchestrator.service_logs("stubborn").values()), timeout=20)
+    pids = [p.popen.pid for p in orchestrator._services["stubborn"].processes]
+    started = time.monotonic()
+    assert orchestrator.remove_service("stubborn") is True
+    assert time.monotonic() - started < 10
+    assert not any(alive(pid) for pid in pids)
+    assert orchestrator.remove_service("stubborn") is False
+    assert orchestrator.service_status("stubborn") is None
+
+
+def test_close_leaves_nothing_running(tmp_path):
+    orch = LocalOrchestrator(tmp_path, grace_s=1.0)
+    orch.create_service(spec("a", SLEEPER, instances=2))
+    orch.create_service(spec("b", SLEEPER))
+    pids = [p.popen.pid for s in orch._services.values() for p in s.processes]
+    orch.close()
+    assert not any(alive(pid) for pid in pids)
+
+
+def test_unstartable_command_is_a_permanent_error(orchestrator):
+    with pytest.raises(PermanentError, match="cannot start"):
+        orchestrator.create_service(ServiceSpec(name="x", role="t", image="",
+                                                command=("/nonexistent/binary",)))
+    with pytest.raises(PermanentError, match="needs a command"):
+        orchestrator.create_service(ServiceSpec(name="y", role="t", image=""))
+
+
+@pytest.mark.parametrize(("codes", "state"), [
+    ([None, None], ServiceState.RUNNING), ([0, None], ServiceState.RUNNING),
+    ([0, 0], ServiceState.STOPPED), ([0, 2], ServiceState.FAILED),
+    ([None, -9], ServiceState.FAILED),
+])
+def test_service_state_table(codes, state):
+    assert service_state(codes) is state
