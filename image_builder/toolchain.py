@@ -20,6 +20,16 @@ def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
+def requirement_args(requirement_files: Sequence[Path], constraints: Path | None) -> list[str]:
+    """``-r FILE`` for each requirements file and ``-c FILE`` for the constraints (pip and uv)."""
+    args: list[str] = []
+    for req in requirement_files:
+        args += ["-r", str(req)]
+    if constraints is not None:
+        args += ["-c", str(constraints)]
+    return args
+
+
 class VenvTool(abc.ABC):
     """Creates virtual environments and installs packages into them.
 
@@ -98,10 +108,7 @@ class UvTool(VenvTool):
     ) -> None:
         """Install with ``uv pip install``."""
         argv = [self.uv, "pip", "install", "--no-progress", "--python", str(venv_python(venv))]
-        for req in requirement_files:
-            argv += ["-r", str(req)]
-        if constraints is not None:
-            argv += ["-c", str(constraints)]
+        argv += requirement_args(requirement_files, constraints)
         commands.run([*argv, "--", *packages], timeout=timeout, env=self.env,
                      what="uv pip install")
 
@@ -140,10 +147,7 @@ class PipTool(VenvTool):
         """Install with ``pip install``."""
         argv = [str(venv_python(venv)), "-m", "pip", "install", "--disable-pip-version-check",
                 "--no-input"]
-        for req in requirement_files:
-            argv += ["-r", str(req)]
-        if constraints is not None:
-            argv += ["-c", str(constraints)]
+        argv += requirement_args(requirement_files, constraints)
         commands.run([*argv, "--", *packages], timeout=timeout, env=self.env,
                      what="pip install")
 
