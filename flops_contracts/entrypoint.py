@@ -28,6 +28,8 @@ def start_component(model: type[M], *, prog: str, prefix: str = ENV_PREFIX) -> M
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    # Flower's logger has its own console handler; do not print each of its lines twice.
+    logging.getLogger("flwr").propagate = False
     try:
         return load_settings(model, prefix=prefix)
     except ConfigError as exc:
