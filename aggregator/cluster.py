@@ -39,7 +39,7 @@ class ClusterAggregator:
         )
         self.parameters: list[Any] = []
         self._learners_joined = False
-        self._cycle = 0
+        self.cycle = 0
 
     @property
     def _training(self) -> Any:
@@ -63,7 +63,7 @@ class ClusterAggregator:
     def _on_report(self, report: RoundReport, _parameters: list[Any] | None) -> None:
         self.emitter.emit(
             EventType.ROUND_COMPLETED,
-            cycle=self._cycle,
+            cycle=self.cycle,
             round=report.server_round,
             rounds=self._training.rounds,
             loss=report.loss,
@@ -75,7 +75,7 @@ class ClusterAggregator:
 
     def _on_failures(self, server_round: int, phase: str, reasons: list[str]) -> None:
         self.emitter.emit(
-            EventType.LEARNER_FAILED, cycle=self._cycle, round=server_round, phase=phase,
+            EventType.LEARNER_FAILED, cycle=self.cycle, round=server_round, phase=phase,
             count=len(reasons), reasons=reasons[:10],
         )
 
@@ -83,7 +83,7 @@ class ClusterAggregator:
         self, parameters: list[Any], config: dict[str, Any]
     ) -> tuple[list[Any], int, dict[str, Any]]:
         """Run one cycle of cluster rounds from the received global parameters."""
-        self._cycle = int(config.get("server_round", self._cycle + 1))
+        self.cycle = int(config.get("server_round", self.cycle + 1))
         self._ensure_learners()
         t = self._training
         t_min_fit, t_min_eval = t.effective_min_fit, t.effective_min_evaluate
@@ -172,5 +172,5 @@ def _run_cluster(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         return ExitCode.TRAINING
     finally:
         cluster.session.stop()
-    emitter.emit(EventType.COMPLETED, cluster=settings.cluster_name, cycles=cluster._cycle)
+    emitter.emit(EventType.COMPLETED, cluster=settings.cluster_name, cycles=cluster.cycle)
     return ExitCode.OK

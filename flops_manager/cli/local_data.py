@@ -6,6 +6,7 @@ One ML data server per learner, filled by the mock data provider, all as local p
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import socket
 import sys
@@ -73,8 +74,6 @@ def start_data_plane(
         })
         _wait_listening(port, group=group, name=name)
         locations.append(f"grpc://127.0.0.1:{port}")
-    import json
-
     provider = group.start("mock-data-provider", [sys.executable, "-m",
                                                   "flops_dataplane.mock_provider"], {
         "FLOPS_DATASET": data.dataset,

@@ -111,15 +111,14 @@ def build_spec(args: argparse.Namespace) -> ProjectSpec:
 def _progress_line(event: Event) -> str | None:
     d = event.data
     if event.event is EventType.ROUND_COMPLETED and event.component in MAIN_COMPONENTS:
-        acc = d.get("accuracy")
-        loss = d.get("loss")
-        return (
-            f"round {d.get('round')}/{d.get('rounds')}  "
-            f"loss {loss:.4f}  " if isinstance(loss, float) else f"round {d.get('round')}  "
-        ) + (f"accuracy {acc:.4f}  " if isinstance(acc, float) else "") + (
-            f"learners {d.get('answered')} answered, {d.get('failed')} failed  "
-            f"({d.get('duration_s')}s)"
-        )
+        parts = [f"round {d.get('round')}/{d.get('rounds')}"]
+        for key in ("loss", "accuracy"):
+            value = d.get(key)
+            if isinstance(value, int | float):
+                parts.append(f"{key} {value:.4f}")
+        parts.append(f"learners {d.get('answered')} answered, {d.get('failed')} failed")
+        parts.append(f"({d.get('duration_s')}s)")
+        return "  ".join(parts)
     if event.event is EventType.LEARNER_FAILED:
         return f"{event.component} {event.instance}: {d.get('count')} failure(s) in round " \
                f"{d.get('round')} ({d.get('phase')})"
