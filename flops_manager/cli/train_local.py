@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 import tempfile
 import time
@@ -154,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         registered_model_name=spec.model.registered_model_name,
     )
     group = ProcessGroup(workdir / "logs")
+    token: str | None = None
     if args.data:
         tag = args.data_tag or (spec.data_tags[0] if spec.data_tags else "digits")
         learners = t.learners * _clusters(t)
@@ -171,8 +171,10 @@ def run(args: argparse.Namespace) -> int:
                                   "workdir": str(workdir)}, 1)
         local = dataclasses.replace(local, data_servers=tuple(servers),
                                     data_tags=tuple(spec.data_tags or [tag]))
-        os.environ["FLOPS_DATA_TOKEN"] = token  # inherited by the learners, never in argv
     plans = plan_processes(local, free_port)
+    if token is not None:  # the data token reaches learners only through their environment
+        plans = [dataclasses.replace(p, env={**p.env, "FLOPS_DATA_TOKEN": token})
+                 if p.role == "learner" else p for p in plans]
     rounds = (t.cycles or 1) if t.mode.value == "hierarchical" else t.rounds
     limit = args.timeout or (
         t.connect_timeout_s + rounds * t.round_timeout_s * (2 * t.rounds + 1 if t.cycles else 2)
