@@ -1,0 +1,77 @@
+"""``flops up`` / ``status`` / ``down`` start and stop the real embedded stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def flops(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "flops_manager.cli.main", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def processes_using(directory: Path) -> list[int]:
+    marker = str(directory).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker in cmdline or marker in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def get(url: str, token: str | None = None) -> int:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}
+                                     if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_up_status_down(tmp_path):
+    directory = tmp_path / "flops-data"
+    try:
+        up = flops("up", "--data-dir", str(directory), "--json")
+        assert up.returncode == 0, up.stderr
+        record = json.loads(up.stdout)
+        token_file = Path(record["token_file"])
+        assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+        token = next(iter(json.loads(token_file.read_text())))
+        assert token not in up.stdout  # the secret is never printed
+        api = record["api_url"]
+        assert get(f"{api}/health") == 200
+        assert get(f"{api}/api/v1/projects") == 401
+        assert get(f"{api}/api/v1/projects", token) == 200
+        assert get(f"{record['mlflow_url']}/health") == 200
+
+        again = flops("up", "--data-dir", str(directory), "--json")
+        assert json.loads(again.stdout)["processes"] == record["processes"]  # idempotent
+
+        status = flops("status", "--data-dir", str(directory), "--json")
+        assert status.returncode == 0
+        assert [p["healthy"] for p in json.loads(status.stdout)["processes"]] == [True] * 3
+        assert processes_using(directory)
+    finally:
+        down = flops("down", "--data-dir", str(directory), "--json")
+    assert sorted(json.loads(down.stdout)["stopped"]) == ["broker", "manager", "mlflow"]
+    assert processes_using(directory) == []  # nothing left, the embedded database included
+    after = flops("status", "--data-dir", str(directory))
+    assert after.returncode == 3 and "not running" in after.stdout
