@@ -21,7 +21,7 @@ from aggregator.rounds import RoundRecorder, RoundReport
 from aggregator.runtime import ExitCode, learner_round_config, make_emitter, server_certificates
 from aggregator.settings import AggregatorSettings
 from flops_contracts.errors import TrainingError
-from flops_contracts.events import EventType
+from flops_contracts.events import EventType, training_data
 from flops_messaging import EventEmitter
 from learner_base.flower_client import CallbackClient, run_client
 
@@ -61,17 +61,15 @@ class ClusterAggregator:
         return RoundRecorder(min_fit=t.effective_min_fit, min_evaluate=t.effective_min_evaluate)
 
     def _on_report(self, report: RoundReport, _parameters: list[Any] | None) -> None:
-        self.emitter.emit(
-            EventType.ROUND_COMPLETED,
-            cycle=self.cycle,
+        self.emitter.emit(EventType.ROUND_COMPLETED, **training_data(
             round=report.server_round,
-            rounds=self._training.rounds,
-            loss=report.loss,
-            accuracy=report.accuracy,
+            total_rounds=self._training.rounds,
+            metrics={"loss": report.loss, "accuracy": report.accuracy},
+            cycle=self.cycle,
             answered=report.fit_answered,
             failed=report.fit_failed + report.evaluate_failed,
             duration_s=round(report.duration_s, 4),
-        )
+        ))
 
     def _on_failures(self, server_round: int, phase: str, reasons: list[str]) -> None:
         self.emitter.emit(

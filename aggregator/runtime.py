@@ -12,7 +12,7 @@ from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
 from aggregator.settings import AggregatorRole, AggregatorSettings
 from aggregator.tracking import MlflowTracker, RegisteredModel
 from flops_contracts.errors import ContractError, TrainingError
-from flops_contracts.events import Component, EventType
+from flops_contracts.events import Component, EventType, training_data
 from flops_contracts.spec import TrainingSpec
 from flops_messaging import EventEmitter, create_emitter
 from learner_base.repository import load_model_manager
@@ -159,18 +159,16 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         if tracker is not None:
             tracker.log_round(report)
         improved = best.offer(report, parameters)
-        emitter.emit(
-            EventType.ROUND_COMPLETED,
+        emitter.emit(EventType.ROUND_COMPLETED, **training_data(
             round=report.server_round,
-            rounds=num_rounds,
-            loss=report.loss,
-            accuracy=report.accuracy,
+            total_rounds=num_rounds,
+            metrics={"loss": report.loss, "accuracy": report.accuracy},
             answered=report.fit_answered,
             failed=report.fit_failed + report.evaluate_failed,
             duration_s=round(report.duration_s, 4),
             bytes_exchanged=report.bytes_sent + report.bytes_received,
             best=improved,
-        )
+        ))
 
     def on_failures(server_round: int, phase: str, reasons: list[str]) -> None:
         logger.warning("round %s %s: %s failure(s): %s", server_round, phase, len(reasons),
@@ -240,11 +238,9 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         session.stop()
 
     final = reports[-1]
-    emitter.emit(
-        EventType.COMPLETED,
-        rounds=len(reports),
-        loss=final.loss,
-        accuracy=final.accuracy,
+    emitter.emit(EventType.COMPLETED, **training_data(
+        total_rounds=len(reports),
+        metrics={"loss": final.loss, "accuracy": final.accuracy},
         best_round=best.best_round,
         best_value=best.best_value,
         selection_metric=best.metric,
@@ -254,7 +250,7 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         registered_model=model.registered_name if model else None,
         model_version=model.version if model else None,
         registry_uri=model.registry_uri if model else None,
-    )
+    ))
     if tracker is not None:
         tracker.finish()
     return ExitCode.OK

@@ -157,3 +157,27 @@ class Event:
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventFormatError(f"event payload is not valid JSON: {exc}") from None
         return cls.from_dict(raw)
+
+
+def training_data(
+    *,
+    metrics: Mapping[str, float | None],
+    round: int | None = None,  # noqa: A002 - the contract's field name
+    total_rounds: int | None = None,
+    **details: Any,
+) -> dict[str, Any]:
+    """Payload of an aggregator's ``round_completed`` or ``completed`` event.
+
+    Every consumer (the manager's lifecycle, the CLI) reads the same keys: ``round`` (1-based),
+    ``total_rounds``, ``metrics`` (numeric values only: ``loss``, ``accuracy``, ...), plus any
+    ``details``.
+    """
+    data: dict[str, Any] = {
+        "metrics": {k: float(v) for k, v in metrics.items() if v is not None},
+        **details,
+    }
+    if round is not None:
+        data["round"] = round
+    if total_rounds is not None:
+        data["total_rounds"] = total_rounds
+    return data

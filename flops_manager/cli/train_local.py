@@ -110,11 +110,8 @@ def build_spec(args: argparse.Namespace) -> ProjectSpec:
 def _progress_line(event: Event) -> str | None:
     d = event.data
     if event.event is EventType.ROUND_COMPLETED and event.component in MAIN_COMPONENTS:
-        parts = [f"round {d.get('round')}/{d.get('rounds')}"]
-        for key in ("loss", "accuracy"):
-            value = d.get(key)
-            if isinstance(value, int | float):
-                parts.append(f"{key} {value:.4f}")
+        parts = [f"round {d.get('round')}/{d.get('total_rounds')}"]
+        parts += [f"{key} {value:.4f}" for key, value in d.get("metrics", {}).items()]
         parts.append(f"learners {d.get('answered')} answered, {d.get('failed')} failed")
         parts.append(f"({d.get('duration_s')}s)")
         return "  ".join(parts)
@@ -234,9 +231,9 @@ def run(args: argparse.Namespace) -> int:
     d = final.data
     summary = {
         "status": "completed",
-        "accuracy": d.get("accuracy"),
-        "loss": d.get("loss"),
-        "rounds": d.get("rounds"),
+        "accuracy": d["metrics"].get("accuracy"),
+        "loss": d["metrics"].get("loss"),
+        "rounds": d.get("total_rounds"),
         "best_round": d.get("best_round"),
         "best_accuracy": d.get("best_value") if d.get("selection_metric") == "accuracy" else None,
         "mlflow_tracking_uri": tracking_uri,

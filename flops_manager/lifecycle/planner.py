@@ -113,7 +113,7 @@ def _on_round(project: Project, event: Event, now: float) -> Decision:
     raw_round = event.data.get("round")
     if not isinstance(raw_round, int) or isinstance(raw_round, bool) or raw_round <= project.round:
         return Decision(project)
-    metrics = event.data.get("metrics")
+    metrics = event.data.get("metrics")  # payload: flops_contracts.events.training_data
     total = event.data.get("total_rounds")
     changes: dict[str, Any] = {"round": raw_round}
     if isinstance(metrics, dict):

@@ -89,7 +89,7 @@ def test_tls_channel_trains_and_untrusted_learner_is_refused(tmp_path):
     recorded = read_events(events)
     done = [e for e in recorded if e.component is Component.AGGREGATOR
             and e.event is EventType.COMPLETED]
-    assert done and done[0].data["rounds"] == 2 and done[0].data["accuracy"] > 0.8
+    assert done and done[0].data["total_rounds"] == 2 and done[0].data["metrics"]["accuracy"] > 0.8
     refused = [e for e in recorded if e.instance == "untrusted" and e.event is EventType.FAILED]
     assert refused and refused[0].data["stage"] == "connection"
 

@@ -142,7 +142,7 @@ def test_hierarchical_root_records_global_model_accuracy(tmp_path):
         assert len(evals) == 2
         weighted = sum(e.data["accuracy"] * e.data["examples"] for e in evals) / sum(
             e.data["examples"] for e in evals)
-        assert root.data["accuracy"] == pytest.approx(weighted)
+        assert root.data["metrics"]["accuracy"] == pytest.approx(weighted)
     # ... and equals an independent evaluation of the registered (best-round) model on the
     # union of all learners' test shards.
     import sys
@@ -161,11 +161,11 @@ def test_hierarchical_root_records_global_model_accuracy(tmp_path):
     model = mlflow.pyfunc.load_model(summary["registered_model_uri"])
     independent = float((np.asarray(model.predict(x_test)) == y_test).mean())
     best = [e for e in root_rounds if e.data["round"] == summary["best_round"]][0]
-    assert best.data["accuracy"] == pytest.approx(independent)
+    assert best.data["metrics"]["accuracy"] == pytest.approx(independent)
     history = MlflowClient(summary["mlflow_tracking_uri"]).get_metric_history(
         summary["mlflow_run_id"], "accuracy")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(
-        [e.data["accuracy"] for e in root_rounds])
+        [e.data["metrics"]["accuracy"] for e in root_rounds])
 
 
 def _spec_with_delay(tmp_path: Path, delay: float) -> Path:

@@ -155,3 +155,19 @@ def test_action_names_are_deterministic() -> None:
     a = Action(ActionKind.REMOVE_SERVICES, PID, (Role.AGGREGATOR, Role.LEARNERS))
     assert a.service_names == (f"{PID}-aggregator", f"{PID}-learners")
     assert Action.from_dict(a.to_dict()) == a
+
+
+def test_aggregator_payloads_drive_progress_and_model() -> None:
+    """The planner reads exactly what the aggregator publishes (one shared payload builder)."""
+    from flops_contracts.events import training_data
+
+    rnd = ev("aggregator", "round_completed", **training_data(
+        round=2, total_rounds=5, metrics={"loss": 0.3, "accuracy": 0.9}, answered=3))
+    p = planner.plan_event(proj(Phase.TRAINING), rnd, now=1).project
+    assert (p.round, p.total_rounds, p.metrics) == (2, 5, {"loss": 0.3, "accuracy": 0.9})
+    done = ev("aggregator", "completed", ts="2026-01-01T00:00:02Z", **training_data(
+        total_rounds=5, metrics={"loss": 0.2, "accuracy": 0.95}, model_uri="models:/m/1"))
+    d = planner.plan_event(p, done, now=2)
+    assert d.project.phase is Phase.COMPLETED
+    assert d.project.metrics == {"loss": 0.2, "accuracy": 0.95}
+    assert d.project.model == {"model_uri": "models:/m/1"}
