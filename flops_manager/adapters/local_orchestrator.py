@@ -1,21 +1,33 @@
 """Orchestrator backend that runs services as local processes (the embedded default).
 
-Each instance of a service is one process started from ``spec.command`` with ``spec.env`` plus
-``FLOPS_INSTANCE`` (``<service>-<i>``) and ``FLOPS_INSTANCE_INDEX`` (``i``), in its own session,
-with its output in ``<workdir>/services/<service>/<instance>.log``. Stopping sends SIGTERM to
-the process group and SIGKILL after a grace period; :meth:`LocalOrchestrator.close` stops
-everything, so nothing outlives the manager.
+Each instance of a service is one process started from ``spec.command`` with ``spec.env`` and
+``spec.secret_env`` plus ``FLOPS_INSTANCE`` (``<service>-<i>``) and ``FLOPS_INSTANCE_INDEX``
+(``i``), in its own session, with its output in ``<workdir>/services/<service>/<instance>.log``.
+Images: ``env://<dir>`` runs ``python`` from that virtual environment; any other reference runs
+``python`` as the manager's own interpreter (the FLOps services are installed beside it). A
+service with ``listen_env`` gets a free loopback port per instance in that variable. Stopping
+sends SIGTERM to the process group and SIGKILL after a grace period;
+:meth:`LocalOrchestrator.close` stops everything, so nothing outlives the manager.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
 import threading
 from pathlib import Path
 
-from flops_manager.local_processes import ManagedProcess, start_process, stop_processes
+from flops_manager.local_processes import (
+    ManagedProcess,
+    free_port,
+    start_process,
+    stop_processes,
+)
 from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import (
+    IMAGE_ENV_SCHEME,
+    PYTHON,
+    BuildTarget,
     Cluster,
     Orchestrator,
     ServiceSpec,
@@ -30,6 +42,31 @@ LOG_TAIL_BYTES = 2000
 class _Service:
     spec: ServiceSpec
     processes: list[ManagedProcess]
+    ports: list[int] = dataclasses.field(default_factory=list)
+
+
+def resolve_command(spec: ServiceSpec) -> list[str]:
+    """Return the argument vector of ``spec`` on this machine.
+
+    Raises
+    ------
+    PermanentError
+        If the command is empty or the ``env://`` environment has no interpreter.
+    """
+    if not spec.command:
+        raise PermanentError(f"service {spec.name}: the local backend needs a command")
+    argv = list(spec.command)
+    if argv[0] != PYTHON:
+        return argv
+    if spec.image.startswith(IMAGE_ENV_SCHEME):
+        python = Path(spec.image.removeprefix(IMAGE_ENV_SCHEME)) / "bin" / "python"
+        if not python.exists():
+            raise PermanentError(f"service {spec.name}: environment {python.parent.parent} "
+                                 "has no bin/python (was it removed from the build cache?)")
+        argv[0] = str(python)
+    else:
+        argv[0] = sys.executable
+    return argv
 
 
 def _tail(path: Path, limit: int = LOG_TAIL_BYTES) -> str:
@@ -52,8 +89,18 @@ def service_state(exit_codes: list[int | None]) -> ServiceState:
     return ServiceState.RUNNING
 
 
+def _address(host: str, service: _Service) -> str | None:
+    if service.ports:
+        return f"{host}:{service.ports[0]}"
+    if service.spec.ports:
+        return f"{host}:{service.spec.ports[0]}"
+    return None
+
+
 class LocalOrchestrator(Orchestrator):
     """Runs each service instance as a local process on this machine."""
+
+    build_target = BuildTarget.ENVIRONMENT
 
     def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0) -> None:
         self.workdir = workdir
@@ -65,13 +112,17 @@ class LocalOrchestrator(Orchestrator):
     def _log_path(self, name: str, index: int) -> Path:
         return self.workdir / "services" / name / f"{name}-{index}.log"
 
-    def _start_instance(self, spec: ServiceSpec, index: int) -> ManagedProcess:
-        if not spec.command:
-            raise PermanentError(f"service {spec.name}: the local backend needs a command")
+    def _start_instance(self, service: _Service, index: int) -> ManagedProcess:
+        spec = service.spec
+        argv = resolve_command(spec)
         env = {"FLOPS_INSTANCE": f"{spec.name}-{index}", "FLOPS_INSTANCE_INDEX": str(index),
-               **spec.env}
+               **spec.env, **spec.secret_env}
+        if spec.listen_env:
+            while len(service.ports) <= index:
+                service.ports.append(free_port(self.host))
+            env[spec.listen_env] = f"{self.host}:{service.ports[index]}"
         try:
-            return start_process(f"{spec.name}-{index}", list(spec.command), env,
+            return start_process(f"{spec.name}-{index}", argv, env,
                                  log_path=self._log_path(spec.name, index))
         except OSError as exc:
             raise PermanentError(f"service {spec.name}: cannot start {spec.command[0]!r}: "
@@ -94,7 +145,7 @@ class LocalOrchestrator(Orchestrator):
             state=state,
             instances=spec.instances,
             running=sum(code is None for code in codes),
-            address=f"{self.host}:{spec.ports[0]}" if spec.ports else None,
+            address=_address(self.host, service),
             message=message,
         )
 
@@ -103,14 +154,13 @@ class LocalOrchestrator(Orchestrator):
             existing = self._services.get(spec.name)
             if existing is not None:
                 return self._status(existing)
-            processes: list[ManagedProcess] = []
+            service = _Service(spec, [])
             try:
                 for index in range(spec.instances):
-                    processes.append(self._start_instance(spec, index))
+                    service.processes.append(self._start_instance(service, index))
             except PermanentError:
-                stop_processes(processes, grace_s=self.grace_s)
+                stop_processes(service.processes, grace_s=self.grace_s)
                 raise
-            service = _Service(spec, processes)
             self._services[spec.name] = service
             return self._status(service)
 
@@ -122,7 +172,7 @@ class LocalOrchestrator(Orchestrator):
             current = len(service.processes)
             if instances > current:
                 for index in range(current, instances):
-                    service.processes.append(self._start_instance(service.spec, index))
+                    service.processes.append(self._start_instance(service, index))
             elif instances < current:
                 extra = service.processes[instances:]
                 stop_processes(extra, grace_s=self.grace_s)
@@ -139,14 +189,7 @@ class LocalOrchestrator(Orchestrator):
         status = self.service_status(name)
         return None if status is None else status.address
 
-    def service_logs(self, name: str) -> dict[str, str]:
-        """Return the captured output of each instance of ``name``.
-
-        Raises
-        ------
-        NotFoundError
-            If no such service exists.
-        """
+    def service_logs(self, name: str) -> dict[str, str]:  # noqa: D102
         with self._lock:
             service = self._services.get(name)
             if service is None:

@@ -7,6 +7,8 @@ import dataclasses
 import enum
 from collections.abc import Mapping
 
+from flops_manager.ports.errors import NotFoundError
+
 
 @dataclasses.dataclass(frozen=True)
 class Resources:
@@ -18,11 +20,56 @@ class Resources:
     storage_mb: int = 0
 
 
+IMAGE_ENV_SCHEME = "env://"
+"""Image references of this scheme name a Python environment directory (local backend)."""
+
+PYTHON = "python"
+"""``command[0]`` meaning "the Python interpreter of the image" (or of the environment)."""
+
+
+class BuildTarget(enum.StrEnum):
+    """What the image builder must produce for a backend."""
+
+    ENVIRONMENT = "environment"
+    """A virtual environment on this machine (``env://<dir>`` image references)."""
+    IMAGE = "image"
+    """OCI images pushed to a registry."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ServiceSpec:
     """A service to run: ``instances`` copies of ``image`` running ``command`` with ``env``.
 
     ``name`` is deterministic (``{project_id}-{role}``) so creation is idempotent.
+
+    Attributes
+    ----------
+    image
+        An OCI image reference, or ``env://<dir>`` for a Python environment (local backend);
+        backends that cannot run a reference raise ``PermanentError``.
+    command
+        Argument vector; ``"python"`` as first element means the image's interpreter.
+        Configuration travels in ``env``, never in ``command``.
+    env
+        Plain configuration, safe to write into backend descriptors (SLAs, container specs).
+    secret_env
+        Credentials (tokens, passwords). Backends pass them to the process but MUST NOT write
+        them into descriptors that others can read (an Oakestra SLA, logs).
+    ports
+        Ports the service listens on (``ports[0]`` is its main port, the one
+        :meth:`Orchestrator.service_address` reports).
+    listen_env
+        If set, the backend puts the ``host:port`` the process must listen on (for
+        ``ports[0]``) in this variable: a free port on the local backend, ``0.0.0.0:<port>``
+        in containers.
+    public
+        Users need to reach ``ports[0]`` from outside (MLflow UI, inference endpoint).
+    one_shot
+        The service runs to completion (builder, data provider) and is not restarted.
+    privileged
+        Needs extended privileges (the container image builder).
+    platforms
+        Platforms (``linux/amd64``...) the service may be placed on; empty = any.
     """
 
     name: str
@@ -36,6 +83,12 @@ class ServiceSpec:
     project_id: str | None = None
     cluster: str | None = None
     ports: tuple[int, ...] = ()
+    secret_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    listen_env: str | None = None
+    public: bool = False
+    one_shot: bool = False
+    privileged: bool = False
+    platforms: tuple[str, ...] = ()
 
 
 class ServiceState(enum.StrEnum):
@@ -78,6 +131,9 @@ class Orchestrator(abc.ABC):
     * ``remove_service`` MUST be idempotent: removing a missing service returns ``False``.
     """
 
+    build_target: BuildTarget = BuildTarget.IMAGE
+    """What the image builder must produce for services of this backend."""
+
     @abc.abstractmethod
     def create_service(self, spec: ServiceSpec) -> ServiceStatus:
         """Create (or find) the service named ``spec.name`` and start its instances."""
@@ -107,6 +163,23 @@ class Orchestrator(abc.ABC):
     @abc.abstractmethod
     def list_clusters(self) -> list[Cluster]:
         """Return the clusters services can be placed on."""
+
+    def service_logs(self, name: str) -> dict[str, str]:
+        """Return the recent output of each instance of ``name`` (instance name -> text).
+
+        Raises
+        ------
+        NotFoundError
+            If no such service exists (backends without log access return ``{}``).
+        """
+        if self.service_status(name) is None:
+            raise NotFoundError(f"service {name} not found")
+        return {}
+
+    def public_url(self, name: str) -> str | None:
+        """Return the URL users reach a ``public`` service at (default: none known)."""
+        address = self.service_address(name)
+        return None if address is None else f"http://{address}"
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (default: nothing)."""
