@@ -49,6 +49,8 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     LOST = "lost"
     LOG = "log"
+    PHASE_CHANGED = "phase_changed"
+    """Published by the manager when a project changes phase (data: from, to, reason)."""
 
 
 def _now_iso() -> str:

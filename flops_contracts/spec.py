@@ -217,6 +217,47 @@ class ResourceSpec(_Model):
     storage_mb: int = Field(0, ge=0)
 
 
+class Partitioner(enum.StrEnum):
+    """How mock data is split among learners."""
+
+    IID = "iid"
+    DIRICHLET = "dirichlet"
+    LABEL_SKEW = "label_skew"
+
+
+class MockDataSpec(_Model):
+    """Data the manager generates for the learners (a data server filled by the mock provider).
+
+    Each learner gets one partition of ``dataset`` (with a held-out test split) under the
+    project's first data tag (``mock`` when the project names none).
+    """
+
+    dataset: str = Field(
+        "sklearn:digits", description="a scikit-learn bundled data set: sklearn:<name>"
+    )
+    partitioner: Partitioner = Partitioner.IID
+    alpha: float = Field(0.5, gt=0, le=1000, description="Dirichlet concentration (non-IID)")
+    labels_per_partition: int = Field(2, ge=1, le=1000, description="label_skew: labels each")
+    seed: int = Field(0, ge=0)
+    test_fraction: float = Field(0.2, ge=0, lt=1)
+
+    @field_validator("dataset")
+    @classmethod
+    def _bundled_only(cls, value: str) -> str:
+        name = value.removeprefix("sklearn:")
+        if name not in MOCK_DATASETS:
+            raise ValueError(
+                f"unknown mock data set {value!r}; use one of "
+                + ", ".join(f"sklearn:{n}" for n in MOCK_DATASETS)
+                + " (bring other data with your own data server and data_tags)"
+            )
+        return f"sklearn:{name}"
+
+
+MOCK_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+"""Data sets the manager can generate without downloading anything."""
+
+
 class ModelSpec(_Model):
     """How the winning model is registered in MLflow."""
 
@@ -236,6 +277,9 @@ class ProjectSpec(_Model):
     name: str | None = Field(None, description="human-readable project name")
     training: TrainingSpec = Field(default_factory=lambda: TrainingSpec())
     data_tags: list[str] = Field(default_factory=list)
+    mock_data: MockDataSpec | None = Field(
+        None, description="generate partitioned data for the learners (a data server per project)"
+    )
     resources: ResourceSpec = Field(default_factory=lambda: ResourceSpec())
     platforms: list[Platform] = Field(default_factory=lambda: [Platform.LINUX_AMD64])
     post_training_steps: list[PostTrainingStep] = Field(default_factory=list)
@@ -263,6 +307,13 @@ class ProjectSpec(_Model):
         if len(set(value)) != len(value):
             raise ValueError("platforms must be unique")
         return value
+
+    @property
+    def effective_data_tags(self) -> list[str]:
+        """The tags learners read: the project's, or ``["mock"]`` for mock data without tags."""
+        if self.data_tags or self.mock_data is None:
+            return list(self.data_tags)
+        return ["mock"]
 
     @model_validator(mode="after")
     def _post_training_order(self) -> Self:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flops_contracts.ids import check_identifier
 
@@ -20,6 +22,9 @@ class DataServerSettings(BaseModel):
     host, port
         Bind address; loopback by default, port 0 picks a free port (``FLOPS_DATA_HOST``,
         ``FLOPS_DATA_PORT``).
+    listen_address
+        ``host:port`` overriding ``host`` and ``port`` (``FLOPS_DATA_LISTEN_ADDRESS``; set by
+        orchestrator backends).
     token
         Shared token every request must carry as ``authorization: Bearer <token>``
         (``FLOPS_DATA_TOKEN``); no authentication when unset.
@@ -32,6 +37,7 @@ class DataServerSettings(BaseModel):
     root_dir: str = Field(..., description="directory holding the data sets")
     host: str = "127.0.0.1"
     port: int = Field(11027, ge=0, le=65535)
+    listen_address: str | None = None
     token: str | None = None
     project_id: str = "local"
     instance: str = "data-server"
@@ -41,6 +47,17 @@ class DataServerSettings(BaseModel):
     @classmethod
     def _identifier(cls, value: str) -> str:
         return check_identifier(value, what="identifier")
+
+    @model_validator(mode="after")
+    def _split_listen_address(self) -> Self:
+        if self.listen_address:
+            host, sep, port = self.listen_address.rpartition(":")
+            if not sep or not host or not port.isdigit() or int(port) > 65535:
+                raise ValueError(
+                    f"listen_address {self.listen_address!r} is not host:port"
+                )
+            self.host, self.port = host, int(port)
+        return self
 
     @field_validator("token")
     @classmethod

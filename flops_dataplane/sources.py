@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flops_contracts.spec import MOCK_DATASETS
 from flops_dataplane.errors import SourceError
 
-SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer")
+SKLEARN_DATASETS = MOCK_DATASETS
 
 
 def sklearn_table(name: str) -> pa.Table:

@@ -36,17 +36,29 @@ class ManagedProcess:
         return self.popen.poll()
 
 
+def component_base_env() -> dict[str, str]:
+    """Return our environment without FLOps' own ``FLOPS_*`` settings.
+
+    Components started by the manager must not inherit the manager's configuration (its
+    database URL, API tokens, port...): they get exactly what their service spec says.
+    """
+    return {k: v for k, v in os.environ.items() if not k.startswith("FLOPS_")}
+
+
 def start_process(
     name: str, argv: list[str], env: Mapping[str, str], *, log_path: Path,
-    cwd: Path | None = None,
+    cwd: Path | None = None, base_env: Mapping[str, str] | None = None,
 ) -> ManagedProcess:
-    """Start ``argv`` in its own session with ``env`` added to ours, logging to ``log_path``."""
+    """Start ``argv`` in its own session with ``env`` added to ``base_env`` (default: ours).
+
+    Output goes to ``log_path``.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     try:
         popen = subprocess.Popen(  # noqa: S603 - argv is a list built by FLOps, no shell
-            argv, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-            start_new_session=True,
+            argv, env={**(os.environ if base_env is None else base_env), **env}, stdout=log,
+            stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
         )
     except OSError:
         log.close()

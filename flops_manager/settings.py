@@ -37,6 +37,15 @@ class Settings(BaseModel):
     oakestra_url: str | None = None
     auth_cache_ttl_s: float = Field(30.0, ge=0)
     mlflow_public_url: str | None = None
+    tracking_uri: str | None = Field(
+        None, description="MLflow server components log to; unset: the manager starts one"
+    )
+    events_uri: str | None = Field(
+        None, description="where components publish events (default: FLOPS_MQTT_URL)"
+    )
+    builder_cache_dir: str | None = Field(
+        None, description="environment/image build cache (default: <data_dir>/build-cache)"
+    )
     allow_local_repos: bool | None = Field(None, description="default: allowed when embedded")
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
     action_max_attempts: int = Field(8, ge=1)
@@ -50,6 +59,12 @@ class Settings(BaseModel):
     dataplane_image: str = "flops/dataplane:latest"
     builder_image: str = "flops/image-builder:latest"
     inference_image: str = "flops/inference-server:latest"
+    tracking_image: str = "flops/tracking-server:latest"
+
+    @property
+    def component_events_uri(self) -> str:
+        """The event destination handed to components (empty: they only log)."""
+        return self.events_uri or self.mqtt_url or ""
 
     @property
     def embedded_database(self) -> bool:

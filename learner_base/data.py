@@ -142,7 +142,8 @@ def load_data(
         Data server token (default: ``FLOPS_DATA_TOKEN``).
     partition
         Only read data sets whose manifest metadata ``partition`` equals this (useful when one
-        server holds every partition of a mock data provider); ``None`` reads all.
+        server holds every partition of a mock data provider); default:
+        ``context.data_partition`` (``None`` reads all).
 
     Raises
     ------
@@ -155,6 +156,8 @@ def load_data(
     """
     tags = list(context.data_tags)
     server = context.data_server
+    if partition is None:
+        partition = context.data_partition
     if not server or not tags:
         raise NoDataError(f"no data for tags {tags} on {server or '<no data server configured>'}")
     with DataClient(server, token, timeout_s=timeout_s) as client:

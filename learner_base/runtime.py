@@ -55,6 +55,7 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
         data_tags=tuple(settings.data_tags),
         seed=settings.seed,
         data_server=settings.data_server,
+        data_partition=settings.data_partition,
     )
     try:
         manager.set_model_data(context)

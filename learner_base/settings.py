@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flops_contracts.ids import check_data_tag, check_identifier
 
@@ -16,10 +18,21 @@ class LearnerSettings(BaseModel):
     server_address: str = Field(..., description="aggregator address host:port")
     project_id: str = "local"
     instance: str | None = None
-    learner_index: int = Field(0, ge=0)
+    learner_index: int = Field(
+        0, ge=0, description="default: learner_index_offset + instance_index"
+    )
     learner_count: int = Field(1, ge=1)
+    instance_index: int | None = Field(
+        None, ge=0, description="this instance's index within its service (set by orchestrators)"
+    )
+    learner_index_offset: int = Field(
+        0, ge=0, description="index of this service's first learner (learners of other clusters)"
+    )
     data_tags: list[str] = Field(default_factory=list)
-    seed: int = 0
+    seed: int = Field(0, description="default: the learner index")
+    shared_data_server: bool = Field(
+        False, description="the data server holds every learner's partition: read only ours"
+    )
     events_uri: str | None = None
     connect_timeout_s: float = Field(300.0, gt=0)
     tls_root_cert: str | None = Field(None, description="PEM file of the CA to trust (TLS)")
@@ -41,6 +54,20 @@ class LearnerSettings(BaseModel):
     @classmethod
     def _tags(cls, value: list[str]) -> list[str]:
         return [check_data_tag(t) for t in value]
+
+    @model_validator(mode="after")
+    def _derived_defaults(self) -> Self:
+        given = self.model_fields_set
+        if "learner_index" not in given and self.instance_index is not None:
+            self.learner_index = self.learner_index_offset + self.instance_index
+        if "seed" not in given:
+            self.seed = self.learner_index
+        return self
+
+    @property
+    def data_partition(self) -> int | None:
+        """The partition to read from a shared data server (``None``: read every data set)."""
+        return self.learner_index if self.shared_data_server else None
 
     @property
     def instance_name(self) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from flops_manager.local_processes import (
     ManagedProcess,
+    component_base_env,
     free_port,
     start_process,
     stop_processes,
@@ -101,6 +102,7 @@ class LocalOrchestrator(Orchestrator):
     """Runs each service instance as a local process on this machine."""
 
     build_target = BuildTarget.ENVIRONMENT
+    clusters_are_labels = True
 
     def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0) -> None:
         self.workdir = workdir
@@ -123,7 +125,8 @@ class LocalOrchestrator(Orchestrator):
             env[spec.listen_env] = f"{self.host}:{service.ports[index]}"
         try:
             return start_process(f"{spec.name}-{index}", argv, env,
-                                 log_path=self._log_path(spec.name, index))
+                                 log_path=self._log_path(spec.name, index),
+                                 base_env=component_base_env())
         except OSError as exc:
             raise PermanentError(f"service {spec.name}: cannot start {spec.command[0]!r}: "
                                  f"{exc}") from None

@@ -27,6 +27,8 @@ from typing import Any
 
 from flops_contracts.errors import FlopsError
 from flops_manager.local_processes import free_port
+from tracking_server.__main__ import mlflow_executable
+from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
 
 STATE_FILE = "stack.json"
 TOKENS_FILE = "api-tokens.json"
@@ -193,13 +195,10 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         argv, broker_port = _broker(directory)
         broker = launch("broker", argv, {}, broker_port, None)
         mlflow_port = free_port()
-        mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-        mlflow = launch("mlflow", [
-            mlflow_bin, "server", "--host", "127.0.0.1", "--port", str(mlflow_port),
-            "--workers", "1", "--backend-store-uri", f"sqlite:///{directory / 'mlflow.db'}",
-            "--artifacts-destination", str(directory / "mlartifacts"),
-        ], {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, mlflow_port,
-            f"http://127.0.0.1:{mlflow_port}/health")
+        tracking = TrackingServerSettings(
+            listen_address=f"127.0.0.1:{mlflow_port}", data_dir=directory / "mlflow")
+        mlflow = launch("mlflow", server_argv(mlflow_executable(), tracking), SERVER_ENV,
+                        mlflow_port, f"http://127.0.0.1:{mlflow_port}/health")
         manager_port = port or free_port()
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         manager = launch("manager", [sys.executable, "-m", "flops_manager"], {
@@ -210,6 +209,7 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
             "FLOPS_ORCHESTRATOR_URI": "local://",
             "FLOPS_API_TOKENS": str(directory / TOKENS_FILE),
             "FLOPS_MLFLOW_PUBLIC_URL": mlflow_url,
+            "FLOPS_TRACKING_URI": mlflow_url,
         }, manager_port, f"http://127.0.0.1:{manager_port}/health")
         for process in (broker, mlflow, manager):
             _wait_ready(process, READY_TIMEOUT_S)

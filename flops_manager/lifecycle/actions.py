@@ -11,26 +11,37 @@ class Role(enum.StrEnum):
     """Service roles the manager creates through the orchestrator."""
 
     BUILDER = "builder"
+    DATA_SERVER = "data_server"
+    MOCK_DATA_PROVIDER = "mock_data_provider"
     AGGREGATOR = "aggregator"
+    CLUSTER_AGGREGATOR = "cluster_aggregator"
     LEARNERS = "learners"
     MODEL_BUILDER = "model_builder"
     INFERENCE_SERVER = "inference_server"
-    MOCK_DATA_PROVIDER = "mock_data_provider"
+    TRACKING_SERVER = "tracking_server"
 
 
 PROJECT_ROLES = (
     Role.BUILDER,
+    Role.DATA_SERVER,
+    Role.MOCK_DATA_PROVIDER,
     Role.AGGREGATOR,
+    Role.CLUSTER_AGGREGATOR,
     Role.LEARNERS,
     Role.MODEL_BUILDER,
     Role.INFERENCE_SERVER,
 )
+"""Roles of services that belong to one project (the tracking server is shared)."""
+
+PER_CLUSTER_ROLES = frozenset({Role.CLUSTER_AGGREGATOR, Role.LEARNERS})
+"""Roles with one service per cluster in hierarchical projects."""
 
 
 class ActionKind(enum.StrEnum):
     """What an action does."""
 
     BUILD_IMAGES = "build_images"
+    DEPLOY_DATA = "deploy_data"
     DEPLOY_AGGREGATOR = "deploy_aggregator"
     DEPLOY_LEARNERS = "deploy_learners"
     BUILD_MODEL_IMAGE = "build_model_image"
@@ -39,18 +50,21 @@ class ActionKind(enum.StrEnum):
     DELETE_PROJECT = "delete_project"
 
 
-ROLE_OF_KIND = {
-    ActionKind.BUILD_IMAGES: Role.BUILDER,
-    ActionKind.DEPLOY_AGGREGATOR: Role.AGGREGATOR,
-    ActionKind.DEPLOY_LEARNERS: Role.LEARNERS,
-    ActionKind.BUILD_MODEL_IMAGE: Role.MODEL_BUILDER,
-    ActionKind.DEPLOY_INFERENCE: Role.INFERENCE_SERVER,
+ROLES_OF_KIND: dict[ActionKind, tuple[Role, ...]] = {
+    ActionKind.BUILD_IMAGES: (Role.BUILDER,),
+    ActionKind.DEPLOY_DATA: (Role.DATA_SERVER, Role.MOCK_DATA_PROVIDER),
+    ActionKind.DEPLOY_AGGREGATOR: (Role.AGGREGATOR, Role.CLUSTER_AGGREGATOR),
+    ActionKind.DEPLOY_LEARNERS: (Role.LEARNERS,),
+    ActionKind.BUILD_MODEL_IMAGE: (Role.MODEL_BUILDER,),
+    ActionKind.DEPLOY_INFERENCE: (Role.INFERENCE_SERVER,),
 }
+"""Roles of the services each creating action makes."""
 
 
-def service_name(project_id: str, role: Role) -> str:
-    """Return the deterministic service name ``{project_id}-{role}``."""
-    return f"{project_id}-{role.value.replace('_', '-')}"
+def service_name(project_id: str, role: Role, cluster: int | None = None) -> str:
+    """Return the deterministic service name ``{project_id}-{role}[-{cluster index}]``."""
+    base = f"{project_id}-{role.value.replace('_', '-')}"
+    return base if cluster is None else f"{base}-{cluster}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,13 +83,6 @@ class Action:
         """Identity used to avoid queueing the same action twice."""
         suffix = ",".join(r.value for r in self.roles)
         return f"{self.kind.value}:{self.project_id}:{suffix}"
-
-    @property
-    def service_names(self) -> tuple[str, ...]:
-        """Names of the services the action creates or removes."""
-        if self.kind in ROLE_OF_KIND:
-            return (service_name(self.project_id, ROLE_OF_KIND[self.kind]),)
-        return tuple(service_name(self.project_id, r) for r in self.roles)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the stored form."""

@@ -22,7 +22,7 @@ _TRAINING_REQUIRED = _AGGREGATORS | {Component.CLUSTER_AGGREGATOR, Component.TRA
 
 REQUIRED: Mapping[Phase, frozenset[Component]] = {
     Phase.BUILDING: frozenset({Component.BUILDER}),
-    Phase.DEPLOYING: _TRAINING_REQUIRED,
+    Phase.DEPLOYING: _TRAINING_REQUIRED | {Component.MOCK_DATA_PROVIDER},
     Phase.TRAINING: _TRAINING_REQUIRED,
     Phase.POST_TRAINING: frozenset({Component.BUILDER}),
     Phase.SERVING: frozenset({Component.INFERENCE_SERVER}),
@@ -34,7 +34,15 @@ _OPTIONAL: Mapping[Phase, frozenset[Component]] = {
     Phase.TRAINING: frozenset({Component.LEARNER, Component.DATA_SERVER}),
 }
 
-MODEL_KEYS = ("model_uri", "registered_model", "model_version", "registry_uri", "mlflow_run_id")
+MODEL_KEYS = (
+    "model_uri", "registered_model", "model_version", "registry_uri", "mlflow_run_id",
+    "mlflow_experiment_id",
+)
+BUILD_KEYS = (
+    "env_dir", "python", "repo_dir", "commit", "cache_hit", "timings", "images",
+    "dependency_hash", "cache_key", "platforms",
+)
+"""Keys of a builder's ``completed`` event kept in ``Project.build``."""
 BUILD_STEP = "build_image_for_trained_model"
 DEPLOY_STEP = "deploy_trained_model_image"
 
@@ -125,24 +133,55 @@ def _on_round(project: Project, event: Event, now: float) -> Decision:
     return Decision(project.replace(**changes))
 
 
+_TRAINING_ROLES = (Role.DATA_SERVER, Role.AGGREGATOR, Role.CLUSTER_AGGREGATOR, Role.LEARNERS)
+
+
 def _on_training_completed(project: Project, event: Event, now: float) -> Decision:
     model = {k: event.data[k] for k in MODEL_KEYS if event.data.get(k) is not None}
     changes: dict[str, Any] = {"model": model or None}
     if isinstance(event.data.get("metrics"), dict):
         changes["metrics"] = dict(event.data["metrics"])
-    if BUILD_STEP in _steps(project):
+    if BUILD_STEP in _steps(project) and model.get("model_uri"):
         return _move(
             project,
             Phase.POST_TRAINING,
             now,
-            act.remove_services(project.id, Role.AGGREGATOR, Role.LEARNERS),
+            act.remove_services(project.id, *_TRAINING_ROLES),
             Action(ActionKind.BUILD_MODEL_IMAGE, project.id),
             **changes,
         )
     return _move(project, Phase.COMPLETED, now, act.remove_services(project.id), **changes)
 
 
-def _on_model_built(project: Project, now: float) -> Decision:
+def _on_built(project: Project, event: Event, now: float) -> Decision:
+    """The builder finished the FL images (building) or the trained-model image (after)."""
+    data = {k: event.data[k] for k in BUILD_KEYS if event.data.get(k) is not None}
+    if project.phase is not Phase.BUILDING:
+        images = {**(project.build or {}).get("images", {}), **data.get("images", {})}
+        return model_built(project.replace(build={**(project.build or {}), "images": images}),
+                           now=now)
+    deploy: tuple[Action, ...] = (
+        Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
+        Action(ActionKind.DEPLOY_LEARNERS, project.id),
+    )
+    if project.spec.get("mock_data"):
+        deploy = (Action(ActionKind.DEPLOY_DATA, project.id),)
+    return _move(project, Phase.DEPLOYING, now, act.remove_services(project.id, Role.BUILDER),
+                 *deploy, build=data)
+
+
+def _on_data_ready(project: Project, now: float) -> Decision:
+    """The mock data provider filled the data server: start the federation."""
+    actions = (
+        act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
+        Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
+        Action(ActionKind.DEPLOY_LEARNERS, project.id),
+    )
+    return Decision(queue(project, actions), actions)
+
+
+def model_built(project: Project, *, now: float) -> Decision:
+    """The trained model's image (or environment) is ready: serve it or finish."""
     if DEPLOY_STEP in _steps(project):
         return _move(
             project,
@@ -188,17 +227,46 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         if what is EventType.COMPLETED:
             return _on_training_completed(recorded, event, now)
     if kind is Component.BUILDER and what is EventType.COMPLETED:
-        if phase is Phase.BUILDING:
-            return _move(
-                recorded,
-                Phase.DEPLOYING,
-                now,
-                act.remove_services(project.id, Role.BUILDER),
-                Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
-                Action(ActionKind.DEPLOY_LEARNERS, project.id),
-            )
-        return _on_model_built(recorded, now)
+        return _on_built(recorded, event, now)
+    if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
+        return _on_data_ready(recorded, now)
     return Decision(recorded)
+
+
+ROLE_COMPONENTS: Mapping[Role, Component] = {
+    Role.BUILDER: Component.BUILDER,
+    Role.MODEL_BUILDER: Component.BUILDER,
+    Role.DATA_SERVER: Component.DATA_SERVER,
+    Role.MOCK_DATA_PROVIDER: Component.MOCK_DATA_PROVIDER,
+    Role.AGGREGATOR: Component.AGGREGATOR,
+    Role.CLUSTER_AGGREGATOR: Component.CLUSTER_AGGREGATOR,
+    Role.LEARNERS: Component.LEARNER,
+    Role.INFERENCE_SERVER: Component.INFERENCE_SERVER,
+    Role.TRACKING_SERVER: Component.TRACKING_SERVER,
+}
+"""The component kind whose events a service of each role publishes."""
+
+
+def watched_roles(phase: Phase) -> tuple[Role, ...]:
+    """Roles whose services' failure fails a project in ``phase``."""
+    required = REQUIRED.get(phase, frozenset())
+    return tuple(role for role, kind in ROLE_COMPONENTS.items() if kind in required)
+
+
+def plan_observation(project: Project, failed: Mapping[Role, str], *, now: float) -> Decision:
+    """Fail ``project`` if a service it needs in its phase failed.
+
+    Parameters
+    ----------
+    failed
+        Role -> the backend's message, for services the orchestrator reports as failed.
+    """
+    if project.terminal:
+        return Decision(project)
+    for role in watched_roles(project.phase):
+        if role in failed:
+            return fail(project, f"{role.value} failed: {failed[role]}", now)
+    return Decision(project)
 
 
 def plan_tick(project: Project, *, now: float, timeouts: Mapping[str, float]) -> Decision:

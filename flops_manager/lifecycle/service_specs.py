@@ -1,80 +1,423 @@
-"""Pure translation of actions and user requests into orchestrator ServiceSpecs."""
+"""Translation of a project's actions into orchestrator ServiceSpecs (no I/O).
+
+Everything a spec needs from outside the project record comes in a :class:`Placement`: what the
+backend runs (environments or images), the clusters, the tracking server and a resolver that
+turns the name of an already created service into its ``host:port``. Configuration reaches
+components only through environment variables; credentials only through ``secret_env``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flops_manager.lifecycle.actions import Action, ActionKind, Role, service_name
+from aggregator.settings import AggregatorRole, AggregatorSettings
+from flops_contracts.config import settings_to_env
+from flops_contracts.spec import ProjectSpec, TrainingMode
+from flops_manager.lifecycle.actions import (
+    PER_CLUSTER_ROLES,
+    ROLES_OF_KIND,
+    Action,
+    ActionKind,
+    Role,
+    service_name,
+)
 from flops_manager.lifecycle.state import Project
-from flops_manager.ports.orchestrator import Resources, ServiceSpec
+from flops_manager.ports.orchestrator import (
+    IMAGE_ENV_SCHEME,
+    PYTHON,
+    BuildTarget,
+    Resources,
+    ServiceSpec,
+)
 from flops_manager.settings import Settings
 
-MOCK_PROVIDER_COMMAND = ("python", "-m", "flops_dataplane.mock_provider")
+Resolver = Callable[[str], str]
+"""Service name -> ``host:port``; raises ``TemporaryError`` while the address is unknown."""
+
+TRACKING_SERVICE = "flops-tracking-server"
+AGGREGATOR_PORT = 8080
+DATA_PORT = 11027
+TRACKING_PORT = 5000
+INFERENCE_PORT = 8080
+DATA_TOKEN = "data_token"
+"""Key of the project's data server token in ``Project.secrets``."""
+
+_MODULE = {
+    Role.BUILDER: "image_builder",
+    Role.DATA_SERVER: "flops_dataplane.server",
+    Role.MOCK_DATA_PROVIDER: "flops_dataplane.mock_provider",
+    Role.AGGREGATOR: "aggregator",
+    Role.CLUSTER_AGGREGATOR: "aggregator",
+    Role.LEARNERS: "learner_base",
+    Role.INFERENCE_SERVER: "inference_server",
+    Role.TRACKING_SERVER: "tracking_server",
+}
 
 
-def _resources(project: Project) -> Resources:
-    raw: dict[str, Any] = project.spec.get("resources", {})
-    return Resources(
-        memory_mb=int(raw.get("memory_mb", 1024)),
-        vcpus=float(raw.get("vcpus", 1.0)),
-        vgpus=int(raw.get("vgpus", 0)),
-        storage_mb=int(raw.get("storage_mb", 0)),
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Facts about the deployment a project's specs depend on (gathered by the worker)."""
+
+    target: BuildTarget
+    events_uri: str
+    tracking_uri: str | None = None
+    clusters: tuple[str, ...] = ()
+    resolve: Resolver = dataclasses.field(default=lambda name: name)
+
+
+def command(role: Role) -> tuple[str, ...]:
+    """The command of a role's service: the image's Python running the role's module."""
+    return (PYTHON, "-m", _MODULE[role])
+
+
+def parsed_spec(project: Project) -> ProjectSpec:
+    """The project's spec as a model (it was validated when the project was created)."""
+    return ProjectSpec.model_validate(project.spec)
+
+
+def project_clusters(project: Project) -> tuple[str, ...]:
+    """Clusters of a hierarchical project (chosen when its aggregators were deployed)."""
+    if parsed_spec(project).training.mode is not TrainingMode.HIERARCHICAL:
+        return ()
+    return tuple(project.clusters)
+
+
+def services_of(project: Project, roles: tuple[Role, ...]) -> list[str]:
+    """Names of the project's services of ``roles`` (one per cluster where that applies)."""
+    clusters = project_clusters(project)
+    names: list[str] = []
+    for role in roles:
+        if role in PER_CLUSTER_ROLES and clusters:
+            names.extend(service_name(project.id, role, i) for i in range(len(clusters)))
+        elif role is not Role.CLUSTER_AGGREGATOR:
+            names.append(service_name(project.id, role))
+    return names
+
+
+def _resources(spec: ProjectSpec) -> Resources:
+    r = spec.resources
+    return Resources(memory_mb=r.memory_mb, vcpus=r.vcpus, vgpus=r.vgpus, storage_mb=r.storage_mb)
+
+
+def _image(project: Project, role: Role, settings: Settings, target: BuildTarget) -> str:
+    """The image a project's FL component runs: its built environment or its built image."""
+    build = project.build or {}
+    if target is BuildTarget.ENVIRONMENT:
+        return f"{IMAGE_ENV_SCHEME}{build['env_dir']}"
+    images: dict[str, str] = build.get("images") or {}
+    key = {Role.LEARNERS: "learner", Role.INFERENCE_SERVER: "inference_server"}.get(
+        role, "aggregator"
+    )
+    return images.get(key) or f"{settings.images_prefix}/{project.id}-{key}:latest"
+
+
+def _repo_env(project: Project, target: BuildTarget) -> dict[str, str]:
+    """Where the repository is: the checkout on this machine, or baked into the image."""
+    if target is BuildTarget.ENVIRONMENT:
+        return {"FLOPS_REPO_DIR": str((project.build or {})["repo_dir"])}
+    return {}
+
+
+def _base(project: Project, role: Role, **kw: Any) -> dict[str, Any]:
+    return {
+        "name": kw.pop("name", service_name(project.id, role)),
+        "role": role.value,
+        "command": command(role),
+        "owner": project.owner,
+        "project_id": project.id,
+        **kw,
+    }
+
+
+def builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
+    """The one-shot builder of the project's environment or images."""
+    env = {
+        "FLOPS_PROJECT_ID": project.id,
+        "FLOPS_EVENTS_URI": place.events_uri,
+        "FLOPS_REPOSITORY_URL": str(project.repository.get("url")),
+        "FLOPS_TARGET": place.target.value,
+        "FLOPS_ALLOW_LOCAL": json.dumps(settings.local_repos_allowed),
+    }
+    if project.repository.get("ref"):
+        env["FLOPS_REF"] = str(project.repository["ref"])
+    env["FLOPS_CACHE_DIR"] = settings.builder_cache_dir or f"{settings.data_dir}/build-cache"
+    return ServiceSpec(
+        **_base(project, Role.BUILDER),
+        image=settings.builder_image,
+        env=env,
+        one_shot=True,
+        privileged=place.target is BuildTarget.IMAGE,
     )
 
 
-def _image(settings: Settings, project: Project, role: str) -> str:
-    return f"{settings.images_prefix}/{project.id}-{role}:latest"
+def model_builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
+    """The one-shot builder of the trained model's inference image."""
+    env = {
+        "FLOPS_PROJECT_ID": project.id,
+        "FLOPS_EVENTS_URI": place.events_uri,
+        "FLOPS_REPOSITORY_URL": str(project.repository.get("url")),
+        "FLOPS_TARGET": "model_image",
+        "FLOPS_MODEL_URI": str((project.model or {}).get("model_uri", "")),
+        "FLOPS_CACHE_DIR": settings.builder_cache_dir or f"{settings.data_dir}/build-cache",
+    }
+    if place.tracking_uri:
+        env["FLOPS_TRACKING_URI"] = place.tracking_uri
+    return ServiceSpec(
+        **_base(project, Role.MODEL_BUILDER),
+        image=settings.builder_image,
+        command=command(Role.BUILDER),
+        env=env,
+        one_shot=True,
+        privileged=True,
+    )
 
 
-def project_service_spec(action: Action, project: Project, settings: Settings) -> ServiceSpec:
-    """Return the service an action of ``project`` creates.
+def tracking_server_spec(settings: Settings) -> ServiceSpec:
+    """The shared MLflow tracking server the manager starts when none is configured."""
+    return ServiceSpec(
+        name=TRACKING_SERVICE,
+        role=Role.TRACKING_SERVER.value,
+        image=settings.tracking_image,
+        command=command(Role.TRACKING_SERVER),
+        env={"FLOPS_DATA_DIR": f"{settings.data_dir}/tracking"},
+        ports=(TRACKING_PORT,),
+        listen_env="FLOPS_LISTEN_ADDRESS",
+        public=True,
+    )
+
+
+def data_specs(project: Project, settings: Settings, place: Placement) -> Iterator[ServiceSpec]:
+    """The project's data server and, once it has an address, the mock data provider."""
+    spec = parsed_spec(project)
+    mock = spec.mock_data
+    if mock is None:
+        return
+    token = {"FLOPS_DATA_TOKEN": project.secrets[DATA_TOKEN]}
+    server_name = service_name(project.id, Role.DATA_SERVER)
+    yield ServiceSpec(
+        **_base(project, Role.DATA_SERVER),
+        image=settings.dataplane_image,
+        env={
+            "FLOPS_DATA_ROOT_DIR": f"{settings.data_dir}/projects/{project.id}/data",
+            "FLOPS_DATA_PROJECT_ID": project.id,
+            "FLOPS_DATA_INSTANCE": f"{server_name}-0",
+            "FLOPS_DATA_EVENTS_URI": place.events_uri,
+        },
+        secret_env=token,
+        ports=(DATA_PORT,),
+        listen_env="FLOPS_DATA_LISTEN_ADDRESS",
+    )
+    yield ServiceSpec(
+        **_base(project, Role.MOCK_DATA_PROVIDER),
+        image=settings.dataplane_image,
+        env={
+            "FLOPS_PROJECT_ID": project.id,
+            "FLOPS_EVENTS_URI": place.events_uri,
+            "FLOPS_DATASET": mock.dataset,
+            "FLOPS_PARTITIONS": str(learner_total(spec, place)),
+            "FLOPS_PARTITIONER": mock.partitioner.value,
+            "FLOPS_ALPHA": str(mock.alpha),
+            "FLOPS_LABELS_PER_PARTITION": str(mock.labels_per_partition),
+            "FLOPS_SEED": str(mock.seed),
+            "FLOPS_TEST_FRACTION": str(mock.test_fraction),
+            "FLOPS_TAG": spec.effective_data_tags[0],
+            "FLOPS_SERVERS": json.dumps([f"grpc://{place.resolve(server_name)}"]),
+        },
+        secret_env=token,
+        one_shot=True,
+    )
+
+
+def learner_total(spec: ProjectSpec, place: Placement) -> int:
+    """Learners of the whole project (every cluster's)."""
+    clusters = len(place.clusters) if spec.training.mode is TrainingMode.HIERARCHICAL else 1
+    return spec.training.learners * max(clusters, 1)
+
+
+def aggregator_specs(
+    project: Project, settings: Settings, place: Placement
+) -> Iterator[ServiceSpec]:
+    """The classic aggregator, or the root and then one cluster aggregator per cluster."""
+    spec = parsed_spec(project)
+    t = spec.training
+    hierarchical = t.mode is TrainingMode.HIERARCHICAL
+    role = AggregatorRole.ROOT if hierarchical else AggregatorRole.CLASSIC
+    build = project.build or {}
+    main = AggregatorSettings(
+        role=role,
+        training=t,
+        repo_dir=_repo_env(project, place.target).get("FLOPS_REPO_DIR", "/opt/flops/repo"),
+        project_id=project.id,
+        project_name=spec.name,
+        expected_clients=len(place.clusters) if hierarchical else t.learners,
+        events_uri=place.events_uri or None,
+        mlflow_tracking_uri=place.tracking_uri,
+        registered_model_name=spec.model.registered_model_name,
+        repository_url=str(project.repository.get("url")),
+        commit=build.get("commit"),
+    )
+    env = _component_env(main, exclude=("listen_address",))
+    if place.target is not BuildTarget.ENVIRONMENT:
+        env.pop("FLOPS_REPO_DIR", None)
+    image = _image(project, Role.AGGREGATOR, settings, place.target)
+    common: dict[str, Any] = {
+        "image": image, "resources": _resources(spec), "ports": (AGGREGATOR_PORT,),
+        "listen_env": "FLOPS_LISTEN_ADDRESS",
+    }
+    main_spec = ServiceSpec(**_base(project, Role.AGGREGATOR), env=env, **common)
+    yield main_spec
+    if not hierarchical:
+        return
+    root = place.resolve(main_spec.name)
+    for index, cluster in enumerate(place.clusters):
+        cag = AggregatorSettings(
+            role=AggregatorRole.CLUSTER,
+            training=t,
+            project_id=project.id,
+            root_address=root,
+            cluster_name=_cluster_label(cluster, index),
+            expected_clients=t.learners,
+            events_uri=place.events_uri or None,
+        )
+        yield ServiceSpec(
+            **_base(project, Role.CLUSTER_AGGREGATOR,
+                    name=service_name(project.id, Role.CLUSTER_AGGREGATOR, index)),
+            env=_component_env(cag, exclude=("listen_address",)),
+            cluster=cluster,
+            **common,
+        )
+
+
+def _cluster_label(cluster: str, index: int) -> str:
+    """A name usable as an identifier in events for the cluster at ``index``."""
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in cluster).strip("-_")
+    return safe or f"cluster-{index}"
+
+
+def learner_specs(project: Project, settings: Settings, place: Placement) -> list[ServiceSpec]:
+    """One learners service (classic) or one per cluster, each pointed at its aggregator."""
+    spec = parsed_spec(project)
+    t = spec.training
+    hierarchical = t.mode is TrainingMode.HIERARCHICAL
+    groups: list[tuple[str, str, str | None]] = []  # (service name, aggregator name, cluster)
+    if hierarchical:
+        for index, cluster in enumerate(place.clusters):
+            groups.append((service_name(project.id, Role.LEARNERS, index),
+                           service_name(project.id, Role.CLUSTER_AGGREGATOR, index), cluster))
+    else:
+        groups.append((service_name(project.id, Role.LEARNERS),
+                       service_name(project.id, Role.AGGREGATOR), None))
+    tags = spec.effective_data_tags
+    secret_env: dict[str, str] = {}
+    data_server: str | None = None
+    if spec.mock_data is not None:
+        data_server = f"grpc://{place.resolve(service_name(project.id, Role.DATA_SERVER))}"
+        secret_env["FLOPS_DATA_TOKEN"] = project.secrets[DATA_TOKEN]
+    specs = []
+    for position, (name, aggregator, placed_on) in enumerate(groups):
+        env = {
+            **_repo_env(project, place.target),
+            "FLOPS_SERVER_ADDRESS": place.resolve(aggregator),
+            "FLOPS_PROJECT_ID": project.id,
+            "FLOPS_LEARNER_COUNT": str(learner_total(spec, place)),
+            "FLOPS_LEARNER_INDEX_OFFSET": str(position * t.learners),
+            "FLOPS_CONNECT_TIMEOUT_S": str(t.connect_timeout_s),
+            "FLOPS_DATA_TAGS": json.dumps(tags),
+        }
+        if place.events_uri:
+            env["FLOPS_EVENTS_URI"] = place.events_uri
+        if data_server is not None:
+            env["FLOPS_DATA_SERVER"] = data_server
+            env["FLOPS_SHARED_DATA_SERVER"] = "true"
+        specs.append(ServiceSpec(
+            **_base(project, Role.LEARNERS, name=name),
+            image=_image(project, Role.LEARNERS, settings, place.target),
+            env=env,
+            secret_env=secret_env,
+            instances=t.learners,
+            resources=_resources(spec),
+            cluster=placed_on,
+        ))
+    return specs
+
+
+def inference_spec(
+    project: Project,
+    settings: Settings,
+    place: Placement,
+    *,
+    model_uri: str,
+    name: str | None = None,
+    instances: int = 1,
+) -> ServiceSpec:
+    """An inference server for ``model_uri`` of ``project``."""
+    env = {
+        "FLOPS_MODEL_URI": model_uri,
+        "FLOPS_PROJECT_ID": project.id,
+    }
+    if place.tracking_uri:
+        env["FLOPS_TRACKING_URI"] = place.tracking_uri
+    if place.events_uri:
+        env["FLOPS_EVENTS_URI"] = place.events_uri
+    return ServiceSpec(
+        **_base(project, Role.INFERENCE_SERVER,
+                name=name or service_name(project.id, Role.INFERENCE_SERVER)),
+        image=_image(project, Role.INFERENCE_SERVER, settings, place.target),
+        env=env,
+        instances=instances,
+        resources=_resources(parsed_spec(project)),
+        ports=(INFERENCE_PORT,),
+        listen_env="FLOPS_LISTEN_ADDRESS",
+        public=True,
+    )
+
+
+def _component_env(settings: Any, *, exclude: tuple[str, ...]) -> dict[str, str]:
+    env = settings_to_env(settings)
+    for name in exclude:
+        env.pop(f"FLOPS_{name.upper()}", None)
+    env.pop("FLOPS_INSTANCE", None)  # the backend names each instance
+    return env
+
+
+def action_specs(
+    action: Action, project: Project, settings: Settings, place: Placement
+) -> Iterator[ServiceSpec]:
+    """Yield the services ``action`` creates, in creation order.
+
+    Lazily: a spec that needs the address of an earlier one (the mock data provider, cluster
+    aggregators) is only made after the caller created its predecessors.
 
     Raises
     ------
     ValueError
-        For actions that do not create a service.
+        For actions that do not create services.
     """
-    env = {
-        "FLOPS_PROJECT_ID": project.id,
-        "FLOPS_EVENTS_URI": settings.mqtt_url or "",
-        "FLOPS_SPEC": json.dumps(project.spec, sort_keys=True),
-    }
-    training = project.spec.get("training", {})
-    common: dict[str, Any] = {"owner": project.owner, "project_id": project.id}
     kind = action.kind
     if kind is ActionKind.BUILD_IMAGES:
-        role, image, instances = Role.BUILDER, settings.builder_image, 1
-        env["FLOPS_REPOSITORY_URL"] = str(project.repository.get("url"))
-        env["FLOPS_REPOSITORY_REF"] = str(project.repository.get("ref") or "")
-    elif kind is ActionKind.DEPLOY_AGGREGATOR:
-        role, image, instances = Role.AGGREGATOR, _image(settings, project, "aggregator"), 1
-    elif kind is ActionKind.DEPLOY_LEARNERS:
-        role, image = Role.LEARNERS, _image(settings, project, "learner")
-        instances = int(training.get("learners", 1))
+        yield builder_spec(project, settings, place)
     elif kind is ActionKind.BUILD_MODEL_IMAGE:
-        role, image, instances = Role.MODEL_BUILDER, settings.builder_image, 1
-        env["FLOPS_MODEL_URI"] = str((project.model or {}).get("model_uri", ""))
+        yield model_builder_spec(project, settings, place)
+    elif kind is ActionKind.DEPLOY_DATA:
+        yield from data_specs(project, settings, place)
+    elif kind is ActionKind.DEPLOY_AGGREGATOR:
+        yield from aggregator_specs(project, settings, place)
+    elif kind is ActionKind.DEPLOY_LEARNERS:
+        yield from learner_specs(project, settings, place)
     elif kind is ActionKind.DEPLOY_INFERENCE:
-        role, image, instances = Role.INFERENCE_SERVER, settings.inference_image, 1
-        env["FLOPS_MODEL_URI"] = str((project.model or {}).get("model_uri", ""))
+        yield inference_spec(project, settings, place,
+                             model_uri=str((project.model or {}).get("model_uri", "")))
     else:
         raise ValueError(f"action {kind.value} does not create a service")
-    return ServiceSpec(
-        name=service_name(project.id, role),
-        role=role.value,
-        image=image,
-        env=env,
-        instances=instances,
-        resources=_resources(project),
-        **common,
-    )
 
 
 def mock_provider_spec(
     *, name: str, owner: str, request: dict[str, Any], settings: Settings
 ) -> ServiceSpec:
-    """Return the service running ``python -m flops_dataplane.mock_provider`` for ``request``."""
+    """Return the service running the mock data provider for an API request."""
     env = {
         "FLOPS_DATASET": str(request["dataset"]),
         "FLOPS_PARTITIONS": str(request["partitions"]),
@@ -89,25 +432,21 @@ def mock_provider_spec(
         name=name,
         role=Role.MOCK_DATA_PROVIDER.value,
         image=settings.dataplane_image,
-        command=MOCK_PROVIDER_COMMAND,
+        command=command(Role.MOCK_DATA_PROVIDER),
         env=env,
         instances=1,
         owner=owner,
+        one_shot=True,
     )
 
 
-def inference_spec(
-    *, name: str, project: Project, model_uri: str, instances: int, settings: Settings
-) -> ServiceSpec:
-    """Return an inference server for ``model_uri`` of ``project``."""
-    return ServiceSpec(
-        name=name,
-        role=Role.INFERENCE_SERVER.value,
-        image=settings.inference_image,
-        env={"FLOPS_MODEL_URI": model_uri, "FLOPS_PROJECT_ID": project.id},
-        instances=instances,
-        resources=_resources(project),
-        owner=project.owner,
-        project_id=project.id,
-        ports=(8080,),
-    )
+__all__ = [
+    "ROLES_OF_KIND",
+    "TRACKING_SERVICE",
+    "Placement",
+    "action_specs",
+    "inference_spec",
+    "mock_provider_spec",
+    "services_of",
+    "tracking_server_spec",
+]

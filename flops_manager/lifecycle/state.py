@@ -55,6 +55,9 @@ class Project:
     """A project: desired state (spec, repository) plus observed state and progress.
 
     ``version`` is the optimistic-concurrency counter; stores bump it on every save.
+    ``build`` is what the builder produced (the ``completed`` event's data: environment or
+    images, commit); ``endpoints`` are URLs users reach (``inference``); ``secrets`` are
+    per-project credentials handed to components (never shown by the API).
     """
 
     id: str
@@ -71,6 +74,10 @@ class Project:
     total_rounds: int = 0
     metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
     model: dict[str, Any] | None = None
+    build: dict[str, Any] | None = None
+    clusters: tuple[str, ...] = ()
+    endpoints: dict[str, str] = dataclasses.field(default_factory=dict)
+    secrets: dict[str, str] = dataclasses.field(default_factory=dict)
     last_error: str | None = None
     pending: tuple[PendingAction, ...] = ()
     deleting: bool = False
@@ -107,6 +114,10 @@ class Project:
             "total_rounds": self.total_rounds,
             "metrics": self.metrics,
             "model": self.model,
+            "build": self.build,
+            "clusters": list(self.clusters),
+            "endpoints": self.endpoints,
+            "secrets": self.secrets,
             "last_error": self.last_error,
             "pending": [p.to_dict() for p in self.pending],
             "deleting": self.deleting,
@@ -132,6 +143,10 @@ class Project:
             total_rounds=int(doc.get("total_rounds", 0)),
             metrics=dict(doc.get("metrics") or {}),
             model=doc.get("model"),
+            build=doc.get("build"),
+            clusters=tuple(doc.get("clusters") or ()),
+            endpoints=dict(doc.get("endpoints") or {}),
+            secrets=dict(doc.get("secrets") or {}),
             last_error=doc.get("last_error"),
             pending=tuple(PendingAction.from_dict(p) for p in doc.get("pending") or []),
             deleting=bool(doc.get("deleting", False)),

@@ -12,18 +12,48 @@ import threading
 from collections.abc import Mapping
 
 from flops_contracts.errors import FlopsError
+from flops_contracts.spec import TrainingMode
 from flops_manager.lifecycle import planner
-from flops_manager.lifecycle.actions import Action, ActionKind
-from flops_manager.lifecycle.service_specs import project_service_spec
+from flops_manager.lifecycle.actions import Action, ActionKind, Role
+from flops_manager.lifecycle.placement import placement
+from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
 from flops_manager.lifecycle.state import PendingAction, Project
-from flops_manager.ports.errors import NotFoundError, TemporaryError
-from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
+from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.services.clock import Clock, system_clock
 from flops_manager.services.mutate import mutate_project
 from flops_manager.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def choose_clusters(
+    wanted: list[str] | None, active: list[Cluster], *, labels: bool
+) -> tuple[str, ...]:
+    """The clusters a hierarchical project runs on: the named ones, or every active one.
+
+    Raises
+    ------
+    PermanentError
+        If a named cluster is not active, or no cluster is.
+    """
+    if labels:  # one machine: cluster names are only labels
+        return tuple(wanted or [c.name for c in active][:1] or ["local"])
+    names = [c.name for c in active if c.active]
+    if not wanted:
+        if not names:
+            raise PermanentError("no active cluster to place the cluster aggregators on")
+        return tuple(names)
+    missing = [name for name in wanted if name not in names]
+    if missing:
+        raise PermanentError(f"clusters {missing} are not active (active: {names})")
+    return tuple(wanted)
+
+
+_NEEDS_TRACKING = frozenset({
+    ActionKind.DEPLOY_AGGREGATOR, ActionKind.DEPLOY_INFERENCE, ActionKind.BUILD_MODEL_IMAGE,
+})
 
 
 def _without(project: Project, key: str) -> Project:
@@ -89,6 +119,14 @@ class ReconcileWorker:
             lambda p: planner.plan_tick(p, now=now, timeouts=self.timeouts).project,
             now=now,
         )
+        failed = self._failed_services(project)
+        if failed:
+            project = mutate_project(
+                self.store,
+                project_id,
+                lambda p: planner.plan_observation(p, failed, now=now).project,
+                now=now,
+            )
         ran = 0
         while project.pending and not self._stop.is_set():
             pending = project.pending[0]
@@ -116,17 +154,66 @@ class ReconcileWorker:
             )
         return ran
 
+    def _failed_services(self, project: Project) -> dict[Role, str]:
+        """Services of roles the project needs now that the orchestrator reports as failed."""
+        if project.terminal:
+            return {}
+        failed: dict[Role, str] = {}
+        for role in planner.watched_roles(project.phase):
+            for name in services_of(project, (role,)):
+                status = self.orchestrator.service_status(name)
+                if status is not None and status.state is ServiceState.FAILED:
+                    failed[role] = status.message or f"service {name} failed"
+        return failed
+
+    def _prepare(self, action: Action, project: Project) -> Project:
+        """Record decisions an action depends on (the clusters of a hierarchical project)."""
+        if action.kind is not ActionKind.DEPLOY_AGGREGATOR or project.clusters:
+            return project
+        training = parsed_spec(project).training
+        if training.mode is not TrainingMode.HIERARCHICAL:
+            return project
+        clusters = choose_clusters(
+            training.clusters, self.orchestrator.list_clusters(),
+            labels=self.orchestrator.clusters_are_labels,
+        )
+        return mutate_project(
+            self.store, project.id, lambda p: p.replace(clusters=clusters), now=self.clock()
+        )
+
     def _execute(self, action: Action, project: Project) -> None:
         log.info("running %s", action.key)
         if action.kind is ActionKind.REMOVE_SERVICES:
-            for name in action.service_names:
+            for name in services_of(project, action.roles):
                 self.orchestrator.remove_service(name)
-        elif action.kind is ActionKind.DELETE_PROJECT:
+            return
+        if action.kind is ActionKind.DELETE_PROJECT:
             self.store.delete_project(project.id)
-        else:
-            self.orchestrator.create_service(
-                project_service_spec(action, project, self.settings)
-            )
+            return
+        if (action.kind is ActionKind.BUILD_MODEL_IMAGE
+                and self.orchestrator.build_target is BuildTarget.ENVIRONMENT):
+            # The project's environment already holds everything the inference server needs.
+            mutate_project(self.store, project.id,
+                           lambda p: planner.model_built(p, now=self.clock()).project,
+                           now=self.clock())
+            return
+        project = self._prepare(action, project)
+        place = placement(self.orchestrator, self.settings, project,
+                          tracking=action.kind in _NEEDS_TRACKING)
+        for spec in action_specs(action, project, self.settings, place):
+            self.orchestrator.create_service(spec)
+            if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
+                self._record_endpoint(project.id, "inference", spec.name)
+
+    def _record_endpoint(self, project_id: str, key: str, service: str) -> None:
+        url = self.orchestrator.public_url(service)
+        if url is None:
+            return
+        mutate_project(
+            self.store, project_id,
+            lambda p: p.replace(endpoints={**p.endpoints, key: url}),
+            now=self.clock(),
+        )
 
     def _retry_later(
         self, project: Project, pending: PendingAction, action: Action, exc: TemporaryError

@@ -133,6 +133,8 @@ class Orchestrator(abc.ABC):
 
     build_target: BuildTarget = BuildTarget.IMAGE
     """What the image builder must produce for services of this backend."""
+    clusters_are_labels: bool = False
+    """Whether any cluster name is accepted (one machine) instead of only active clusters."""
 
     @abc.abstractmethod
     def create_service(self, spec: ServiceSpec) -> ServiceStatus:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flops_manager.lifecycle.actions import Role
+from flops_manager.lifecycle.placement import placement
 from flops_manager.lifecycle.service_specs import inference_spec
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.orchestrator import Orchestrator
@@ -70,16 +71,14 @@ class ModelService:
             project_id=project_id,
         )
         self.store.put_service_record(record)
+        place = placement(self.orchestrator, self.settings, project, tracking=True)
         spec = inference_spec(
-            name=record.name,
-            project=project,
-            model_uri=uri,
-            instances=instances,
-            settings=self.settings,
+            project, self.settings, place, model_uri=uri, name=record.name, instances=instances
         )
         status = self.orchestrator.create_service(spec)
+        url = self.orchestrator.public_url(spec.name)
         deployed = ServiceRecord(
-            **{**record.__dict__, "state": status.state.value, "message": status.address}
+            **{**record.__dict__, "state": status.state.value, "message": url}
         )
         return self.store.put_service_record(deployed)
 

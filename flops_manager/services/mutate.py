@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from flops_contracts.events import Component, Event, EventType
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.errors import ConflictError
 from flops_manager.ports.project_store import ProjectStore
@@ -20,7 +21,8 @@ def mutate_project(
     """Apply ``change`` to the stored project, retrying when another writer got there first.
 
     ``change`` must be pure (it may run several times). Nothing is written if it returns an
-    unchanged project.
+    unchanged project. A change of phase is also recorded as a ``phase_changed`` event of the
+    manager, so a project's event list tells its whole story in order.
 
     Raises
     ------
@@ -35,9 +37,27 @@ def mutate_project(
         if updated == current:
             return current
         try:
-            return store.save_project(
+            saved = store.save_project(
                 updated.replace(updated_at=now), expected_version=current.version
             )
         except ConflictError:
             continue
+        if saved.phase is not current.phase:
+            store.append_event(saved.id, phase_event(current, saved).to_dict(), received_at=now)
+        return saved
     raise ConflictError(f"project {project_id} is being changed by too many writers; retry")
+
+
+def phase_event(before: Project, after: Project) -> Event:
+    """The manager's ``phase_changed`` event for a saved transition (id unique per version)."""
+    data: dict[str, object] = {"from": before.phase.value, "to": after.phase.value}
+    if after.last_error and after.last_error != before.last_error:
+        data["reason"] = after.last_error
+    return Event(
+        project_id=after.id,
+        component=Component.MANAGER,
+        instance="manager",
+        event=EventType.PHASE_CHANGED,
+        data=data,
+        event_id=f"{after.id}-v{after.version}",
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from flops_contracts.errors import ErrorCode, FlopsError
 from flops_contracts.spec import parse_spec
 from flops_manager.lifecycle import planner
+from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
@@ -86,6 +88,7 @@ class ProjectService:
             updated_at=now,
             phase_since=now,
             total_rounds=int(total),
+            secrets={DATA_TOKEN: secrets.token_urlsafe(24)},
         )
         return self.store.create_project(project)
 

@@ -6,7 +6,8 @@ import pytest
 
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.lifecycle import planner
-from flops_manager.lifecycle.actions import Action, ActionKind, Role
+from flops_manager.lifecycle.actions import ROLES_OF_KIND, Action, ActionKind, Role
+from flops_manager.lifecycle.service_specs import services_of
 from flops_manager.lifecycle.state import Phase, Project
 
 PID = "p0123456789abcdef"
@@ -135,7 +136,8 @@ def test_timeouts(phase: Phase, elapsed: float, expected: Phase) -> None:
 def test_submitted_tick_starts_build() -> None:
     d = planner.plan_tick(proj(Phase.SUBMITTED), now=1, timeouts={})
     assert d.project.phase is Phase.BUILDING and kinds(d) == ["build_images"]
-    assert Action.from_dict(d.project.pending[0].action).service_names == (f"{PID}-builder",)
+    action = Action.from_dict(d.project.pending[0].action)
+    assert services_of(d.project, ROLES_OF_KIND[action.kind]) == [f"{PID}-builder"]
 
 
 def test_cancel_drops_pending_creations() -> None:
@@ -153,8 +155,58 @@ def test_delete_queues_cleanup_then_delete() -> None:
 
 def test_action_names_are_deterministic() -> None:
     a = Action(ActionKind.REMOVE_SERVICES, PID, (Role.AGGREGATOR, Role.LEARNERS))
-    assert a.service_names == (f"{PID}-aggregator", f"{PID}-learners")
+    assert services_of(proj(Phase.TRAINING), a.roles) == [f"{PID}-aggregator", f"{PID}-learners"]
     assert Action.from_dict(a.to_dict()) == a
+
+
+def test_hierarchical_services_are_named_per_cluster() -> None:
+    p = Project(id=PID, owner="alice", spec={"training": {"mode": "hierarchical", "cycles": 2}},
+                repository={"url": "https://x/y"}, created_at=0, updated_at=0,
+                clusters=("edge-a", "edge-b"))
+    roles = (Role.AGGREGATOR, Role.CLUSTER_AGGREGATOR, Role.LEARNERS)
+    assert services_of(p, roles) == [
+        f"{PID}-aggregator", f"{PID}-cluster-aggregator-0", f"{PID}-cluster-aggregator-1",
+        f"{PID}-learners-0", f"{PID}-learners-1",
+    ]
+
+
+def test_builder_result_is_kept_and_mock_data_comes_first() -> None:
+    p = proj(Phase.BUILDING).replace(spec={"mock_data": {"partitioner": "dirichlet"}})
+    built = ev("builder", "completed", env_dir="/envs/a", repo_dir="/src/a", commit="abc",
+               cache_hit=True, python="/envs/a/bin/python", secret="not kept")
+    d = planner.plan_event(p, built, now=1)
+    assert d.project.phase is Phase.DEPLOYING and kinds(d) == ["remove_services", "deploy_data"]
+    assert d.project.build == {"env_dir": "/envs/a", "repo_dir": "/src/a", "commit": "abc",
+                               "cache_hit": True, "python": "/envs/a/bin/python"}
+    ready = ev("mock_data_provider", "completed", ts="2026-01-01T00:00:02Z")
+    d2 = planner.plan_event(d.project, ready, now=2)
+    assert d2.project.phase is Phase.DEPLOYING
+    assert kinds(d2) == ["remove_services", "deploy_aggregator", "deploy_learners"]
+    failed = ev("mock_data_provider", "failed", ts="2026-01-01T00:00:03Z", reason="no space")
+    d3 = planner.plan_event(d.project, failed, now=3)
+    assert d3.project.phase is Phase.FAILED and "no space" in (d3.project.last_error or "")
+
+
+def test_failed_services_fail_the_project_only_when_needed() -> None:
+    building = proj(Phase.BUILDING)
+    d = planner.plan_observation(building, {Role.BUILDER: "exit 1: repo has no model"}, now=5)
+    assert d.project.phase is Phase.FAILED
+    assert d.project.last_error == "builder failed: exit 1: repo has no model"
+    training = proj(Phase.TRAINING)
+    assert planner.plan_observation(training, {Role.LEARNERS: "exit 34"}, now=5).project \
+        is training  # learners may fail; the aggregator decides
+    assert planner.plan_observation(training, {Role.AGGREGATOR: "exit 1"},
+                                    now=5).project.phase is Phase.FAILED
+    done = proj(Phase.COMPLETED)
+    assert planner.plan_observation(done, {Role.AGGREGATOR: "x"}, now=5).project is done
+
+
+def test_model_built_serves_or_completes() -> None:
+    serve = planner.model_built(proj(Phase.POST_TRAINING, BUILD_DEPLOY), now=3)
+    assert serve.project.phase is Phase.SERVING
+    assert kinds(serve) == ["remove_services", "deploy_inference"]
+    done = planner.model_built(proj(Phase.POST_TRAINING, BUILD), now=3)
+    assert done.project.phase is Phase.COMPLETED
 
 
 def test_aggregator_payloads_drive_progress_and_model() -> None:

@@ -48,6 +48,7 @@ class LinksSchema(StrictSchema):
     """Browser links into MLflow."""
 
     tracking = fields.String(allow_none=True)
+    inference = fields.String(allow_none=True, metadata={"description": "inference endpoint"})
     mlflow_run = fields.String(allow_none=True)
     mlflow_model = fields.String(allow_none=True)
 
@@ -66,6 +67,9 @@ class ProjectSchema(StrictSchema):
     )
     progress = fields.Nested(ProgressSchema, required=True)
     model = fields.Dict(allow_none=True)
+    build = fields.Dict(
+        allow_none=True, metadata={"description": "commit, cache hit, timings, images"}
+    )
     links = fields.Nested(LinksSchema, required=True)
     last_error = fields.String(allow_none=True)
     pending_actions = fields.List(fields.Dict(), required=True)

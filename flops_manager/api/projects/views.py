@@ -17,6 +17,7 @@ def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
     name, version = model.get("registered_model"), model.get("model_version")
     return {
         "tracking": base,
+        "inference": project.endpoints.get("inference"),
         "mlflow_run": f"{base}/#/experiments/{experiment}/runs/{run}"
         if base and run and experiment is not None
         else None,
@@ -24,6 +25,17 @@ def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
         if base and name and version is not None
         else None,
     }
+
+
+BUILD_FIELDS = ("commit", "cache_hit", "timings", "images", "platforms", "dependency_hash")
+"""What users see of a build (not paths on the manager's machine)."""
+
+
+def build_view(build: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Return the API form of a project's build result."""
+    if build is None:
+        return None
+    return {k: build[k] for k in BUILD_FIELDS if k in build}
 
 
 def project_view(project: Project, tracking_url: str | None) -> dict[str, Any]:
@@ -41,6 +53,7 @@ def project_view(project: Project, tracking_url: str | None) -> dict[str, Any]:
             "metrics": project.metrics,
         },
         "model": project.model,
+        "build": build_view(project.build),
         "links": links(project, tracking_url),
         "last_error": project.last_error,
         "pending_actions": [

@@ -1,0 +1,44 @@
+"""Gather what a project's service specs depend on from the orchestrator and the settings."""
+
+from __future__ import annotations
+
+from flops_manager.lifecycle.service_specs import TRACKING_SERVICE, Placement, tracking_server_spec
+from flops_manager.lifecycle.state import Project
+from flops_manager.ports.errors import TemporaryError
+from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.settings import Settings
+
+
+class Resolve:
+    """Callable service-name -> ``host:port`` lookup through an orchestrator."""
+
+    def __init__(self, orchestrator: Orchestrator) -> None:
+        self.orchestrator = orchestrator
+
+    def __call__(self, name: str) -> str:
+        """Return ``name``'s ``host:port``."""
+        address = self.orchestrator.service_address(name)
+        if address is None:
+            raise TemporaryError(f"service {name} has no address yet")
+        return address
+
+
+def tracking_uri(orchestrator: Orchestrator, settings: Settings) -> str:
+    """The configured MLflow server, or the shared one the manager starts (idempotently)."""
+    if settings.tracking_uri:
+        return settings.tracking_uri
+    orchestrator.create_service(tracking_server_spec(settings))
+    return f"http://{Resolve(orchestrator)(TRACKING_SERVICE)}"
+
+
+def placement(
+    orchestrator: Orchestrator, settings: Settings, project: Project, *, tracking: bool
+) -> Placement:
+    """The :class:`Placement` of ``project``'s services (starting the tracking server if asked)."""
+    return Placement(
+        target=orchestrator.build_target,
+        events_uri=settings.component_events_uri,
+        tracking_uri=tracking_uri(orchestrator, settings) if tracking else None,
+        clusters=project.clusters,
+        resolve=Resolve(orchestrator),
+    )
