@@ -18,6 +18,7 @@ from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
+from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
@@ -72,6 +73,7 @@ def create_app(
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
         models=ModelService(store, orchestrator, projects, settings=settings),
+        logs=LogService(orchestrator, projects),
     )
     api = Api(app)
     document(api)

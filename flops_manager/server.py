@@ -34,7 +34,10 @@ def main() -> int:
         settings = settings_module.load()
         if settings.embedded_database:
             embedded = EmbeddedMongo(settings.data_dir)
-            settings = settings.model_copy(update={"mongo_url": embedded.start()})
+            settings = settings.model_copy(update={
+                "mongo_url": embedded.start(),
+                "allow_local_repos": settings.local_repos_allowed,  # decided as embedded
+            })
         store = registry.build_store(settings)
         orchestrator = registry.build_orchestrator(settings)
         events = (

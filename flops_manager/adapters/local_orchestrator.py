@@ -192,12 +192,16 @@ class LocalOrchestrator(Orchestrator):
         status = self.service_status(name)
         return None if status is None else status.address
 
-    def service_logs(self, name: str) -> dict[str, str]:  # noqa: D102
+    def service_logs(self, name: str) -> dict[str, str]:
+        """Return each instance's output; removed services' logs stay readable from disk."""
         with self._lock:
             service = self._services.get(name)
-            if service is None:
+            paths = [(p.name, p.log_path) for p in service.processes] if service else []
+        if service is None:
+            directory = self.workdir / "services" / name
+            if "/" in name or name.startswith(".") or not directory.is_dir():
                 raise NotFoundError(f"service {name} not found")
-            paths = [(p.name, p.log_path) for p in service.processes]
+            paths = [(p.stem, p) for p in sorted(directory.glob("*.log"))]
         return {instance: _tail(path, 1_000_000) for instance, path in paths}
 
     def remove_service(self, name: str) -> bool:  # noqa: D102

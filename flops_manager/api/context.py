@@ -9,6 +9,7 @@ from flask import current_app, g
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.project_store import ProjectStore
+from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
@@ -28,6 +29,7 @@ class Services:
     projects: ProjectService
     mock_data: MockDataService
     models: ModelService
+    logs: LogService
 
 
 def services() -> Services:

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flops_manager.cli import stack, train_local
+from flops_manager.cli import project, stack, train_local
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_local.add_arguments(local)
     local.set_defaults(handler=train_local.run)
     stack.add_arguments(sub)
+    project.add_arguments(sub)
     return parser
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import json
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_contracts.errors import FlopsError
+from flops_manager.cli.broker import broker_command
 from flops_manager.local_processes import free_port
 from tracking_server.__main__ import mlflow_executable
 from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
@@ -127,26 +127,6 @@ def _wait_ready(process: StackProcess, timeout_s: float) -> None:
     raise FlopsError(f"{process.name} was not ready within {timeout_s:.0f}s; see {process.log}")
 
 
-def _broker(directory: Path) -> tuple[list[str], int]:
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if binary is None:
-        raise FlopsError(
-            "no MQTT broker found: install Mosquitto (e.g. apt-get install mosquitto), "
-            "or point the manager at an existing broker with FLOPS_MQTT_URL"
-        )
-    port = free_port()
-    broker_dir = directory / "mosquitto"
-    broker_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
-             f"persistence_location {broker_dir}/", "max_queued_messages 100000"]
-    if os.geteuid() == 0:
-        lines.append("user root")
-    conf = broker_dir / "mosquitto.conf"
-    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return [binary, "-c", str(conf)], port
-
-
 def stop_stack(directory: Path, *, grace_s: float = 10.0) -> list[str]:
     """Stop every process of the stack (SIGTERM, then SIGKILL); return their names."""
     state = read_state(directory)
@@ -192,7 +172,9 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         return process
 
     try:
-        argv, broker_port = _broker(directory)
+        broker_port = free_port()
+        broker_kind, argv = broker_command(directory / "broker", broker_port)
+        record["broker"] = broker_kind
         broker = launch("broker", argv, {}, broker_port, None)
         mlflow_port = free_port()
         tracking = TrackingServerSettings(

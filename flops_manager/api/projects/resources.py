@@ -13,6 +13,7 @@ from flops_manager.api.context import current_user, services
 from flops_manager.api.projects import schemas
 from flops_manager.api.projects.stream import sse_events
 from flops_manager.api.projects.views import event_view, project_view
+from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.state import Phase
 
 blp = Blueprint(
@@ -77,6 +78,21 @@ class ProjectCancel(MethodView):
     def post(self, project_id: str) -> dict[str, Any]:
         """Cancel a running project."""
         return _view(services().projects.cancel(project_id, owner=current_user()))
+
+
+@blp.route(f"/{ID}/logs")
+class ProjectLogs(MethodView):
+    """Captured output of the project's services."""
+
+    @blp.arguments(schemas.LogQuerySchema, location="query")
+    @blp.response(200, schemas.LogsSchema)
+    def get(self, args: dict[str, Any], project_id: str) -> dict[str, Any]:
+        """Return the last lines of each instance's output (services that still exist)."""
+        role = Role(args["component"]) if args.get("component") else None
+        found = services().logs.logs(
+            project_id, owner=current_user(), role=role, lines=args["lines"]
+        )
+        return {"services": found}
 
 
 @blp.route(f"/{ID}/events")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from flops_manager.api.common import PAGE, PAGE_SIZE, SpecField, StrictSchema
+from flops_manager.lifecycle.actions import PROJECT_ROLES
 from flops_manager.lifecycle.state import Phase
 
 
@@ -114,3 +115,22 @@ class EventPageSchema(StrictSchema):
     items = fields.List(fields.Nested(StoredEventSchema), required=True)
     total = fields.Integer(required=True)
     next_after = fields.Integer(required=True)
+
+
+class LogQuerySchema(StrictSchema):
+    """Which logs to return."""
+
+    component = fields.String(
+        validate=validate.OneOf([r.value for r in PROJECT_ROLES]),
+        metadata={"description": "one service role; all roles when omitted"},
+    )
+    lines = fields.Integer(load_default=200, validate=validate.Range(min=1, max=10_000))
+
+
+class LogsSchema(StrictSchema):
+    """Recent output per service and instance."""
+
+    services = fields.Dict(
+        keys=fields.String(), values=fields.Dict(keys=fields.String(), values=fields.String()),
+        required=True,
+    )

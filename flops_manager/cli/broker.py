@@ -1,0 +1,106 @@
+"""The embedded stack's MQTT broker: Mosquitto when installed, else amqtt in its own venv.
+
+amqtt is a pure-Python MQTT 3.1.1 broker (FLOps speaks 3.1.1). Its pinned dependencies clash
+with Flower's, so it lives in a private virtual environment under the data directory, created
+with ``pip`` on first use (about 10 s). ``FLOPS_BROKER=mosquitto|amqtt|auto`` chooses.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from collections.abc import Mapping
+from pathlib import Path
+
+from flops_contracts.errors import FlopsError
+
+AMQTT_REQUIREMENT = "amqtt==0.12.1"
+INSTALL_TIMEOUT_S = 600.0
+
+
+def mosquitto_binary() -> str | None:
+    """The Mosquitto executable, if installed (also where Debian puts it: /usr/sbin)."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+
+
+def mosquitto_config(port: int, directory: Path, *, as_root: bool) -> str:
+    """Mosquitto configuration: loopback listener, persistence, a large in-flight queue."""
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
+             f"persistence_location {directory}/", "max_queued_messages 100000"]
+    if as_root:
+        lines.append("user root")
+    return "\n".join(lines) + "\n"
+
+
+def amqtt_config(port: int) -> str:
+    """Return the amqtt configuration: loopback listener, anonymous access, no packet logging."""
+    return (
+        "listeners:\n  default:\n    type: tcp\n"
+        f"    bind: 127.0.0.1:{port}\n"
+        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+        "    allow_anonymous: true\n"
+    )
+
+
+def ensure_amqtt(venv_dir: Path) -> Path:
+    """Return the ``amqtt`` executable of ``venv_dir``, creating the venv on first use.
+
+    Raises
+    ------
+    FlopsError
+        If the venv or the install fails (the message names pip's last output).
+    """
+    binary = venv_dir / "bin" / "amqtt"
+    if binary.exists():
+        return binary
+    print(f"no Mosquitto found: installing the amqtt broker into {venv_dir} (once)",
+          file=sys.stderr)
+    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
+    try:
+        subprocess.run(  # noqa: S603 - fixed argv
+            [str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet",
+             AMQTT_REQUIREMENT], check=True, capture_output=True, text=True,
+            timeout=INSTALL_TIMEOUT_S,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise FlopsError(f"installing {AMQTT_REQUIREMENT} failed: {exc.stderr.strip()[-500:]}; "
+                         "install Mosquitto instead (apt-get install mosquitto)") from None
+    except subprocess.TimeoutExpired:
+        raise FlopsError(
+            f"installing {AMQTT_REQUIREMENT} took over {INSTALL_TIMEOUT_S:.0f}s"
+        ) from None
+    return binary
+
+
+def broker_command(
+    directory: Path, port: int, environ: Mapping[str, str] | None = None
+) -> tuple[str, list[str]]:
+    """Write the chosen broker's configuration and return ``(kind, argv)``.
+
+    Raises
+    ------
+    FlopsError
+        If ``FLOPS_BROKER`` is invalid or asks for Mosquitto where there is none.
+    """
+    env = os.environ if environ is None else environ
+    choice = env.get("FLOPS_BROKER", "auto")
+    if choice not in ("auto", "mosquitto", "amqtt"):
+        raise FlopsError(f"FLOPS_BROKER={choice!r}: use auto, mosquitto or amqtt")
+    directory.mkdir(parents=True, exist_ok=True)
+    mosquitto = mosquitto_binary() if choice != "amqtt" else None
+    if mosquitto is not None:
+        conf = directory / "mosquitto.conf"
+        conf.write_text(mosquitto_config(port, directory, as_root=os.geteuid() == 0),
+                        encoding="utf-8")
+        return "mosquitto", [mosquitto, "-c", str(conf)]
+    if choice == "mosquitto":
+        raise FlopsError("FLOPS_BROKER=mosquitto but Mosquitto is not installed")
+    conf = directory / "amqtt.yaml"
+    conf.write_text(amqtt_config(port), encoding="utf-8")
+    return "amqtt", [str(ensure_amqtt(directory / "amqtt-venv")), "-c", str(conf)]
