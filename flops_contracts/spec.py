@@ -239,7 +239,11 @@ class MockDataSpec(_Model):
     alpha: float = Field(0.5, gt=0, le=1000, description="Dirichlet concentration (non-IID)")
     labels_per_partition: int = Field(2, ge=1, le=1000, description="label_skew: labels each")
     seed: int = Field(0, ge=0)
-    test_fraction: float = Field(0.2, ge=0, lt=1)
+    test_fraction: float = Field(0.2, ge=0, lt=1, description="each learner's local test split")
+    holdout_fraction: float = Field(
+        0.0, ge=0, lt=1,
+        description="rows no learner gets, to check the served model on unseen data",
+    )
 
     @field_validator("dataset")
     @classmethod

@@ -25,7 +25,12 @@ from flops_contracts.errors import FlopsError
 from flops_contracts.events import Component, EventType
 from flops_contracts.ids import check_data_tag, check_identifier
 from flops_dataplane.client import DataClient
-from flops_dataplane.partitioners import label_histogram, partition, split_train_test
+from flops_dataplane.partitioners import (
+    holdout_split,
+    label_histogram,
+    partition,
+    split_train_test,
+)
 from flops_dataplane.protocol import SPLIT_COLUMN
 from flops_dataplane.sources import load_source
 from flops_messaging import EventEmitter, create_emitter
@@ -50,6 +55,9 @@ class MockProviderSettings(BaseModel):
     labels_per_partition: int = Field(2, ge=1)
     seed: int = 0
     test_fraction: float = Field(0.2, ge=0, lt=1)
+    holdout_fraction: float = Field(
+        0.0, ge=0, lt=1, description="rows given to no learner (see partitioners.holdout_split)"
+    )
     tag: str = "mock"
     servers: list[str] = Field(..., min_length=1)
     replace: bool = True
@@ -79,6 +87,11 @@ def partition_tables(settings: MockProviderSettings, table: pa.Table) -> list[pa
         )
     if SPLIT_COLUMN in table.column_names:
         table = table.drop_columns([SPLIT_COLUMN])
+    if settings.holdout_fraction > 0:
+        kept, _ = holdout_split(
+            table.num_rows, fraction=settings.holdout_fraction, seed=settings.seed
+        )
+        table = table.take(pa.array(kept))
     labels = table.column(settings.label_column).to_numpy(zero_copy_only=False)
     parts = partition(
         settings.partitioner,

@@ -132,6 +132,20 @@ def split_train_test(
     return np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])
 
 
+HOLDOUT_SEED_OFFSET = 10_007
+
+
+def holdout_split(n_samples: int, *, fraction: float, seed: int) -> tuple[IndexArray, IndexArray]:
+    """Split row indices ``0..n_samples-1`` into (kept, held out from every learner).
+
+    Deterministic for ``(n_samples, fraction, seed)``, so whoever knows them (a benchmark, the
+    demo checking the served model) can rebuild the exact held-out set.
+    """
+    return split_train_test(
+        np.arange(n_samples), test_fraction=fraction, seed=seed + HOLDOUT_SEED_OFFSET
+    )
+
+
 def label_histogram(labels: NDArray[Any]) -> dict[str, int]:
     """Return ``{label: count}`` (labels as strings, sorted) for reporting."""
     values, counts = np.unique(labels, return_counts=True)

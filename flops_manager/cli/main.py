@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flops_manager.cli import project, stack, train_local
+from flops_manager.cli import demo, project, stack, train_local
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(handler=train_local.run)
     stack.add_arguments(sub)
     project.add_arguments(sub)
+    demo.add_arguments(sub)
     return parser
 
 

@@ -223,6 +223,7 @@ def data_specs(project: Project, settings: Settings, place: Placement) -> Iterat
             "FLOPS_LABELS_PER_PARTITION": str(mock.labels_per_partition),
             "FLOPS_SEED": str(mock.seed),
             "FLOPS_TEST_FRACTION": str(mock.test_fraction),
+            "FLOPS_HOLDOUT_FRACTION": str(mock.holdout_fraction),
             "FLOPS_TAG": spec.effective_data_tags[0],
             "FLOPS_SERVERS": json.dumps([f"grpc://{place.resolve(server_name)}"]),
         },

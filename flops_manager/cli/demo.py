@@ -1,0 +1,187 @@
+"""``flops demo``: the whole pipeline on this machine with the digits example, in one command.
+
+Starts the embedded stack if needed, submits ``examples/digits_sklearn`` (as a local Git
+repository) with Dirichlet-partitioned mock data and a held-out set no learner sees, shows each
+round's accuracy, then prints the MLflow UI, the registered model, the inference endpoint, and
+the served model's predictions for held-out digits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from flops_contracts.errors import FlopsError
+from flops_manager.cli import stack
+from flops_manager.cli.client import ApiClient, connect
+from flops_manager.cli.watch import describe, follow
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
+HOLDOUT_FRACTION = 0.2
+SEED = 0
+GIT_IDENTITY = ["-c", "user.name=FLOps demo", "-c", "user.email=demo@flops.invalid"]
+
+
+def demo_request(repo_url: str, *, rounds: int, learners: int) -> dict[str, Any]:
+    """The project the demo submits."""
+    return {
+        "repository": {"url": repo_url},
+        "spec": {
+            "name": "digits-demo",
+            "training": {"rounds": rounds, "learners": learners},
+            "mock_data": {"dataset": "sklearn:digits", "partitioner": "dirichlet", "alpha": 0.5,
+                          "seed": SEED, "holdout_fraction": HOLDOUT_FRACTION},
+            "post_training_steps": ["build_image_for_trained_model",
+                                    "deploy_trained_model_image"],
+        },
+    }
+
+
+def _git(repo: Path, *args: str) -> str:
+    done = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=repo, check=True,  # noqa: S603
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip()
+
+
+def ensure_demo_repo(directory: Path, source: Path = EXAMPLE) -> Path:
+    """Keep a Git repository of the digits example under ``directory`` up to date; return it.
+
+    Raises
+    ------
+    FlopsError
+        If the example is not there (FLOps installed without its source tree) or git fails.
+    """
+    if not (source / "model_manager.py").exists():
+        raise FlopsError(f"the digits example is not at {source}: run the demo from a FLOps "
+                         "source checkout (git clone ...; pip install -e .)")
+    repo = directory / "demo" / "digits_sklearn"
+    try:
+        if not (repo / ".git").exists():
+            repo.mkdir(parents=True, exist_ok=True)
+            _git(repo, "init", "-q")
+        names = [p.name for p in source.iterdir() if p.is_file() and p.suffix != ".pyc"]
+        changed = [n for n in names
+                   if not (repo / n).exists() or not filecmp.cmp(source / n, repo / n, False)]
+        for name in changed:
+            shutil.copy2(source / name, repo / name)
+        if changed or not _git(repo, "rev-parse", "--verify", "-q", "HEAD"):
+            _git(repo, "add", "-A")
+            _git(repo, "commit", "-q", "--allow-empty", "-m", "digits example")
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise FlopsError(f"cannot prepare the demo repository in {repo}: {exc}") from None
+    return repo
+
+
+def holdout_digits() -> tuple[Any, Any]:
+    """The digits no learner trained on (same rows the mock data provider held out)."""
+    from sklearn.datasets import load_digits
+
+    from flops_dataplane.partitioners import holdout_split
+
+    x, y = load_digits(return_X_y=True)
+    _, held = holdout_split(len(y), fraction=HOLDOUT_FRACTION, seed=SEED)
+    return x[held], y[held]
+
+
+def check_endpoint(url: str, *, timeout_s: float = 60.0) -> dict[str, Any]:
+    """Send the held-out digits to the inference endpoint; return accuracy and one example.
+
+    Raises
+    ------
+    FlopsError
+        If the endpoint does not answer correctly.
+    """
+    x, y = holdout_digits()
+    columns = [f"x{i}" for i in range(x.shape[1])]
+    body = {"dataframe_split": {"columns": columns, "data": x.tolist()}}
+    try:
+        response = requests.post(f"{url.rstrip('/')}/invocations", json=body, timeout=timeout_s)
+    except requests.RequestException as exc:
+        raise FlopsError(f"inference endpoint {url} did not answer: {exc}") from None
+    if response.status_code != 200:
+        raise FlopsError(f"inference endpoint answered {response.status_code}: "
+                         f"{response.text[:300]}")
+    predictions = [int(p) for p in response.json()["predictions"]]
+    correct = sum(int(p == t) for p, t in zip(predictions, y.tolist(), strict=True))
+    return {"accuracy": correct / len(y), "samples": len(y),
+            "example": {"label": int(y[0]), "prediction": predictions[0]}}
+
+
+def _wait_endpoint(client: ApiClient, project_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        project = client.request("GET", f"projects/{project_id}")
+        url = (project.get("links") or {}).get("inference")
+        if url:
+            try:
+                if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                    return str(url)
+            except requests.RequestException:
+                pass
+        if project["phase"] not in ("serving", "post_training"):
+            raise FlopsError(f"project {project_id} is {project['phase']}, not serving: "
+                             f"{project.get('last_error') or 'no endpoint'}")
+        time.sleep(0.5)
+    raise FlopsError(f"the inference endpoint of {project_id} did not answer within "
+                     f"{timeout_s:.0f} s")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; exit 0 when the served model answered, 1 otherwise."""
+    directory = stack.data_dir(args.data_dir)
+    try:
+        print(f"starting FLOps (data in {directory}) ...", flush=True)
+        record = stack.start_stack(directory)
+        client = connect(directory)
+        repo = ensure_demo_repo(directory)
+        request = demo_request(repo.as_uri(), rounds=args.rounds, learners=args.learners)
+        project = client.request("POST", "projects", json=request)
+        pid = project["id"]
+        print(f"submitted project {pid}: {args.learners} learners, {args.rounds} rounds, "
+              "Dirichlet(0.5) digits", flush=True)
+        for event in follow(client, pid, timeout_s=args.timeout):
+            if (line := describe(event)) is not None:
+                print(f"  {line}", flush=True)
+        url = _wait_endpoint(client, pid, timeout_s=120.0)
+        project = client.request("GET", f"projects/{pid}")
+        check = check_endpoint(url)
+    except FlopsError as exc:
+        print(f"flops demo: {exc.message}", file=sys.stderr)
+        return 1
+    model = project.get("model") or {}
+    example = check["example"]
+    print("\n".join([
+        "",
+        f"MLflow UI:          {record['mlflow_url']}",
+        f"registered model:   {model.get('registered_model')} version "
+        f"{model.get('model_version')}  ({(project.get('links') or {}).get('mlflow_model')})",
+        f"inference endpoint: {url}/invocations",
+        f"held-out digits:    {check['samples']} never seen by a learner, accuracy "
+        f"{check['accuracy']:.3f}",
+        f"one prediction:     digit {example['label']} -> predicted {example['prediction']}",
+        "",
+        "stop everything with: flops down"
+        + (f" --data-dir {directory}" if args.data_dir else ""),
+    ]), flush=True)
+    return 0
+
+
+def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``flops demo``."""
+    parser = sub.add_parser("demo", help="run the digits example end to end on this machine",
+                            description=__doc__)
+    parser.add_argument("--data-dir", dest="data_dir", type=Path,
+                        help="state directory (default FLOPS_DATA_DIR or ~/.flops)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--learners", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds to wait for training to end")
+    parser.set_defaults(handler=run)
