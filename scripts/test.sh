@@ -13,3 +13,5 @@ export FLWR_TELEMETRY_ENABLED=0
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest -q --durations=15 "$@"
+# README's first command, end to end, in a fresh environment (no Mosquitto, no dev packages)
+bash scripts/ci_demo.sh
