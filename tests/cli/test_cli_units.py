@@ -1,0 +1,94 @@
+"""Pure parts of the CLI: project files, event rendering, broker and tracking-server settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from flops_contracts.errors import FlopsError
+from flops_dataplane.partitioners import holdout_split
+from flops_manager.cli.broker import amqtt_config, broker_command, mosquitto_config
+from flops_manager.cli.project import read_request
+from flops_manager.cli.watch import describe, progress_bar
+from learner_base.settings import LearnerSettings
+from tracking_server.settings import TrackingServerSettings, server_argv
+
+
+def test_project_file_with_or_without_repository(tmp_path: Path) -> None:
+    full = tmp_path / "p.yaml"
+    full.write_text("spec:\n  training: {rounds: 2}\nrepository:\n  url: https://h/r.git\n")
+    assert read_request(full, repo=None, ref="v1") == {
+        "spec": {"training": {"rounds": 2}},
+        "repository": {"url": "https://h/r.git", "ref": "v1"},
+    }
+    bare = tmp_path / "spec.json"
+    bare.write_text('{"training": {"rounds": 3}}')
+    with pytest.raises(FlopsError, match="--repo"):
+        read_request(bare, repo=None, ref=None)
+    local = read_request(bare, repo=str(tmp_path), ref=None)
+    assert local["repository"]["url"] == tmp_path.resolve().as_uri()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("spec: [unclosed")
+    with pytest.raises(FlopsError, match="not valid YAML"):
+        read_request(bad, repo="x", ref=None)
+    extra = tmp_path / "extra.yaml"
+    extra.write_text("spec: {}\nrepo: x\n")
+    with pytest.raises(FlopsError, match="unknown top-level keys"):
+        read_request(extra, repo="x", ref=None)
+
+
+def test_event_lines() -> None:
+    def ev(event: str, component: str = "aggregator", **data: object) -> dict[str, object]:
+        return {"seq": 1, "event": {"event": event, "component": component, "instance": "i",
+                                    "data": data}}
+
+    assert progress_bar(2, 4, width=8) == "[####----]"
+    line = describe(ev("round_completed", round=2, total_rounds=4,
+                       metrics={"accuracy": 0.91234, "loss": 0.3}))
+    assert line == "round 2/4 [############------------] accuracy 0.912  loss 0.300"
+    assert describe(ev("phase_changed", "manager", **{"from": "training", "to": "failed",
+                                                      "reason": "boom"})) == (
+        "phase: training -> failed (boom)")
+    assert describe(ev("failed", "learner", reason="no data")) == "learner i failed: no data"
+    assert describe(ev("round_completed", "cluster_aggregator", round=1)) is None
+    assert describe(ev("log", message="x")) is None
+
+
+def test_broker_configurations(tmp_path: Path) -> None:
+    assert "listener 1883 127.0.0.1" in mosquitto_config(1883, tmp_path, as_root=False)
+    assert "user root" in mosquitto_config(1883, tmp_path, as_root=True)
+    assert "bind: 127.0.0.1:1884" in amqtt_config(1884)
+    with pytest.raises(FlopsError, match="use auto, mosquitto or amqtt"):
+        broker_command(tmp_path, 1, {"FLOPS_BROKER": "rabbit"})
+
+
+def test_tracking_server_command_line(tmp_path: Path) -> None:
+    settings = TrackingServerSettings(listen_address="0.0.0.0:5000", data_dir=tmp_path,
+                                      allowed_hosts=["mlflow"])
+    argv = server_argv("mlflow", settings)
+    assert argv[:6] == ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]
+    assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
+    hosts = argv[argv.index("--allowed-hosts") + 1].split(",")
+    assert {"mlflow", "mlflow:5000", "localhost:5000"} <= set(hosts)
+    with pytest.raises(ValueError, match="host:port"):
+        TrackingServerSettings(listen_address="5000")
+
+
+def test_learner_index_from_the_orchestrators_instance_index() -> None:
+    s = LearnerSettings(repo_dir=".", server_address="a:1", instance_index=1,
+                        learner_index_offset=4, shared_data_server=True)
+    assert (s.learner_index, s.seed, s.data_partition) == (5, 5, 5)
+    explicit = LearnerSettings(repo_dir=".", server_address="a:1", learner_index=2, seed=9,
+                               instance_index=7)
+    assert (explicit.learner_index, explicit.seed, explicit.data_partition) == (2, 9, None)
+
+
+def test_holdout_is_deterministic_and_disjoint() -> None:
+    kept, held = holdout_split(1000, fraction=0.2, seed=3)
+    assert len(held) == 200 and len(kept) == 800
+    assert not set(kept.tolist()) & set(held.tolist())
+    again_kept, again_held = holdout_split(1000, fraction=0.2, seed=3)
+    assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
+    assert not np.array_equal(held, holdout_split(1000, fraction=0.2, seed=4)[1])

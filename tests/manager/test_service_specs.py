@@ -1,0 +1,129 @@
+"""Pure translation of a project's actions into ServiceSpecs (no servers needed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from flops_manager.lifecycle.actions import Action, ActionKind, Role
+from flops_manager.lifecycle.service_specs import (
+    DATA_TOKEN,
+    Placement,
+    action_specs,
+    services_of,
+    tracking_server_spec,
+)
+from flops_manager.lifecycle.state import Project
+from flops_manager.lifecycle.worker import choose_clusters
+from flops_manager.ports.errors import PermanentError
+from flops_manager.ports.orchestrator import BuildTarget, Cluster
+from flops_manager.settings import Settings
+
+PID = "p0123456789abcdef"
+SECRET = "s3cr3t-token-value"
+BUILD = {"env_dir": "/cache/envs/k/venv", "repo_dir": "/cache/checkouts/c", "commit": "c" * 40,
+         "images": {"learner": "reg/l:1", "aggregator": "reg/a:1"}}
+
+
+def project(spec: dict[str, Any], **kw: Any) -> Project:
+    return Project(id=PID, owner="alice", spec=spec, repository={"url": "https://h/r.git"},
+                   created_at=0, updated_at=0, build=BUILD, secrets={DATA_TOKEN: SECRET}, **kw)
+
+
+def place(target: BuildTarget = BuildTarget.ENVIRONMENT, clusters: tuple[str, ...] = ()
+          ) -> Placement:
+    return Placement(target=target, events_uri="mqtt://broker:1883",
+                     tracking_uri="http://mlflow:5000", clusters=clusters,
+                     resolve=lambda name: f"{name}.svc:9")
+
+
+SETTINGS = Settings(data_dir="/data")
+
+
+def specs(kind: ActionKind, p: Project, pl: Placement) -> list[Any]:
+    return list(action_specs(Action(kind, PID), p, SETTINGS, pl))
+
+
+def test_classic_aggregator_and_learners_from_the_environment() -> None:
+    p = project({"training": {"rounds": 4, "learners": 3}})
+    (agg,) = specs(ActionKind.DEPLOY_AGGREGATOR, p, place())
+    assert agg.image == "env:///cache/envs/k/venv" and agg.command == ("python", "-m",
+                                                                        "aggregator")
+    assert agg.env["FLOPS_REPO_DIR"] == "/cache/checkouts/c"
+    assert agg.env["FLOPS_MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert json.loads(agg.env["FLOPS_TRAINING"])["rounds"] == 4
+    assert agg.env["FLOPS_EXPECTED_CLIENTS"] == "3" and agg.listen_env == "FLOPS_LISTEN_ADDRESS"
+    assert "FLOPS_LISTEN_ADDRESS" not in agg.env  # the backend decides where it listens
+    (learners,) = specs(ActionKind.DEPLOY_LEARNERS, p, place())
+    assert learners.instances == 3
+    assert learners.env["FLOPS_SERVER_ADDRESS"] == f"{PID}-aggregator.svc:9"
+    assert learners.env["FLOPS_LEARNER_COUNT"] == "3"
+    assert not learners.secret_env  # no data plane, no token
+
+
+def test_container_targets_use_built_images_and_baked_repository() -> None:
+    p = project({"training": {"learners": 2}})
+    (agg,) = specs(ActionKind.DEPLOY_AGGREGATOR, p, place(BuildTarget.IMAGE))
+    (learners,) = specs(ActionKind.DEPLOY_LEARNERS, p, place(BuildTarget.IMAGE))
+    assert (agg.image, learners.image) == ("reg/a:1", "reg/l:1")
+    assert "FLOPS_REPO_DIR" not in agg.env and "FLOPS_REPO_DIR" not in learners.env
+
+
+def test_mock_data_token_travels_only_as_a_secret() -> None:
+    p = project({"training": {"learners": 3},
+                 "mock_data": {"partitioner": "dirichlet", "alpha": 0.3,
+                               "holdout_fraction": 0.1}})
+    server, provider = specs(ActionKind.DEPLOY_DATA, p, place())
+    (learners,) = specs(ActionKind.DEPLOY_LEARNERS, p, place())
+    for spec in (server, provider, learners):
+        assert spec.secret_env == {"FLOPS_DATA_TOKEN": SECRET}
+        assert SECRET not in json.dumps(dict(spec.env)) and SECRET not in spec.command
+    assert provider.one_shot and provider.env["FLOPS_PARTITIONS"] == "3"
+    assert provider.env["FLOPS_HOLDOUT_FRACTION"] == "0.1"
+    assert json.loads(provider.env["FLOPS_SERVERS"]) == [f"grpc://{PID}-data-server.svc:9"]
+    assert learners.env["FLOPS_DATA_SERVER"] == f"grpc://{PID}-data-server.svc:9"
+    assert learners.env["FLOPS_SHARED_DATA_SERVER"] == "true"
+    assert json.loads(learners.env["FLOPS_DATA_TAGS"]) == ["mock"]
+
+
+def test_hierarchical_root_then_one_cluster_aggregator_and_learner_group_per_cluster() -> None:
+    p = project({"training": {"mode": "hierarchical", "cycles": 2, "rounds": 2, "learners": 2,
+                              "clusters": ["edge-a", "edge-b"]}}, clusters=("edge-a", "edge-b"))
+    pl = place(clusters=("edge-a", "edge-b"))
+    root, c0, c1 = specs(ActionKind.DEPLOY_AGGREGATOR, p, pl)
+    assert root.env["FLOPS_ROLE"] == "root" and root.env["FLOPS_EXPECTED_CLIENTS"] == "2"
+    assert (c0.name, c0.cluster, c0.env["FLOPS_ROOT_ADDRESS"]) == (
+        f"{PID}-cluster-aggregator-0", "edge-a", f"{PID}-aggregator.svc:9")
+    assert c1.env["FLOPS_CLUSTER_NAME"] == "edge-b"
+    l0, l1 = specs(ActionKind.DEPLOY_LEARNERS, p, pl)
+    assert l0.env["FLOPS_SERVER_ADDRESS"] == f"{PID}-cluster-aggregator-0.svc:9"
+    assert (l0.env["FLOPS_LEARNER_INDEX_OFFSET"], l1.env["FLOPS_LEARNER_INDEX_OFFSET"]) == (
+        "0", "2")
+    assert l1.env["FLOPS_LEARNER_COUNT"] == "4" and l1.cluster == "edge-b"
+    assert services_of(p, (Role.LEARNERS,)) == [f"{PID}-learners-0", f"{PID}-learners-1"]
+
+
+def test_builder_and_inference_specs() -> None:
+    p = project({}, model={"model_uri": "models:/m/1"})
+    (builder,) = specs(ActionKind.BUILD_IMAGES, p, place())
+    assert builder.one_shot and builder.env["FLOPS_TARGET"] == "environment"
+    assert builder.env["FLOPS_REPOSITORY_URL"] == "https://h/r.git"
+    assert builder.env["FLOPS_CACHE_DIR"] == "/data/build-cache"
+    (inference,) = specs(ActionKind.DEPLOY_INFERENCE, p, place())
+    assert inference.public and inference.env["FLOPS_MODEL_URI"] == "models:/m/1"
+    assert inference.env["FLOPS_TRACKING_URI"] == "http://mlflow:5000"
+    tracking = tracking_server_spec(SETTINGS)
+    assert tracking.public and tracking.listen_env == "FLOPS_LISTEN_ADDRESS"
+
+
+def test_clusters_are_chosen_from_active_ones() -> None:
+    active = [Cluster("1", "edge-a"), Cluster("2", "edge-b"), Cluster("3", "down", active=False)]
+    assert choose_clusters(None, active, labels=False) == ("edge-a", "edge-b")
+    assert choose_clusters(["edge-b"], active, labels=False) == ("edge-b",)
+    with pytest.raises(PermanentError, match="not active"):
+        choose_clusters(["down"], active, labels=False)
+    with pytest.raises(PermanentError, match="no active cluster"):
+        choose_clusters(None, [], labels=False)
+    assert choose_clusters(["x", "y"], [Cluster("local", "local")], labels=True) == ("x", "y")
