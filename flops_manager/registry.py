@@ -86,6 +86,16 @@ ORCHESTRATORS.register("memory", _memory_orchestrator)
 ORCHESTRATORS.register("local", _local_orchestrator)
 
 
+def _oakestra_orchestrator(uri: str, settings: Settings) -> Orchestrator:
+    from flops_manager.adapters.oakestra import build_oakestra_orchestrator
+
+    return build_oakestra_orchestrator(uri, settings)
+
+
+ORCHESTRATORS.register("oakestra", _oakestra_orchestrator)
+ORCHESTRATORS.register("oakestra+https", _oakestra_orchestrator)
+
+
 def build_store(settings: Settings) -> ProjectStore:
     """Build the store named by ``FLOPS_STORE_URI`` or ``FLOPS_MONGO_URL``."""
     store = STORES.build(settings.store_uri or settings.mongo_url, settings)

@@ -43,6 +43,9 @@ class Settings(BaseModel):
     events_uri: str | None = Field(
         None, description="where components publish events (default: FLOPS_MQTT_URL)"
     )
+    build_target: Literal["environment", "image"] | None = Field(
+        None, description="override the backend's build target (single-host test installations)"
+    )
     builder_cache_dir: str | None = Field(
         None, description="environment/image build cache (default: <data_dir>/build-cache)"
     )

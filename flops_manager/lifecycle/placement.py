@@ -5,7 +5,7 @@ from __future__ import annotations
 from flops_manager.lifecycle.service_specs import TRACKING_SERVICE, Placement, tracking_server_spec
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.errors import TemporaryError
-from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.orchestrator import BuildTarget, Orchestrator
 from flops_manager.settings import Settings
 
 
@@ -31,12 +31,19 @@ def tracking_uri(orchestrator: Orchestrator, settings: Settings) -> str:
     return f"http://{Resolve(orchestrator)(TRACKING_SERVICE)}"
 
 
+def build_target(orchestrator: Orchestrator, settings: Settings) -> BuildTarget:
+    """What the builder makes: the backend's choice unless the settings override it."""
+    if settings.build_target is not None:
+        return BuildTarget(settings.build_target)
+    return orchestrator.build_target
+
+
 def placement(
     orchestrator: Orchestrator, settings: Settings, project: Project, *, tracking: bool
 ) -> Placement:
     """The :class:`Placement` of ``project``'s services (starting the tracking server if asked)."""
     return Placement(
-        target=orchestrator.build_target,
+        target=build_target(orchestrator, settings),
         events_uri=settings.component_events_uri,
         tracking_uri=tracking_uri(orchestrator, settings) if tracking else None,
         clusters=project.clusters,

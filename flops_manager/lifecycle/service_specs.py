@@ -345,6 +345,12 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
     return specs
 
 
+def served_model_uri(project: Project) -> str:
+    """The URI to serve: the registered version (``models:/NAME/VERSION``) when there is one."""
+    model = project.model or {}
+    return str(model.get("registry_uri") or model.get("model_uri") or "")
+
+
 def inference_spec(
     project: Project,
     settings: Settings,
@@ -409,8 +415,7 @@ def action_specs(
     elif kind is ActionKind.DEPLOY_LEARNERS:
         yield from learner_specs(project, settings, place)
     elif kind is ActionKind.DEPLOY_INFERENCE:
-        yield inference_spec(project, settings, place,
-                             model_uri=str((project.model or {}).get("model_uri", "")))
+        yield inference_spec(project, settings, place, model_uri=served_model_uri(project))
     else:
         raise ValueError(f"action {kind.value} does not create a service")
 

@@ -15,7 +15,7 @@ from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
-from flops_manager.lifecycle.placement import placement
+from flops_manager.lifecycle.placement import build_target, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
 from flops_manager.lifecycle.state import PendingAction, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
@@ -188,10 +188,15 @@ class ReconcileWorker:
                 self.orchestrator.remove_service(name)
             return
         if action.kind is ActionKind.DELETE_PROJECT:
+            for record in self.store.list_service_records(
+                owner=project.owner, kind=Role.INFERENCE_SERVER.value, project_id=project.id
+            ):
+                self.orchestrator.remove_service(record.name)  # e.g. extra inference servers
+                self.store.delete_service_record(record.id)
             self.store.delete_project(project.id)
             return
         if (action.kind is ActionKind.BUILD_MODEL_IMAGE
-                and self.orchestrator.build_target is BuildTarget.ENVIRONMENT):
+                and build_target(self.orchestrator, self.settings) is BuildTarget.ENVIRONMENT):
             # The project's environment already holds everything the inference server needs.
             mutate_project(self.store, project.id,
                            lambda p: planner.model_built(p, now=self.clock()).project,

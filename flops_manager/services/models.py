@@ -6,7 +6,7 @@ from typing import Any
 
 from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.placement import placement
-from flops_manager.lifecycle.service_specs import inference_spec
+from flops_manager.lifecycle.service_specs import inference_spec, served_model_uri
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
@@ -54,11 +54,12 @@ class ModelService:
             If the project has no trained model yet.
         """
         project = self.projects.get(project_id, owner=owner)
-        known = (project.model or {}).get("model_uri")
+        known = served_model_uri(project)
         if not known:
             raise InvalidTransitionError(f"project {project_id} has no trained model yet")
-        uri = model_uri or str(known)
-        if uri != known:
+        uri = model_uri or known
+        model = project.model or {}
+        if uri not in (model.get("registry_uri"), model.get("model_uri")):
             raise InvalidTransitionError(f"model {uri!r} does not belong to project {project_id}")
         record_id = self.new_id()
         record = ServiceRecord(

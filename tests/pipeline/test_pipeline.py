@@ -114,6 +114,18 @@ def digits_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
     return git_repo(tmp_path_factory.mktemp("repos") / "digits", DIGITS).as_uri()
 
 
+def wait_ping(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        assert time.monotonic() < deadline, f"inference server at {url} never answered /ping"
+        time.sleep(0.5)
+
+
 def digits_spec(rounds: int = 3, **extra: Any) -> dict[str, Any]:
     return {
         "name": "digits-e2e",
@@ -141,21 +153,28 @@ def test_rest_pipeline_trains_registers_and_serves(api: Api, digits_repo: str) -
     assert version.status == "READY"
     # the endpoint answers for digits no learner saw
     url = project["links"]["inference"]
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, f"inference server at {url} never answered /ping"
-        time.sleep(0.5)
+    wait_ping(url)
     check = demo.check_endpoint(url)
     assert check["accuracy"] >= 0.85, check
     # every phase change, in order, in the event list
     phases = [e["data"]["to"] for e in api.events(pid) if e["event"] == "phase_changed"]
     assert phases == ["building", "deploying", "training", "post_training", "serving"]
-    # deleting the project removes the inference server
+    # a second inference server through the deployments API: deploy, call, undeploy, gone
+    other = api.post(f"projects/{pid}/deployments", {"instances": 1})
+    assert other.status_code == 201, other.text
+    deployment = other.json()
+    assert deployment["model_uri"] == model["registry_uri"] and deployment["address"]
+    wait_ping(deployment["address"])
+    assert demo.check_endpoint(deployment["address"])["accuracy"] == check["accuracy"]
+    assert requests.delete(f"{api.base}/projects/{pid}/deployments/{deployment['id']}",
+                           headers=api.headers, timeout=30).status_code == 204
+    assert api.get(f"projects/{pid}/deployments")["items"] == []
+    with pytest.raises(requests.ConnectionError):
+        requests.get(f"{deployment['address']}/ping", timeout=5)
+    wrong = api.post(f"projects/{pid}/deployments", {"model_uri": "models:/someone-else/1"})
+    assert wrong.status_code in (409, 422) and "does not belong" in wrong.text
+    # deleting the project removes every inference server (one more deployed first)
+    assert api.post(f"projects/{pid}/deployments", {}).status_code == 201
     assert requests.delete(f"{api.base}/projects/{pid}", headers=api.headers,
                            timeout=30).status_code == 202
     deadline = time.monotonic() + 60

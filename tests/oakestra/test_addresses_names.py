@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from flops_manager.adapters.oakestra import addresses, names
+from flops_manager.adapters.oakestra.errors import InvalidSpecError
+
+ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+flops_names = st.builds(
+    lambda head, tail: head + tail,
+    st.sampled_from(ALNUM),
+    st.text(alphabet=ALNUM + "._-", max_size=40),
+)
+taken_addresses = st.lists(
+    st.one_of(
+        st.builds(addresses.pool_address, st.integers(0, addresses.POOL_SIZE - 1)),
+        st.ip_addresses(v=4).map(str),
+        st.text(max_size=10),
+        st.none(),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(project=flops_names, services=st.lists(flops_names, min_size=1, max_size=15),
+       taken=taken_addresses)
+def test_allocation_never_collides_and_is_deterministic(project, services, taken):
+    result = addresses.allocate_addresses(app=project, services=services, taken=taken)
+    assert set(result) == set(services)
+    values = list(result.values())
+    assert len(values) == len(set(values))
+    assert not set(values) & addresses.normalize(taken)
+    for value in values:
+        ip = ipaddress.IPv4Address(value)
+        assert ip in ipaddress.IPv4Network("10.30.0.0/16")
+        assert addresses.in_pool(value)
+    again = addresses.allocate_addresses(app=project, services=list(reversed(services)),
+                                         taken=list(reversed(taken)))
+    assert again == result
+
+
+@settings(max_examples=1000, deadline=None)
+@given(project=flops_names, service=flops_names, taken=taken_addresses)
+def test_single_allocation_matches_first_free_candidate(project, service, taken):
+    value = addresses.allocate_address(app=project, service=service, taken=taken)
+    assert value not in addresses.normalize(taken)
+    assert value == addresses.allocate_address(app=project, service=service, taken=taken)
+    start = addresses.first_candidate(app=project, service=service)
+    if addresses.pool_address(start) not in addresses.normalize(taken):
+        assert value == addresses.pool_address(start)
+
+
+def test_pool_edges_and_exhaustion():
+    assert addresses.pool_address(0) == "10.30.128.1"
+    assert addresses.pool_address(addresses.POOL_SIZE - 1) == "10.30.255.254"
+    with pytest.raises(ValueError):
+        addresses.pool_address(addresses.POOL_SIZE)
+    everything = [addresses.pool_address(i) for i in range(addresses.POOL_SIZE)]
+    with pytest.raises(addresses.AddressPoolExhaustedError):
+        addresses.allocate_address(app="p", service="s", taken=everything)
+    last_free = everything.pop(12345)
+    assert addresses.allocate_address(app="p", service="s", taken=everything) == last_free
+
+
+def test_same_service_in_different_projects_gets_different_first_candidates():
+    firsts = {addresses.first_candidate(app=f"project{i}", service="p-aggregator")
+              for i in range(200)}
+    assert len(firsts) > 190
+
+
+@settings(max_examples=1000, deadline=None)
+@given(project=flops_names, service=flops_names, role=st.text(max_size=40))
+def test_oakestra_names_are_valid_and_deterministic(project, service, role):
+    app_name = names.application_name(project)
+    ms_name = names.microservice_name(service, app_key=project)
+    for value in (app_name, ms_name, names.namespace_for(role)):
+        assert names.OAKESTRA_NAME.fullmatch(value), value
+    assert ms_name == names.microservice_name(service, app_key=project)
+
+
+@settings(max_examples=500, deadline=None)
+@given(pair=st.lists(flops_names, min_size=2, max_size=2, unique=True))
+def test_distinct_flops_names_give_distinct_oakestra_names(pair):
+    a, b = pair
+    assert names.microservice_name(a, app_key="p") != names.microservice_name(b, app_key="p")
+    assert names.application_name(a) != names.application_name(b)
+
+
+def test_hierarchical_names_stay_readable():
+    name = names.microservice_name("proj42-cluster-aggregator-clusterA", app_key="proj42")
+    assert name.startswith("clusteraggregatorclu")
+    assert len(name) == 30
+
+
+@pytest.mark.parametrize("bad", ["", "-x", "a b", "a/b", "ä", "x" * 129, "a\nb", "a;b"])
+def test_bad_names_are_refused(bad):
+    with pytest.raises(InvalidSpecError, match="invalid"):
+        names.application_name(bad)
+    with pytest.raises(InvalidSpecError):
+        names.microservice_name(bad, app_key="p")

@@ -1,0 +1,244 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from flops_manager.adapters.oakestra import addresses, names, sla
+from flops_manager.adapters.oakestra.errors import InvalidSpecError
+from flops_manager.adapters.oakestra.versions import OakestraVersion
+from flops_manager.ports.errors import PermanentError
+from flops_manager.ports.orchestrator import Resources, ServiceSpec
+
+DATA = Path(__file__).parent / "data"
+SCHEMAS = {
+    "develop": json.loads((DATA / "sla_schema.json").read_text()),
+    "v0.4.400": json.loads((DATA / "sla_schema_v0.4.400.json").read_text()),
+}
+ADDONS = {"builder": ("image-builder",), "learners": ("FLOps-learner",)}
+
+
+def validate_both(document: dict) -> None:
+    for schema in SCHEMAS.values():
+        jsonschema.validate(document, schema)
+
+
+def spec(name: str, role: str, **kw) -> ServiceSpec:
+    kw.setdefault("image", f"registry.example:5073/flops/{role}:abc123")
+    kw.setdefault("command", ("python", "-m", f"flops.{role}"))
+    return ServiceSpec(name=name, role=role, project_id="proj42", owner="alice", **kw)
+
+
+def classic_project(pid: str = "proj42") -> list[ServiceSpec]:
+    env = {"FLOPS_PROJECT_ID": pid, "FLOPS_SPEC": json.dumps({"training": {"rounds": 3}})}
+    return [
+        spec(f"{pid}-builder", "builder", env=env, one_shot=True, privileged=True,
+             resources=Resources(memory_mb=4096, vcpus=2, storage_mb=20000)),
+        spec(f"{pid}-aggregator", "aggregator", env=env, ports=(8080,),
+             listen_env="FLOPS_LISTEN", secret_env={"FLOPS_MQTT_PASSWORD": "s3cr3t-pass-1"}),
+        spec(f"{pid}-learners", "learners", env=env, instances=4,
+             resources=Resources(memory_mb=2048, vcpus=0.5, vgpus=1)),
+        spec(f"{pid}-inference-server", "inference_server", env=env, ports=(8080, 9090),
+             public=True, command=()),
+    ]
+
+
+def hierarchical_project(pid: str = "proj42", clusters=("clusterA", "edge-b", "c3")) -> list:
+    specs = [spec(f"{pid}-root-aggregator", "aggregator", ports=(8080,),
+                  listen_env="FLOPS_LISTEN")]
+    for cluster in clusters:
+        specs.append(spec(f"{pid}-cluster-aggregator-{cluster}", "aggregator", cluster=cluster,
+                          ports=(8081,), listen_env="FLOPS_LISTEN",
+                          resources=Resources(memory_mb=1024, vcpus=1, vgpus=2)))
+        specs.append(spec(f"{pid}-learners-{cluster}", "learners", cluster=cluster,
+                          instances=3, resources=Resources(memory_mb=512, vcpus=1.5, vgpus=1)))
+    return specs
+
+
+def generate(specs, version=OakestraVersion.V0_4_411):
+    options = sla.SlaOptions(version=version, addons=ADDONS)
+    app = sla.application_ref("proj42", options, app_id="6b028662427be4af4d5de27f")
+    addrs = addresses.allocate_addresses(app="proj42", services=[s.name for s in specs])
+    return app, options, addrs
+
+
+@pytest.mark.parametrize("version", list(OakestraVersion))
+@pytest.mark.parametrize("project", [classic_project, hierarchical_project])
+def test_generated_slas_validate_against_both_schemas(version, project):
+    specs = project()
+    app, options, addrs = generate(specs, version)
+    whole = sla.project_sla(specs, app=app, addresses=addrs, options=options, owner="alice")
+    validate_both(whole)
+    validate_both(sla.application_sla(app, owner="alice"))
+    assert len(whole["applications"]) == 1
+    assert len(whole["applications"][0]["microservices"]) == len(specs)
+    for one in specs:
+        document = sla.service_sla(one, app=app, rr_ip=addrs[one.name], options=options)
+        validate_both(document)
+        assert document["applications"][0]["applicationID"] == app.app_id
+        (service,) = document["applications"][0]["microservices"]
+        assert service["addresses"] == {"rr_ip": addrs[one.name]}
+        assert service["code"] == one.image
+        assert service["microserviceID"] == ""
+
+
+def test_microservice_fields():
+    specs = classic_project()
+    app, options, addrs = generate(specs, OakestraVersion.V0_4_400)
+    by_role = {s.role: sla.microservice(s, app=app, rr_ip=addrs[s.name], options=options)
+               for s in specs}
+    builder = by_role["builder"]
+    assert builder["one_shot"] is True and builder["privileged"] is True
+    assert (builder["memory"], builder["vcpus"], builder["storage"]) == (4096, 2, 20000)
+    assert builder["constraints"] == [{"type": "addons", "needs": ["image-builder"]}]
+    assert builder["cmd"] == ["python", "-m", "flops.builder"]
+    assert builder["virtualization"] == "container"
+    learners = by_role["learners"]
+    assert (learners["vcpus"], learners["vgpus"]) == (1, 1)  # 0.5 vCPU rounded up
+    aggregator = by_role["aggregator"]
+    env = dict(e.split("=", 1) for e in aggregator["environment"])
+    assert env["FLOPS_LISTEN"] == "0.0.0.0:8080"
+    assert env["FLOPS_SERVICE_NAME"] == "proj42-aggregator"
+    assert env["FLOPS_SERVICE_PORTS"] == "8080"
+    assert env["FLOPS_SECRET_KEYS"] == "FLOPS_MQTT_PASSWORD"
+    assert env["FLOPS_SECRETS_FILE"].startswith("/run/flops/secrets/")
+    assert "port" not in aggregator
+    inference = by_role["inference_server"]
+    assert inference["port"] == "8080:8080"
+    assert "cmd" not in inference  # image entrypoint
+
+
+def test_cluster_pinning_uses_direct_and_addons_only_on_v0_4_400():
+    specs = hierarchical_project()
+    for version in OakestraVersion:
+        app, options, addrs = generate(specs, version)
+        learners = sla.microservice(specs[2], app=app, rr_ip=None, options=options)
+        kinds = [c["type"] for c in learners["constraints"]]
+        assert {"type": "direct", "cluster": "clusterA"} in learners["constraints"]
+        assert ("addons" in kinds) == (version is OakestraVersion.V0_4_400)
+        assert "clusters" not in kinds
+        root = sla.microservice(specs[0], app=app, rr_ip=None, options=options)
+        assert "constraints" not in root
+
+
+def test_secret_values_never_appear_in_slas():
+    specs = classic_project()
+    app, options, addrs = generate(specs)
+    text = json.dumps(sla.project_sla(specs, app=app, addresses=addrs, options=options))
+    assert "s3cr3t-pass-1" not in text
+    assert "FLOPS_MQTT_PASSWORD" in text  # only the name, in FLOPS_SECRET_KEYS
+
+
+secret_values = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789!#%&*+-", min_size=12,
+                        max_size=40)
+
+
+UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+secret_keys = st.builds(lambda h, t: h + t, st.sampled_from(UPPER + "_"),
+                        st.text(alphabet=UPPER + "0123456789_", max_size=15))
+env_keys = st.builds(lambda h, t: h + t, st.sampled_from(UPPER.lower()),
+                     st.text(alphabet=UPPER.lower() + "0123456789_", max_size=10))
+
+
+@settings(max_examples=250, deadline=None)
+@given(secrets=st.dictionaries(secret_keys, secret_values, min_size=1, max_size=5),
+       env=st.dictionaries(env_keys,
+                           st.text(max_size=30).filter(lambda v: "\x00" not in v), max_size=5))
+def test_no_secret_leaks_for_random_specs(secrets, env):
+    one = spec("proj42-aggregator", "aggregator", env=env, secret_env=secrets, ports=(8080,))
+    app, options, _ = generate([one])
+    try:
+        document = sla.service_sla(one, app=app, rr_ip="10.30.200.1", options=options)
+    except InvalidSpecError as exc:
+        assert "also appears" in str(exc) or "also set" in str(exc)
+        return
+    validate_both(document)
+    text = json.dumps(document)
+    # what the SLA holds anyway (names, hashes, env): a secret equal to public text is no leak
+    placeholder = dataclasses.replace(one, secret_env=dict.fromkeys(secrets, "\x01" * 40))
+    baseline = json.dumps(sla.service_sla(placeholder, app=app, rr_ip="10.30.200.1",
+                                          options=options))
+    for value in secrets.values():
+        assume(value not in baseline)
+        assert value not in text
+
+
+BAD = [
+    ("bad name", {"name": "bad name"}, "service name"),
+    ("empty name", {"name": ""}, "service name"),
+    ("env image", {"image": "env:///tmp/venv"}, "container builder"),
+    ("url image", {"image": "https://example.org/x"}, "OCI"),
+    ("empty image", {"image": ""}, "OCI"),
+    ("negative memory", {"resources": Resources(memory_mb=-1)}, "memory_mb"),
+    ("huge memory", {"resources": Resources(memory_mb=10**12)}, "memory_mb"),
+    ("float memory", {"resources": Resources(memory_mb=1.5)}, "memory_mb"),  # type: ignore[arg-type]
+    ("nan vcpus", {"resources": Resources(vcpus=float("nan"))}, "vcpus"),
+    ("negative vcpus", {"resources": Resources(vcpus=-2)}, "vcpus"),
+    ("too many gpus", {"resources": Resources(vgpus=1000)}, "vgpus"),
+    ("negative instances", {"instances": -1}, "instances"),
+    ("bad port", {"ports": (0,)}, "port"),
+    ("dup port", {"ports": (80, 80)}, "repeat"),
+    ("listen without port", {"listen_env": "FLOPS_LISTEN"}, "listen_env"),
+    ("public without port", {"public": True}, "public"),
+    ("bad env name", {"env": {"1X": "y"}}, "variable name"),
+    ("reserved env", {"env": {"FLOPS_SERVICE_NAME": "x"}}, "set by the backend"),
+    ("NUL in command", {"command": ("python", "a\x00b")}, "NUL"),
+    ("secret in env", {"env": {"A": "x-topsecret-123"},
+                       "secret_env": {"B": "x-topsecret-123"}}, "also appears"),
+    ("secret in command", {"command": ("python", "--pw=topsecret-123"),
+                           "secret_env": {"B": "topsecret-123"}}, "also appears"),
+    ("secret and env same key", {"env": {"A": "1"}, "secret_env": {"A": "zz"}}, "also set"),
+    ("bad cluster", {"cluster": "a;b"}, "cluster"),
+    ("bad role", {"role": " "}, "role"),
+]
+
+
+@pytest.mark.parametrize(("label", "change", "match"), BAD, ids=[b[0] for b in BAD])
+def test_invalid_specs_raise_and_never_produce_an_sla(label, change, match):
+    base = spec("proj42-aggregator", "aggregator")
+    bad = dataclasses.replace(base, **change)
+    app, options, _ = generate([base])
+    with pytest.raises(InvalidSpecError, match=match) as info:
+        sla.service_sla(bad, app=app, rr_ip=None, options=options)
+    assert isinstance(info.value, PermanentError)
+    with pytest.raises(InvalidSpecError):
+        sla.project_sla([bad], app=app, addresses={}, options=options)
+
+
+def test_duplicate_services_and_addresses_are_refused():
+    specs = classic_project()
+    app, options, addrs = generate(specs)
+    with pytest.raises(InvalidSpecError, match="twice"):
+        sla.project_sla([specs[0], specs[0]], app=app, addresses=addrs, options=options)
+    clash = {s.name: "10.30.200.1" for s in specs}
+    with pytest.raises(InvalidSpecError, match="share"):
+        sla.project_sla(specs, app=app, addresses=clash, options=options)
+
+
+def test_service_sla_needs_an_application_id():
+    one = classic_project()[0]
+    options = sla.SlaOptions(version=OakestraVersion.V0_4_411)
+    with pytest.raises(InvalidSpecError, match="create it first"):
+        sla.service_sla(one, app=sla.application_ref("proj42", options), rr_ip=None,
+                        options=options)
+
+
+def test_reference_examples_agree_with_our_schema_copies():
+    for path in sorted((DATA / "sla_examples").glob("*.json")):
+        document = json.loads(path.read_text())
+        errors = list(jsonschema.Draft7Validator(SCHEMAS["develop"]).iter_errors(document))
+        assert bool(errors) == ("flawed" in path.name), path.name
+
+
+def test_app_names_follow_the_schema():
+    options = sla.SlaOptions(version=OakestraVersion.V0_4_400, namespace="flops")
+    ref = sla.application_ref("a-very-long-project-identifier-with-dashes-1234567890", options)
+    assert names.OAKESTRA_NAME.fullmatch(ref.name)
+    with pytest.raises(InvalidSpecError, match="namespace"):
+        sla.application_ref("p", sla.SlaOptions(version=OakestraVersion.V0_4_400,
+                                                namespace="bad-ns"))
