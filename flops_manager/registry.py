@@ -92,6 +92,14 @@ def _oakestra_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     return build_oakestra_orchestrator(uri, settings)
 
 
+def _docker_orchestrator(uri: str, settings: Settings) -> Orchestrator:
+    from flops_manager.adapters.docker_orchestrator import build_docker_orchestrator
+
+    return build_docker_orchestrator(uri, settings)
+
+
+ORCHESTRATORS.register("docker", _docker_orchestrator)
+ORCHESTRATORS.register("docker+unix", _docker_orchestrator)
 ORCHESTRATORS.register("oakestra", _oakestra_orchestrator)
 ORCHESTRATORS.register("oakestra+https", _oakestra_orchestrator)
 

@@ -1,16 +1,37 @@
-"""``python -m image_builder``: build one project environment set by ``FLOPS_*`` variables."""
+"""``python -m image_builder``: run one build set by ``FLOPS_*`` variables.
+
+``FLOPS_TARGET`` picks what is built: ``environment`` (default; a virtual environment for the
+local backend), ``images`` (learner + aggregator images) or ``model_image`` (inference server +
+one trained model). The result is printed as JSON (the ``completed`` event's data).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from typing import Any
 
 from flops_contracts.entrypoint import start_component
 from flops_contracts.errors import FlopsError
 from flops_contracts.events import Component
-from flops_messaging import create_emitter
-from image_builder.builder import build_environment
-from image_builder.settings import BuilderSettings
+from flops_messaging import EventEmitter, create_emitter
+from image_builder.settings import BuilderSettings, BuildTargetName
+
+
+def _runner(target: BuildTargetName) -> Callable[[BuilderSettings, EventEmitter], Any]:
+    """Return the build function of ``target`` (imported lazily)."""
+    if target is BuildTargetName.IMAGES:
+        from image_builder.fl_images import build_images
+
+        return build_images
+    if target is BuildTargetName.MODEL_IMAGE:
+        from image_builder.model_image import build_model_image
+
+        return build_model_image
+    from image_builder.builder import build_environment
+
+    return build_environment
 
 
 def main() -> int:
@@ -23,7 +44,7 @@ def main() -> int:
         print(f"flops-image-builder: {exc.message}", file=sys.stderr)
         return 2
     try:
-        result = build_environment(settings, emitter)
+        result = _runner(settings.target)(settings, emitter)
     except FlopsError as exc:
         print(f"flops-image-builder: {exc.message}", file=sys.stderr)
         return 1

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from flops_contracts.errors import ContractError, ErrorCode, FlopsError
+from flops_contracts.errors import ContractError
 from flops_contracts.events import EventType
 from flops_messaging import EventEmitter
 from image_builder import commands
@@ -24,6 +21,7 @@ from image_builder.runtime_layer import ensure_runtime
 from image_builder.settings import BuilderSettings
 from image_builder.smoke import CONTRACT_EXIT
 from image_builder.sources import parse_source
+from image_builder.steps import StepTimer, run_reported
 from image_builder.toolchain import find_tool
 from learner_base.repository import MODEL_MANAGER_CLASS, MODEL_MANAGER_FILE
 
@@ -32,27 +30,8 @@ logger = logging.getLogger(__name__)
 SMOKE_SCRIPT = Path(__file__).with_name("smoke.py")
 
 
-class _Steps:
-    """Times steps and reports them as ``progress`` events."""
-
-    def __init__(self, emitter: EventEmitter) -> None:
-        self.emitter = emitter
-        self.timings: dict[str, float] = {}
-        self.current: BuildStep | None = None
-        self.notes: dict[str, Any] = {}
-
-    @contextlib.contextmanager
-    def step(self, step: BuildStep) -> Iterator[dict[str, Any]]:
-        """Run one step; the yielded dict is added to its ``done`` event."""
-        self.current = step
-        self.emitter.emit(EventType.PROGRESS, step=str(step), state="running")
-        start = time.monotonic()
-        extra: dict[str, Any] = {}
-        yield extra
-        seconds = round(time.monotonic() - start, 3)
-        self.timings[str(step)] = seconds
-        self.emitter.emit(EventType.PROGRESS, step=str(step), state="done", seconds=seconds,
-                          **extra)
+_Steps = StepTimer
+"""Former name of :class:`image_builder.steps.StepTimer`."""
 
 
 def build_environment(settings: BuilderSettings, emitter: EventEmitter) -> BuildResult:
@@ -78,32 +57,20 @@ def build_environment(settings: BuilderSettings, emitter: EventEmitter) -> Build
     BuildError
         If any other step fails (``.step`` names it).
     """
-    steps = _Steps(emitter)
-    started = time.monotonic()
-    emitter.emit(EventType.STARTED, repository_url=settings.repository_url, ref=settings.ref)
-    try:
-        result = _build(settings, steps, emitter)
-    except Exception as exc:  # noqa: BLE001 - reported, then re-raised typed
-        error = exc if isinstance(exc, FlopsError) else BuildError(
-            f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
-        step = steps.current or BuildStep.CLONE
-        if isinstance(error, BuildError) and error.step is None:
-            error.step = step
-        emitter.emit(EventType.FAILED, step=str(step), message=error.message,
-                     code=str(error.code), **error.details)
-        logger.error("build failed in step %s: %s", step, error.message)
-        if error is exc:
-            raise
-        raise error from exc
-    result.timings["total"] = round(time.monotonic() - started, 3)
+    result, _, total = run_reported(
+        emitter, lambda steps: _build(settings, steps, emitter),
+        started={"repository_url": settings.repository_url, "ref": settings.ref},
+        first_step=BuildStep.CLONE,
+    )
+    result.timings["total"] = total
     emitter.emit(EventType.COMPLETED, **result.to_event_data())
     return result
 
 
-def _build(settings: BuilderSettings, steps: _Steps, emitter: EventEmitter) -> BuildResult:
+def _build(settings: BuilderSettings, steps: StepTimer, emitter: EventEmitter) -> BuildResult:
     cache = CacheLayout(settings.cache_dir)
     with steps.step(BuildStep.CLONE) as info:
-        tree = _clone(settings, cache)
+        tree = clone_source(settings, cache)
         info.update(commit=tree.commit, ref=tree.resolved_ref, reused=tree.reused)
     with steps.step(BuildStep.VALIDATE) as info:
         deps = validate_static(tree.repo_dir)
@@ -123,7 +90,8 @@ def _build(settings: BuilderSettings, steps: _Steps, emitter: EventEmitter) -> B
     )
 
 
-def _clone(settings: BuilderSettings, cache: CacheLayout) -> Checkout:
+def clone_source(settings: BuilderSettings, cache: CacheLayout) -> Checkout:
+    """Check out ``settings.repository_url`` at ``settings.ref`` into the cache."""
     source = parse_source(settings.repository_url, allow_local=settings.allow_local)
     return checkout(source, settings.ref, cache=cache, work_dir=settings.scratch_dir(),
                     timeout=settings.git_timeout_s)

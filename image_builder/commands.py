@@ -119,3 +119,54 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def run_logged(
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    timeout: float,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    what: str | None = None,
+) -> None:
+    """Run ``argv`` with its output appended to ``log_path`` (for long builds).
+
+    The log gets a ``$ argv`` header line; argv must not carry secrets.
+
+    Raises
+    ------
+    BuildError
+        On a timeout, a missing program, or a non-zero exit status; details carry
+        ``output_tail`` (the end of this command's output) and ``log_file``.
+    """
+    label = what or Path(argv[0]).name
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        start = log.tell()
+        log.write(("$ " + " ".join(argv) + "\n").encode())
+        log.flush()
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                list(argv), cwd=cwd, env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise BuildError(f"{label}: cannot start {argv[0]}: {exc}") from None
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            proc.wait()
+            code = None
+    if code == 0:
+        return
+    with log_path.open("rb") as log:
+        log.seek(start)
+        output = log.read().decode(errors="replace")
+    details = {"output_tail": tail_text(output), "log_file": str(log_path)}
+    if code is None:
+        raise BuildError(f"{label} timed out after {timeout:g} s", details=details)
+    last = _last_line(CommandOutput(code, output, ""))
+    raise BuildError(f"{label} failed with exit status {code}: {last}", details=details)

@@ -12,12 +12,23 @@ from flops_contracts.errors import ErrorCode, FlopsError
 
 
 class BuildStep(enum.StrEnum):
-    """The steps of an environment build, in order."""
+    """The steps of a build.
+
+    An environment build runs ``clone, validate, env, smoke``; an image build runs ``clone,
+    validate, prepare, cache, context, build, push``; a model image build runs ``download,
+    prepare, cache, context, build, push``.
+    """
 
     CLONE = "clone"
     VALIDATE = "validate"
     ENV = "env"
     SMOKE = "smoke"
+    DOWNLOAD = "download"
+    PREPARE = "prepare"
+    CACHE = "cache"
+    CONTEXT = "context"
+    BUILD = "build"
+    PUSH = "push"
 
 
 class BuildError(FlopsError):
@@ -97,4 +108,43 @@ class BuildResult:
             "timings": self.timings,
             "dependency_hash": self.dependency_hash,
             "cache_key": self.cache_key,
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageBuildResult:
+    """Images pushed to (or found in) the registry.
+
+    Attributes
+    ----------
+    images
+        Role (``learner``, ``aggregator``, ``inference_server``) -> image reference.
+    cache_hit
+        Whether every image already existed for every platform (nothing was built).
+    timings
+        Seconds per step and ``total``.
+    platforms
+        The platforms every image has.
+    commit
+        Commit of the user repository (``None`` for model images).
+    details
+        More keys for the ``completed`` event (dependency hash, tag, log file, ...).
+    """
+
+    images: dict[str, str]
+    cache_hit: bool
+    timings: dict[str, float]
+    platforms: tuple[str, ...]
+    commit: str | None = None
+    details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_event_data(self) -> dict[str, Any]:
+        """Return the JSON-ready payload of the ``completed`` event."""
+        return {
+            **self.details,
+            "images": dict(self.images),
+            "commit": self.commit,
+            "cache_hit": self.cache_hit,
+            "timings": self.timings,
+            "platforms": list(self.platforms),
         }

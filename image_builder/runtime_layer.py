@@ -139,7 +139,7 @@ def ensure_runtime(
         remove_tree(root)
         root.mkdir(parents=True)
         snapshot = root / "src"
-        _copy_runtime(source, snapshot)
+        copy_runtime(source, snapshot)
         venv = root / "venv"
         tool.create(venv, python=python, system_site_packages=system_site_packages,
                     timeout=timeout)
@@ -177,7 +177,7 @@ def _project_name(source: Path) -> str:
     return str(data.get("project", {}).get("name", "flops")).lower().replace("_", "-")
 
 
-def _copy_runtime(source: Path, target: Path) -> None:
+def copy_runtime(source: Path, target: Path) -> None:
     """Copy the runtime files (not tests, examples, build outputs) to ``target``."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     target.mkdir(parents=True)

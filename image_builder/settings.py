@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+import enum
 import sys
 from pathlib import Path
+from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 import flops_contracts
 from flops_contracts.ids import check_identifier
+
+DEFAULT_BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
+"""Official slim Python image; the interpreter version must match the builder's (pins)."""
+
+
+class BuildTargetName(enum.StrEnum):
+    """What ``python -m image_builder`` builds (``FLOPS_TARGET``)."""
+
+    ENVIRONMENT = "environment"
+    """A virtual environment on this machine (the local backend)."""
+    IMAGES = "images"
+    """Learner and aggregator OCI images, pushed to ``registry``."""
+    MODEL_IMAGE = "model_image"
+    """An inference-server image holding one trained model, pushed to ``registry``."""
 
 
 def default_runtime_source() -> Path:
@@ -51,11 +67,48 @@ class BuilderSettings(BaseModel):
         it); without it, ``python -m venv`` and pip are used.
     uv_cache_dir
         uv's cache (``UV_CACHE_DIR``); default: uv's own default.
+    target
+        ``environment`` (default), ``images`` or ``model_image``.
+
+    Image targets only (``images``, ``model_image``):
+
+    registry
+        ``host[:port][/path]`` images are pushed to, e.g. ``registry.example.com/flops``.
+    registry_tls_verify
+        Verify the registry's TLS certificate; ``false`` also allows plain HTTP.
+    registry_username, registry_password
+        Registry credentials (set the password as the secret variable
+        ``FLOPS_REGISTRY_PASSWORD``); written to a private auth file, never onto a command line.
+    registry_auth_file
+        An existing containers auth file (``auth.json``) to use instead.
+    image_namespace
+        First path component of image names below ``registry``.
+    base_image
+        Image both build stages start from; must have ``python3`` with ``venv``.
+    python_in_image
+        Interpreter of the base image the virtual environment is created with.
+    extra_ca_bundle
+        PEM bundle mounted (not committed) into builds and given to pip as ``PIP_CERT``; must
+        hold every CA pip needs (e.g. the host's bundle plus a proxy's CA).
+    platforms
+        ``os/arch[/variant]`` to build for (JSON list); default: the build host's platform.
+    buildah
+        The buildah program.
+    build_timeout_s
+        Timeout per buildah command.
+    install_tini
+        ``apt-get install tini`` in the image if the base image lacks it (tini is PID 1 and
+        forwards SIGTERM to Python).
+    model_uri, tracking_uri
+        ``model_image``: the MLflow model URI (``models:/NAME/VERSION``, ``runs:/ID/PATH``, any
+        artifact URI, or a local model directory) and the MLflow tracking server.
+    model_name
+        ``model_image``: image name component (default: derived from ``model_uri``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    repository_url: str
+    repository_url: str = ""
     ref: str | None = None
     project_id: str
     instance: str = "builder"
@@ -72,6 +125,23 @@ class BuilderSettings(BaseModel):
     use_uv: bool = True
     uv: str | None = None
     uv_cache_dir: Path | None = None
+    target: BuildTargetName = BuildTargetName.ENVIRONMENT
+    registry: str = ""
+    registry_tls_verify: bool = True
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+    registry_auth_file: Path | None = None
+    image_namespace: str = "flops"
+    base_image: str = DEFAULT_BASE_IMAGE
+    python_in_image: str = "python3"
+    extra_ca_bundle: Path | None = None
+    platforms: list[str] = Field(default_factory=list)
+    buildah: str = "buildah"
+    build_timeout_s: float = Field(default=3600.0, gt=0)
+    install_tini: bool = True
+    model_uri: str | None = None
+    tracking_uri: str | None = None
+    model_name: str | None = None
 
     @field_validator("project_id", "instance")
     @classmethod
@@ -82,6 +152,38 @@ class BuilderSettings(BaseModel):
     @classmethod
     def _empty_ref(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("registry")
+    @classmethod
+    def _registry(cls, value: str) -> str:
+        text = value.strip().rstrip("/")
+        for prefix in ("docker://", "https://", "http://"):
+            text = text.removeprefix(prefix)
+        if text.startswith("-") or any(ch.isspace() for ch in text):
+            raise ValueError("registry must be host[:port][/path]")
+        return text
+
+    @field_validator("image_namespace")
+    @classmethod
+    def _namespace(cls, value: str) -> str:
+        parts = value.strip("/").split("/")
+        if not all(p and p.islower() and p.replace("-", "").replace("_", "").replace(".", "")
+                   .isalnum() for p in parts):
+            raise ValueError("image_namespace must be lower-case path components [a-z0-9._-]")
+        return "/".join(parts)
+
+    @model_validator(mode="after")
+    def _target_needs(self) -> Self:
+        if self.target is not BuildTargetName.ENVIRONMENT and not self.registry:
+            raise ValueError(f"target {self.target.value!r} needs registry (FLOPS_REGISTRY)")
+        if self.target is BuildTargetName.MODEL_IMAGE and not self.model_uri:
+            raise ValueError("target 'model_image' needs model_uri (FLOPS_MODEL_URI)")
+        if self.target is BuildTargetName.IMAGES and not self.repository_url:
+            raise ValueError(f"target {self.target.value!r} needs repository_url "
+                             "(FLOPS_REPOSITORY_URL)")
+        if (self.registry_username is None) != (self.registry_password is None):
+            raise ValueError("registry_username and registry_password go together")
+        return self
 
     def scratch_dir(self) -> Path:
         """Return the directory for new checkouts."""

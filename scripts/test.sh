@@ -8,6 +8,10 @@ if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto >/dev/null; fi
 fi
+# Buildah, Podman, a registry and debootstrap for the container tests (their fixtures build the
+# local Python base image with scripts/build_base_image.sh)
+if [ "$(id -u)" = 0 ]; then bash scripts/setup_containers.sh
+else sudo bash scripts/setup_containers.sh; fi
 bash scripts/setup.sh dev,torch
 export FLWR_TELEMETRY_ENABLED=0
 .venv/bin/ruff check .

@@ -1,0 +1,444 @@
+"""Orchestrator backend that runs services as containers through the Docker Engine API.
+
+Works with Docker and with Podman's Docker-compatible service
+(``podman system service --time=0 unix:///PATH/podman.sock``). URIs: ``docker://`` (``DOCKER_HOST``
+or the default socket), ``docker+unix:///path/to.sock``.
+
+Layout
+    * One user network per project, ``flops-<project_id>`` (``flops-default`` without a
+      project); containers of a project resolve each other by name on it.
+    * Service ``S`` with ``N`` instances = containers ``S-0`` .. ``S-(N-1)``, each with the
+      network alias ``S``; :meth:`DockerOrchestrator.service_address` is ``S:<ports[0]>``.
+    * Every container and network carries ``io.flops.*`` labels (managed, service, role,
+      project, owner, instance), so the backend finds its own objects again after a restart
+      and never touches anybody else's.
+    * ``env`` and ``secret_env`` become the container's environment (the Engine API has no
+      other way for plain containers; secrets are therefore visible to whoever may inspect
+      containers on this engine, never in labels or logs), plus ``FLOPS_INSTANCE`` and
+      ``FLOPS_INSTANCE_INDEX``; ``listen_env`` is ``0.0.0.0:<ports[0]>``.
+    * ``public`` services publish ``ports[0]`` on ``publish_host`` at a free host port;
+      :meth:`DockerOrchestrator.public_url` is ``http://<public_host>:<host port>``.
+    * Containers are never restarted by the engine: a failed instance shows as ``FAILED`` with
+      its exit code and last output, and the reconciler decides.
+
+Reaching the host (MQTT broker, MLflow): containers reach the host as
+:attr:`DockerOrchestrator.host_alias` (``host.containers.internal``). Podman adds that name
+itself; on Docker the backend maps it to ``host-gateway``. Services on the host must listen on
+an address the container network reaches (``0.0.0.0`` or the bridge's gateway), and the
+manager must hand components URIs with that name (``mqtt://host.containers.internal:1883``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import docker  # type: ignore[import-untyped]  # docker 7.2 ships no type information
+import docker.errors  # type: ignore[import-untyped]
+import requests
+
+from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
+from flops_manager.ports.orchestrator import (
+    BuildTarget,
+    Cluster,
+    Orchestrator,
+    ServiceSpec,
+    ServiceState,
+    ServiceStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+LABEL_MANAGED = "io.flops.managed"
+LABEL_SERVICE = "io.flops.service"
+LABEL_ROLE = "io.flops.role"
+LABEL_PROJECT = "io.flops.project"
+LABEL_OWNER = "io.flops.owner"
+LABEL_INSTANCE = "io.flops.instance"
+LABEL_PORT = "io.flops.port"
+LABEL_INSTANCES = "io.flops.instances"
+HOST_ALIAS = "host.containers.internal"
+LOG_TAIL_LINES = 2000
+T = TypeVar("T")
+
+
+def network_name(project_id: str | None) -> str:
+    """Return the network of a project (``flops-<project_id>``)."""
+    return f"flops-{project_id or 'default'}"
+
+
+def instance_name(service: str, index: int) -> str:
+    """Return the container name of instance ``index`` of ``service``."""
+    return f"{service}-{index}"
+
+
+def container_state(state: Mapping[str, Any]) -> tuple[ServiceState, str | None]:
+    """Map a container's ``State`` (from ``inspect``) to a service state and a message.
+
+    ``running``/``paused`` -> RUNNING; ``created``/``restarting`` -> PENDING; ``exited`` with 0
+    -> STOPPED (done); any other exit, ``dead`` or an OOM kill -> FAILED.
+    """
+    status = str(state.get("Status", "")).lower()
+    code = int(state.get("ExitCode", 0) or 0)
+    if state.get("OOMKilled"):
+        return ServiceState.FAILED, f"killed: out of memory (exit code {code})"
+    if status in ("running", "paused"):
+        return ServiceState.RUNNING, None
+    if status in ("created", "restarting", "configured", "initialized"):
+        return ServiceState.PENDING, None
+    if status in ("exited", "stopped") and code == 0:
+        return ServiceState.STOPPED, None
+    error = str(state.get("Error") or "").strip()
+    detail = f"exited with code {code}" + (f": {error}" if error else "")
+    return ServiceState.FAILED, detail
+
+
+def service_state(states: list[ServiceState]) -> ServiceState:
+    """Combine instance states.
+
+    Any failed -> FAILED; all stopped -> STOPPED; any running -> RUNNING; else PENDING.
+    """
+    if any(s is ServiceState.FAILED for s in states):
+        return ServiceState.FAILED
+    if states and all(s is ServiceState.STOPPED for s in states):
+        return ServiceState.STOPPED
+    if any(s is ServiceState.RUNNING for s in states):
+        return ServiceState.RUNNING
+    return ServiceState.PENDING
+
+
+def container_env(spec: ServiceSpec, index: int) -> dict[str, str]:
+    """Return the environment of instance ``index`` (plain, secret, instance, listen).
+
+    Raises
+    ------
+    PermanentError
+        If ``listen_env`` is set but the spec has no port.
+    """
+    env = {"FLOPS_INSTANCE": instance_name(spec.name, index),
+           "FLOPS_INSTANCE_INDEX": str(index), **spec.env, **spec.secret_env}
+    if spec.listen_env:
+        if not spec.ports:
+            raise PermanentError(f"service {spec.name}: listen_env needs ports[0]")
+        env[spec.listen_env] = f"0.0.0.0:{spec.ports[0]}"
+    return env
+
+
+def labels_for(spec: ServiceSpec, index: int, owner: str) -> dict[str, str]:
+    """Return the labels of instance ``index`` (no secrets)."""
+    labels = {
+        LABEL_MANAGED: "true", LABEL_SERVICE: spec.name, LABEL_ROLE: spec.role,
+        LABEL_PROJECT: spec.project_id or "default", LABEL_OWNER: spec.owner or owner,
+        LABEL_INSTANCE: str(index), LABEL_INSTANCES: str(spec.instances),
+    }
+    if spec.ports:
+        labels[LABEL_PORT] = str(spec.ports[0])
+    return labels
+
+
+@dataclasses.dataclass(frozen=True)
+class DockerOptions:
+    """Options of the Docker backend.
+
+    Attributes
+    ----------
+    owner
+        Default owner label (``io.flops.owner``) of created objects.
+    publish_host
+        Host address public ports are published on.
+    public_host
+        Host name put into public URLs.
+    stop_timeout_s
+        Grace period between SIGTERM and SIGKILL when removing.
+    pull
+        Pull images that are not present locally.
+    """
+
+    owner: str = "flops"
+    publish_host: str = "0.0.0.0"
+    public_host: str = "127.0.0.1"
+    stop_timeout_s: int = 10
+    pull: bool = True
+
+
+class DockerOrchestrator(Orchestrator):
+    """Runs each service instance as a container on one Docker (or Podman) engine.
+
+    Parameters
+    ----------
+    client
+        A ``docker.DockerClient``; closed by :meth:`close`.
+    options
+        Backend options.
+    """
+
+    build_target = BuildTarget.IMAGE
+    host_alias = HOST_ALIAS
+
+    def __init__(self, client: Any, options: DockerOptions | None = None) -> None:
+        self.client = client
+        self.options = options or DockerOptions()
+        self._specs: dict[str, ServiceSpec] = {}
+        self._lock = threading.RLock()
+        self._is_podman: bool | None = None
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self, what: str) -> Iterator[None]:
+        """Translate engine errors: unreachable/5xx -> TemporaryError, 4xx -> PermanentError."""
+        try:
+            yield
+        except (NotFoundError, PermanentError, TemporaryError):
+            raise
+        except docker.errors.ImageNotFound as exc:
+            raise PermanentError(f"{what}: image not found: {_explain(exc)}") from None
+        except docker.errors.APIError as exc:
+            status = getattr(exc, "status_code", None) or 500
+            error = TemporaryError if status >= 500 or status == 429 else PermanentError
+            raise error(f"{what}: {_explain(exc)}") from None
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
+            raise TemporaryError(f"{what}: container engine unreachable: {exc}") from None
+
+    def _containers(self, name: str) -> list[Any]:
+        found = self.client.containers.list(
+            all=True, filters={"label": [f"{LABEL_SERVICE}={name}", f"{LABEL_MANAGED}=true"]})
+        return sorted(found, key=lambda c: int(c.labels.get(LABEL_INSTANCE, "0")))
+
+    def _podman(self) -> bool:
+        if self._is_podman is None:
+            version = self.client.version()
+            names = [str(c.get("Name", "")) for c in version.get("Components", [])]
+            self._is_podman = any("podman" in n.lower() for n in names)
+        return self._is_podman
+
+    def _ensure_network(self, project_id: str | None) -> str:
+        name = network_name(project_id)
+        if not self.client.networks.list(names=[name]):
+            try:
+                self.client.networks.create(
+                    name, driver="bridge",
+                    labels={LABEL_MANAGED: "true", LABEL_PROJECT: project_id or "default"})
+            except docker.errors.APIError as exc:  # created concurrently
+                if getattr(exc, "status_code", None) != 409:
+                    raise
+        return name
+
+    def _ensure_image(self, image: str) -> None:
+        try:
+            self.client.images.get(image)
+            return
+        except docker.errors.ImageNotFound:
+            if not self.options.pull:
+                raise
+        logger.info("pulling %s", image)
+        self.client.images.pull(image)
+
+    def _run_instance(self, spec: ServiceSpec, index: int, network: str) -> None:
+        name = instance_name(spec.name, index)
+        kwargs: dict[str, Any] = {
+            "name": name, "detach": True, "environment": container_env(spec, index),
+            "labels": labels_for(spec, index, self.options.owner),
+            "network": network, "mem_limit": f"{spec.resources.memory_mb}m",
+            "nano_cpus": int(spec.resources.vcpus * 1_000_000_000),
+            "privileged": spec.privileged, "hostname": name,
+        }
+        if spec.command:
+            kwargs["command"] = list(spec.command)
+        if spec.public and spec.ports:
+            # An explicit 0.0.0.0 host IP breaks Podman's port forwarding: leave it out.
+            host_ip = self.options.publish_host
+            binding = None if host_ip in ("", "0.0.0.0") else (host_ip, None)
+            kwargs["ports"] = {f"{spec.ports[0]}/tcp": binding}
+        if not self._podman():
+            kwargs["extra_hosts"] = {HOST_ALIAS: "host-gateway"}
+        kwargs["networking_config"] = {
+            network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
+        container = self.client.containers.create(spec.image, **kwargs)
+        container.start()
+
+    def _status(self, name: str, containers: list[Any]) -> ServiceStatus:
+        states: list[ServiceState] = []
+        message = None
+        for container in containers:
+            container.reload()
+            state, detail = container_state(container.attrs.get("State", {}))
+            states.append(state)
+            if state is ServiceState.FAILED and message is None:
+                tail = _decode(container.logs(tail=20)).strip()[-500:]
+                message = f"instance {container.name} {detail}; last output: {tail}"
+        first = containers[0]
+        spec = self._specs.get(name)
+        instances = spec.instances if spec else int(first.labels.get(LABEL_INSTANCES, "1"))
+        port = first.labels.get(LABEL_PORT)
+        return ServiceStatus(
+            name=name, role=first.labels.get(LABEL_ROLE, ""), state=service_state(states),
+            instances=instances, running=sum(s is ServiceState.RUNNING for s in states),
+            address=f"{name}:{port}" if port else None, message=message,
+        )
+
+    def _call(self, what: str, body: Callable[[], T]) -> T:
+        with self._lock, self._translated(what):
+            return body()
+
+    # -- the port ------------------------------------------------------------------------
+
+    def create_service(self, spec: ServiceSpec) -> ServiceStatus:  # noqa: D102
+        def create() -> ServiceStatus:
+            existing = self._containers(spec.name)
+            if existing:
+                self._specs.setdefault(spec.name, spec)
+                return self._status(spec.name, existing)
+            if spec.resources.vgpus:
+                raise PermanentError(f"service {spec.name}: the Docker backend does not "
+                                     "assign GPUs")
+            self._ensure_image(spec.image)
+            network = self._ensure_network(spec.project_id)
+            self._specs[spec.name] = spec
+            try:
+                for index in range(spec.instances):
+                    self._run_instance(spec, index, network)
+            except Exception:
+                self._remove(spec.name)
+                raise
+            return self._status(spec.name, self._containers(spec.name))
+
+        return self._call(f"create service {spec.name}", create)
+
+    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
+        def scale() -> ServiceStatus:
+            containers = self._containers(name)
+            if not containers:
+                raise NotFoundError(f"service {name} not found")
+            spec = self._specs.get(name)
+            if spec is None:
+                raise PermanentError(f"service {name}: its spec is unknown to this manager "
+                                     "process; remove and create it again")
+            spec = dataclasses.replace(spec, instances=instances)
+            self._specs[name] = spec
+            network = self._ensure_network(spec.project_id)
+            for index in range(len(containers), instances):
+                self._run_instance(spec, index, network)
+            for container in containers[instances:]:
+                container.remove(force=True, v=True)
+            return self._status(name, self._containers(name))
+
+        return self._call(f"scale service {name}", scale)
+
+    def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
+        def status() -> ServiceStatus | None:
+            containers = self._containers(name)
+            return self._status(name, containers) if containers else None
+
+        return self._call(f"status of service {name}", status)
+
+    def service_address(self, name: str) -> str | None:  # noqa: D102
+        status = self.service_status(name)
+        return None if status is None else status.address
+
+    def public_url(self, name: str) -> str | None:
+        """Return ``http://<public_host>:<published port>`` of instance 0, if published."""
+        def url() -> str | None:
+            containers = self._containers(name)
+            if not containers:
+                return None
+            first = containers[0]
+            first.reload()
+            ports = first.attrs.get("NetworkSettings", {}).get("Ports") or {}
+            port = first.labels.get(LABEL_PORT)
+            bindings = ports.get(f"{port}/tcp") if port else None
+            if not bindings:
+                return None
+            return f"http://{self.options.public_host}:{bindings[0]['HostPort']}"
+
+        return self._call(f"public URL of service {name}", url)
+
+    def service_logs(self, name: str) -> dict[str, str]:  # noqa: D102
+        def logs() -> dict[str, str]:
+            containers = self._containers(name)
+            if not containers:
+                raise NotFoundError(f"service {name} not found")
+            return {c.name: _decode(c.logs(tail=LOG_TAIL_LINES)) for c in containers}
+
+        return self._call(f"logs of service {name}", logs)
+
+    def remove_service(self, name: str) -> bool:  # noqa: D102
+        return self._call(f"remove service {name}", lambda: self._remove(name))
+
+    def _remove(self, name: str) -> bool:
+        containers = self._containers(name)
+        self._specs.pop(name, None)
+        projects = {c.labels.get(LABEL_PROJECT, "default") for c in containers}
+        for container in containers:
+            try:
+                container.stop(timeout=self.options.stop_timeout_s)
+            except docker.errors.APIError:
+                pass
+            try:
+                container.remove(force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+        for project in projects:
+            self._remove_network_if_unused(project)
+        return bool(containers)
+
+    def _remove_network_if_unused(self, project: str) -> None:
+        left = self.client.containers.list(
+            all=True, filters={"label": [f"{LABEL_PROJECT}={project}", f"{LABEL_MANAGED}=true"]})
+        if left:
+            return
+        for network in self.client.networks.list(names=[network_name(project)]):
+            if network.attrs.get("Labels", {}).get(LABEL_MANAGED) == "true":
+                try:
+                    network.remove()
+                except docker.errors.NotFound:
+                    pass
+
+    def list_clusters(self) -> list[Cluster]:  # noqa: D102
+        def clusters() -> list[Cluster]:
+            info = self.client.info()
+            return [Cluster(id="docker", name=str(info.get("Name") or "docker"))]
+
+        return self._call("list clusters", clusters)
+
+    def close(self) -> None:
+        """Close the API client (containers keep running; they belong to their projects)."""
+        self.client.close()
+
+
+def _decode(data: bytes | str) -> str:
+    return data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+
+
+def _explain(exc: Exception) -> str:
+    explanation = getattr(exc, "explanation", None)
+    return str(explanation or exc)
+
+
+def docker_client_for(uri: str) -> Any:
+    """Return a ``docker.DockerClient`` for ``docker://`` or ``docker+unix:///path``.
+
+    Raises
+    ------
+    PermanentError
+        If the URI's scheme is neither.
+    """
+    if uri.startswith("docker+unix://"):
+        path = uri.removeprefix("docker+unix://")
+        return docker.DockerClient(base_url=f"unix://{path}")
+    if uri.startswith("docker://"):
+        return docker.from_env()
+    raise PermanentError(f"unsupported Docker orchestrator URI {uri!r}: use docker:// or "
+                         "docker+unix:///path/to.sock")
+
+
+def build_docker_orchestrator(uri: str, settings: object) -> Orchestrator:
+    """Build the Docker backend for ``docker://`` or ``docker+unix:///path/to.sock``.
+
+    ``settings`` (the manager's) is not needed yet; the signature matches the registry's.
+    """
+    return DockerOrchestrator(docker_client_for(uri))

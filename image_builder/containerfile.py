@@ -1,0 +1,183 @@
+"""Render Containerfiles for FLOps images (pure functions, no I/O).
+
+One multi-stage Containerfile serves all roles of a build::
+
+    deps      FROM base: a venv with the dependencies (FLOps' pins as constraints), then the
+              FLOps runtime wheel (--no-deps); pip runs without a cache, with the build's CA
+              bundle (PIP_CERT) mounted by the builder, never committed.
+    runtime   FROM base: tini, a non-root user, the venv copied from ``deps`` (no pip cache, no
+              build tools), the payload (user repository or model) read-only in its own
+              directory, ``python`` = the venv's interpreter, tini as PID 1 (forwards SIGTERM).
+    <role>    FROM runtime: labels and the default command of one role (learner, aggregator,
+              inference_server). Roles differ only here, so they share every layer above.
+
+The build context the builder prepares next to the Containerfile holds ``deps/requirements.txt``,
+``deps/constraints.txt``, ``wheel/<the FLOps wheel>`` and ``payload/`` (repository or model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+
+VENV = "/opt/flops/venv"
+HOME = "/home/flops"
+USER = "flops"
+UID = 10001
+TINI = "/usr/bin/tini"
+REPO_DIR = "/opt/flops/repo"
+MODEL_DIR = "/opt/flops/model"
+PIP_CERT_ARG = "PIP_CERT"
+
+
+@dataclasses.dataclass(frozen=True)
+class Role:
+    """One image built from the shared stages.
+
+    Attributes
+    ----------
+    name
+        Stage name and role (``learner``); must be a lower-case identifier.
+    module
+        Python module the image runs by default (``python -m <module>``).
+    env
+        Role-specific environment (defaults the orchestrator may override).
+    expose
+        Ports the role listens on by default.
+    """
+
+    name: str
+    module: str
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    expose: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Everything a Containerfile depends on.
+
+    Attributes
+    ----------
+    base_image
+        Image both stages start from.
+    python
+        Interpreter of the base image that creates the venv.
+    wheel_name
+        File name of the FLOps runtime wheel in ``wheel/``.
+    payload_dir
+        Where the payload goes in the image (``REPO_DIR`` or ``MODEL_DIR``).
+    env
+        Environment of every role (e.g. ``FLOPS_REPO_DIR``).
+    labels
+        OCI labels of every role.
+    roles
+        The images to build.
+    install_tini
+        Install tini with apt when the base image lacks it.
+    """
+
+    base_image: str
+    python: str
+    wheel_name: str
+    payload_dir: str
+    env: Mapping[str, str]
+    labels: Mapping[str, str]
+    roles: tuple[Role, ...]
+    install_tini: bool = True
+
+
+def _json(value: object) -> str:
+    return json.dumps(value)
+
+
+def _env_line(env: Mapping[str, str]) -> str:
+    pairs = " \\\n    ".join(f"{key}={_json(value)}" for key, value in sorted(env.items()))
+    return f"ENV {pairs}"
+
+
+def _label_line(labels: Mapping[str, str]) -> str:
+    pairs = " \\\n      ".join(f"{_json(k)}={_json(v)}" for k, v in sorted(labels.items()))
+    return f"LABEL {pairs}"
+
+
+def _deps_stage(recipe: Recipe) -> list[str]:
+    pip = f"{VENV}/bin/pip"
+    return [
+        f"FROM {recipe.base_image} AS deps",
+        f"ARG {PIP_CERT_ARG}",
+        _env_line({
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_CACHE_DIR": "1",
+            "PIP_NO_INPUT": "1",
+            "PIP_ROOT_USER_ACTION": "ignore",
+        }),
+        f"RUN {recipe.python} -m venv {VENV}",
+        "COPY deps/requirements.txt deps/constraints.txt /opt/flops/build/",
+        f"RUN {pip} install -r /opt/flops/build/requirements.txt"
+        " -c /opt/flops/build/constraints.txt",
+        f"COPY wheel/{recipe.wheel_name} /opt/flops/build/",
+        f"RUN {pip} install --no-deps /opt/flops/build/{recipe.wheel_name}",
+    ]
+
+
+def _runtime_stage(recipe: Recipe) -> list[str]:
+    tini = (
+        f"RUN test -x {TINI} || (apt-get update -q && apt-get install -y -q "
+        "--no-install-recommends tini && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin)"
+        if recipe.install_tini else f"RUN test -x {TINI}"
+    )
+    env = {
+        "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "VIRTUAL_ENV": VENV,
+        "HOME": HOME,
+        "PYTHONUNBUFFERED": "1",
+        "FLWR_HOME": f"{HOME}/.flwr",
+        "FLWR_TELEMETRY_ENABLED": "0",
+        "MLFLOW_ENV_ROOT": f"{HOME}/.mlflow-envs",
+        **recipe.env,
+    }
+    return [
+        f"FROM {recipe.base_image} AS runtime",
+        tini,
+        f"RUN groupadd --gid {UID} {USER} && useradd --uid {UID} --gid {UID} --create-home "
+        f"--home-dir {HOME} --shell /usr/sbin/nologin {USER}",
+        f"COPY --from=deps {VENV} {VENV}",
+        f"COPY payload/ {recipe.payload_dir}/",
+        _env_line(env),
+        f"WORKDIR {HOME}",
+        f"USER {UID}:{UID}",
+        f"ENTRYPOINT [{_json(TINI)}, \"--\"]",
+    ]
+
+
+def _role_stage(role: Role, labels: Mapping[str, str]) -> list[str]:
+    lines = [f"FROM runtime AS {role.name}"]
+    if role.env:
+        lines.append(_env_line(role.env))
+    lines.append(_label_line({**labels, "io.flops.role": role.name}))
+    lines += [f"EXPOSE {port}" for port in role.expose]
+    lines.append(f"CMD {_json(['python', '-m', role.module])}")
+    return lines
+
+
+def render_containerfile(recipe: Recipe) -> str:
+    """Return the Containerfile text for ``recipe`` (stable: same recipe, same text).
+
+    Raises
+    ------
+    ValueError
+        If there is no role, or a role name is not a lower-case identifier.
+    """
+    if not recipe.roles:
+        raise ValueError("a recipe needs at least one role")
+    for role in recipe.roles:
+        if not role.name.replace("_", "").isalnum() or not role.name.islower():
+            raise ValueError(f"role name {role.name!r} must be a lower-case identifier")
+    blocks = [
+        ["# Rendered by FLOps image_builder; one stage per role below the shared ones."],
+        _deps_stage(recipe),
+        _runtime_stage(recipe),
+        *(_role_stage(role, recipe.labels) for role in recipe.roles),
+    ]
+    return "\n\n".join("\n".join(block) for block in blocks) + "\n"

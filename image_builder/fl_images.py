@@ -1,0 +1,96 @@
+"""Target ``images``: learner and aggregator images of a user repository at one commit.
+
+Both images hold the same virtual environment (FLOps runtime + the repository's dependencies,
+FLOps' pins as constraints) and the repository, read-only, in ``/opt/flops/repo``
+(``FLOPS_REPO_DIR``); they differ only in their default command (``python -m learner_base`` /
+``python -m aggregator``). The ``completed`` event carries ``images`` = ``{"learner": ref,
+"aggregator": ref}``, ``commit``, ``cache_hit``, ``timings``, ``platforms``, plus ``tag``,
+``dependency_hash``, ``runtime_version`` and (when something was built) ``log_file``.
+"""
+
+from __future__ import annotations
+
+from flops_contracts.events import EventType
+from flops_messaging import EventEmitter
+from image_builder import containerfile as cf
+from image_builder.builder import clone_source, validate_static
+from image_builder.cache import CacheLayout
+from image_builder.dependencies import DependencySpec
+from image_builder.image_pipeline import ImagePlan, build_and_push
+from image_builder.image_tags import repository_slug
+from image_builder.outcome import BuildStep, ImageBuildResult
+from image_builder.settings import BuilderSettings
+from image_builder.steps import StepTimer, run_reported
+
+LEARNER = cf.Role(name="learner", module="learner_base")
+AGGREGATOR = cf.Role(name="aggregator", module="aggregator",
+                     env={"FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"}, expose=(8080,))
+
+
+def user_requirement_lines(deps: DependencySpec) -> tuple[str, ...]:
+    """Return the repository's requirement lines (``requirements.txt`` read as is)."""
+    if deps.requirements is not None:
+        return deps.requirements
+    return tuple(deps.path.read_text(encoding="utf-8", errors="replace").splitlines())
+
+
+def build_images(settings: BuilderSettings, emitter: EventEmitter) -> ImageBuildResult:
+    """Build (or find in the registry) the learner and aggregator images.
+
+    Parameters
+    ----------
+    settings
+        ``repository_url``, ``ref``, ``registry`` and the image settings.
+    emitter
+        Receives ``started``, ``progress`` per step (``clone``, ``validate``, ``prepare``,
+        ``cache``, ``context``, ``build_learner``, ``build_aggregator``, ``push``), ``log``
+        warnings, and ``completed`` or ``failed``.
+
+    Raises
+    ------
+    ContractError
+        If the repository violates the FLOps repository contract.
+    BuildError
+        If any other step fails (``.step`` names it).
+    """
+    result, _, total = run_reported(
+        emitter, lambda steps: _build(settings, steps, emitter),
+        started={"target": settings.target.value, "repository_url": settings.repository_url,
+                 "ref": settings.ref},
+        first_step=BuildStep.CLONE,
+    )
+    result.timings["total"] = total
+    emitter.emit(EventType.COMPLETED, **result.to_event_data())
+    return result
+
+
+def _build(settings: BuilderSettings, steps: StepTimer,
+           emitter: EventEmitter) -> ImageBuildResult:
+    cache = CacheLayout(settings.cache_dir)
+    with steps.step(BuildStep.CLONE) as info:
+        tree = clone_source(settings, cache)
+        info.update(commit=tree.commit, ref=tree.resolved_ref, reused=tree.reused)
+    with steps.step(BuildStep.VALIDATE) as info:
+        deps = validate_static(tree.repo_dir)
+        info.update(dependency_file=deps.path.name, dependency_hash=deps.digest)
+        if deps.skipped:
+            emitter.emit(EventType.LOG, step="validate", level="warning",
+                         message=f"{deps.path.name}: skipped entries pip cannot install: "
+                                 + ", ".join(deps.skipped), skipped=list(deps.skipped))
+    plan = ImagePlan(
+        roles=(LEARNER, AGGREGATOR),
+        payload=tree.repo_dir,
+        payload_dir=cf.REPO_DIR,
+        env={"FLOPS_REPO_DIR": cf.REPO_DIR},
+        labels={"org.opencontainers.image.source": settings.repository_url,
+                "org.opencontainers.image.revision": tree.commit},
+        user_requirements=user_requirement_lines(deps),
+        requirements_source=deps.path.name,
+        source_id=tree.commit,
+        dependency_hash=deps.digest,
+        source_slug=repository_slug(settings.repository_url),
+    )
+    pushed = build_and_push(settings, plan, steps, emitter)
+    return ImageBuildResult(images=pushed.images, cache_hit=pushed.cache_hit,
+                            timings=dict(steps.timings), platforms=pushed.platforms,
+                            commit=tree.commit, details=pushed.details)

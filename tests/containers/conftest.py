@@ -1,0 +1,205 @@
+"""Real Buildah, Podman and registry fixtures: base image, registry, podman API socket.
+
+Everything these fixtures start is stopped afterwards. The tests skip (with the reason) only
+when buildah or podman is not installed; CI installs them with scripts/setup_containers.sh.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from flops_contracts.events import Component, Event
+from flops_messaging import EventEmitter, create_emitter
+from flops_messaging.file_publisher import read_events
+from image_builder import BuilderSettings
+from image_builder.runtime_layer import copy_runtime
+
+MAIN = Path(__file__).resolve().parents[2]
+EXAMPLE = MAIN / "examples" / "digits_sklearn"
+BASE_IMAGE = "localhost/flops-python:3.11-bookworm"
+GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+_MISSING = [tool for tool in ("buildah", "podman", "docker-registry") if shutil.which(tool) is None]
+
+
+@pytest.fixture(autouse=True)
+def _container_tools(request: pytest.FixtureRequest) -> None:
+    if _MISSING and request.node.get_closest_marker("integration") is not None:
+        pytest.skip(f"{', '.join(_MISSING)} not installed (run scripts/setup_containers.sh)")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout} s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", *GIT_ID, *args], cwd=repo, check=True, capture_output=True,
+                         text=True)
+    return out.stdout.strip()
+
+
+def make_repo(path: Path, extra: Mapping[str, str] | None = None) -> Path:
+    """The digits example (plus ``extra`` files) committed to a new git repository."""
+    shutil.copytree(EXAMPLE, path, ignore=shutil.ignore_patterns("__pycache__"))
+    for name, text in (extra or {}).items():
+        (path / name).write_text(text)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+@pytest.fixture(scope="session")
+def base_image() -> str:
+    """The local debootstrap Python image (built once by scripts/build_base_image.sh)."""
+    subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), BASE_IMAGE],
+                   check=True, timeout=900)
+    return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def registries_conf(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    root = tmp_path_factory.mktemp("registries")
+
+    def write(registry: str) -> Path:
+        path = root / "registries.conf"
+        path.write_text('unqualified-search-registries = []\n\n[[registry]]\n'
+                        f'location = "{registry}"\ninsecure = true\n')
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A docker-registry on a free loopback port with temporary storage: ``host:port``."""
+    root = tmp_path_factory.mktemp("registry")
+    port = free_port()
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with (root / "registry.log").open("wb") as log:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return requests.get(f"http://{address}/v2/", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    try:
+        wait_for(ready, 30, "registry")
+        yield address
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def podman_socket(tmp_path_factory: pytest.TempPathFactory, registry: str,
+                  registries_conf: Callable[[str], Path]) -> Iterator[str]:
+    """``podman system service`` on a socket in a temp dir: ``unix:///.../podman.sock``."""
+    root = tmp_path_factory.mktemp("podman")
+    sock = root / "podman.sock"
+    env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(registries_conf(registry))}
+    with (root / "podman.log").open("wb") as log:
+        proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(sock.exists, 30, "podman socket")
+        yield f"unix://{sock}"
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="session")
+def runtime_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A frozen copy of the FLOps runtime sources (the working tree changes under us)."""
+    target = tmp_path_factory.mktemp("runtime") / "src"
+    copy_runtime(MAIN, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def buildah_shim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A wrapper that records each buildah call's subcommand, then runs the real buildah."""
+    root = tmp_path_factory.mktemp("shim")
+    calls = root / "calls.txt"
+    shim = root / "buildah"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {calls}\nexec {shutil.which("buildah")} "$@"\n')
+    shim.chmod(0o755)
+    return shim, calls
+
+
+@pytest.fixture(scope="session")
+def image_settings(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str,
+                   runtime_snapshot: Path,
+                   buildah_shim: tuple[Path, Path]) -> Callable[..., BuilderSettings]:
+    cache = tmp_path_factory.mktemp("builder-cache")
+
+    def make(**overrides: Any) -> BuilderSettings:
+        values: dict[str, Any] = {
+            "target": "images", "project_id": "proj-1", "cache_dir": cache,
+            "allow_local": True, "registry": registry, "registry_tls_verify": False,
+            "base_image": base_image, "runtime_source": runtime_snapshot,
+            "buildah": str(buildah_shim[0]), "build_timeout_s": 1500,
+            "extra_ca_bundle": CA_BUNDLE if CA_BUNDLE.is_file() else None,
+        }
+        values.update(overrides)
+        return BuilderSettings(**values)
+
+    return make
+
+
+class Recorder:
+    """An emitter writing to a JSON-lines file, with helpers to read the events back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.emitter: EventEmitter = create_emitter(
+            f"file://{path}", project_id="proj-1", component=Component.BUILDER, instance="b1")
+
+    def events(self, kind: str | None = None) -> list[Event]:
+        return [e for e in read_events(self.path) if kind is None or str(e.event) == kind]
+
+
+@pytest.fixture()
+def recorder(tmp_path: Path) -> Iterator[Recorder]:
+    rec = Recorder(tmp_path / "events.jsonl")
+    yield rec
+    rec.emitter.close()

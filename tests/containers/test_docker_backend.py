@@ -1,0 +1,166 @@
+"""The Docker orchestrator backend against Podman's Docker-compatible API (real containers)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from flops_manager.adapters.docker_orchestrator import (
+    DockerOrchestrator,
+    build_docker_orchestrator,
+    network_name,
+)
+from flops_manager.ports.errors import NotFoundError
+from flops_manager.ports.orchestrator import BuildTarget, Resources, ServiceSpec, ServiceState
+
+pytestmark = pytest.mark.integration
+
+SERVER = ("import os, http.server as h\n"
+          "host, port = os.environ['LISTEN'].split(':')\n"
+          "class H(h.BaseHTTPRequestHandler):\n"
+          "    def do_GET(self):\n"
+          "        self.send_response(200); self.end_headers()\n"
+          "        self.wfile.write(os.environ['FLOPS_INSTANCE'].encode())\n"
+          "print('serving', flush=True)\n"
+          "h.HTTPServer((host, int(port)), H).serve_forever()\n")
+
+
+@pytest.fixture()
+def orchestrator(podman_socket: str) -> Iterator[DockerOrchestrator]:
+    orch = build_docker_orchestrator(podman_socket.replace("unix://", "docker+unix://"), None)
+    assert isinstance(orch, DockerOrchestrator)
+    yield orch
+    orch.close()
+
+
+@pytest.fixture()
+def engine(podman_socket: str) -> Iterator[docker.DockerClient]:
+    client = docker.DockerClient(base_url=podman_socket)
+    yield client
+    client.close()
+
+
+def wait_state(orch: DockerOrchestrator, name: str, states: set[ServiceState],
+               timeout: float = 30) -> ServiceState:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = orch.service_status(name)
+        assert status is not None
+        if status.state in states or time.monotonic() > deadline:
+            return status.state
+        time.sleep(0.3)
+
+
+def spec(name: str, image: str, command: tuple[str, ...], **extra: object) -> ServiceSpec:
+    return ServiceSpec(name=name, role=name.rsplit("-", 1)[-1], image=image, command=command,
+                       project_id="dockertest", **extra)  # type: ignore[arg-type]
+
+
+def test_service_lifecycle_address_and_cleanup(orchestrator: DockerOrchestrator, base_image: str,
+                                               engine: docker.DockerClient) -> None:
+    assert orchestrator.build_target is BuildTarget.IMAGE
+    web = spec("dockertest-web", base_image, ("python3", "-c", SERVER), ports=(8000,),
+               listen_env="LISTEN", instances=2, public=True,
+               resources=Resources(memory_mb=128, vcpus=0.5),
+               env={"PLAIN": "1"}, secret_env={"TOKEN": "s3cret"})
+    try:
+        first = orchestrator.create_service(web)
+        again = orchestrator.create_service(web)  # idempotent
+        assert first.instances == again.instances == 2
+        assert wait_state(orchestrator, "dockertest-web", {ServiceState.RUNNING}) \
+            is ServiceState.RUNNING
+        assert orchestrator.service_address("dockertest-web") == "dockertest-web:8000"
+        containers = engine.containers.list(filters={"label": "io.flops.service=dockertest-web"})
+        assert sorted(c.name for c in containers) == ["dockertest-web-0", "dockertest-web-1"]
+        attrs = containers[0].attrs
+        assert attrs["HostConfig"]["Memory"] == 128 * 1024 * 1024
+        assert attrs["HostConfig"]["NanoCpus"] == 500_000_000
+        assert "TOKEN" not in str(containers[0].labels)
+
+        # Reach the service by its address from another container on the project network.
+        client = spec("dockertest-client", base_image, (
+            "python3", "-c",
+            "import time, urllib.request\n"
+            "for i in range(50):\n"
+            "    try:\n"
+            "        print(urllib.request.urlopen('http://dockertest-web:8000/').read().decode())\n"
+            "        break\n"
+            "    except OSError:\n"
+            "        time.sleep(0.2)\n"
+            "else:\n"
+            "    raise SystemExit(1)\n"), one_shot=True)
+        orchestrator.create_service(client)
+        assert wait_state(orchestrator, "dockertest-client",
+                          {ServiceState.STOPPED, ServiceState.FAILED}) is ServiceState.STOPPED
+        logs = orchestrator.service_logs("dockertest-client")
+        assert logs["dockertest-client-0"].strip().startswith("dockertest-web-")
+
+        url = orchestrator.public_url("dockertest-web")
+        assert url is not None and url.startswith("http://127.0.0.1:")
+        import requests
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert requests.get(url, timeout=2).text.startswith("dockertest-web-")
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.3)
+        assert set(orchestrator.service_logs("dockertest-web")) == {
+            "dockertest-web-0", "dockertest-web-1"}
+
+        scaled = orchestrator.scale_service("dockertest-web", instances=1)
+        assert scaled.instances == 1
+        assert len(engine.containers.list(
+            all=True, filters={"label": "io.flops.service=dockertest-web"})) == 1
+    finally:
+        orchestrator.remove_service("dockertest-client")
+        orchestrator.remove_service("dockertest-web")
+    assert orchestrator.remove_service("dockertest-web") is False
+    assert orchestrator.service_status("dockertest-web") is None
+    assert engine.containers.list(all=True, filters={"label": "io.flops.project=dockertest"}) == []
+    assert engine.networks.list(names=[network_name("dockertest")]) == []
+
+
+def test_failed_container_is_failed_with_message(orchestrator: DockerOrchestrator,
+                                                 base_image: str) -> None:
+    bad = spec("dockertest-bad", base_image,
+               ("python3", "-c", "import sys; print('boom'); sys.exit(3)"))
+    try:
+        orchestrator.create_service(bad)
+        assert wait_state(orchestrator, "dockertest-bad", {ServiceState.FAILED}) \
+            is ServiceState.FAILED
+        status = orchestrator.service_status("dockertest-bad")
+        assert status is not None and status.message is not None
+        assert "exited with code 3" in status.message and "boom" in status.message
+    finally:
+        assert orchestrator.remove_service("dockertest-bad") is True
+    with pytest.raises(NotFoundError):
+        orchestrator.service_logs("dockertest-bad")
+
+
+def test_components_reach_the_host(orchestrator: DockerOrchestrator, base_image: str) -> None:
+    probe = spec("dockertest-host", base_image, (
+        "python3", "-c",
+        f"import socket; print(socket.gethostbyname({orchestrator.host_alias!r}))"),
+        one_shot=True)
+    try:
+        orchestrator.create_service(probe)
+        assert wait_state(orchestrator, "dockertest-host",
+                          {ServiceState.STOPPED, ServiceState.FAILED}) is ServiceState.STOPPED
+    finally:
+        orchestrator.remove_service("dockertest-host")
+
+
+def test_missing_image_is_permanent(orchestrator: DockerOrchestrator, registry: str) -> None:
+    from flops_manager.ports.errors import PermanentError
+
+    with pytest.raises(PermanentError):
+        orchestrator.create_service(spec("dockertest-none", f"{registry}/flops/none:1", ()))
+    assert orchestrator.service_status("dockertest-none") is None
+
+

@@ -1,0 +1,146 @@
+"""Learner/aggregator images of examples/digits_sklearn with real buildah and a registry."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from image_builder import BuildError, BuilderSettings
+from image_builder.fl_images import build_images
+from image_builder.outcome import ImageBuildResult
+from image_builder.platforms import read_binfmt_handlers
+
+from .conftest import Recorder, git, make_repo
+
+pytestmark = pytest.mark.integration
+
+USER_FILES = {
+    # Files a user repository may well contain; FLOps must neither use nor overwrite them.
+    "Dockerfile": "FROM scratch\n# the user's own Dockerfile\n",
+    "main.py": "print('the user main.py')\n",
+}
+
+
+@pytest.fixture(scope="session")
+def fl_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("fl-repo") / "digits", USER_FILES)
+
+
+@pytest.fixture(scope="session")
+def cold_build(fl_repo: Path, image_settings: Callable[..., BuilderSettings],
+               tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    rec = Recorder(tmp_path_factory.mktemp("events") / "events.jsonl")
+    start = time.monotonic()
+    result = build_images(image_settings(repository_url=f"file://{fl_repo}"), rec.emitter)
+    elapsed = time.monotonic() - start
+    events = rec.events()
+    rec.emitter.close()
+    return {"result": result, "seconds": elapsed, "events": events}
+
+
+def podman_run(ref: str, script: str) -> str:
+    out = subprocess.run(["podman", "run", "--rm", "--tls-verify=false", "--entrypoint",
+                          "/bin/sh", ref, "-c", script],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_build_pushes_learner_and_aggregator(cold_build: dict[str, Any], fl_repo: Path,
+                                             registry: str) -> None:
+    result: ImageBuildResult = cold_build["result"]
+    commit = git(fl_repo, "rev-parse", "HEAD")
+    assert set(result.images) == {"learner", "aggregator"}
+    data = result.to_event_data()
+    assert data["commit"] == commit and data["platforms"] == ["linux/amd64"]
+    for ref in result.images.values():
+        assert ref.startswith(f"{registry}/flops/digits-")
+        tag = ref.rsplit(":", 1)[1]
+        assert tag.startswith(commit[:12] + "-" + data["dependency_hash"][:12] + "-")
+        assert data["runtime_version"] in tag
+    kinds = [str(e.event) for e in cold_build["events"]]
+    assert kinds[0] == "started" and kinds[-1] == "completed"
+    done = [e.data["step"] for e in cold_build["events"]
+            if str(e.event) == "progress" and e.data.get("state") == "done"]
+    if not result.cache_hit:
+        assert done == ["clone", "validate", "prepare", "cache", "context", "build_learner",
+                        "build_aggregator", "push"]
+        assert Path(data["log_file"]).is_file()
+    completed = cold_build["events"][-1].data
+    assert completed["images"] == result.images and "timings" in completed
+
+
+def test_same_inputs_are_a_cache_hit_without_buildah_bud(
+        cold_build: dict[str, Any], fl_repo: Path, image_settings: Callable[..., BuilderSettings],
+        buildah_shim: tuple[Path, Path], recorder: Recorder) -> None:
+    calls = buildah_shim[1]
+    before = calls.read_text().split() if calls.exists() else []
+    start = time.monotonic()
+    second = build_images(image_settings(repository_url=f"file://{fl_repo}"), recorder.emitter)
+    elapsed = time.monotonic() - start
+    after = calls.read_text().split() if calls.exists() else []
+
+    assert second.cache_hit
+    assert second.images == cold_build["result"].images
+    assert after == before, "a cache hit must not call buildah"
+    assert elapsed < 10, f"cache hit took {elapsed:.1f} s"
+    assert "build_learner" not in second.timings
+
+
+def test_image_is_slim_non_root_and_keeps_user_files(cold_build: dict[str, Any],
+                                                      fl_repo: Path) -> None:
+    ref = cold_build["result"].images["learner"]
+    out = podman_run(ref, "id -u; command -v python; "
+                          "for t in gcc cc g++ make apt-get-never; do command -v $t; done; "
+                          "ls -d /root/.cache/pip /home/flops/.cache/pip /tmp/pip* 2>/dev/null; "
+                          "echo FLOPS_REPO_DIR=$FLOPS_REPO_DIR; "
+                          "cd /opt/flops/repo && sha256sum $(find . -type f | sort); "
+                          "touch /opt/flops/repo/x 2>/dev/null && echo WRITABLE; "
+                          "python -c 'import learner_base, aggregator, sklearn; print(\"ok\")'")
+    lines = out.splitlines()
+    assert lines[0] == "10001"
+    assert lines[1] == "/opt/flops/venv/bin/python"
+    assert lines[2] == "FLOPS_REPO_DIR=/opt/flops/repo", out  # no compiler, no pip cache
+    assert "WRITABLE" not in out and lines[-1] == "ok"
+    in_image = {line.split()[1].removeprefix("./"): line.split()[0]
+                for line in lines if len(line.split()) == 2 and line.split()[1].startswith("./")}
+    tracked = git(fl_repo, "ls-files").split()
+    expected = {name: hashlib.sha256((fl_repo / name).read_bytes()).hexdigest()
+                for name in tracked}
+    assert in_image == expected
+
+
+def test_images_run_their_component_as_default_command(cold_build: dict[str, Any]) -> None:
+    ref = cold_build["result"].images["aggregator"]
+    subprocess.run(["podman", "pull", "-q", "--tls-verify=false", ref], check=True,
+                   capture_output=True, timeout=300)
+    out = subprocess.run(["podman", "image", "inspect", "--format",
+                          "{{json .Config.Cmd}} {{json .Config.Entrypoint}} {{.Config.User}}",
+                          ref], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ['["python","-m","aggregator"]', '["/usr/bin/tini","--"]',
+                                  "10001:10001"]
+
+
+def test_missing_emulation_fails_fast(fl_repo: Path, image_settings: Callable[..., BuilderSettings],
+                                      buildah_shim: tuple[Path, Path],
+                                      recorder: Recorder) -> None:
+    handlers = read_binfmt_handlers()
+    if any(name.startswith("qemu-aarch64") and on for name, on in handlers.items()):
+        pytest.skip("arm64 emulation is registered on this host")
+    calls = buildah_shim[1]
+    before = calls.read_text() if calls.exists() else ""
+    start = time.monotonic()
+    with pytest.raises(BuildError, match="emulation") as info:
+        build_images(image_settings(repository_url=f"file://{fl_repo}",
+                                    platforms=["linux/amd64", "linux/arm64"]), recorder.emitter)
+    assert time.monotonic() - start < 30
+    assert "linux/arm64" in info.value.message
+    assert (calls.read_text() if calls.exists() else "") == before
+    failed = recorder.events("failed")[0].data
+    assert failed["step"] == "build" and "qemu" in failed["message"]

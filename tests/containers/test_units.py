@@ -1,0 +1,153 @@
+"""Pure parts of the container path: Containerfiles, tags, pins, platforms, argv, states."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from flops_manager.adapters.docker_orchestrator import container_env, container_state
+from flops_manager.ports.orchestrator import ServiceSpec, ServiceState
+from image_builder import containerfile as cf
+from image_builder.buildah import BudOptions, auth_file_content, bud_argv, push_argv
+from image_builder.image_tags import (
+    TagInputs,
+    image_name,
+    image_tag,
+    model_slug,
+    recipe_digest,
+    repository_slug,
+)
+from image_builder.outcome import BuildError
+from image_builder.pins import merge_requirements
+from image_builder.platforms import (
+    missing_emulation,
+    normalize_platform,
+    requested_platforms,
+)
+
+RECIPE = cf.Recipe(
+    base_image="localhost/base:1", python="python3", wheel_name="flops-0.1.0-py3-none-any.whl",
+    payload_dir=cf.REPO_DIR, env={"FLOPS_REPO_DIR": cf.REPO_DIR},
+    labels={"org.opencontainers.image.revision": "abc"},
+    roles=(cf.Role("learner", "learner_base"),
+           cf.Role("aggregator", "aggregator", env={"FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"},
+                   expose=(8080,))),
+)
+
+
+def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
+    text = cf.render_containerfile(RECIPE)
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert froms == ["FROM localhost/base:1 AS deps", "FROM localhost/base:1 AS runtime",
+                     "FROM runtime AS learner", "FROM runtime AS aggregator"]
+    assert text == cf.render_containerfile(RECIPE)  # stable
+    runtime = text.split("AS runtime", 1)[1].split("FROM runtime AS", 1)[0]
+    assert "COPY --from=deps /opt/flops/venv /opt/flops/venv" in runtime
+    assert "pip install" not in runtime and "PIP_CERT" not in runtime
+    assert "USER 10001:10001" in runtime
+    assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in runtime
+    assert 'FLOPS_REPO_DIR="/opt/flops/repo"' in runtime
+    assert "PATH=\"/opt/flops/venv/bin:" in runtime
+    assert "COPY payload/ /opt/flops/repo/" in runtime
+    assert 'CMD ["python", "-m", "learner_base"]' in text
+    assert 'CMD ["python", "-m", "aggregator"]' in text and "EXPOSE 8080" in text
+    deps = text.split("AS deps", 1)[1].split("AS runtime", 1)[0]
+    assert 'PIP_NO_CACHE_DIR="1"' in deps
+    assert deps.index("requirements.txt") < deps.index("wheel/")  # deps layer before runtime
+
+
+def test_containerfile_rejects_bad_roles() -> None:
+    with pytest.raises(ValueError):
+        cf.render_containerfile(cf.Recipe(**{**RECIPE.__dict__, "roles": ()}))
+    with pytest.raises(ValueError):
+        cf.render_containerfile(cf.Recipe(**{**RECIPE.__dict__,
+                                             "roles": (cf.Role("Bad Name", "x"),)}))
+
+
+def test_tag_encodes_commit_dependencies_runtime_and_recipe() -> None:
+    inputs = TagInputs("a" * 40, "b" * 64, "0.1.0-0123456789abcdef", "c" * 64)
+    tag = image_tag(inputs)
+    assert tag == f"{'a' * 12}-{'b' * 12}-0.1.0-0123456789abcdef-{'c' * 8}"
+    assert image_tag(TagInputs("d" * 40, *list(inputs.__dict__.values())[1:])) != tag
+    assert len(tag) <= 128
+
+
+def test_names_and_slugs() -> None:
+    one = repository_slug("https://github.com/Org/My_Repo.git")
+    other = repository_slug("https://gitlab.com/other/My_Repo.git")
+    assert one.startswith("my_repo-") and other.startswith("my_repo-") and one != other
+    assert repository_slug("git@host:org/repo.git").startswith("repo-")
+    assert model_slug("models:/Digits/3").startswith("digits-")
+    assert model_slug("runs:/0123456789abcdef0123/model").startswith("run-0123456789ab-")
+    assert model_slug("/tmp/x/my model").startswith("my-model-")
+    assert image_name(registry="reg:5000/team", namespace="flops", source="s",
+                      role="learner") == "reg:5000/team/flops/s/learner"
+    assert recipe_digest("a", "bc") != recipe_digest("ab", "c")
+
+
+def test_flops_pins_win_conflicts_with_a_message() -> None:
+    pins = {"numpy": "2.4.6", "flwr": "1.41.0", "mlflow-skinny": "3.17.2"}
+    merged = merge_requirements(
+        roots=("flwr", "numpy"),
+        user=["# comment", "numpy<2  # old", "flwr>=1.0", "mlflow==2.14.3", "torch==2.13.0",
+              "-r other.txt", "--extra-index-url https://example.invalid/simple", ""],
+        pins=pins, source="requirements.txt")
+    assert merged.requirements == ("flwr", "numpy", "flwr>=1.0", "torch==2.13.0",
+                                   "--extra-index-url https://example.invalid/simple")
+    assert merged.constraints == ("flwr==1.41.0", "mlflow-skinny==3.17.2", "numpy==2.4.6")
+    notes = "\n".join(merged.notes)
+    assert "'numpy<2' conflicts with FLOps' pin numpy==2.4.6" in notes
+    assert "mlflow-skinny==3.17.2" in notes and "-r other.txt" in notes
+
+
+def test_platforms_and_emulation() -> None:
+    assert normalize_platform("linux/arm64/v8") == "linux/arm64"
+    assert normalize_platform("aarch64") == "linux/arm64"
+    assert requested_platforms([], "linux/amd64") == ("linux/amd64",)
+    assert requested_platforms(["linux/amd64", "amd64"], "linux/amd64") == ("linux/amd64",)
+    with pytest.raises(BuildError):
+        normalize_platform("linux/z80")
+    plats = ("linux/amd64", "linux/arm64")
+    assert missing_emulation(plats, "linux/amd64", {}) == ["linux/arm64"]
+    assert missing_emulation(plats, "linux/amd64", {"qemu-aarch64": False}) == ["linux/arm64"]
+    assert missing_emulation(plats, "linux/amd64", {"qemu-aarch64": True}) == []
+
+
+def test_buildah_argv_has_no_secrets(tmp_path: Path) -> None:
+    argv = bud_argv("buildah", BudOptions(
+        containerfile=tmp_path / "Containerfile", context=tmp_path, target="learner",
+        manifest="localhost/m:1", platforms=("linux/amd64", "linux/arm64"),
+        ca_bundle=Path("/etc/ssl/certs/ca.crt"), tls_verify=False,
+        authfile=tmp_path / "auth.json"))
+    assert argv[:5] == ["buildah", "bud", "--isolation", "chroot", "--layers"]
+    assert argv.count("--platform") == 2 and "--tls-verify=false" in argv
+    assert "/etc/ssl/certs/ca.crt:/run/flops/ca-bundle.pem:ro" in argv
+    assert "PIP_CERT=/run/flops/ca-bundle.pem" in argv
+    push = push_argv("buildah", manifest="localhost/m:1", ref="reg/x:1", tls_verify=True,
+                     authfile=tmp_path / "auth.json")
+    assert push[-1] == "docker://reg/x:1" and "--all" in push
+    content = auth_file_content("reg.example:5000/team", "user", "pa55")
+    assert list(content["auths"]) == ["reg.example:5000"]  # type: ignore[call-overload]
+    assert not any("pa55" in arg for arg in argv + push)
+
+
+@pytest.mark.parametrize(("state", "expected"), [
+    ({"Status": "running"}, ServiceState.RUNNING),
+    ({"Status": "created"}, ServiceState.PENDING),
+    ({"Status": "exited", "ExitCode": 0}, ServiceState.STOPPED),
+    ({"Status": "exited", "ExitCode": 2}, ServiceState.FAILED),
+    ({"Status": "exited", "ExitCode": 137, "OOMKilled": True}, ServiceState.FAILED),
+    ({"Status": "dead"}, ServiceState.FAILED),
+])
+def test_container_state(state: dict[str, object], expected: ServiceState) -> None:
+    assert container_state(state)[0] is expected
+
+
+def test_container_env() -> None:
+    spec = ServiceSpec(name="p-agg", role="aggregator", image="x", ports=(8080,),
+                       listen_env="FLOPS_LISTEN_ADDRESS", env={"A": "1"},
+                       secret_env={"T": "s"})
+    env = container_env(spec, 1)
+    assert env == {"FLOPS_INSTANCE": "p-agg-1", "FLOPS_INSTANCE_INDEX": "1", "A": "1",
+                   "T": "s", "FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"}
