@@ -46,6 +46,16 @@ class Settings(BaseModel):
     build_target: Literal["environment", "image"] | None = Field(
         None, description="override the backend's build target (single-host test installations)"
     )
+    registry: str | None = Field(
+        None, description="OCI registry images are pushed to and pulled from (host[:port][/path])"
+    )
+    registry_tls_verify: bool = True
+    registry_username: str | None = None
+    registry_password: str | None = Field(None, description="secret: reaches builders only")
+    base_image: str | None = Field(None, description="base image of built images")
+    extra_ca_bundle: str | None = Field(
+        None, description="CA bundle mounted into image builds (TLS-intercepting proxies)"
+    )
     builder_cache_dir: str | None = Field(
         None, description="environment/image build cache (default: <data_dir>/build-cache)"
     )

@@ -132,22 +132,45 @@ def _base(project: Project, role: Role, **kw: Any) -> dict[str, Any]:
     }
 
 
-def builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
-    """The one-shot builder of the project's environment or images."""
+BUILDER_TARGETS = {BuildTarget.ENVIRONMENT: "environment", BuildTarget.IMAGE: "images"}
+"""``FLOPS_TARGET`` of the image builder per backend build target."""
+
+
+def _builder_env(project: Project, settings: Settings, place: Placement) -> dict[str, str]:
+    """Settings every builder run shares: identity, events, cache, registry and base image."""
     env = {
         "FLOPS_PROJECT_ID": project.id,
         "FLOPS_EVENTS_URI": place.events_uri,
         "FLOPS_REPOSITORY_URL": str(project.repository.get("url")),
-        "FLOPS_TARGET": place.target.value,
         "FLOPS_ALLOW_LOCAL": json.dumps(settings.local_repos_allowed),
+        "FLOPS_CACHE_DIR": settings.builder_cache_dir or f"{settings.data_dir}/build-cache",
     }
     if project.repository.get("ref"):
         env["FLOPS_REF"] = str(project.repository["ref"])
-    env["FLOPS_CACHE_DIR"] = settings.builder_cache_dir or f"{settings.data_dir}/build-cache"
+    if place.target is BuildTarget.IMAGE:
+        platforms = parsed_spec(project).platforms
+        env["FLOPS_PLATFORMS"] = json.dumps([str(p) for p in platforms])
+        env["FLOPS_REGISTRY_TLS_VERIFY"] = json.dumps(settings.registry_tls_verify)
+        optional = {"FLOPS_REGISTRY": settings.registry, "FLOPS_BASE_IMAGE": settings.base_image,
+                    "FLOPS_EXTRA_CA_BUNDLE": settings.extra_ca_bundle,
+                    "FLOPS_REGISTRY_USERNAME": settings.registry_username}
+        env.update({k: v for k, v in optional.items() if v})
+    return env
+
+
+def _registry_secret(settings: Settings) -> dict[str, str]:
+    password = settings.registry_password
+    return {"FLOPS_REGISTRY_PASSWORD": password} if password else {}
+
+
+def builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
+    """The one-shot builder of the project's environment or images."""
+    env = {**_builder_env(project, settings, place), "FLOPS_TARGET": BUILDER_TARGETS[place.target]}
     return ServiceSpec(
         **_base(project, Role.BUILDER),
         image=settings.builder_image,
         env=env,
+        secret_env=_registry_secret(settings),
         one_shot=True,
         privileged=place.target is BuildTarget.IMAGE,
     )
@@ -156,12 +179,9 @@ def builder_spec(project: Project, settings: Settings, place: Placement) -> Serv
 def model_builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
     """The one-shot builder of the trained model's inference image."""
     env = {
-        "FLOPS_PROJECT_ID": project.id,
-        "FLOPS_EVENTS_URI": place.events_uri,
-        "FLOPS_REPOSITORY_URL": str(project.repository.get("url")),
+        **_builder_env(project, settings, place),
         "FLOPS_TARGET": "model_image",
-        "FLOPS_MODEL_URI": str((project.model or {}).get("model_uri", "")),
-        "FLOPS_CACHE_DIR": settings.builder_cache_dir or f"{settings.data_dir}/build-cache",
+        "FLOPS_MODEL_URI": served_model_uri(project),
     }
     if place.tracking_uri:
         env["FLOPS_TRACKING_URI"] = place.tracking_uri
@@ -170,6 +190,7 @@ def model_builder_spec(project: Project, settings: Settings, place: Placement) -
         image=settings.builder_image,
         command=command(Role.BUILDER),
         env=env,
+        secret_env=_registry_secret(settings),
         one_shot=True,
         privileged=True,
     )

@@ -127,3 +127,21 @@ def test_clusters_are_chosen_from_active_ones() -> None:
     with pytest.raises(PermanentError, match="no active cluster"):
         choose_clusters(None, [], labels=False)
     assert choose_clusters(["x", "y"], [Cluster("local", "local")], labels=True) == ("x", "y")
+
+
+def test_image_builds_get_registry_settings_and_the_password_only_as_a_secret() -> None:
+    settings = Settings(data_dir="/data", registry="127.0.0.1:5005/flops",
+                        registry_tls_verify=False, registry_username="bob",
+                        registry_password="hunter2", extra_ca_bundle="/etc/ssl/ca.crt")
+    p = project({"platforms": ["linux/amd64", "linux/arm64"]}, model={"model_uri": "m:/1"})
+    (builder,) = action_specs(Action(ActionKind.BUILD_IMAGES, PID), p, settings,
+                              place(BuildTarget.IMAGE))
+    assert builder.env["FLOPS_TARGET"] == "images" and builder.privileged
+    assert builder.env["FLOPS_REGISTRY"] == "127.0.0.1:5005/flops"
+    assert builder.env["FLOPS_REGISTRY_TLS_VERIFY"] == "false"
+    assert json.loads(builder.env["FLOPS_PLATFORMS"]) == ["linux/amd64", "linux/arm64"]
+    assert builder.secret_env == {"FLOPS_REGISTRY_PASSWORD": "hunter2"}
+    assert "hunter2" not in json.dumps(dict(builder.env))
+    (model,) = action_specs(Action(ActionKind.BUILD_MODEL_IMAGE, PID), p, settings,
+                            place(BuildTarget.IMAGE))
+    assert model.env["FLOPS_TARGET"] == "model_image" and model.env["FLOPS_MODEL_URI"] == "m:/1"

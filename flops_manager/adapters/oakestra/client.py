@@ -7,10 +7,13 @@ and repeats the request.
 
 Transient failures are retried with capped exponential backoff (``backoff_s * 2**n``, at most
 ``backoff_max_s``, ``retries`` extra attempts): 502/503/504 answers and connections that could
-not be opened, for every method; read timeouts and dropped connections only for GET, PUT and
-DELETE (a POST may have been processed). Every request has a (connect, read) timeout. Failures
-become :class:`OakestraTemporaryError` (5xx, 429, timeouts) or :class:`OakestraPermanentError`
-(other 4xx, malformed answers) with method, URL, status and a body excerpt.
+not be opened, for every method; 500 answers to GET (the system manager answers 500 for any
+unhandled error, e.g. a database hiccup; a read changes nothing); read timeouts and dropped
+connections only for GET, PUT and DELETE (a POST may have been processed). A 500 to other
+methods is not repeated here (it may mean "already deleted"): it becomes a temporary error.
+Every request has a (connect, read) timeout. Failures become :class:`OakestraTemporaryError`
+(5xx, 429, timeouts) or :class:`OakestraPermanentError` (other 4xx, malformed answers) with
+method, URL, status and a body excerpt.
 
 Quirks handled (see the reference §2.6): double-encoded JSON, ``null`` from
 ``GET /api/application/<id>``, always-200 deploy/undeploy answers, the three error shapes,
@@ -42,6 +45,7 @@ from flops_manager.adapters.oakestra.settings import OakestraSettings
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_READ_STATUSES = RETRY_STATUSES | {500}
 IDEMPOTENT = frozenset({"GET", "PUT", "DELETE", "HEAD"})
 DEFAULT_TOKEN_LIFETIME_S = 600.0
 
@@ -156,7 +160,8 @@ class RootOrchestratorClient:
                 raise OakestraTemporaryError(
                     method=method, url=url, status=None, body=str(exc), reason=reason
                 ) from None
-            if response.status_code in RETRY_STATUSES and attempt < s.retries:
+            retry = RETRY_READ_STATUSES if method == "GET" else RETRY_STATUSES
+            if response.status_code in retry and attempt < s.retries:
                 delay = self._backoff(attempt)
                 logger.info("Oakestra %s %s answered %s; retry in %.1f s",
                             method, url, response.status_code, delay)

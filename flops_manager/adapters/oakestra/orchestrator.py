@@ -4,9 +4,10 @@
   namespace ``FLOPS_OAKESTRA_NAMESPACE``), created lazily with the first service, deleted when
   its last service is removed; services without project share one application per owner.
 * ``create_service`` looks the service up by name first (idempotent), allocates a
-  round-robin IP that no service of the application holds, appends the microservice and asks
-  for ``spec.instances`` instances. When Oakestra drops the service again (e.g. the network
-  plugin refused the address) it retries with the next address.
+  round-robin IP (from ``FLOPS_OAKESTRA_RR_SUBNET``) that no service of the application
+  holds, appends the microservice and asks for ``spec.instances`` instances. When Oakestra
+  drops the service again (e.g. the network plugin refused the address) it retries with the
+  next address.
 * Services are found by the ``FLOPS_SERVICE_NAME`` entry of their stored environment.
 * ``service_address`` = ``<round-robin IP>:<ports[0]>`` once an instance runs: reachable from
   other Oakestra services over the overlay network (not from outside).
@@ -24,7 +25,7 @@ import logging
 import threading
 from pathlib import Path
 
-from flops_manager.adapters.oakestra import addresses, names, sla
+from flops_manager.adapters.oakestra import names, sla
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
 from flops_manager.adapters.oakestra.errors import InvalidSpecError, OakestraConflictError
 from flops_manager.adapters.oakestra.models import Application, Service
@@ -91,6 +92,7 @@ class OakestraOrchestrator(Orchestrator):
         self._client = client
         self._settings = settings
         self._options = settings.sla_options()
+        self._pool = settings.address_pool()
         self._secrets = SecretFiles(Path(settings.secrets_dir)) if settings.secrets_dir else None
         self._app_ids: dict[str, str] = {}
         self._where: dict[str, str] = {}
@@ -196,7 +198,7 @@ class OakestraOrchestrator(Orchestrator):
         InvalidSpecError
             If the spec cannot be expressed as an SLA (``env://`` image, bad name, ...).
         """
-        sla.validate_spec(spec)
+        sla.validate_spec(spec, allow_environment_images=self._options.allow_environment_images)
         key = names.app_key_for(project_id=spec.project_id, owner=spec.owner)
         if spec.cluster is not None and not CAPABILITIES[self._options.version].direct_constraint:
             logger.warning("Oakestra %s ignores cluster pinning; %s may land anywhere",
@@ -242,7 +244,7 @@ class OakestraOrchestrator(Orchestrator):
                                                      microservice=microservice))
         failures: list[str] = []
         for _ in range(self._settings.create_attempts):
-            rr_ip = addresses.allocate_address(app=app.key, service=spec.name, taken=taken)
+            rr_ip = self._pool.allocate(app=app.key, service=spec.name, taken=taken)
             payload = sla.service_sla(spec, app=app, rr_ip=rr_ip, options=self._options)
             result = self._client.append_services(payload)
             if result.job_id and not result.failed:

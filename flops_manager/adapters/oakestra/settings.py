@@ -12,10 +12,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from flops_contracts.config import load_settings
 from flops_contracts.errors import ConfigError
+from flops_manager.adapters.oakestra.addresses import DEFAULT_SUBNET, AddressPool, parse_subnet
 from flops_manager.adapters.oakestra.sla import DEFAULT_SECRETS_MOUNT, SlaOptions
 from flops_manager.adapters.oakestra.versions import CURRENT, OakestraVersion
 
@@ -56,6 +57,26 @@ class OakestraSettings(BaseModel):
         description='node addons per role, e.g. {"builder": ["image-builder"]}',
     )
     create_attempts: int = Field(3, ge=1, le=10, description="round-robin addresses tried")
+    rr_subnet: str = Field(
+        DEFAULT_SUBNET,
+        description="subnet of the round-robin service IPs (Oakestra's service subnet); the "
+        "backend allocates from its upper half. Single-host test installations use a loopback "
+        "range such as 127.30.0.0/16",
+    )
+    allow_environment_images: bool = Field(
+        False,
+        description="accept env://<dir> images (FLOPS_BUILD_TARGET=environment): only for "
+        "single-host test installations whose workers share this file system",
+    )
+
+    @field_validator("rr_subnet")
+    @classmethod
+    def _subnet(cls, value: str) -> str:
+        return str(parse_subnet(value))
+
+    def address_pool(self) -> AddressPool:
+        """Return the pool of round-robin addresses."""
+        return AddressPool(self.rr_subnet)
 
     @property
     def verify(self) -> bool | str:
@@ -71,6 +92,7 @@ class OakestraSettings(BaseModel):
             namespace=self.namespace,
             secrets_mount=self.secrets_mount,
             addons={role: tuple(values) for role, values in self.addons.items()},
+            allow_environment_images=self.allow_environment_images,
         )
 
 

@@ -3,7 +3,8 @@
 One Oakestra application per project (or per owner for project-less services), one
 microservice per ServiceSpec. Each microservice carries:
 
-* ``code`` = ``spec.image`` (an OCI reference; ``env://`` images are refused), ``cmd`` =
+* ``code`` = ``spec.image`` (an OCI reference; ``env://`` images are refused unless
+  ``SlaOptions.allow_environment_images``: single-host test installations), ``cmd`` =
   ``spec.command`` (``"python"`` stays ``"python"``: the image's interpreter; an empty command
   leaves the image's entrypoint), ``virtualization: "container"``;
 * ``environment`` = ``spec.env`` plus ``FLOPS_SERVICE_NAME``, ``FLOPS_SERVICE_ROLE``,
@@ -84,12 +85,15 @@ class SlaOptions:
         Directory in which components find their secrets files.
     addons
         Node addons per role (``{"builder": ("image-builder",)}``), emitted on v0.4.400.
+    allow_environment_images
+        Accept ``env://<dir>`` images (only for workers that share this file system).
     """
 
     version: OakestraVersion
     namespace: str = names.DEFAULT_NAMESPACE
     secrets_mount: str = DEFAULT_SECRETS_MOUNT
     addons: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    allow_environment_images: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,16 +134,26 @@ def _vcpus(spec: ServiceSpec) -> int:
     return math.ceil(value)
 
 
-def check_image(spec: ServiceSpec) -> None:
+def check_image(spec: ServiceSpec, *, allow_environment: bool = False) -> None:
     """Raise unless ``spec.image`` is an OCI image reference.
+
+    With ``allow_environment``, ``env://<absolute dir>`` references are accepted too (single-host
+    test installations whose workers run the environment's interpreter).
 
     Raises
     ------
     InvalidSpecError
-        For ``env://`` references (built for the local backend) and malformed references.
+        For ``env://`` references (built for the local backend) unless allowed, and malformed
+        references.
     """
     image = spec.image
     if image.startswith(IMAGE_ENV_SCHEME):
+        directory = image.removeprefix(IMAGE_ENV_SCHEME)
+        if allow_environment:
+            if not directory.startswith("/") or len(image) > MAX_IMAGE_LENGTH or any(
+                    ch.isspace() or ch == "\x00" for ch in directory):
+                raise _fail(spec, f"image {image!r} does not name an absolute directory")
+            return
         raise _fail(
             spec,
             f"image {image!r} is a local Python environment; the Oakestra backend needs OCI "
@@ -187,16 +201,17 @@ def _check_secrets(spec: ServiceSpec) -> None:
                 )
 
 
-def validate_spec(spec: ServiceSpec) -> None:
+def validate_spec(spec: ServiceSpec, *, allow_environment_images: bool = False) -> None:
     """Raise :class:`InvalidSpecError` if ``spec`` cannot become a valid SLA.
 
-    Checks names, image, command, environment (names, reserved variables, secret leaks),
-    resources (integers within Oakestra's range), instances, ports and the cluster.
+    Checks names, image (``env://`` only with ``allow_environment_images``), command,
+    environment (names, reserved variables, secret leaks), resources (integers within
+    Oakestra's range), instances, ports and the cluster.
     """
     names.check_flops_name(spec.name, what="service name")
     if not isinstance(spec.role, str) or not spec.role.strip():
         raise _fail(spec, "role must be a non-empty string")
-    check_image(spec)
+    check_image(spec, allow_environment=allow_environment_images)
     for arg in spec.command:
         if not isinstance(arg, str) or "\x00" in arg:
             raise _fail(spec, f"command element {arg!r} must be a string without NUL")
@@ -266,7 +281,7 @@ def microservice(
     InvalidSpecError
         If ``spec`` is invalid (see :func:`validate_spec`).
     """
-    validate_spec(spec)
+    validate_spec(spec, allow_environment_images=options.allow_environment_images)
     res = spec.resources
     service: dict[str, Any] = {
         "microserviceID": "",
