@@ -47,6 +47,7 @@ DATA_TOKEN = "data_token"
 
 _MODULE = {
     Role.BUILDER: "image_builder",
+    Role.MODEL_BUILDER: "image_builder",
     Role.DATA_SERVER: "flops_dataplane.server",
     Role.MOCK_DATA_PROVIDER: "flops_dataplane.mock_provider",
     Role.AGGREGATOR: "aggregator",
@@ -188,7 +189,6 @@ def model_builder_spec(project: Project, settings: Settings, place: Placement) -
     return ServiceSpec(
         **_base(project, Role.MODEL_BUILDER),
         image=settings.builder_image,
-        command=command(Role.BUILDER),
         env=env,
         secret_env=_registry_secret(settings),
         one_shot=True,
