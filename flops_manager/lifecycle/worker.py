@@ -161,14 +161,20 @@ class ReconcileWorker:
         failed: dict[Role, str] = {}
         for role in planner.watched_roles(project.phase):
             for name in services_of(project, (role,)):
-                status = self.orchestrator.service_status(name)
+                try:
+                    status = self.orchestrator.service_status(name)
+                except TemporaryError as exc:  # look again on the next pass
+                    log.warning("status of %s unavailable: %s", name, exc.message)
+                    continue
                 if status is not None and status.state is ServiceState.FAILED:
                     failed[role] = status.message or f"service {name} failed"
         return failed
 
     def _prepare(self, action: Action, project: Project) -> Project:
         """Record decisions an action depends on (the clusters of a hierarchical project)."""
-        if action.kind is not ActionKind.DEPLOY_AGGREGATOR or project.clusters:
+        if action.kind not in (ActionKind.DEPLOY_DATA, ActionKind.DEPLOY_AGGREGATOR) or (
+            project.clusters
+        ):
             return project
         training = parsed_spec(project).training
         if training.mode is not TrainingMode.HIERARCHICAL:

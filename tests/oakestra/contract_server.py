@@ -7,10 +7,13 @@ second deletes. Version quirks: v0.4.400 reports ``cpu``/``memory`` and no insta
 the first report, later versions ``cpu_percent``/``memory_percent``, ``CLUSTER_SCHEDULED``
 instances and the candidate fields of clusters.
 
-Deployed instances really run as local processes (see :mod:`.contract_state`).
+Deployed instances really run as local processes (see :mod:`.contract_state`): ``env://<dir>``
+images with that environment's interpreter, and, for services with a loopback round-robin IP
+(``FLOPS_OAKESTRA_RR_SUBNET=127.30.0.0/16``), listening on that IP.
 
 Test hooks on :class:`OakestraState`: ``add_cluster``, ``expire_tokens``, ``inject_failure``
-(transient 5xx), ``requests`` (every request received, with its body), ``instance_pids``.
+(transient 5xx), ``force_status`` (e.g. a FAILED instance whatever its process does),
+``jobs_named``, ``requests`` (every request received, with its body), ``instance_pids``.
 """
 
 from __future__ import annotations

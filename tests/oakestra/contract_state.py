@@ -1,14 +1,23 @@
 """State of the contract server: users, tokens, applications, jobs, clusters, processes.
 
 Deployed instances really run: each instance is a local process started by ``LocalOrchestrator``
-(image ignored, ``python`` = this interpreter, SLA environment as process environment), and the
-instance status follows the process (RUNNING, COMPLETED/DEAD on exit 0, FAILED otherwise).
+(``python`` = this interpreter, or the environment's for ``env://<dir>`` images; SLA environment
+as process environment), and the instance status follows the process (RUNNING, COMPLETED/DEAD on
+exit 0, FAILED otherwise).
+
+Single-host networking: when a service's round-robin IP is a loopback address (the backend's
+``FLOPS_OAKESTRA_RR_SUBNET=127.30.0.0/16``), every environment value ``0.0.0.0:<port>`` (the
+backend's ``listen_env``) becomes ``<rr ip>:<port>``, so each service listens on its own address
+and many services share a port on one host, as behind Oakestra's round-robin IPs; such
+instances report that address as their public IP. Otherwise instances listen on ``0.0.0.0`` and
+report ``127.0.0.1``.
 """
 
 from __future__ import annotations
 
 import base64
 import dataclasses
+import ipaddress
 import json
 import secrets
 import threading
@@ -31,6 +40,15 @@ ADMIN_ROLES = ["Admin", "Organization_Admin", "Application_Provider", "Infrastru
 
 def new_id() -> str:
     return secrets.token_hex(12)
+
+
+def loopback_rr_ip(job: dict[str, Any]) -> str | None:
+    """The job's round-robin IP if it is a loopback address (reachable on this host)."""
+    raw = job.get("RR_ip")
+    try:
+        return raw if isinstance(raw, str) and ipaddress.IPv4Address(raw).is_loopback else None
+    except ValueError:
+        return None
 
 
 def _b64(data: dict[str, Any]) -> str:
@@ -72,6 +90,7 @@ class OakestraState:
         self.clusters: list[dict[str, Any]] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        self.forced: dict[tuple[str, int], tuple[str, str]] = {}
         self.logins = 0
         self.refreshes = 0
         self.local = LocalOrchestrator(workdir, grace_s=2.0)
@@ -97,6 +116,18 @@ class OakestraState:
     def inject_failure(self, status: int = 503, *, times: int = 1, path_prefix: str = "/api/",
                        method: str | None = None) -> None:
         self.faults.append(Fault(status, times, path_prefix, method))
+
+    def force_status(self, job_id: str, number: int, status: str = "FAILED",
+                     detail: str = "injected failure") -> None:
+        """Report ``status`` for one instance from now on, whatever its process does."""
+        with self.lock:
+            self.forced[(job_id, number)] = (status, detail)
+
+    def jobs_named(self, flops_name: str) -> list[dict[str, Any]]:
+        """Jobs whose environment has ``FLOPS_SERVICE_NAME=<flops_name>``."""
+        entry = f"FLOPS_SERVICE_NAME={flops_name}"
+        with self.lock:
+            return [j for j in self.jobs.values() if entry in (j.get("environment") or [])]
 
     def instance_pids(self, job_id: str) -> list[int]:
         pids = []
@@ -136,8 +167,11 @@ class OakestraState:
 
     def start_instance(self, job: dict[str, Any], instance: dict[str, Any]) -> None:
         env = {}
+        host = loopback_rr_ip(job)
         for entry in job.get("environment") or []:
             key, _, value = entry.partition("=")
+            if host is not None and value.startswith("0.0.0.0:"):
+                value = f"{host}:{value.removeprefix('0.0.0.0:')}"
             env[key] = value
         spec = ServiceSpec(name=self._instance_name(job["microserviceID"],
                                                     instance["instance_number"]),
@@ -165,16 +199,20 @@ class OakestraState:
                 value, detail = ("COMPLETED" if job.get("one_shot") else "DEAD"), "exited 0"
             else:
                 value, detail = "FAILED", status.message or "failed"
+            forced = self.forced.get((job["microserviceID"], instance["instance_number"]))
+            if forced is not None:
+                value, detail = forced
             logs = self.local.service_logs(
                 self._instance_name(job["microserviceID"], instance["instance_number"]))
+            public_ip = loopback_rr_ip(job) or "127.0.0.1"
             report: dict[str, Any] = {"status": value, "status_detail": detail,
-                                      "publicip": "127.0.0.1", "disk": "0",
+                                      "publicip": public_ip, "disk": "0",
                                       "logs": "".join(logs.values())[-1000:]}
             if self.version == "v0.4.400":
                 report.update({"cpu": 1.0, "memory": 2.0})
             else:
                 report.update({"cpu_percent": 1.0, "memory_percent": 2.0, "worker_id": "w1",
-                               "host_ip": "127.0.0.1", "host_port": 0,
+                               "host_ip": public_ip, "host_port": 0,
                                "last_modified_timestamp": time.time()})
             instance.update(report)
             job["status"], job["status_detail"] = value, detail

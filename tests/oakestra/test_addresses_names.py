@@ -103,3 +103,34 @@ def test_bad_names_are_refused(bad):
         names.application_name(bad)
     with pytest.raises(InvalidSpecError):
         names.microservice_name(bad, app_key="p")
+
+
+def test_default_pool_is_unchanged():
+    pool = addresses.AddressPool()
+    assert pool.size == addresses.POOL_SIZE == 128 * 254
+    assert [pool.address(i) for i in (0, 253, 254, pool.size - 1)] == [
+        "10.30.128.1", "10.30.128.254", "10.30.129.1", "10.30.255.254"]
+    assert pool.allocate(app="p", service="s", taken=[]) == addresses.allocate_address(
+        app="p", service="s", taken=[])
+
+
+@pytest.mark.parametrize(("subnet", "first", "last"), [
+    ("127.30.0.0/16", "127.30.128.1", "127.30.255.254"),
+    ("10.19.0.0/20", "10.19.8.1", "10.19.15.254"),
+    ("127.0.0.0/8", "127.128.0.1", "127.255.255.254"),
+])
+def test_configured_subnets(subnet, first, last):
+    pool = addresses.AddressPool(subnet)
+    assert pool.address(0) == first and pool.address(pool.size - 1) == last
+    values = pool.allocate_many(app="proj", services=[f"proj-s{i}" for i in range(50)])
+    assert len(set(values.values())) == 50
+    assert all(pool.contains(v) for v in values.values())
+    assert not pool.contains("10.30.200.1") and not pool.contains(first.rsplit(".", 1)[0] + ".0")
+    assert not addresses.in_pool(first)
+
+
+@pytest.mark.parametrize("bad", ["10.30.0.0/24", "10.30.0.0/7", "10.30.0.1/16", "fd00::/16",
+                                 "nonsense"])
+def test_bad_subnets_are_refused(bad):
+    with pytest.raises(ValueError):
+        addresses.AddressPool(bad)

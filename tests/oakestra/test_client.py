@@ -78,6 +78,19 @@ def test_exhausted_retries_give_a_temporary_error(server):
     assert len(server.state.requests) == 3
 
 
+def test_500_is_retried_for_reads_only(server):
+    client = RootOrchestratorClient(make_settings(server, retries=2))
+    client.list_applications()
+    server.state.inject_failure(500, times=2, path_prefix="/api/applications/")
+    assert client.list_applications() == []
+    assert [r.path for r in server.state.requests].count("/api/applications/") == 4
+    server.state.inject_failure(500, times=1, path_prefix="/api/application/", method="POST")
+    with pytest.raises(OakestraTemporaryError) as info:
+        client.create_application(app_sla())
+    assert info.value.status == 500
+    assert server.state.apps == {}
+
+
 def test_connection_refused_is_retried_then_temporary():
     settings = OakestraSettings(base_url=f"http://127.0.0.1:{free_port()}", username="Admin",
                                 password="Admin", retries=2, backoff_s=0.01)  # type: ignore[arg-type]

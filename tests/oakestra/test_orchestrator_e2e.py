@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,29 @@ def test_status_survives_a_restart_of_the_manager(server, orchestrator):
     assert len(requests_to(server, "POST", "/api/service/")) == 1
     assert fresh.remove_service("proj1-learners")
     fresh.close()
+
+
+def test_loopback_round_robin_addresses_are_listened_on(server, tmp_path):
+    settings = make_settings(server, rr_subnet="127.30.0.0/16", allow_environment_images=True,
+                             secrets_dir=str(tmp_path), secrets_mount=str(tmp_path))
+    orch = OakestraOrchestrator(RootOrchestratorClient(settings), settings)
+    show = ("python", "-c", "import json, os, sys; from flops_contracts.entrypoint import "
+            "load_secrets_file; load_secrets_file(os.environ); "
+            "print(os.environ['FLOPS_TOKEN'], sys.executable, flush=True); " + LISTENER)
+    venv = Path(sys.executable).parent.parent
+    for name in ("proj1-aggregator", "proj1-inference-server"):  # same port, two addresses
+        orch.create_service(spec(name, command=show, image=f"env://{venv}", ports=(18080,),
+                                 listen_env="FLOPS_LISTEN", public=True,
+                                 secret_env={"FLOPS_TOKEN": SECRET}))
+    for name in ("proj1-aggregator", "proj1-inference-server"):
+        status = wait_state(orch, name, ServiceState.RUNNING, running=1)
+        host = status.address.removesuffix(":18080")
+        assert settings.address_pool().contains(host)
+        wait_for(lambda h=host: socket.create_connection((h, 18080), timeout=1).close() or True,
+                 what=f"{name} listening on {host}")
+        assert orch.public_url(name) == f"http://{host}:18080"
+        logs = "".join(orch.service_logs(name).values())
+        assert f"{SECRET} {venv}/bin/python" in logs and "listening" in logs
+    assert SECRET not in server.state.bodies()
+    assert orch.remove_service("proj1-aggregator") and orch.remove_service("proj1-inference-server")
+    orch.close()

@@ -58,3 +58,16 @@ def test_builder_does_no_io(monkeypatch):
     orch = build_oakestra_orchestrator("oakestra://127.0.0.1:1", Settings())
     assert isinstance(orch, OakestraOrchestrator)
     orch.close()
+
+
+def test_single_host_settings_default_off():
+    default = load_oakestra_settings("oakestra://r", ENV)
+    assert default.rr_subnet == "10.30.0.0/16" and default.allow_environment_images is False
+    assert default.sla_options().allow_environment_images is False
+    env = {**ENV, "FLOPS_OAKESTRA_RR_SUBNET": "127.30.0.0/16",
+           "FLOPS_OAKESTRA_ALLOW_ENVIRONMENT_IMAGES": "true"}
+    single = load_oakestra_settings("oakestra://r", env)
+    assert single.address_pool().address(0) == "127.30.128.1"
+    assert single.sla_options().allow_environment_images is True
+    with pytest.raises(ConfigError, match="FLOPS_OAKESTRA_RR_SUBNET"):
+        load_oakestra_settings("oakestra://r", {**ENV, "FLOPS_OAKESTRA_RR_SUBNET": "10.30.0.0/30"})

@@ -242,3 +242,21 @@ def test_app_names_follow_the_schema():
     with pytest.raises(InvalidSpecError, match="namespace"):
         sla.application_ref("p", sla.SlaOptions(version=OakestraVersion.V0_4_400,
                                                 namespace="bad-ns"))
+
+
+def test_environment_images_only_when_allowed():
+    env_spec = spec("proj42-learners", "learners", image="env:///var/cache/flops/envs/k/venv")
+    app, options, _ = generate([env_spec])
+    with pytest.raises(InvalidSpecError, match="container builder"):
+        sla.service_sla(env_spec, app=app, rr_ip=None, options=options)
+    allowed = dataclasses.replace(options, allow_environment_images=True)
+    document = sla.service_sla(env_spec, app=app, rr_ip=None, options=allowed)
+    validate_both(document)
+    assert document["applications"][0]["microservices"][0]["code"] == env_spec.image
+    for bad in ("env://relative/venv", "env:///with space"):
+        with pytest.raises(InvalidSpecError, match="absolute directory"):
+            sla.service_sla(dataclasses.replace(env_spec, image=bad), app=app, rr_ip=None,
+                            options=allowed)
+    sla.validate_spec(env_spec, allow_environment_images=True)
+    with pytest.raises(InvalidSpecError):
+        sla.validate_spec(env_spec)

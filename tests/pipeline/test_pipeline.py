@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,12 +21,12 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from flops_manager.cli import demo, stack
+from tests.fixtures.repos import git_repo, processes_mentioning
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits_sklearn"
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t.invalid"]
 
 
 class Api:
@@ -67,36 +66,6 @@ class Api:
             time.sleep(0.5)
             project = self.project(pid)
         return project
-
-
-def git_repo(path: Path, files: dict[str, str] | Path) -> Path:
-    if isinstance(files, Path):
-        shutil.copytree(files, path, ignore=shutil.ignore_patterns("__pycache__"))
-    else:
-        path.mkdir(parents=True)
-        for name, text in files.items():
-            (path / name).write_text(text, encoding="utf-8")
-    subprocess.run([*GIT, "init", "-q"], cwd=path, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=path, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "init"], cwd=path, check=True)
-    return path
-
-
-def flops_processes(marker: str) -> list[int]:
-    """Processes whose command line or environment mention ``marker`` (a project id)."""
-    found = []
-    needle = marker.encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if needle in (entry / "environ").read_bytes() or needle in (
-                    entry / "cmdline").read_bytes():
-                if (entry / "stat").read_text().split()[2] != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +147,8 @@ def test_rest_pipeline_trains_registers_and_serves(api: Api, digits_repo: str) -
     assert requests.delete(f"{api.base}/projects/{pid}", headers=api.headers,
                            timeout=30).status_code == 202
     deadline = time.monotonic() + 60
-    while flops_processes(pid):
-        assert time.monotonic() < deadline, f"processes of {pid} left: {flops_processes(pid)}"
+    while processes_mentioning(pid):
+        assert time.monotonic() < deadline, f"processes of {pid} left: {processes_mentioning(pid)}"
         time.sleep(0.5)
 
 
@@ -201,15 +170,15 @@ def test_cancel_during_training_leaves_no_process(api: Api, digits_repo: str) ->
     pid = api.post("projects", {"repository": {"url": digits_repo}, "spec": spec}).json()["id"]
     api.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 1,
              timeout=600, what="training round 1")
-    assert flops_processes(pid), "the project's processes should be running"
+    assert processes_mentioning(pid), "the project's processes should be running"
     response = api.post(f"projects/{pid}/cancel")
     assert response.status_code == 202, response.text
     project = api.wait(pid, lambda p: p["phase"] == "cancelled" and not p["pending_actions"],
                        timeout=60, what="cancelled")
     assert project["last_error"] == "cancelled"
     deadline = time.monotonic() + 30
-    while flops_processes(pid):
-        assert time.monotonic() < deadline, f"processes of {pid} left: {flops_processes(pid)}"
+    while processes_mentioning(pid):
+        assert time.monotonic() < deadline, f"processes of {pid} left: {processes_mentioning(pid)}"
         time.sleep(0.2)
 
 

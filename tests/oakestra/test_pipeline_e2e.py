@@ -1,0 +1,325 @@
+"""The whole FLOps pipeline through the Oakestra backend, against the contract server.
+
+One environment for the module: the contract server (a fake Oakestra root orchestrator whose
+"workers" run instances as local processes, with two active clusters), Mosquitto and the real
+manager process (``python -m flops_manager`` with its embedded database) configured for
+``oakestra://``. The manager deploys everything through Oakestra, the shared MLflow tracking
+server included. Single-host settings of the backend make that work on one machine:
+
+* ``FLOPS_BUILD_TARGET=environment`` + ``FLOPS_OAKESTRA_ALLOW_ENVIRONMENT_IMAGES=true``: the
+  builder makes a virtualenv and services get ``env://<dir>`` images, which the contract server
+  runs with that environment's interpreter;
+* ``FLOPS_OAKESTRA_RR_SUBNET=127.30.0.0/16``: round-robin service IPs are loopback addresses;
+  the contract server makes each instance listen on its service's address;
+* ``FLOPS_OAKESTRA_SECRETS_DIR`` = ``FLOPS_OAKESTRA_SECRETS_MOUNT``: the secrets files the
+  backend writes are where the instances look for them.
+
+Every wait has a deadline and fails naming what it waited for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from mlflow.tracking import MlflowClient
+
+from flops_manager.adapters.oakestra import addresses, names
+from flops_manager.adapters.oakestra.client import RootOrchestratorClient
+from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
+from flops_manager.adapters.oakestra.settings import OakestraSettings
+from tests.fixtures.repos import git_repo, processes_mentioning
+from tests.fixtures.servers import MosquittoServer, free_port, wait_for
+from tests.oakestra.contract_server import ContractServer
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "examples" / "digits_sklearn"
+TOKEN = "tok-oak-e2e"
+RR_SUBNET = "127.30.0.0/16"
+CLUSTERS = ("clusterA", "clusterB")
+TRACKING = "flops-tracking-server"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def sla_services(server: ContractServer, pid: str) -> list[dict[str, Any]]:
+    """Every microservice of project ``pid`` the manager asked the contract server for."""
+    found = []
+    app_name = names.application_name(pid)
+    for record in list(server.state.requests):
+        if record.method != "POST" or record.path != "/api/service/" or not record.body:
+            continue
+        for application in json.loads(record.body).get("applications", []):
+            if application.get("application_name") == app_name:
+                found.extend(application.get("microservices", []))
+    return found
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    return dict(entry.split("=", 1) for entry in service.get("environment", []))
+
+
+class Env:
+    """The running environment: contract server, broker, manager and its REST API."""
+
+    def __init__(self, server: ContractServer, manager: subprocess.Popen[bytes], base: str,
+                 settings: OakestraSettings, directory: Path, repo: str) -> None:
+        self.server = server
+        self.manager = manager
+        self.base = base + "/api/v1"
+        self.headers = {"Authorization": f"Bearer {TOKEN}"}
+        self.settings = settings
+        self.directory = directory
+        self.repo = repo
+
+    def manager_log(self, *, full: bool = False) -> str:
+        path = self.directory / "manager.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text if full else text[-3000:]
+
+    def submit(self, spec: dict[str, Any]) -> str:
+        response = requests.post(f"{self.base}/projects", headers=self.headers, timeout=30,
+                                 json={"repository": {"url": self.repo}, "spec": spec})
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        return requests.get(f"{self.base}/{path}", params=params, headers=self.headers,
+                            timeout=30)
+
+    def project(self, pid: str) -> dict[str, Any]:
+        response = self.get(f"projects/{pid}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait(self, pid: str, done: Callable[[dict[str, Any]], bool], *, timeout: float,
+             what: str, fail_on: tuple[str, ...] = ("failed", "cancelled")) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        project = self.project(pid)
+        while not done(project):
+            if project["phase"] in fail_on:
+                raise AssertionError(f"project {pid} {project['phase']} while waiting for "
+                                     f"{what}: {project['last_error']}")
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"{what} not reached within {timeout:.0f} s: phase {project['phase']}, "
+                    f"error {project['last_error']}, pending {project['pending_actions']}\n"
+                    f"manager log:\n{self.manager_log()}")
+            assert self.manager.poll() is None, f"the manager exited:\n{self.manager_log()}"
+            time.sleep(0.5)
+            project = self.project(pid)
+        return project
+
+    def orchestrator(self) -> OakestraOrchestrator:
+        """A second backend client (as the manager's), for checks from the test."""
+        return OakestraOrchestrator(RootOrchestratorClient(self.settings), self.settings)
+
+
+def small_spec(name: str, **training: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "training": {"rounds": 2, "learners": 3, "connect_timeout_s": 120, **training},
+        "mock_data": {"partitioner": "iid", "seed": 7},
+    }
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+@pytest.fixture(scope="module")
+def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    directory = tmp_path_factory.mktemp("oak-e2e")
+    repo = git_repo(directory / "repos" / "digits", DIGITS).as_uri()
+    secrets = directory / "secrets"
+    server = ContractServer(directory / "oakestra", port=free_port()).start()
+    for name in CLUSTERS:
+        server.state.add_cluster(name)
+    broker = MosquittoServer(directory / "mosquitto").start()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOPS_")}
+    env.update({
+        "FLOPS_PORT": str(port),
+        "FLOPS_DATA_DIR": str(directory / "manager"),
+        "FLOPS_ORCHESTRATOR_URI": server.uri,
+        "FLOPS_MQTT_URL": broker.url,
+        "FLOPS_API_TOKENS": json.dumps({TOKEN: "alice"}),
+        "FLOPS_BUILD_TARGET": "environment",
+        "FLOPS_ALLOW_LOCAL_REPOS": "true",
+        "FLOPS_RECONCILE_INTERVAL_S": "0.5",
+        "FLOPS_ACTION_BACKOFF_S": "0.5",
+        "FLOPS_OAKESTRA_USERNAME": "Admin",
+        "FLOPS_OAKESTRA_PASSWORD": "Admin",
+        "FLOPS_OAKESTRA_RR_SUBNET": RR_SUBNET,
+        "FLOPS_OAKESTRA_ALLOW_ENVIRONMENT_IMAGES": "true",
+        "FLOPS_OAKESTRA_SECRETS_DIR": str(secrets),
+        "FLOPS_OAKESTRA_SECRETS_MOUNT": str(secrets),
+        "FLOPS_OAKESTRA_BACKOFF_S": "0.05",
+        "FLOPS_OAKESTRA_BACKOFF_MAX_S": "0.2",
+    })
+    log = (directory / "manager.log").open("ab")
+    manager = subprocess.Popen([sys.executable, "-m", "flops_manager"], env=env, stdout=log,
+                               stderr=subprocess.STDOUT)
+    settings = OakestraSettings.model_validate({
+        "base_url": server.url, "username": "Admin", "password": "Admin",
+        "rr_subnet": RR_SUBNET, "allow_environment_images": True,
+    })
+    oak_env = Env(server, manager, f"http://127.0.0.1:{port}", settings, directory, repo)
+    try:
+        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/ready", timeout=2,
+                                      headers=oak_env.headers).ok,
+                 timeout=60, what=f"manager ready (log: {directory / 'manager.log'})")
+        yield oak_env
+    finally:
+        manager.send_signal(signal.SIGTERM)
+        try:
+            manager.wait(20)
+        except subprocess.TimeoutExpired:
+            manager.kill()
+            manager.wait(5)
+        log.close()
+        server.stop()
+        broker.stop()
+
+
+# ---------------------------------------------------------------------------- tests
+
+
+def test_classic_project_completes_and_registers_the_model(oak: Env) -> None:
+    pid = oak.submit(small_spec("oak-classic"))
+    project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=300,
+                       what="classic project completed")
+    model = project["model"]
+    assert model and model["registered_model"] and model["model_version"], model
+    # the shared tracking server runs as an Oakestra service; its public URL is reachable
+    orch = oak.orchestrator()
+    try:
+        tracking = orch.public_url(TRACKING)
+        assert tracking is not None and tracking.endswith(":5000"), tracking
+        host = tracking.removeprefix("http://").rsplit(":", 1)[0]
+        assert addresses.AddressPool(RR_SUBNET).contains(host)
+        assert orch.service_address(TRACKING) == f"{host}:5000"
+    finally:
+        orch.close()
+    client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    version = client.get_model_version(model["registered_model"], model["model_version"])
+    assert version.status == "READY"
+    history = client.get_metric_history(model["mlflow_run_id"], "accuracy")
+    assert sorted(m.step for m in history) == [1, 2]
+    # what went through Oakestra: env:// images, loopback round-robin addresses, secrets as
+    # files only, every service of the project gone once it completed
+    services = {env_of(s)["FLOPS_SERVICE_ROLE"]: s for s in sla_services(oak.server, pid)}
+    assert set(services) >= {"builder", "data_server", "mock_data_provider", "aggregator",
+                             "learners"}
+    assert services["learners"]["code"].startswith("env://")
+    assert services["aggregator"]["code"] == services["learners"]["code"]
+    for role in ("data_server", "aggregator"):
+        assert addresses.AddressPool(RR_SUBNET).contains(services[role]["addresses"]["rr_ip"])
+    secret_file = env_of(services["learners"])["FLOPS_SECRETS_FILE"]
+    assert secret_file.startswith(str(oak.directory / "secrets"))
+    assert "FLOPS_DATA_TOKEN=" not in oak.server.state.bodies()
+    assert env_of(services["learners"])["FLOPS_SECRET_KEYS"] == "FLOPS_DATA_TOKEN"
+    wait_for(lambda: not oak.server.state.jobs_named(f"{pid}-aggregator"), timeout=30,
+             what="the aggregator service removed after completion")
+
+
+def test_hierarchical_project_on_two_clusters_completes(oak: Env) -> None:
+    # no mock data: the manager sizes the mock data partitions before it picks the clusters
+    # (see the report), so learners of the second cluster would find no partition
+    spec = small_spec("oak-hier", mode="hierarchical", cycles=2, rounds=1, learners=2)
+    del spec["mock_data"]
+    pid = oak.submit(spec)
+    project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=240,
+                       what="hierarchical project completed")
+    assert project["model"], project
+    placed: dict[str, set[str]] = {}
+    for service in sla_services(oak.server, pid):
+        role = env_of(service)["FLOPS_SERVICE_ROLE"]
+        for constraint in service.get("constraints", []):
+            if constraint["type"] == "direct":
+                placed.setdefault(role, set()).add(constraint["cluster"])
+    assert placed == {"cluster_aggregator": set(CLUSTERS), "learners": set(CLUSTERS)}, placed
+    learners = [s for s in sla_services(oak.server, pid)
+                if env_of(s)["FLOPS_SERVICE_ROLE"] == "learners"]
+    assert sorted(env_of(s)["FLOPS_LEARNER_INDEX_OFFSET"] for s in learners) == ["0", "2"]
+
+
+def test_delete_removes_every_application_service_and_process(oak: Env) -> None:
+    pid = oak.submit(small_spec("oak-delete", rounds=500, learners=2))
+    oak.wait(pid, lambda p: p["phase"] == "training" and (p["progress"]["round"] or 0) >= 1,
+             timeout=180, what="training round 1")
+    app_name = names.application_name(pid)
+    assert any(a["application_name"] == app_name for a in oak.server.state.apps.values())
+    assert processes_mentioning(pid), "the project's instances should be running"
+    response = requests.delete(f"{oak.base}/projects/{pid}", headers=oak.headers, timeout=30)
+    assert response.status_code == 202, response.text
+    wait_for(lambda: oak.get(f"projects/{pid}").status_code == 404, timeout=60,
+             what=f"project {pid} deleted")
+
+    def leftovers() -> list[str]:
+        state = oak.server.state
+        with state.lock:
+            apps = [a["application_name"] for a in state.apps.values()
+                    if a["application_name"] == app_name]
+            jobs = [j["microservice_name"] for j in state.jobs.values()
+                    if j["app_name"] == app_name or pid in "".join(j.get("environment") or [])]
+        return apps + jobs + [f"pid {p}" for p in processes_mentioning(pid)]
+
+    deadline = time.monotonic() + 60
+    while leftovers():
+        assert time.monotonic() < deadline, f"left behind by the deletion: {leftovers()}"
+        time.sleep(0.5)
+    secrets = oak.directory / "secrets" / app_name
+    assert not list(secrets.glob("*.json")) if secrets.exists() else True
+    assert oak.server.state.jobs_named(TRACKING), "the shared tracking server must stay"
+
+
+def test_client_survives_expired_tokens_and_server_errors(oak: Env) -> None:
+    state = oak.server.state
+    # the first service the project creates gets a 500 (the worker retries the action)
+    state.inject_failure(500, times=1, path_prefix="/api/service/", method="POST")
+    pid = oak.submit(small_spec("oak-flaky", rounds=2, learners=2))
+    oak.wait(pid, lambda p: p["phase"] == "training", timeout=180, what="training")
+    logins = state.logins
+    state.expire_tokens()
+    state.inject_failure(500, times=1, path_prefix="/api/services/", method="GET")
+    project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=180,
+                       what="completed despite the expired token and the 500s")
+    assert project["model"], project
+    assert all(f.remaining == 0 for f in state.faults), "every injected failure was hit"
+    assert state.logins > logins, "the manager logged in again after the tokens expired"
+    builders = [s for s in sla_services(oak.server, pid)
+                if env_of(s)["FLOPS_SERVICE_ROLE"] == "builder"]
+    assert len(builders) == 2, "the refused builder service was created again"
+    assert "reconcile pass failed" not in oak.manager_log(full=True), "the GET 500 was retried"
+
+
+def test_failed_service_fails_the_project_with_its_reason(oak: Env) -> None:
+    pid = oak.submit(small_spec("oak-fail", rounds=500, learners=2))
+    oak.wait(pid, lambda p: p["phase"] == "training" and (p["progress"]["round"] or 0) >= 1,
+             timeout=180, what="training round 1")
+    state = oak.server.state
+    (job,) = state.jobs_named(f"{pid}-aggregator")
+    state.force_status(job["microserviceID"], 0, "FAILED", "OOMKilled (injected by the test)")
+    project = oak.wait(pid, lambda p: p["phase"] == "failed", timeout=60, what="failed",
+                       fail_on=("cancelled", "completed"))
+    assert "aggregator" in project["last_error"], project["last_error"]
+    assert "OOMKilled (injected by the test)" in project["last_error"], project["last_error"]
+    deadline = time.monotonic() + 60
+    while processes_mentioning(pid):
+        assert time.monotonic() < deadline, f"processes of {pid} left after the failure"
+        time.sleep(0.5)
+    with contextlib.suppress(KeyError):
+        state.forced.pop((job["microserviceID"], 0))
