@@ -41,7 +41,8 @@ def main() -> int:
         store = registry.build_store(settings)
         orchestrator = registry.build_orchestrator(settings)
         events = (
-            MqttEventSource(settings.mqtt_url, client_id=settings.mqtt_client_id)
+            MqttEventSource(settings.mqtt_url, client_id=settings.mqtt_client_id,
+                            username=settings.mqtt_username, password=settings.mqtt_password)
             if settings.mqtt_url
             else None
         )

@@ -32,6 +32,12 @@ class Settings(BaseModel):
     orchestrator_uri: str | None = None
     mqtt_url: str | None = Field(None, description="mqtt://host:port; unset: no event listener")
     mqtt_client_id: str = "flops-manager"
+    mqtt_username: str | None = None
+    mqtt_password: str | None = Field(None, description="secret: the manager's broker login")
+    component_mqtt_username: str | None = Field(
+        None, description="broker login handed to components (as a secret, never in specs)"
+    )
+    component_mqtt_password: str | None = None
     auth_mode: Literal["static", "oakestra"] = "static"
     api_tokens: str | None = Field(None, description='JSON {"token": "user"} or a file path')
     oakestra_url: str | None = None

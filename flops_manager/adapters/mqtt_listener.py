@@ -25,6 +25,9 @@ from flops_manager.ports.event_source import EventSource, MessageHandler
 
 log = logging.getLogger(__name__)
 
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 10.0
+
 
 @dataclasses.dataclass(frozen=True)
 class _Message:
@@ -51,12 +54,21 @@ def parse_mqtt_url(url: str) -> tuple[str, int]:
 class MqttEventSource(EventSource):
     """Delivers every message on :data:`flops_contracts.topics.SUBSCRIPTION` to a handler."""
 
-    def __init__(self, url: str, *, client_id: str = "flops-manager", keepalive: int = 30) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        client_id: str = "flops-manager",
+        keepalive: int = 30,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
         self.host, self.port = parse_mqtt_url(url)
         self.client_id = client_id
         self.keepalive = keepalive
         self._queue: queue.Queue[_Message | None] = queue.Queue()
         self._connected = threading.Event()
+        self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._handler: MessageHandler | None = None
         self._client = mqtt.Client(
@@ -66,6 +78,8 @@ class MqttEventSource(EventSource):
             protocol=mqtt.MQTTv311,
             manual_ack=True,
         )
+        if username:
+            self._client.username_pw_set(username, password)
         self._client.max_queued_messages_set(0)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
@@ -92,16 +106,33 @@ class MqttEventSource(EventSource):
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._queue.put(_Message(message.topic, bytes(message.payload), message.mid, message.qos))
 
+    def _handle(self, item: _Message) -> bool:
+        """Hand ``item`` to the handler; return ``False`` if it must be retried.
+
+        A message is retried (not acknowledged) while the database is unavailable, so an
+        outage of the store loses no event; any other error is logged and the message dropped.
+        """
+        try:
+            if self._handler is not None:
+                self._handler(item.topic, item.payload)
+        except BackendUnavailableError as exc:
+            log.warning("cannot store MQTT message on %s yet (%s); retrying", item.topic,
+                        exc.message)
+            return False
+        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+            log.exception("handling MQTT message on %s failed", item.topic)
+        return True
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            try:
-                if self._handler is not None:
-                    self._handler(item.topic, item.payload)
-            except Exception:  # noqa: BLE001 - one bad message must not stop the listener
-                log.exception("handling MQTT message on %s failed", item.topic)
+            delay = RETRY_MIN_S
+            while not self._handle(item):  # in order: later messages wait for this one
+                if self._stopping.wait(delay):
+                    return  # not acknowledged: the broker redelivers it to the next manager
+                delay = min(delay * 2, RETRY_MAX_S)
             if item.qos > 0:
                 self._client.ack(item.mid, item.qos)
 
@@ -117,6 +148,7 @@ class MqttEventSource(EventSource):
         return self._connected.wait(timeout)
 
     def stop(self) -> None:  # noqa: D102
+        self._stopping.set()
         self._client.disconnect()
         self._client.loop_stop()
         self._queue.put(None)

@@ -424,6 +424,23 @@ def action_specs(
     ValueError
         For actions that do not create services.
     """
+    for spec in _action_specs(action, project, settings, place):
+        yield with_broker_login(spec, settings)
+
+
+def with_broker_login(spec: ServiceSpec, settings: Settings) -> ServiceSpec:
+    """Add the components' broker login (if configured) to ``spec``'s secrets."""
+    if not settings.component_mqtt_username:
+        return spec
+    login = {"FLOPS_MQTT_USERNAME": settings.component_mqtt_username}
+    if settings.component_mqtt_password:
+        login["FLOPS_MQTT_PASSWORD"] = settings.component_mqtt_password
+    return dataclasses.replace(spec, secret_env={**spec.secret_env, **login})
+
+
+def _action_specs(
+    action: Action, project: Project, settings: Settings, place: Placement
+) -> Iterator[ServiceSpec]:
     kind = action.kind
     if kind is ActionKind.BUILD_IMAGES:
         yield builder_spec(project, settings, place)

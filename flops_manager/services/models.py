@@ -6,7 +6,11 @@ from typing import Any
 
 from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.placement import placement
-from flops_manager.lifecycle.service_specs import inference_spec, served_model_uri
+from flops_manager.lifecycle.service_specs import (
+    inference_spec,
+    served_model_uri,
+    with_broker_login,
+)
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
@@ -73,9 +77,9 @@ class ModelService:
         )
         self.store.put_service_record(record)
         place = placement(self.orchestrator, self.settings, project, tracking=True)
-        spec = inference_spec(
+        spec = with_broker_login(inference_spec(
             project, self.settings, place, model_uri=uri, name=record.name, instances=instances
-        )
+        ), self.settings)
         status = self.orchestrator.create_service(spec)
         url = self.orchestrator.public_url(spec.name)
         deployed = ServiceRecord(

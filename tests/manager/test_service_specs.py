@@ -145,3 +145,15 @@ def test_image_builds_get_registry_settings_and_the_password_only_as_a_secret() 
     (model,) = action_specs(Action(ActionKind.BUILD_MODEL_IMAGE, PID), p, settings,
                             place(BuildTarget.IMAGE))
     assert model.env["FLOPS_TARGET"] == "model_image" and model.env["FLOPS_MODEL_URI"] == "m:/1"
+
+
+def test_components_get_the_broker_login_only_as_a_secret() -> None:
+    settings = Settings(data_dir="/data", component_mqtt_username="flops-component",
+                        component_mqtt_password="mqtt-pw")
+    p = project({"training": {"learners": 2}})
+    for kind in (ActionKind.BUILD_IMAGES, ActionKind.DEPLOY_AGGREGATOR,
+                 ActionKind.DEPLOY_LEARNERS):
+        for spec in action_specs(Action(kind, PID), p, settings, place()):
+            assert spec.secret_env["FLOPS_MQTT_USERNAME"] == "flops-component"
+            assert spec.secret_env["FLOPS_MQTT_PASSWORD"] == "mqtt-pw"
+            assert "mqtt-pw" not in json.dumps(dict(spec.env))
