@@ -1,0 +1,105 @@
+"""The management suite's compose file: valid, healthy by construction, no secrets committed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+SECRET_NAMES = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
+_BESIDE = Path(sys.executable).with_name("podman-compose")
+PODMAN_COMPOSE = str(_BESIDE) if _BESIDE.exists() else shutil.which("podman-compose")
+VARIABLE = re.compile(r"^\$\{[A-Z_]+(:?[-?][^}]*)?\}$")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_every_service_has_a_healthcheck_and_the_manager_waits_for_them(
+    compose: dict[str, Any]
+) -> None:
+    services = compose["services"]
+    assert set(services) == {"mongo", "mqtt", "mlflow", "registry", "manager"}
+    for name, service in services.items():
+        assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
+        assert service.get("restart") == "unless-stopped", name
+    waits = services["manager"]["depends_on"]
+    assert {k: v["condition"] for k, v in waits.items()} == {
+        "mongo": "service_healthy", "mqtt": "service_healthy", "mlflow": "service_healthy",
+        "registry": "service_healthy",
+    }
+
+
+def test_no_secret_is_written_in_the_file(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if SECRET_NAMES.search(key):
+                assert VARIABLE.match(str(value)), f"{name}.{key} must come from .env: {value}"
+        assert "docker.sock" not in str(service.get("volumes")), f"{name} mounts a Docker socket"
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for line in example.splitlines():
+        key, _, value = line.partition("=")
+        if SECRET_NAMES.search(key) and value:
+            assert value == "change-me", f".env.example must not hold a real secret: {key}"
+    assert ".env" in (ROOT / ".gitignore").read_text(encoding="utf-8").split()
+
+
+def test_data_survives_restarts_and_the_oakestra_network_is_configurable(
+    compose: dict[str, Any]
+) -> None:
+    services = compose["services"]
+    assert "mongo-data:/data/db" in services["mongo"]["volumes"]
+    assert "mqtt-data:/mosquitto/data" in services["mqtt"]["volumes"]
+    assert "mlflow-data:/data" in services["mlflow"]["volumes"]
+    assert "registry-data:/var/lib/registry" in services["registry"]["volumes"]
+    assert set(compose["volumes"]) == {"mongo-data", "mqtt-data", "mlflow-data", "registry-data"}
+    mongo_image = services["mongo"]["image"]
+    assert re.search(r"mongo:(\d+)", mongo_image) and int(
+        re.search(r"mongo:(\d+)", mongo_image).group(1)) >= 6  # type: ignore[union-attr]
+    oakestra = compose["networks"]["oakestra"]
+    assert oakestra["external"] is True and oakestra["name"] == "${OAKESTRA_NETWORK:-oakestra}"
+    assert "oakestra" in services["manager"]["networks"]
+
+
+def test_broker_requires_logins_and_limits_components_to_event_topics() -> None:
+    conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
+    assert "allow_anonymous false" in conf and "acl_file /flops/acl" in conf
+    assert "persistence true" in conf
+    rules: dict[str, list[str]] = {}
+    user = ""
+    for line in (ROOT / "deploy" / "mosquitto" / "acl").read_text(encoding="utf-8").splitlines():
+        if line.startswith("user "):
+            user = line.split()[1]
+        elif line.startswith(("topic ", "pattern ")):
+            rules.setdefault(user, []).append(line)
+    assert rules == {
+        "flops-manager": ["topic read flops/#"],
+        "flops-component": ["topic write flops/v1/projects/+/+/+/events"],
+    }
+
+
+@pytest.mark.skipif(PODMAN_COMPOSE is None or shutil.which("podman") is None,
+                    reason="podman-compose or podman is not installed (dev extra; "
+                           "scripts/setup_containers.sh)")
+def test_podman_compose_accepts_the_file(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text((ROOT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    done = subprocess.run(
+        [str(PODMAN_COMPOSE), "--env-file", str(env), "-f", str(COMPOSE), "config"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = yaml.safe_load(done.stdout)
+    assert set(rendered["services"]) == {"mongo", "mqtt", "mlflow", "registry", "manager"}
