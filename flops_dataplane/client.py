@@ -14,10 +14,11 @@ import pyarrow.flight as flight
 from flops_dataplane.errors import (
     DataAuthError,
     DataPlaneError,
+    DatasetExistsError,
     NoDataError,
     SchemaMismatchError,
 )
-from flops_dataplane.protocol import ACTION_DESCRIBE, ACTION_DROP, commit_message
+from flops_dataplane.protocol import ACTION_DESCRIBE, ACTION_DROP, EXISTS_MARKER, commit_message
 from flops_dataplane.settings import TOKEN_ENV_VAR
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -96,6 +97,8 @@ class DataClient:
         message = str(exc).split(". gRPC client debug context")[0]
         if isinstance(exc, flight.FlightUnauthenticatedError | flight.FlightUnauthorizedError):
             return DataAuthError(f"{what} on {self.location} refused: {message}")
+        if EXISTS_MARKER in message:
+            return DatasetExistsError(f"{what} on {self.location} failed: {message}")
         return DataPlaneError(f"{what} on {self.location} failed: {message}")
 
     def upload(

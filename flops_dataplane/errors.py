@@ -17,6 +17,12 @@ class DataAuthError(DataPlaneError):
     default_code = ErrorCode.UNAUTHORIZED
 
 
+class DatasetExistsError(DataPlaneError):
+    """An upload named a data set that exists and did not ask to replace it."""
+
+    default_code = ErrorCode.CONFLICT
+
+
 class NoDataError(DataPlaneError):
     """No data set matches the requested tags."""
 

@@ -24,6 +24,8 @@ import json
 from typing import Any
 
 SPLIT_COLUMN = "split"
+EXISTS_MARKER = "already exists"
+"""Words in the server's answer to an upload of a data set that exists (without replace)."""
 """Column marking rows as ``"train"`` or held-out ``"test"`` in mock-provider partitions."""
 
 ACTION_DESCRIBE = "describe"

@@ -35,6 +35,7 @@ from flops_dataplane.names import (
     parquet_path,
     tag_dir,
 )
+from flops_dataplane.protocol import EXISTS_MARKER
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class DatasetStore:
         with self._lock:
             if final_manifest.exists() and not replace:
                 raise DatasetExists(
-                    f"data set {key.dataset_id!r} already exists; drop it or upload with replace"
+                    f"data set {key.dataset_id!r} {EXISTS_MARKER}; drop it or upload with replace"
                 )
             final.parent.mkdir(exist_ok=True)
             os.replace(temp_path, final)

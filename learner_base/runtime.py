@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import enum
 import logging
+import socket
 from pathlib import Path
 
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
+from learner_base.data import claim_partition
 from learner_base.flower_client import ClientCodeError, ModelManagerClient, run_client
 from learner_base.model_manager import LearnerContext, RoundConfig
 from learner_base.repository import load_model_manager
@@ -49,13 +51,26 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
         logger.error("%s", exc.message)
         return ExitCode.CONTRACT
 
+    index, partition = settings.learner_index, settings.data_partition
+    if settings.claims_partition:
+        assert settings.data_server is not None
+        try:
+            index = partition = claim_partition(
+                settings.data_server, settings.data_tags,
+                claimant=settings.instance or socket.gethostname(),
+            )
+        except FlopsError as exc:
+            emitter.emit(EventType.FAILED, reason=exc.message, stage="data")
+            logger.error("%s", exc.message)
+            return ExitCode.DATA
+        logger.info("claimed data partition %d", partition)
     context = LearnerContext(
-        learner_index=settings.learner_index,
+        learner_index=index,
         learner_count=settings.learner_count,
         data_tags=tuple(settings.data_tags),
-        seed=settings.seed,
+        seed=settings.seed if "seed" in settings.model_fields_set else index,
         data_server=settings.data_server,
-        data_partition=settings.data_partition,
+        data_partition=partition,
     )
     try:
         manager.set_model_data(context)

@@ -65,6 +65,16 @@ class LearnerSettings(BaseModel):
         return self
 
     @property
+    def claims_partition(self) -> bool:
+        """Whether this learner must claim its partition (shared data, index unknown)."""
+        return (
+            self.shared_data_server
+            and self.data_server is not None
+            and self.instance_index is None
+            and "learner_index" not in self.model_fields_set
+        )
+
+    @property
     def data_partition(self) -> int | None:
         """The partition to read from a shared data server (``None``: read every data set)."""
         return self.learner_index if self.shared_data_server else None
