@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +83,9 @@ def _build(settings: BuilderSettings, steps: StepTimer, emitter: EventEmitter) -
     with steps.step(BuildStep.ENV) as info:
         env = _environment(settings, cache, tree, deps, info)
     with steps.step(BuildStep.SMOKE) as info:
-        info.update(run_smoke(env.python, tree.repo_dir, timeout=settings.smoke_timeout_s))
+        info.update(cached_smoke(env.venv.parent / SMOKE_REPORT, env.cache_hit,
+                                 lambda: run_smoke(env.python, tree.repo_dir,
+                                                   timeout=settings.smoke_timeout_s)))
     return BuildResult(
         env_dir=env.venv, python=env.python, commit=tree.commit, repo_dir=tree.repo_dir,
         cache_hit=env.cache_hit, timings=dict(steps.timings), dependency_hash=deps.digest,
@@ -132,6 +135,29 @@ def _environment(settings: BuilderSettings, cache: CacheLayout, tree: Checkout,
                 cache_key=project.cache_key, cache_hit=project.cache_hit,
                 env_dir=str(project.venv))
     return project
+
+
+SMOKE_REPORT = "smoke.json"
+"""The smoke check's report, kept beside a cached environment."""
+
+
+def cached_smoke(
+    report: Path, cache_hit: bool, run: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """Return the smoke report of a cached environment, or run the check and keep its report.
+
+    An environment is cached per (commit, dependency hash, runtime version): the same inputs
+    passed the check before, so a cache hit with a kept report skips it.
+    """
+    if cache_hit and report.is_file():
+        try:
+            kept: dict[str, Any] = json.loads(report.read_text(encoding="utf-8"))
+            return {**kept, "cached": True}
+        except ValueError:
+            pass  # damaged: check again
+    result = run()
+    report.write_text(json.dumps(result), encoding="utf-8")
+    return {**result, "cached": False}
 
 
 def run_smoke(python: Path, repo_dir: Path, *, timeout: float) -> dict[str, Any]:
