@@ -37,7 +37,9 @@ def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
 
     from flops_manager.adapters.local_orchestrator import LocalOrchestrator
 
-    return LocalOrchestrator(Path(settings.data_dir) / "local")
+    orchestrator = LocalOrchestrator(Path(settings.data_dir) / "local")
+    orchestrator.reap_orphans()  # processes a killed manager left behind
+    return orchestrator
 
 
 class Registry:

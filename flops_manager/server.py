@@ -61,9 +61,9 @@ def main() -> int:
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
     try:
+        worker.start()  # first: recovers projects whose processes a restart lost
         if events is not None:
             events.start(EventIngest(store).handle)
-        worker.start()
         log.info("FLOps manager listening on http://%s:%s", settings.host, server.server_port)
         server.serve_forever()
     finally:

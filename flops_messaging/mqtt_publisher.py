@@ -31,6 +31,10 @@ class MqttSettings:
     password: str | None = None
     ack_timeout_s: float = 5.0
     connect_timeout_s: float = 5.0
+    flush_timeout_s: float = 60.0
+    """How long :meth:`MqttPublisher.close` waits for events the broker has not acknowledged
+    yet (e.g. published while it restarted), so a component's last events are not lost; it
+    does not wait if the broker was never reachable."""
     keepalive_s: int = 30
 
 
@@ -58,6 +62,8 @@ class MqttPublisher(EventPublisher):
         self._client: mqtt.Client | None = None
         self._connected = threading.Event()
         self._lock = threading.Lock()
+        self._unacknowledged: list[mqtt.MQTTMessageInfo] = []
+        self._ever_connected = False
 
     @property
     def topic(self) -> str:
@@ -70,6 +76,7 @@ class MqttPublisher(EventPublisher):
         if reason_code.is_failure:
             logger.warning("MQTT broker refused connection: %s", reason_code)
             return
+        self._ever_connected = True
         self._connected.set()
 
     def _on_disconnect(
@@ -127,6 +134,8 @@ class MqttPublisher(EventPublisher):
             if info._published:  # noqa: SLF001 - paho offers no non-raising accessor
                 return True
             time.sleep(0.01)
+        with self._lock:
+            self._unacknowledged.append(info)
         logger.warning(
             "MQTT broker %s:%s did not acknowledge event %s within %.1fs; it stays queued",
             s.host,
@@ -136,8 +145,36 @@ class MqttPublisher(EventPublisher):
         )
         return False
 
+    def _flush(self) -> None:
+        """Wait up to ``flush_timeout_s`` until the broker acknowledged every queued event."""
+        deadline = time.monotonic() + self._settings.flush_timeout_s
+        while True:
+            with self._lock:
+                self._unacknowledged = [
+                    i for i in self._unacknowledged
+                    if not i._published  # noqa: SLF001 - see publish()
+                ]
+                waiting = len(self._unacknowledged)
+            if not waiting or not self._ever_connected:
+                return
+            if time.monotonic() >= deadline:
+                logger.error("MQTT broker %s:%s did not acknowledge %d event(s) within %.0fs; "
+                             "they are lost", self._settings.host, self._settings.port, waiting,
+                             self._settings.flush_timeout_s)
+                return
+            time.sleep(0.05)
+
     def close(self) -> None:
-        """Disconnect cleanly (no last will is sent) and stop the network loop."""
+        """Deliver queued events, then disconnect cleanly and stop the network loop.
+
+        Waits up to ``flush_timeout_s`` for events the broker has not acknowledged; no last
+        will is sent.
+        """
+        with self._lock:
+            client = self._client
+        if client is None:
+            return
+        self._flush()
         with self._lock:
             client, self._client = self._client, None
         if client is None:

@@ -8,11 +8,22 @@ Images: ``env://<dir>`` runs ``python`` from that virtual environment; any other
 service with ``listen_env`` gets a free loopback port per instance in that variable. Stopping
 sends SIGTERM to the process group and SIGKILL after a grace period;
 :meth:`LocalOrchestrator.close` stops everything, so nothing outlives the manager.
+
+Every started instance is recorded in ``<workdir>/pids/`` (its pid, start time and the
+manager's pid). A manager that was killed cannot re-adopt its processes, so a new
+LocalOrchestrator stops the recorded processes of managers that are no longer alive
+(:meth:`LocalOrchestrator.reap_orphans`); the reconcile worker then fails or redoes the
+affected projects.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
+import logging
+import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -37,6 +48,18 @@ from flops_manager.ports.orchestrator import (
 )
 
 LOG_TAIL_BYTES = 2000
+
+log = logging.getLogger(__name__)
+
+
+def _start_time(pid: int) -> str | None:
+    """The start time of ``pid`` (clock ticks since boot), or ``None`` if it is not running."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] == "Z" else fields[19]
 
 
 @dataclasses.dataclass
@@ -103,6 +126,7 @@ class LocalOrchestrator(Orchestrator):
 
     build_target = BuildTarget.ENVIRONMENT
     clusters_are_labels = True
+    services_survive_restart = False
 
     def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0) -> None:
         self.workdir = workdir
@@ -110,6 +134,51 @@ class LocalOrchestrator(Orchestrator):
         self.grace_s = grace_s
         self._services: dict[str, _Service] = {}
         self._lock = threading.Lock()
+
+    @property
+    def _pid_dir(self) -> Path:
+        return self.workdir / "pids"
+
+    def _record_pid(self, process: ManagedProcess) -> None:
+        pid = process.popen.pid
+        record = {"pid": pid, "start": _start_time(pid), "manager": os.getpid(),
+                  "manager_start": _start_time(os.getpid()), "instance": process.name}
+        self._pid_dir.mkdir(parents=True, exist_ok=True)
+        (self._pid_dir / f"{process.name}.json").write_text(json.dumps(record),
+                                                             encoding="utf-8")
+
+    def _forget_pids(self, processes: list[ManagedProcess]) -> None:
+        for process in processes:
+            (self._pid_dir / f"{process.name}.json").unlink(missing_ok=True)
+
+    def reap_orphans(self) -> list[str]:
+        """Stop the recorded processes of managers that are no longer running.
+
+        Returns the instance names that were still running and have been killed.
+        """
+        killed: list[str] = []
+        if not self._pid_dir.is_dir():
+            return killed
+        for path in sorted(self._pid_dir.glob("*.json")):
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)
+                continue
+            owner = int(record.get("manager", 0))
+            if owner and _start_time(owner) == record.get("manager_start"):
+                continue  # its manager still runs (another orchestrator in this process)
+            pid = int(record.get("pid", 0))
+            if pid and record.get("start") and _start_time(pid) == record["start"]:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGCONT)
+                    os.killpg(pid, signal.SIGKILL)
+                killed.append(str(record.get("instance")))
+            path.unlink(missing_ok=True)
+        if killed:
+            log.warning("stopped %d processes left by a previous manager: %s", len(killed),
+                        ", ".join(killed))
+        return killed
 
     def _log_path(self, name: str, index: int) -> Path:
         return self.workdir / "services" / name / f"{name}-{index}.log"
@@ -124,12 +193,14 @@ class LocalOrchestrator(Orchestrator):
                 service.ports.append(free_port(self.host))
             env[spec.listen_env] = f"{self.host}:{service.ports[index]}"
         try:
-            return start_process(f"{spec.name}-{index}", argv, env,
-                                 log_path=self._log_path(spec.name, index),
-                                 base_env=component_base_env())
+            process = start_process(f"{spec.name}-{index}", argv, env,
+                                    log_path=self._log_path(spec.name, index),
+                                    base_env=component_base_env())
         except OSError as exc:
             raise PermanentError(f"service {spec.name}: cannot start {spec.command[0]!r}: "
                                  f"{exc}") from None
+        self._record_pid(process)
+        return process
 
     def _status(self, service: _Service) -> ServiceStatus:
         spec = service.spec
@@ -163,6 +234,7 @@ class LocalOrchestrator(Orchestrator):
                     service.processes.append(self._start_instance(service, index))
             except PermanentError:
                 stop_processes(service.processes, grace_s=self.grace_s)
+                self._forget_pids(service.processes)
                 raise
             self._services[spec.name] = service
             return self._status(service)
@@ -179,6 +251,7 @@ class LocalOrchestrator(Orchestrator):
             elif instances < current:
                 extra = service.processes[instances:]
                 stop_processes(extra, grace_s=self.grace_s)
+                self._forget_pids(extra)
                 del service.processes[instances:]
             service.spec = dataclasses.replace(service.spec, instances=instances)
             return self._status(service)
@@ -210,6 +283,7 @@ class LocalOrchestrator(Orchestrator):
         if service is None:
             return False
         stop_processes(service.processes, grace_s=self.grace_s)
+        self._forget_pids(service.processes)
         return True
 
     def list_clusters(self) -> list[Cluster]:  # noqa: D102
@@ -222,3 +296,4 @@ class LocalOrchestrator(Orchestrator):
             self._services.clear()
         for service in services:
             stop_processes(service.processes, grace_s=self.grace_s)
+            self._forget_pids(service.processes)

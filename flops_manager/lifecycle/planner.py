@@ -297,3 +297,36 @@ def plan_delete(project: Project, *, now: float) -> Decision:
     cleanup = act.remove_services(project.id)
     marked = cancelled.project.replace(deleting=True)
     return Decision(queue(marked, (cleanup, final)), cancelled.actions + (cleanup, final))
+
+
+def plan_lost_services(project: Project, *, now: float) -> Decision:
+    """The manager restarted and its backend lost the project's services (local processes).
+
+    Steps that are safe to repeat are redone (building, building the model, serving); a
+    project that was deploying or training fails with a reason, since its data and Flower
+    session are gone. Submitted and terminal projects are unchanged.
+    """
+    phase = project.phase
+    if project.terminal or phase is Phase.SUBMITTED:
+        return Decision(project)
+    redo: Mapping[Phase, tuple[Action, Role]] = {
+        Phase.BUILDING: (act.build_images(project.id), Role.BUILDER),
+        Phase.POST_TRAINING: (Action(ActionKind.BUILD_MODEL_IMAGE, project.id),
+                              Role.MODEL_BUILDER),
+        Phase.SERVING: (Action(ActionKind.DEPLOY_INFERENCE, project.id), Role.INFERENCE_SERVER),
+    }
+    if phase in redo:
+        action, role = redo[phase]
+        # Events of the stopped instance (such as its last will) are older than this mark,
+        # so they cannot fail the step that is redone.
+        key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
+        mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
+                "event_id": None}
+        marked = project.replace(components={**project.components, key: mark})
+        return Decision(queue(marked, (action,)), (action,))
+    return fail(
+        project,
+        f"the manager restarted while the project was {phase.value}; the local backend "
+        "cannot re-adopt the processes of the previous manager (they were stopped)",
+        now,
+    )

@@ -61,6 +61,10 @@ def _without(project: Project, key: str) -> Project:
     return project.replace(pending=kept)
 
 
+def _after_restart(project: Project, *, now: float) -> Project:
+    return planner.plan_lost_services(project, now=now).project
+
+
 class ReconcileWorker:
     """Runs :meth:`tick` every ``settings.reconcile_interval_s`` until stopped."""
 
@@ -79,9 +83,18 @@ class ReconcileWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+        self._recovered = True
 
     def start(self) -> None:
-        """Start the background thread (first pass immediately)."""
+        """Start the background thread (first pass immediately).
+
+        With a backend that loses its services when the manager stops (local processes),
+        the projects that had services are first failed or redone
+        (:func:`planner.plan_lost_services`); if the database is unavailable, that is retried
+        by the thread before its first pass.
+        """
+        self._recovered = self.orchestrator.services_survive_restart
+        self._recover()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="flops-reconcile", daemon=True)
         self._thread.start()
@@ -92,9 +105,42 @@ class ReconcileWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def _recover(self) -> None:
+        if self._recovered:
+            return
+        try:
+            self.recover_lost_services()
+        except Exception:  # noqa: BLE001 - retried by the loop
+            log.exception("recovering projects after a restart failed; retrying")
+            return
+        self._recovered = True
+
+    def recover_lost_services(self) -> int:
+        """Fail or redo every unfinished project whose services the backend lost.
+
+        Returns how many projects changed.
+        """
+        changed = 0
+        for project in self.store.list_projects_needing_work():
+            now = self.clock()
+            before = project.phase
+            try:
+                after = mutate_project(
+                    self.store, project.id,
+                    functools.partial(_after_restart, now=now), now=now,
+                )
+            except NotFoundError:
+                continue
+            if after.version != project.version:
+                changed += 1
+                log.warning("project %s (%s) after the restart: %s", project.id, before.value,
+                            after.last_error if after.terminal else "redoing its step")
+        return changed
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                self._recover()
                 self.tick()
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("reconcile pass failed")

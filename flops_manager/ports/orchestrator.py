@@ -135,6 +135,9 @@ class Orchestrator(abc.ABC):
     """What the image builder must produce for services of this backend."""
     clusters_are_labels: bool = False
     """Whether any cluster name is accepted (one machine) instead of only active clusters."""
+    services_survive_restart: bool = True
+    """Whether services created before a restart of the manager are still managed by it
+    (``False``: the local backend stops a dead manager's processes when it starts)."""
 
     @abc.abstractmethod
     def create_service(self, spec: ServiceSpec) -> ServiceStatus:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlparse
 
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9_.-]+@[A-Za-z0-9.-]+:[A-Za-z0-9_./~-]+$")
+_SCP_LIKE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9.-]*:"
+                       r"[A-Za-z0-9_./~][A-Za-z0-9_./~-]*$")
+_HOST = re.compile(r"^[A-Za-z0-9_\[][A-Za-z0-9_.:\[\]-]*$")  # never an option ('-o...')
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_./~%+@:-]*$")
 _REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_./-]{0,254}$")
 
@@ -32,6 +34,7 @@ def check_repository_url(url: str, *, allow_local: bool) -> str | None:
         if not allow_local:
             return "file:// repositories are not allowed by this manager"
         ok = parsed.netloc in ("", "localhost") and parsed.path.startswith("/")
+        ok = ok and ".." not in parsed.path.split("/")
         return None if ok and _SAFE_PATH.match(parsed.path) else "use file:///absolute/path"
     if scheme not in ("https", "ssh"):
         return f"unsupported scheme {scheme or url!r}; use https://, ssh://, git@host:path"
@@ -41,6 +44,8 @@ def check_repository_url(url: str, *, allow_local: bool) -> str | None:
         host = None
     if not host or not parsed.path.strip("/") or not _SAFE_PATH.match(parsed.path):
         return "must name a host and a repository path"
+    if not _HOST.match(host) or (parsed.username or "").startswith("-"):
+        return "the host and user name must not start with '-' (option injection)"
     if scheme == "https" and parsed.password:
         return "do not put credentials in the URL"
     return None

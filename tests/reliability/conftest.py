@@ -1,0 +1,121 @@
+"""Fixtures of the reliability suite and the recorder behind ``docs/reliability.md``.
+
+Each scenario test takes the ``scenario`` fixture, declares its id, title and expected outcome,
+and states what it observed. After the run every result (with the test's outcome and duration)
+is written as JSON to the pytest cache; with ``FLOPS_RELIABILITY_REPORT=PATH`` the Markdown
+report is rendered there by ``scripts/reliability_report.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reliability.harness import ROOT, Stack, kill_project_processes, slow_digits_repo
+
+RESULTS: dict[str, dict[str, Any]] = {}
+
+
+@dataclasses.dataclass
+class Scenario:
+    id: str = ""
+    title: str = ""
+    expected: str = ""
+    observed: list[str] = dataclasses.field(default_factory=list)
+    started: float = dataclasses.field(default_factory=time.monotonic)
+
+    def declare(self, id: str, title: str, expected: str) -> Scenario:  # noqa: A002
+        self.id, self.title, self.expected = id, title, expected
+        return self
+
+    def observe(self, text: str) -> None:
+        self.observed.append(text)
+
+
+@pytest.fixture()
+def scenario(request: pytest.FixtureRequest) -> Iterator[Scenario]:
+    record = Scenario()
+    request.node.flops_scenario = record
+    yield record
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    record: Scenario | None = getattr(item, "flops_scenario", None)
+    if record is None or not record.id:
+        return
+    entry = RESULTS.setdefault(item.nodeid, {
+        "id": record.id, "title": record.title, "expected": record.expected,
+        "node": item.nodeid, "outcome": "passed", "duration_s": 0.0, "error": None,
+    })
+    entry["duration_s"] = round(entry["duration_s"] + report.duration, 1)
+    entry["observed"] = list(record.observed)
+    if report.failed:
+        entry["outcome"] = "failed" if report.when == "call" else f"error ({report.when})"
+        entry["error"] = str(report.longrepr.reprcrash.message if hasattr(  # type: ignore[union-attr]
+            report.longrepr, "reprcrash") else report.longrepr)[:400]
+    elif report.skipped and report.when in ("setup", "call"):
+        entry["outcome"] = "skipped"
+        entry["error"] = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not RESULTS:
+        return
+    cache = getattr(session.config, "cache", None)
+    path = (cache.mkdir("reliability") if cache else Path("/tmp")) / "results.json"
+    previous: dict[str, Any] = {}
+    if path.exists():  # keep results of scenarios not run this time
+        previous = {r["node"]: r for r in json.loads(path.read_text())["results"]}
+    merged = {**previous, **RESULTS}
+    payload = {"generated_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+               "results": list(merged.values())}
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    target = os.environ.get("FLOPS_RELIABILITY_REPORT")
+    if target:
+        spec = importlib.util.spec_from_file_location(
+            "reliability_report", ROOT / "scripts" / "reliability_report.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        module.render_file(path, Path(target))
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One build cache for every stack of the suite (environments are built once)."""
+    return tmp_path_factory.mktemp("build-cache")
+
+
+@pytest.fixture(scope="session")
+def slow_repo(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return slow_digits_repo(tmp_path_factory.mktemp("repos") / "slow-digits").as_uri()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator[Stack]:
+    """The shared restartable stack; tests that restart a component leave it running."""
+    running = Stack(tmp_path_factory.mktemp("stack"), cache_dir).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture()
+def cleanup_projects(stack: Stack) -> Iterator[list[str]]:
+    """Project ids a test created; their processes are killed afterwards whatever happened."""
+    created: list[str] = []
+    yield created
+    for pid in created:
+        kill_project_processes(pid)
