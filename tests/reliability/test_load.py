@@ -1,0 +1,106 @@
+"""Load: 20 projects at once on one machine while 200 API clients poll their status."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fixtures.repos import git_repo
+from tests.reliability.conftest import Scenario
+from tests.reliability.harness import ALICE, Stack, wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECTS = 20
+CLIENTS = 200
+P99_BOUND_S = 5.0
+FINISH_S = 900.0
+
+
+def tiny_spec(index: int) -> dict[str, object]:
+    """Digits with the repository's own data: 1 learner, 2 rounds (a tiny model)."""
+    return {
+        "name": f"load-{index}",
+        "training": {"rounds": 2, "learners": 1},
+        "model": {"registered_model_name": f"load-{index}-model"},
+    }
+
+
+def test_twenty_projects_and_two_hundred_pollers(
+    stack: Stack, tmp_path: Path, scenario: Scenario, cleanup_projects: list[str]
+) -> None:
+    scenario.declare(
+        "L1", f"{PROJECTS} projects running concurrently (digits, 1 learner, 2 rounds) while "
+        f"{CLIENTS} API clients poll their status",
+        f"every project completes within {FINISH_S:.0f} s; no API error; status p99 < "
+        f"{P99_BOUND_S:g} s",
+    )
+    repo = git_repo(tmp_path / "digits", ROOT / "examples" / "digits_sklearn").as_uri()
+    first = stack.create(repo, tiny_spec(0))
+    cleanup_projects.append(first)
+    # one build first: the other projects then share the cached environment
+    stack.wait(first, lambda p: p["build"] is not None, timeout=600, what="the first build")
+    started = time.monotonic()
+    pids = [first]
+    for index in range(1, PROJECTS):
+        pids.append(stack.create(repo, tiny_spec(index)))
+        cleanup_projects.append(pids[-1])
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def poll(worker: int) -> None:
+        session = requests.Session()
+        n = worker
+        while not done.is_set():
+            pid = pids[n % len(pids)]
+            n += 7
+            t0 = time.monotonic()
+            try:
+                response = session.get(f"{stack.base}/projects/{pid}", headers=ALICE,
+                                       timeout=30)
+                ok = response.status_code == 200
+                detail = f"{response.status_code} {response.text[:100]}"
+            except requests.RequestException as exc:
+                ok, detail = False, repr(exc)
+            with lock:
+                latencies.append(time.monotonic() - t0)
+                if not ok:
+                    errors.append(detail)
+            done.wait(0.2)
+
+    threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    try:
+        def all_final() -> bool:
+            phases = [stack.project(pid)["phase"] for pid in pids]
+            return all(p in ("completed", "failed", "cancelled") for p in phases)
+
+        wait_until(all_final, timeout=FINISH_S, what=f"all {PROJECTS} projects to finish",
+                   interval=2.0)
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join(60)
+    took = time.monotonic() - started
+    final = {pid: stack.project(pid) for pid in pids}
+    failed = {pid: p["last_error"] for pid, p in final.items() if p["phase"] != "completed"}
+    assert not failed, failed
+    assert not errors, errors[:5]
+    ordered = sorted(latencies)
+    p50 = statistics.median(ordered)
+    p99 = ordered[int(0.99 * (len(ordered) - 1))]
+    assert p99 < P99_BOUND_S, f"status p99 {p99:.2f} s"
+    scenario.observe(
+        f"all {PROJECTS} completed in {took:.0f} s; {len(latencies)} status requests from "
+        f"{CLIENTS} clients, 0 errors, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    )
