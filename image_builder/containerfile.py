@@ -4,7 +4,9 @@ One multi-stage Containerfile serves all roles of a build::
 
     deps      FROM base: a venv with the dependencies (FLOps' pins as constraints), then the
               FLOps runtime wheel (--no-deps); pip runs without a cache, with the build's CA
-              bundle (PIP_CERT) mounted by the builder, never committed.
+              bundle (PIP_CERT) mounted by the builder, never committed. Then
+              ``image_builder.slim`` strips the venv (pip/setuptools/wheel, test suites,
+              headers, sources, stubs; see that module).
     runtime   FROM base: tini, a non-root user, the venv copied from ``deps`` (no pip cache, no
               build tools), the payload (user repository or model) read-only in its own
               directory, ``python`` = the venv's interpreter, tini as PID 1 (forwards SIGTERM).
@@ -118,6 +120,9 @@ def _deps_stage(recipe: Recipe) -> list[str]:
         " -c /opt/flops/build/constraints.txt",
         f"COPY wheel/{recipe.wheel_name} /opt/flops/build/",
         f"RUN {pip} install --no-deps /opt/flops/build/{recipe.wheel_name}",
+        # Strip what the runtime never uses: pip/setuptools/wheel, test suites, headers,
+        # sources and stubs (image_builder.slim comes with the FLOps wheel just installed).
+        f"RUN {VENV}/bin/python -B -m image_builder.slim {VENV}",
     ]
 
 

@@ -40,9 +40,11 @@ debootstrap --variant=minbase --arch="$ARCH" \
         tail -n 30 "$WORK/debootstrap.log" >&2
         exit 1
     }
-# Slim it: no apt lists, caches, docs or man pages in the base.
+# Slim it: no apt lists, caches, docs, man/info pages or message translations (~35 MB; the
+# C.UTF-8 locale itself lives in /usr/lib/locale and stays) in the base.
 rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin \
-       "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/*
+       "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* \
+       "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/locale/* "$ROOTFS"/usr/share/lintian/*
 tar -C "$ROOTFS" -c . | podman import --quiet \
     --change 'CMD ["python3"]' \
     --change 'ENV LANG=C.UTF-8' \

@@ -21,6 +21,21 @@ Layout
     * Containers are never restarted by the engine: a failed instance shows as ``FAILED`` with
       its exit code and last output, and the reconciler decides.
 
+Image builders (``privileged`` services): the options below, given as query parameters of the
+orchestrator URI, are applied to them only:
+
+    * ``builder_network=host``: run builders in the engine host's network namespace, so they
+      reach a registry on the host's loopback (``127.0.0.1:5000``) at the same address the
+      engine pulls the images from.
+    * ``builder_mount=SRC:DST[:ro]`` (repeatable): bind a host path (``SRC`` absolute) or a
+      named volume (``SRC`` a name) into builders: a local repository, the build cache
+      (``FLOPS_BUILDER_CACHE_DIR``), a CA bundle (``FLOPS_EXTRA_CA_BUNDLE``), a volume at
+      ``/var/lib/containers`` that keeps the layer cache between builds.
+
+    Example: ``docker+unix:///run/podman/podman.sock?builder_network=host&builder_mount=
+    flops-builder-storage:/var/lib/containers&builder_mount=/etc/ssl/certs/ca-certificates.crt:
+    /run/flops/ca.pem:ro``.
+
 Reaching the host (MQTT broker, MLflow): containers reach the host as
 :attr:`DockerOrchestrator.host_alias` (``host.containers.internal``). Podman adds that name
 itself; on Docker the backend maps it to ``host-gateway``. Services on the host must listen on
@@ -33,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -141,6 +157,39 @@ def labels_for(spec: ServiceSpec, index: int, owner: str) -> dict[str, str]:
 
 
 @dataclasses.dataclass(frozen=True)
+class Mount:
+    """A bind mount (``source`` an absolute host path) or a named volume (``source`` a name)."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Mount:
+        """Parse ``SRC:DST[:ro|rw]``.
+
+        Raises
+        ------
+        PermanentError
+            If the text is not of that form or ``DST`` is not absolute.
+        """
+        parts = text.split(":")
+        mode = "rw"
+        if len(parts) == 3:
+            mode = parts.pop()
+        if len(parts) != 2 or not all(parts) or mode not in ("ro", "rw"):
+            raise PermanentError(f"builder_mount {text!r}: expected SRC:DST[:ro|rw]")
+        source, target = parts
+        if not target.startswith("/"):
+            raise PermanentError(f"builder_mount {text!r}: the target must be an absolute path")
+        return cls(source, target, mode == "ro")
+
+    def as_volume(self) -> dict[str, str]:
+        """The value of this mount in the Docker SDK's ``volumes`` mapping."""
+        return {"bind": self.target, "mode": "ro" if self.read_only else "rw"}
+
+
+@dataclasses.dataclass(frozen=True)
 class DockerOptions:
     """Options of the Docker backend.
 
@@ -156,6 +205,11 @@ class DockerOptions:
         Grace period between SIGTERM and SIGKILL when removing.
     pull
         Pull images that are not present locally.
+    builder_network
+        ``"host"``: privileged services (image builders) use the host's network namespace;
+        ``None``: the project network like every other service.
+    builder_mounts
+        Mounts of privileged services.
     """
 
     owner: str = "flops"
@@ -163,6 +217,28 @@ class DockerOptions:
     public_host: str = "127.0.0.1"
     stop_timeout_s: int = 10
     pull: bool = True
+    builder_network: str | None = None
+    builder_mounts: tuple[Mount, ...] = ()
+
+
+def parse_options(query: str) -> DockerOptions:
+    """Return the options given as the orchestrator URI's query string.
+
+    Raises
+    ------
+    PermanentError
+        On an unknown parameter or an invalid value.
+    """
+    values = urllib.parse.parse_qs(query, keep_blank_values=True, strict_parsing=False)
+    unknown = sorted(set(values) - {"builder_network", "builder_mount"})
+    if unknown:
+        raise PermanentError(f"unknown Docker orchestrator URI parameter(s): {', '.join(unknown)}"
+                             " (known: builder_network, builder_mount)")
+    network = values.get("builder_network", [""])[-1] or None
+    if network not in (None, "host"):
+        raise PermanentError(f"builder_network={network!r}: only 'host' is supported")
+    mounts = tuple(Mount.parse(text) for text in values.get("builder_mount", []))
+    return DockerOptions(builder_network=network, builder_mounts=mounts)
 
 
 class DockerOrchestrator(Orchestrator):
@@ -238,24 +314,37 @@ class DockerOrchestrator(Orchestrator):
         logger.info("pulling %s", image)
         self.client.images.pull(image)
 
-    def _run_instance(self, spec: ServiceSpec, index: int, network: str) -> None:
+    def _host_network(self, spec: ServiceSpec) -> bool:
+        return spec.privileged and self.options.builder_network == "host"
+
+    def _run_instance(self, spec: ServiceSpec, index: int, network: str | None) -> None:
         name = instance_name(spec.name, index)
         kwargs: dict[str, Any] = {
             "name": name, "detach": True, "environment": container_env(spec, index),
             "labels": labels_for(spec, index, self.options.owner),
-            "network": network, "mem_limit": f"{spec.resources.memory_mb}m",
+            "mem_limit": f"{spec.resources.memory_mb}m",
             "nano_cpus": int(spec.resources.vcpus * 1_000_000_000),
-            "privileged": spec.privileged, "hostname": name,
+            "privileged": spec.privileged,
         }
         if spec.command:
             kwargs["command"] = list(spec.command)
+        if spec.privileged and self.options.builder_mounts:
+            kwargs["volumes"] = {m.source: m.as_volume() for m in self.options.builder_mounts}
+        if not self._podman():
+            kwargs["extra_hosts"] = {HOST_ALIAS: "host-gateway"}
+        if network is None:
+            # The host's network namespace: no hostname, aliases or published ports. Podman adds
+            # its host alias there too; on Docker the host-gateway mapping above does.
+            kwargs["network_mode"] = "host"
+            container = self.client.containers.create(spec.image, **kwargs)
+            container.start()
+            return
+        kwargs.update(network=network, hostname=name)
         if spec.public and spec.ports:
             # An explicit 0.0.0.0 host IP breaks Podman's port forwarding: leave it out.
             host_ip = self.options.publish_host
             binding = None if host_ip in ("", "0.0.0.0") else (host_ip, None)
             kwargs["ports"] = {f"{spec.ports[0]}/tcp": binding}
-        if not self._podman():
-            kwargs["extra_hosts"] = {HOST_ALIAS: "host-gateway"}
         kwargs["networking_config"] = {
             network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
         container = self.client.containers.create(spec.image, **kwargs)
@@ -297,7 +386,7 @@ class DockerOrchestrator(Orchestrator):
                 raise PermanentError(f"service {spec.name}: the Docker backend does not "
                                      "assign GPUs")
             self._ensure_image(spec.image)
-            network = self._ensure_network(spec.project_id)
+            network = None if self._host_network(spec) else self._ensure_network(spec.project_id)
             self._specs[spec.name] = spec
             try:
                 for index in range(spec.instances):
@@ -320,7 +409,7 @@ class DockerOrchestrator(Orchestrator):
                                      "process; remove and create it again")
             spec = dataclasses.replace(spec, instances=instances)
             self._specs[name] = spec
-            network = self._ensure_network(spec.project_id)
+            network = None if self._host_network(spec) else self._ensure_network(spec.project_id)
             for index in range(len(containers), instances):
                 self._run_instance(spec, index, network)
             for container in containers[instances:]:
@@ -422,11 +511,14 @@ def _explain(exc: Exception) -> str:
 def docker_client_for(uri: str) -> Any:
     """Return a ``docker.DockerClient`` for ``docker://`` or ``docker+unix:///path``.
 
+    A query string (backend options, see :func:`parse_options`) is ignored here.
+
     Raises
     ------
     PermanentError
         If the URI's scheme is neither.
     """
+    uri = uri.split("?", 1)[0]
     if uri.startswith("docker+unix://"):
         path = uri.removeprefix("docker+unix://")
         return docker.DockerClient(base_url=f"unix://{path}")
@@ -439,6 +531,13 @@ def docker_client_for(uri: str) -> Any:
 def build_docker_orchestrator(uri: str, settings: object) -> Orchestrator:
     """Build the Docker backend for ``docker://`` or ``docker+unix:///path/to.sock``.
 
-    ``settings`` (the manager's) is not needed yet; the signature matches the registry's.
+    Options come from the URI's query string (:func:`parse_options`). ``settings`` (the
+    manager's) is not needed yet; the signature matches the registry's.
+
+    Raises
+    ------
+    PermanentError
+        If the scheme or an option is invalid.
     """
-    return DockerOrchestrator(docker_client_for(uri))
+    options = parse_options(uri.split("?", 1)[1] if "?" in uri else "")
+    return DockerOrchestrator(docker_client_for(uri), options)

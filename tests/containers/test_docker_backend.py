@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import docker
+import docker  # type: ignore[import-untyped]
 import pytest
 
 from flops_manager.adapters.docker_orchestrator import (

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from flops_messaging.file_publisher import read_events
 from image_builder import BuildError, BuilderSettings
 from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
 from image_builder.platforms import read_binfmt_handlers
 
-from .conftest import Recorder, git, make_repo
+from .conftest import CA_BUNDLE, Recorder, git, make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -144,3 +148,98 @@ def test_missing_emulation_fails_fast(fl_repo: Path, image_settings: Callable[..
     assert (calls.read_text() if calls.exists() else "") == before
     failed = recorder.events("failed")[0].data
     assert failed["step"] == "build" and "qemu" in failed["message"]
+
+
+@pytest.fixture(scope="session")
+def failing_bud(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A buildah wrapper whose ``bud`` fails at once (records it); other subcommands run."""
+    root = tmp_path_factory.mktemp("failing-bud")
+    calls = root / "calls.txt"
+    shim = root / "buildah"
+    shim.write_text(f'#!/bin/sh\necho "$1" >> {calls}\n'
+                    'if [ "$1" = bud ]; then echo "bud refused by the test" >&2; exit 3; fi\n'
+                    f'exec {shutil.which("buildah")} "$@"\n')
+    shim.chmod(0o755)
+    return shim, calls
+
+
+def _cache_step(rec: Recorder) -> dict[str, Any]:
+    done = [e.data for e in rec.events("progress")
+            if e.data.get("step") == "cache" and e.data.get("state") == "done"]
+    assert len(done) == 1, done
+    return done[0]
+
+
+def test_changed_flops_runtime_is_a_cache_miss(
+        cold_build: dict[str, Any], fl_repo: Path, runtime_snapshot: Path,
+        image_settings: Callable[..., BuilderSettings], failing_bud: tuple[Path, Path],
+        recorder: Recorder, tmp_path: Path) -> None:
+    """Same repository and commit, another FLOps runtime: new tag, the registry misses."""
+    runtime = tmp_path / "runtime"
+    shutil.copytree(runtime_snapshot, runtime)
+    module = runtime / "flops_contracts" / "__init__.py"
+    module.write_text(module.read_text() + "\n# a new FLOps release\n")
+    with pytest.raises(BuildError, match="bud"):
+        build_images(image_settings(repository_url=f"file://{fl_repo}", runtime_source=runtime,
+                                    buildah=str(failing_bud[0])), recorder.emitter)
+    cache = _cache_step(recorder)
+    assert cache["cache_hit"] is False and cache["missing"] == {
+        "learner": ["linux/amd64"], "aggregator": ["linux/amd64"]}
+    old = cold_build["result"].to_event_data()
+    prepared = [e.data for e in recorder.events("progress")
+                if e.data.get("step") == "prepare" and e.data.get("state") == "done"][0]
+    assert prepared["runtime_version"] != old["runtime_version"]
+    assert prepared["tag"].startswith(old["tag"][:25])  # same commit and dependency hash
+    assert "bud" in failing_bud[1].read_text().split()
+
+
+def test_changed_dependency_file_is_a_cache_miss(
+        cold_build: dict[str, Any], fl_repo: Path,
+        image_settings: Callable[..., BuilderSettings], failing_bud: tuple[Path, Path],
+        recorder: Recorder) -> None:
+    """A commit that changes requirements.txt: new dependency hash, the registry misses."""
+    base = git(fl_repo, "rev-parse", "HEAD")
+    git(fl_repo, "checkout", "-q", "-b", "more-deps")
+    try:
+        (fl_repo / "requirements.txt").write_text(
+            (fl_repo / "requirements.txt").read_text() + "tomli-w>=1.0\n")
+        git(fl_repo, "commit", "-qam", "one more dependency")
+    finally:
+        git(fl_repo, "checkout", "-q", "main")
+    with pytest.raises(BuildError):
+        build_images(image_settings(repository_url=f"file://{fl_repo}", ref="more-deps",
+                                    buildah=str(failing_bud[0])), recorder.emitter)
+    assert _cache_step(recorder)["cache_hit"] is False
+    validated = [e.data for e in recorder.events("progress")
+                 if e.data.get("step") == "validate" and e.data.get("state") == "done"][0]
+    old = cold_build["result"].to_event_data()
+    assert validated["dependency_hash"] != old["dependency_hash"]
+    assert git(fl_repo, "rev-parse", "main") == base
+
+
+def test_unknown_dependency_fails_with_pips_error(
+        base_image: str, registry: str, runtime_snapshot: Path, tmp_path: Path) -> None:
+    """``python -m image_builder``: pip's error in the ``failed`` event, exit code 1."""
+    repo = make_repo(tmp_path / "bad-deps", {
+        "requirements.txt": "scikit-learn>=1.4\nflops-no-such-package-4f1c9e==1.0\n"})
+    events = tmp_path / "events.jsonl"
+    env = {**os.environ, "FLOPS_TARGET": "images", "FLOPS_PROJECT_ID": "proj-bad",
+           "FLOPS_REPOSITORY_URL": f"file://{repo}", "FLOPS_ALLOW_LOCAL": "true",
+           "FLOPS_EVENTS_URI": f"file://{events}", "FLOPS_CACHE_DIR": str(tmp_path / "cache"),
+           "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
+           "FLOPS_BASE_IMAGE": base_image, "FLOPS_RUNTIME_SOURCE": str(runtime_snapshot),
+           "FLOPS_BUILD_TIMEOUT_S": "900"}
+    if CA_BUNDLE.is_file():
+        env["FLOPS_EXTRA_CA_BUNDLE"] = str(CA_BUNDLE)
+    start = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "image_builder"], env=env, capture_output=True,
+                         text=True, timeout=960)
+    assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
+    failed = [e.data for e in read_events(events) if str(e.event) == "failed"]
+    assert len(failed) == 1, failed
+    data = failed[0]
+    assert data["step"] == "build", data
+    text = data["message"] + "\n" + str(data.get("output_tail", ""))
+    assert "flops-no-such-package-4f1c9e" in text, text
+    assert "No matching distribution found" in text, text
+    assert time.monotonic() - start < 900

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from flops_manager.adapters.docker_orchestrator import container_env, container_state
+from flops_manager.adapters.docker_orchestrator import (
+    Mount,
+    container_env,
+    container_state,
+    parse_options,
+)
+from flops_manager.ports.errors import PermanentError
 from flops_manager.ports.orchestrator import ServiceSpec, ServiceState
 from image_builder import containerfile as cf
 from image_builder.buildah import BudOptions, auth_file_content, bud_argv, push_argv
@@ -25,6 +31,7 @@ from image_builder.platforms import (
     normalize_platform,
     requested_platforms,
 )
+from image_builder.slim import slim
 
 RECIPE = cf.Recipe(
     base_image="localhost/base:1", python="python3", wheel_name="flops-0.1.0-py3-none-any.whl",
@@ -151,3 +158,63 @@ def test_container_env() -> None:
     env = container_env(spec, 1)
     assert env == {"FLOPS_INSTANCE": "p-agg-1", "FLOPS_INSTANCE_INDEX": "1", "A": "1",
                    "T": "s", "FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"}
+
+
+def test_docker_uri_options_for_builders() -> None:
+    options = parse_options("builder_network=host&builder_mount=flops-store:/var/lib/containers"
+                            "&builder_mount=/etc/ssl/certs/ca.crt:/run/flops/ca.pem:ro")
+    assert options.builder_network == "host"
+    assert options.builder_mounts == (Mount("flops-store", "/var/lib/containers"),
+                                      Mount("/etc/ssl/certs/ca.crt", "/run/flops/ca.pem", True))
+    assert options.builder_mounts[1].as_volume() == {"bind": "/run/flops/ca.pem", "mode": "ro"}
+    assert parse_options("").builder_mounts == ()
+    for bad in ("builder_network=bridge", "builder_mount=/a", "builder_mount=/a:rel",
+                "builder_mount=/a:/b:rx", "other=1"):
+        with pytest.raises(PermanentError):
+            parse_options(bad)
+
+
+def test_slim_strips_tools_tests_and_sources_but_keeps_code_and_licenses(
+        tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    site = venv / "lib" / "python3.11" / "site-packages"
+
+    def dist(name: str, files: dict[str, str], requires: tuple[str, ...] = ()) -> None:
+        info = site / f"{name}-1.0.dist-info"
+        info.mkdir(parents=True)
+        meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+        meta += "".join(f"Requires-Dist: {r}\n" for r in requires)
+        (info / "METADATA").write_text(meta)
+        (info / "licenses").mkdir()
+        (info / "licenses" / "include").mkdir()
+        (info / "licenses" / "include" / "LICENSE.h").write_text("license")
+        records = []
+        for rel, text in files.items():
+            path = (site / rel).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            records.append(f"{rel},,")
+        (info / "RECORD").write_text("\n".join(records) + "\n")
+
+    dist("pip", {"pip/__init__.py": "", "../../../bin/pip": "#!"})
+    dist("wheel", {"wheel/__init__.py": ""})
+    dist("setuptools", {"setuptools/__init__.py": "", "pkg_resources/__init__.py": ""})
+    dist("oldlib", {"oldlib/__init__.py": ""}, requires=("setuptools",))
+    dist("numlib", {"numlib/__init__.py": "", "numlib/core.py": "x = 1",
+                    "numlib/tests/test_core.py": "", "numlib/sub/test/t.py": "",
+                    "numlib/include/numlib.h": "", "numlib/_ext.pyx": "", "numlib/core.pyi": "",
+                    "numlib/__pycache__/core.cpython-311.pyc": "",
+                    "numlib/__pycache__/core.cpython-311.opt-1.pyc": ""},
+         requires=("wheel; extra == 'build'",))
+    report = slim(venv, site)
+
+    assert not (site / "pip").exists() and not (venv / "bin" / "pip").exists()
+    assert not (site / "wheel").exists() and not list(site.glob("wheel-*.dist-info"))
+    assert (site / "setuptools").is_dir()  # oldlib requires it
+    assert (site / "numlib" / "core.py").is_file()
+    assert (site / "numlib" / "__pycache__" / "core.cpython-311.pyc").is_file()
+    for gone in ("tests", "sub/test", "include", "_ext.pyx", "core.pyi",
+                 "__pycache__/core.cpython-311.opt-1.pyc"):
+        assert not (site / "numlib" / gone).exists(), gone
+    assert (site / "numlib-1.0.dist-info" / "licenses" / "include" / "LICENSE.h").is_file()
+    assert report.bytes_freed > 0 and "lib/python3.11/site-packages/numlib/tests" in report.removed

@@ -1,0 +1,208 @@
+"""Cold and warm container image builds of an example (learner + aggregator), and image sizes.
+
+Measures ``image_builder.fl_images.build_images`` (what the builder service runs) with real
+buildah and a docker-registry on a free loopback port:
+
+* cold: empty container storage (its own graphroot, the base image pulled from the registry),
+  empty builder cache: clone, runtime wheel, both images built, pushed;
+* warm: the same inputs again: the registry already holds both images (no buildah call);
+* code change: a commit that changes only user code (dependency layers reused);
+* sizes: uncompressed (as ``podman images`` shows) and compressed (the registry's layer blobs).
+
+    python bench/image_build.py [--example digits_sklearn] [--base-image IMAGE]
+
+Needs buildah, docker-registry and the base image (``scripts/build_base_image.sh``). Prints a
+Markdown table and the raw numbers as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from flops_contracts.events import Component  # noqa: E402
+from flops_messaging import create_emitter  # noqa: E402
+from image_builder import BuilderSettings  # noqa: E402
+from image_builder.fl_images import build_images  # noqa: E402
+from image_builder.runtime_layer import copy_runtime  # noqa: E402
+
+GIT = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+ACCEPT = ", ".join([
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 600) -> str:
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
+                         check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"{' '.join(argv[:3])} failed: {out.stderr[-2000:]}")
+    return out.stdout
+
+
+def _start_registry(root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    config = root / "registry.yml"
+    config.write_text("version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
+                      f"    rootdirectory: {root / 'registry'}\n  delete:\n    enabled: true\n"
+                      f"http:\n  addr: 127.0.0.1:{port}\n")
+    with (root / "registry.log").open("wb") as log:
+        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
+                                stderr=subprocess.STDOUT)
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"http://{address}/v2/", timeout=1).status_code == 200:
+                return proc, address
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit("docker-registry did not answer within 30 s")
+        time.sleep(0.2)
+
+
+def _repo(example: Path, target: Path) -> Path:
+    shutil.copytree(example, target, ignore=shutil.ignore_patterns("__pycache__"))
+    _run([*GIT, "init", "-q", "-b", "main", str(target)])
+    _run([*GIT, "-C", str(target), "add", "-A"])
+    _run([*GIT, "-C", str(target), "commit", "-qm", "bench"])
+    return target
+
+
+def _compressed_mb(registry: str, ref: str) -> float:
+    """Sum of the layer and config blobs of the image for this host's platform."""
+    name, tag = ref.removeprefix(registry + "/").rsplit(":", 1)
+    url = f"http://{registry}/v2/{name}/manifests/"
+    index = requests.get(url + tag, headers={"Accept": ACCEPT}, timeout=30).json()
+    digest = index["manifests"][0]["digest"] if "manifests" in index else None
+    manifest = (requests.get(url + digest, headers={"Accept": ACCEPT}, timeout=30).json()
+                if digest else index)
+    blobs = [manifest["config"], *manifest["layers"]]
+    return sum(int(b["size"]) for b in blobs) / 1e6
+
+
+def _uncompressed_mb(ref: str, env: dict[str, str]) -> float:
+    """Size as ``podman images`` shows it (the layers unpacked)."""
+    _run(["buildah", "pull", "--quiet", "--tls-verify=false", ref], env=env)
+    size = _run(["podman", "image", "inspect", "--format", "{{.Size}}", ref], env=env).strip()
+    return int(size) / 1e6
+
+
+def measure(example: Path, base_image: str, work: Path) -> dict[str, Any]:
+    """Run the cold, warm and code-change builds; return timings and sizes."""
+    storage = work / "storage"
+    conf = work / "storage.conf"
+    conf.write_text(f'[storage]\ndriver = "overlay"\nrunroot = "{storage}/run"\n'
+                    f'graphroot = "{storage}/graph"\n')
+    regs = work / "registries.conf"
+    env = {**os.environ, "CONTAINERS_STORAGE_CONF": str(conf)}
+    proc, registry = _start_registry(work)
+    try:
+        regs.write_text(f'unqualified-search-registries = []\n[[registry]]\nlocation = '
+                        f'"{registry}"\ninsecure = true\n')
+        env["CONTAINERS_REGISTRIES_CONF"] = str(regs)
+        base_ref = f"{registry}/flops/python:3.11-bookworm"
+        # from the default storage (where scripts/build_base_image.sh put it) to the registry
+        _run(["buildah", "push", "--quiet", "--tls-verify=false", base_image,
+              f"docker://{base_ref}"], env={k: v for k, v in env.items()
+                                            if k != "CONTAINERS_STORAGE_CONF"})
+        os.environ.update(CONTAINERS_STORAGE_CONF=str(conf),
+                          CONTAINERS_REGISTRIES_CONF=str(regs))
+        runtime = work / "runtime" / "src"
+        copy_runtime(ROOT, runtime)
+        repo = _repo(example, work / "repo" / example.name)
+        settings = BuilderSettings(
+            target="images", project_id="bench", cache_dir=work / "cache", allow_local=True,
+            repository_url=f"file://{repo}", registry=registry, registry_tls_verify=False,
+            base_image=base_ref, runtime_source=runtime, build_timeout_s=3600,
+            extra_ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None)
+        emitter = create_emitter(f"file://{work / 'events.jsonl'}", project_id="bench",
+                                 component=Component.BUILDER, instance="bench")
+        runs: dict[str, Any] = {}
+        for label in ("cold", "warm"):
+            start = time.monotonic()
+            result = build_images(settings, emitter)
+            runs[label] = {"seconds": round(time.monotonic() - start, 1),
+                           "cache_hit": result.cache_hit, "timings": result.timings}
+        model = repo / "model_manager.py"
+        model.write_text(model.read_text() + "\n# a code change\n")
+        _run([*GIT, "-C", str(repo), "commit", "-qam", "code change"])
+        start = time.monotonic()
+        changed = build_images(settings, emitter)
+        runs["code_change"] = {"seconds": round(time.monotonic() - start, 1),
+                               "cache_hit": changed.cache_hit, "timings": changed.timings}
+        emitter.close()
+        sizes = {role: {"uncompressed_mb": round(_uncompressed_mb(ref, env), 1),
+                        "compressed_mb": round(_compressed_mb(registry, ref), 1)}
+                 for role, ref in result.images.items()}
+        return {"example": example.name, "runs": runs, "sizes": sizes,
+                "images": result.images}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        os.environ.pop("CONTAINERS_STORAGE_CONF", None)
+        os.environ.pop("CONTAINERS_REGISTRIES_CONF", None)
+        subprocess.run(["buildah", "rmi", "--all", "--force"], env=env, capture_output=True,
+                       timeout=300, check=False)
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """Render the results as a Markdown table."""
+    lines = ["| example | cold build s | warm (cache hit) s | code change s | learner MB "
+             "(compressed) | aggregator MB (compressed) |", "|---|---|---|---|---|---|"]
+    for r in results:
+        sizes = r["sizes"]
+        lines.append(
+            f"| {r['example']} | {r['runs']['cold']['seconds']} | {r['runs']['warm']['seconds']}"
+            f" | {r['runs']['code_change']['seconds']} | {sizes['learner']['uncompressed_mb']:.0f}"
+            f" ({sizes['learner']['compressed_mb']:.0f}) | "
+            f"{sizes['aggregator']['uncompressed_mb']:.0f} "
+            f"({sizes['aggregator']['compressed_mb']:.0f}) |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Run the benchmark for each ``--example``; print the table and JSON."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--example", action="append", default=[],
+                        help="example directory name under examples/ (repeatable)")
+    parser.add_argument("--base-image", default="localhost/flops-python:3.11-bookworm")
+    args = parser.parse_args()
+    results = []
+    for name in args.example or ["digits_sklearn"]:
+        with tempfile.TemporaryDirectory(prefix="flops-bench-build-", dir="/var/tmp") as tmp:
+            results.append(measure(ROOT / "examples" / name, args.base_image, Path(tmp)))
+    print(table(results))
+    print(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Build one of FLOps' own service images from this source tree with buildah.
+#
+# Usage: bash containers/build.sh NAME [IMAGE]        (default IMAGE: localhost/flops/NAME:latest)
+#   NAME image-builder: image-builder.Containerfile (the manager's FLOPS_BUILDER_IMAGE)
+#        runtime, manager, tracking-server, inference-server: the stages of
+#        services.Containerfile
+# Env:   FLOPS_BASE_IMAGE       base image (default localhost/flops-python:3.11-bookworm, made by
+#                               scripts/build_base_image.sh)
+#        FLOPS_PYTHON           interpreter whose installed versions become the image's
+#                               constraints (default: python3); the image then pins what
+#                               FLOps is tested with
+#        FLOPS_EXTRA_CA_BUNDLE  CA bundle for pip during the build (default: the host's
+#                               /etc/ssl/certs/ca-certificates.crt); mounted, not committed
+set -euo pipefail
+
+NAME=${1:?usage: build.sh image-builder|runtime|manager|tracking-server|inference-server [IMAGE]}
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(dirname "$HERE")
+IMAGE=${2:-localhost/flops/$NAME:latest}
+TARGET=()
+case "$NAME" in
+    image-builder) CONTAINERFILE=$HERE/image-builder.Containerfile ;;
+    # the stages of services.Containerfile (one shared dependency layer)
+    runtime|manager|tracking-server|inference-server)
+        CONTAINERFILE=$HERE/services.Containerfile; TARGET=(--target "$NAME") ;;
+    *) echo "build.sh: unknown image $NAME (known: image-builder, runtime, manager," \
+            "tracking-server, inference-server)" >&2; exit 2 ;;
+esac
+BASE=${FLOPS_BASE_IMAGE:-localhost/flops-python:3.11-bookworm}
+PYTHON=${FLOPS_PYTHON:-python3}
+CA=${FLOPS_EXTRA_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+say() { printf 'containers/build.sh: %s\n' "$*"; }
+
+CTX=$(mktemp -d /var/tmp/flops-image-context.XXXXXX)
+trap 'rm -rf "$CTX"' EXIT
+start=$(date +%s)
+# The runtime sources (what image_builder.runtime_layer.copy_runtime copies), the versions of
+# the FLOps dependencies installed beside $PYTHON, and FLOps' own requirements.
+"$PYTHON" - "$SRC" "$CTX" <<'PY'
+import importlib.metadata as md
+import shutil
+import sys
+import tomllib
+from pathlib import Path
+
+src, ctx = Path(sys.argv[1]), Path(sys.argv[2])
+sys.path.insert(0, str(src))
+from image_builder.runtime_layer import copy_runtime  # noqa: E402
+
+copy_runtime(src, ctx / "src")
+shutil.copytree(src / "containers" / "builder", ctx / "builder")
+project = tomllib.loads((src / "pyproject.toml").read_text())["project"]
+reqs = [*project["dependencies"], "setuptools", "wheel"]
+(ctx / "requirements.txt").write_text("\n".join(reqs) + "\n")
+from image_builder.pins import runtime_pins  # noqa: E402
+
+# The closure of FLOps' requirements as installed (the pins images get), plus the build tools.
+pins = runtime_pins()
+for tool in ("setuptools", "wheel"):
+    try:
+        pins[tool] = md.version(tool)
+    except md.PackageNotFoundError:
+        pass
+(ctx / "constraints.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
+PY
+args=(bud --isolation chroot --layers -f "$CONTAINERFILE" "${TARGET[@]}"
+      --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE")
+if [[ -f "$CA" ]]; then
+    args+=(-v "$CA:/run/flops/ca-bundle.pem:ro" --build-arg PIP_CERT=/run/flops/ca-bundle.pem)
+fi
+buildah "${args[@]}" "$CTX"
+say "built $IMAGE in $(( $(date +%s) - start )) s"
