@@ -68,8 +68,10 @@ def build_environment(settings: BuilderSettings, emitter: EventEmitter) -> Build
     return result
 
 
-def _build(settings: BuilderSettings, steps: StepTimer, emitter: EventEmitter) -> BuildResult:
-    cache = CacheLayout(settings.cache_dir)
+def checkout_and_validate(
+    settings: BuilderSettings, cache: CacheLayout, steps: StepTimer, emitter: EventEmitter
+) -> tuple[Checkout, DependencySpec]:
+    """The first two steps of every target: clone at the resolved commit, check the contract."""
     with steps.step(BuildStep.CLONE) as info:
         tree = clone_source(settings, cache)
         info.update(commit=tree.commit, ref=tree.resolved_ref, reused=tree.reused)
@@ -80,6 +82,12 @@ def _build(settings: BuilderSettings, steps: StepTimer, emitter: EventEmitter) -
             emitter.emit(EventType.LOG, step="validate", level="warning",
                          message=f"{deps.path.name}: skipped entries pip cannot install: "
                                  + ", ".join(deps.skipped), skipped=list(deps.skipped))
+    return tree, deps
+
+
+def _build(settings: BuilderSettings, steps: StepTimer, emitter: EventEmitter) -> BuildResult:
+    cache = CacheLayout(settings.cache_dir)
+    tree, deps = checkout_and_validate(settings, cache, steps, emitter)
     with steps.step(BuildStep.ENV) as info:
         env = _environment(settings, cache, tree, deps, info)
     with steps.step(BuildStep.SMOKE) as info:

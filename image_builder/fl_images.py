@@ -13,7 +13,7 @@ from __future__ import annotations
 from flops_contracts.events import EventType
 from flops_messaging import EventEmitter
 from image_builder import containerfile as cf
-from image_builder.builder import clone_source, validate_static
+from image_builder.builder import checkout_and_validate
 from image_builder.cache import CacheLayout
 from image_builder.dependencies import DependencySpec
 from image_builder.image_pipeline import ImagePlan, build_and_push
@@ -67,16 +67,7 @@ def build_images(settings: BuilderSettings, emitter: EventEmitter) -> ImageBuild
 def _build(settings: BuilderSettings, steps: StepTimer,
            emitter: EventEmitter) -> ImageBuildResult:
     cache = CacheLayout(settings.cache_dir)
-    with steps.step(BuildStep.CLONE) as info:
-        tree = clone_source(settings, cache)
-        info.update(commit=tree.commit, ref=tree.resolved_ref, reused=tree.reused)
-    with steps.step(BuildStep.VALIDATE) as info:
-        deps = validate_static(tree.repo_dir)
-        info.update(dependency_file=deps.path.name, dependency_hash=deps.digest)
-        if deps.skipped:
-            emitter.emit(EventType.LOG, step="validate", level="warning",
-                         message=f"{deps.path.name}: skipped entries pip cannot install: "
-                                 + ", ".join(deps.skipped), skipped=list(deps.skipped))
+    tree, deps = checkout_and_validate(settings, cache, steps, emitter)
     plan = ImagePlan(
         roles=(LEARNER, AGGREGATOR),
         payload=tree.repo_dir,
