@@ -85,6 +85,7 @@ class MqttEventSource(EventSource):
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
@@ -92,10 +93,17 @@ class MqttEventSource(EventSource):
         if reason_code.is_failure:
             log.error("MQTT connection refused: %s", reason_code)
             return
-        client.subscribe(SUBSCRIPTION, qos=1)
-        self._connected.set()
+        client.subscribe(SUBSCRIPTION, qos=1)  # connected counts from the SUBACK on
         log.info("MQTT connected to %s:%s (session present: %s)", self.host, self.port,
                  getattr(flags, "session_present", None))
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason_codes: Any, properties: Any
+    ) -> None:
+        if any(getattr(code, "is_failure", False) for code in reason_codes or []):
+            log.error("MQTT subscription to %s refused: %s", SUBSCRIPTION, reason_codes)
+            return
+        self._connected.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any

@@ -22,7 +22,7 @@ from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryE
 from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.services.clock import Clock, system_clock
-from flops_manager.services.mutate import mutate_project
+from flops_manager.services.mutate import mutate_project, record_missing_phase_change
 from flops_manager.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class ReconcileWorker:
         (:func:`planner.plan_lost_services`); if the database is unavailable, that is retried
         by the thread before its first pass.
         """
-        self._recovered = self.orchestrator.services_survive_restart
+        self._recovered = False
         self._recover()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="flops-reconcile", daemon=True)
@@ -109,7 +109,10 @@ class ReconcileWorker:
         if self._recovered:
             return
         try:
-            self.recover_lost_services()
+            for project in self.store.list_projects_needing_work():
+                record_missing_phase_change(self.store, project, now=self.clock())
+            if not self.orchestrator.services_survive_restart:
+                self.recover_lost_services()
         except Exception:  # noqa: BLE001 - retried by the loop
             log.exception("recovering projects after a restart failed; retrying")
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flops_contracts.events import Component, Event, EventType
-from flops_manager.lifecycle.state import Project
+from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.errors import ConflictError
 from flops_manager.ports.project_store import ProjectStore
 
@@ -61,3 +61,19 @@ def phase_event(before: Project, after: Project) -> Event:
         data=data,
         event_id=f"{after.id}-v{after.version}",
     )
+
+
+def record_missing_phase_change(store: ProjectStore, project: Project, *, now: float) -> bool:
+    """Store the ``phase_changed`` event of the project's current phase if it is missing.
+
+    A manager killed between saving a transition and storing its event loses that event; the
+    restarted manager calls this so the event list still tells every phase change. Returns
+    whether an event was added (the deterministic event id makes repeats harmless).
+    """
+    recorded = [e.event for e in store.list_events(project.id, limit=100_000)
+                if e.event.get("event") == EventType.PHASE_CHANGED.value]
+    last = str(recorded[-1]["data"].get("to")) if recorded else Phase.SUBMITTED.value
+    if last == project.phase.value:
+        return False
+    event = phase_event(project.replace(phase=Phase(last), last_error=None), project)
+    return store.append_event(project.id, event.to_dict(), received_at=now) is not None

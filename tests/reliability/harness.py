@@ -306,13 +306,17 @@ class Stack:
 
 
 def check_event_log(stack: Stack, pid: str) -> list[dict[str, Any]]:
-    """No duplicate event ids, gap-free sequence numbers, phase changes in order."""
+    """No duplicate event ids, increasing sequence numbers, phase changes in order.
+
+    (A manager killed while storing an event may leave a gap in the sequence numbers; the
+    event itself is recorded again after the restart.)
+    """
     items = stack.events(pid)
     ids = [item["event"]["event_id"] for item in items]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     assert not duplicates, f"duplicate event ids in project {pid}: {duplicates}"
     seqs = [item["seq"] for item in items]
-    assert seqs == list(range(1, len(items) + 1)), f"event seq numbers not contiguous: {seqs}"
+    assert seqs == sorted(set(seqs)), f"event seq numbers not increasing: {seqs}"
     order = ["submitted", "building", "deploying", "training", "post_training", "serving"]
     changes = [(e["event"]["data"].get("from"), e["event"]["data"]["to"]) for e in items
                if e["event"]["event"] == "phase_changed"]
