@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from flops_contracts.events import Component, Event
-from flops_messaging import EventEmitter, create_emitter
-from flops_messaging.file_publisher import read_events
 from image_builder import BuilderSettings
 from image_builder.runtime_layer import copy_runtime
+from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
 
 MAIN = Path(__file__).resolve().parents[2]
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
@@ -186,20 +184,3 @@ def image_settings(tmp_path_factory: pytest.TempPathFactory, base_image: str, re
     return make
 
 
-class Recorder:
-    """An emitter writing to a JSON-lines file, with helpers to read the events back."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.emitter: EventEmitter = create_emitter(
-            f"file://{path}", project_id="proj-1", component=Component.BUILDER, instance="b1")
-
-    def events(self, kind: str | None = None) -> list[Event]:
-        return [e for e in read_events(self.path) if kind is None or str(e.event) == kind]
-
-
-@pytest.fixture()
-def recorder(tmp_path: Path) -> Iterator[Recorder]:
-    rec = Recorder(tmp_path / "events.jsonl")
-    yield rec
-    rec.emitter.close()

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flops_contracts.events import Component, Event
-from flops_messaging import EventEmitter, create_emitter
-from flops_messaging.file_publisher import read_events
 from image_builder import BuilderSettings
+from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
 
 MAIN = Path(__file__).resolve().parents[2]
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
@@ -84,23 +82,6 @@ def make_settings(session_dirs: dict[str, Path],
     return make
 
 
-class Recorder:
-    """An emitter writing to a JSON-lines file, with helpers to read the events back."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.emitter: EventEmitter = create_emitter(
-            f"file://{path}", project_id="proj-1", component=Component.BUILDER, instance="b1")
-
-    def events(self, kind: str | None = None) -> list[Event]:
-        return [e for e in read_events(self.path) if kind is None or str(e.event) == kind]
-
-
-@pytest.fixture()
-def recorder(tmp_path: Path) -> Iterator[Recorder]:
-    rec = Recorder(tmp_path / "events.jsonl")
-    yield rec
-    rec.emitter.close()
 
 
 @pytest.fixture()

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import Any
 import requests
 
 from tests.fixtures.repos import commit_all, processes_mentioning
+from tests.fixtures.servers import free_port, port_open
 from tracking_server.__main__ import mlflow_executable
 from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
 
@@ -31,18 +31,6 @@ DIGITS = ROOT / "examples" / "digits_sklearn"
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str,
