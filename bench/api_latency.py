@@ -1,6 +1,9 @@
 """API latency and throughput with 10k projects in nx-27017 (loopback, threaded load generator).
 
 Usage: python bench/api_latency.py [--projects 10000] [--threads 8] [--requests 2000]
+
+Each measurement runs against the manager's server (waitress, ``flops_manager.api_server``) and,
+side by side as the baseline, Werkzeug's threaded development server the manager used before.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from werkzeug.serving import make_server
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.mongo_store import MongoProjectStore
 from flops_manager.adapters.nx_launcher import EmbeddedMongo, free_port
+from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
 from flops_manager.lifecycle.state import Project
 from flops_manager.settings import Settings
@@ -82,6 +86,14 @@ def run(url: str, paths: list[str], threads: int, total: int, max_s: float) -> d
     }
 
 
+def wait_bound(server: ApiServer, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while server.port == 0:
+        if time.monotonic() > deadline:
+            raise SystemExit("the API server did not bind")
+        time.sleep(0.05)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--projects", type=int, default=10_000)
@@ -99,19 +111,25 @@ def main() -> None:
             print(f"seeded {args.projects} projects in {time.perf_counter() - t0:.1f} s")
             settings = Settings(api_tokens='{"bench": "alice"}', mongo_url=url)
             app = create_app(settings, store=store, orchestrator=MemoryOrchestrator())
-            port = free_port()
-            server = make_server("127.0.0.1", port, app, threaded=True)
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            base = f"http://127.0.0.1:{port}"
+            waitress = ApiServer(app, host="127.0.0.1", port=0, threads=settings.api_threads)
+            threading.Thread(target=waitress.serve, daemon=True).start()
+            baseline_port = free_port()
+            werkzeug = make_server("127.0.0.1", baseline_port, app, threaded=True)
+            threading.Thread(target=werkzeug.serve_forever, daemon=True).start()
+            wait_bound(waitress)
+            servers = {"waitress (manager)": waitress.port, "werkzeug (baseline)": baseline_port}
             for name, paths in [
                 ("GET project", [f"/api/v1/projects/{pid}" for pid in ids]),
                 ("list projects (page_size=20)",
                  [f"/api/v1/projects?page={1 + i % 50}&page_size=20" for i in range(50)]),
             ]:
-                result = run(base, paths, args.threads, args.requests, args.max_seconds)
-                print(f"{name}: {result['requests']:.0f} requests, p50 {result['p50_ms']:.1f} ms,"
-                      f" p99 {result['p99_ms']:.1f} ms, {result['rps']:.0f} req/s")
-            server.shutdown()
+                for server_name, port in servers.items():
+                    result = run(f"http://127.0.0.1:{port}", paths, args.threads, args.requests,
+                                 args.max_seconds)
+                    print(f"{name} [{server_name}]: {result['requests']:.0f} requests, p50 "
+                          f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
+                          f"{result['rps']:.0f} req/s")
+            werkzeug.shutdown()
             store.close()
         finally:
             embedded.stop()

@@ -14,6 +14,7 @@ from flops_manager.api.auth import install_auth
 from flops_manager.api.context import EXTENSION, Services
 from flops_manager.api.errors import register_error_handlers
 from flops_manager.api.openapi import document, openapi_config
+from flops_manager.api.timing import install_timing
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.orchestrator import Orchestrator
@@ -79,5 +80,6 @@ def create_app(
     document(api)
     register_blueprints(api)
     register_error_handlers(app)
+    install_timing(app)  # first: the timing includes authentication
     install_auth(app)
     return app

@@ -47,11 +47,12 @@ def component_base_env() -> dict[str, str]:
 
 def start_process(
     name: str, argv: list[str], env: Mapping[str, str], *, log_path: Path,
-    cwd: Path | None = None, base_env: Mapping[str, str] | None = None,
+    cwd: Path | None = None, base_env: Mapping[str, str] | None = None, niceness: int = 0,
 ) -> ManagedProcess:
     """Start ``argv`` in its own session with ``env`` added to ``base_env`` (default: ours).
 
-    Output goes to ``log_path``.
+    Output goes to ``log_path``. A positive ``niceness`` lowers the process's CPU priority
+    (its children inherit it), so that work it does cannot starve this process.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
@@ -63,6 +64,11 @@ def start_process(
     except OSError:
         log.close()
         raise
+    if niceness:
+        # right after the start, before the interpreter it runs can fork any child
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.setpriority(os.PRIO_PROCESS, popen.pid, os.getpriority(os.PRIO_PROCESS, 0)
+                           + niceness)
     return ManagedProcess(name, popen, log_path, log)
 
 

@@ -37,7 +37,8 @@ def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
 
     from flops_manager.adapters.local_orchestrator import LocalOrchestrator
 
-    orchestrator = LocalOrchestrator(Path(settings.data_dir) / "local")
+    orchestrator = LocalOrchestrator(Path(settings.data_dir) / "local",
+                                     niceness=settings.local_niceness)
     orchestrator.reap_orphans()  # processes a killed manager left behind
     return orchestrator
 

