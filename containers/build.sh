@@ -5,8 +5,12 @@
 #   NAME image-builder: image-builder.Containerfile (the manager's FLOPS_BUILDER_IMAGE)
 #        runtime, manager, tracking-server, inference-server: the stages of
 #        services.Containerfile
+#        offline-mongo, offline-mosquitto, offline-registry: stand-ins for the MongoDB,
+#        Mosquitto and registry images on machines that cannot pull them
+#        (containers/offline/; offline-mongo needs the runtime image first)
 # Env:   FLOPS_BASE_IMAGE       base image (default localhost/flops-python:3.11-bookworm, made by
 #                               scripts/build_base_image.sh)
+#        FLOPS_RUNTIME_IMAGE    base of offline-mongo (default localhost/flops/runtime:latest)
 #        FLOPS_PYTHON           interpreter whose installed versions become the image's
 #                               constraints (default: python3); the image then pins what
 #                               FLOps is tested with
@@ -24,10 +28,14 @@ case "$NAME" in
     # the stages of services.Containerfile (one shared dependency layer)
     runtime|manager|tracking-server|inference-server)
         CONTAINERFILE=$HERE/services.Containerfile; TARGET=(--target "$NAME") ;;
+    offline-mongo|offline-mosquitto|offline-registry)
+        CONTAINERFILE=$HERE/offline/${NAME#offline-}.Containerfile ;;
     *) echo "build.sh: unknown image $NAME (known: image-builder, runtime, manager," \
-            "tracking-server, inference-server)" >&2; exit 2 ;;
+            "tracking-server, inference-server, offline-mongo, offline-mosquitto," \
+            "offline-registry)" >&2; exit 2 ;;
 esac
 BASE=${FLOPS_BASE_IMAGE:-localhost/flops-python:3.11-bookworm}
+RUNTIME=${FLOPS_RUNTIME_IMAGE:-localhost/flops/runtime:latest}
 PYTHON=${FLOPS_PYTHON:-python3}
 CA=${FLOPS_EXTRA_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 say() { printf 'containers/build.sh: %s\n' "$*"; }
@@ -64,8 +72,9 @@ for tool in ("setuptools", "wheel"):
         pass
 (ctx / "constraints.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
 PY
-args=(bud --isolation chroot --layers -f "$CONTAINERFILE" "${TARGET[@]}"
-      --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE")
+# docker format: OCI image configs cannot carry the HEALTHCHECK instructions
+args=(bud --isolation chroot --layers --format docker -f "$CONTAINERFILE" "${TARGET[@]}"
+      --build-arg "BASE_IMAGE=$BASE" --build-arg "RUNTIME_IMAGE=$RUNTIME" -t "$IMAGE")
 if [[ -f "$CA" ]]; then
     args+=(-v "$CA:/run/flops/ca-bundle.pem:ro" --build-arg PIP_CERT=/run/flops/ca-bundle.pem)
 fi

@@ -91,8 +91,8 @@ def load_settings(
         values.update(loaded)
     for name, field in model.model_fields.items():
         var = prefix + name.upper()
-        if var not in env:
-            continue
+        if var not in env or (env[var] == "" and field.default is None):
+            continue  # an empty optional setting is unset (compose files write ${X:-})
         raw = env[var]
         if _is_structured(field.annotation):
             try:

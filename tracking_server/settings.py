@@ -51,7 +51,9 @@ def server_argv(mlflow: str, settings: TrackingServerSettings) -> list[str]:
     store = settings.backend_store_uri or f"sqlite:///{settings.data_dir / 'mlflow.db'}"
     artifacts = settings.artifacts_destination or str(settings.data_dir / "mlartifacts")
     hosts = [*settings.allowed_hosts, *DEFAULT_ALLOWED_HOSTS, host]
-    allowed = list(dict.fromkeys(h for name in hosts for h in (name, f"{name}:{port}")))
+    allowed = list(dict.fromkeys(
+        h for name in hosts for h in ((name,) if ":" in name else (name, f"{name}:{port}"))
+    ))
     return [
         mlflow, "server", "--host", host, "--port", port, "--workers", str(settings.workers),
         "--backend-store-uri", store, "--artifacts-destination", artifacts,

@@ -66,12 +66,13 @@ def test_broker_configurations(tmp_path: Path) -> None:
 
 def test_tracking_server_command_line(tmp_path: Path) -> None:
     settings = TrackingServerSettings(listen_address="0.0.0.0:5000", data_dir=tmp_path,
-                                      allowed_hosts=["mlflow"])
+                                      allowed_hosts=["mlflow", "flops.example.org:5443"])
     argv = server_argv("mlflow", settings)
     assert argv[:6] == ["mlflow", "server", "--host", "0.0.0.0", "--port", "5000"]
     assert argv[argv.index("--backend-store-uri") + 1] == f"sqlite:///{tmp_path}/mlflow.db"
     hosts = argv[argv.index("--allowed-hosts") + 1].split(",")
-    assert {"mlflow", "mlflow:5000", "localhost:5000"} <= set(hosts)
+    assert {"mlflow", "mlflow:5000", "localhost:5000", "flops.example.org:5443"} <= set(hosts)
+    assert "flops.example.org:5443:5000" not in hosts  # a published port is kept as given
     with pytest.raises(ValueError, match="host:port"):
         TrackingServerSettings(listen_address="5000")
 

@@ -85,7 +85,7 @@ def test_broker_requires_logins_and_limits_components_to_event_topics() -> None:
         elif line.startswith(("topic ", "pattern ")):
             rules.setdefault(user, []).append(line)
     assert rules == {
-        "flops-manager": ["topic read flops/#"],
+        "flops-manager": ["topic read flops/#", "topic read $SYS/#"],
         "flops-component": ["topic write flops/v1/projects/+/+/+/events"],
     }
 

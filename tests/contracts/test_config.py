@@ -39,3 +39,13 @@ def test_errors_name_the_variable(tmp_path):
         load_settings(Demo, environ={"FLOPS_ADDRESS": "x", "FLOPS_TAGS": "[oops"})
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings(Demo, environ={"FLOPS_CONFIG_FILE": str(tmp_path / "missing.json")})
+
+
+def test_an_empty_optional_setting_is_unset() -> None:
+    """Compose files pass ``${X:-}``: empty must not become a path, a name or a URL."""
+    settings = load_settings(Demo, environ={"FLOPS_ADDRESS": "a:1", "FLOPS_OPTIONAL": ""})
+    assert settings.optional is None
+    assert load_settings(Demo, environ={"FLOPS_ADDRESS": "a:1", "FLOPS_OPTIONAL": "x"}
+                         ).optional == "x"
+    # a setting without a None default keeps an explicit empty value
+    assert load_settings(Demo, environ={"FLOPS_ADDRESS": ""}).address == ""
