@@ -261,6 +261,10 @@ def test_every_endpoint_requires_a_valid_token(stack: Stack, scenario: Scenario,
             response.close()
             if open_operation:
                 assert status < 500, (method, path, label, status)
+            elif label == "token with junk":
+                # a control character makes the header itself invalid HTTP: the server
+                # refuses the request before any handler (or the authenticator) sees it
+                assert status in (400, 401), (method, path, label, status)
             else:
                 assert status in (401, 431), (method, path, label, status)
             checked += 1
