@@ -9,6 +9,7 @@ side by side as the baseline, Werkzeug's threaded development server the manager
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 import tempfile
 import threading
@@ -113,6 +114,7 @@ def main() -> None:
             app = create_app(settings, store=store, orchestrator=MemoryOrchestrator())
             waitress = ApiServer(app, host="127.0.0.1", port=0, threads=settings.api_threads)
             threading.Thread(target=waitress.serve, daemon=True).start()
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
             baseline_port = free_port()
             werkzeug = make_server("127.0.0.1", baseline_port, app, threaded=True)
             threading.Thread(target=werkzeug.serve_forever, daemon=True).start()
