@@ -19,13 +19,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from tests.fixtures.podman import podman_service
 from tests.fixtures.repos import git_repo
 from tests.fixtures.servers import free_port, wait_for
 
@@ -173,25 +174,6 @@ class Api:
         return dict(response.json())
 
 
-@contextlib.contextmanager
-def engine_socket(root: Path, registry: str) -> Iterator[Path]:
-    """Podman's Docker API for the manager, trusting the stack's plain-HTTP registry."""
-    sock = root / "podman.sock"
-    conf = root / "registries.conf"
-    conf.write_text('unqualified-search-registries = []\n\n[[registry]]\n'
-                    f'location = "{registry}"\ninsecure = true\n')
-    env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(conf)}
-    with (root / "podman.log").open("wb") as log:
-        proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for(sock.exists, timeout=30)
-        yield sock
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 class Stack:
     """One podman-compose project: ``compose(...)`` runs podman-compose with its files."""
 
@@ -227,7 +209,7 @@ def stack(images: dict[str, str],
     ports = {k: str(free_port()) for k in ("api", "mlflow", "mqtt", "registry")}
     registry = f"localhost:{ports['registry']}"
     engine = contextlib.ExitStack()
-    engine_sock = engine.enter_context(engine_socket(root, registry))
+    engine_sock = engine.enter_context(podman_service(root, registry))
     ca = "/run/flops/ca-bundle.pem"
     mounts = [f"flops-test-builder-{suffix}:/var/lib/containers",
               f"flops-test-cache-{suffix}:/var/cache/flops", f"{repo}:{repo}:ro"]
@@ -289,11 +271,11 @@ def stack(images: dict[str, str],
         engine.close()
 
 
-def wait_phase(api: Api, pid: str, phases: set[str], timeout: float) -> dict[str, Any]:
+def wait_phase(api: Api, pid: str, phase: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         project = api.project(pid)
-        if project["phase"] in phases:
+        if project["phase"] == phase:
             return project
         if project["phase"] in ("failed", "cancelled"):
             raise AssertionError(f"project {pid} {project['phase']}: {project['last_error']}")
@@ -301,13 +283,6 @@ def wait_phase(api: Api, pid: str, phases: set[str], timeout: float) -> dict[str
             raise AssertionError(f"{pid} still {project['phase']} after {timeout:.0f} s "
                                  f"({project['last_error']})")
         time.sleep(2)
-
-
-def poll(check: Callable[[], bool], timeout: float, what: str) -> None:
-    try:
-        wait_for(check, timeout=timeout, interval=1.0)
-    except TimeoutError:
-        raise AssertionError(f"{what} within {timeout:.0f} s") from None
 
 
 @pytest.mark.timeout(3000)
@@ -331,7 +306,7 @@ def test_stack_comes_up_and_a_project_completes_on_the_docker_backend(
                        json={"repository": {"url": info["repo"].as_uri()}, "spec": spec})
     assert created.status_code == 201, created.text
     pid = created.json()["id"]
-    project = wait_phase(api, pid, {"completed"}, timeout=1800)
+    project = wait_phase(api, pid, "completed", timeout=1800)
     assert all(ref.startswith(f"{info['registry']}/flops/")
                for ref in project["build"]["images"].values())
     model = project["model"]
@@ -350,7 +325,7 @@ def test_stack_comes_up_and_a_project_completes_on_the_docker_backend(
     # the database is on a volume: restarting MongoDB and the manager loses nothing
     for service in ("mongo", "manager"):
         run(["podman", "restart", "-t", "5", compose.container(service)], timeout=120)
-    poll(lambda: healthy(compose.container("manager")), 240, "manager healthy after restart")
+    wait_healthy(compose.container("manager"), timeout=240)
     again = api.project(pid)
     assert again["phase"] == "completed" and again["model"] == model
     assert len(api.call("GET", f"projects/{pid}/events", params={"limit": 1000}

@@ -6,11 +6,8 @@ when buildah or podman is not installed; CI installs them with scripts/setup_con
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,8 @@ import requests
 from image_builder import BuilderSettings
 from image_builder.runtime_layer import copy_runtime
 from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
+from tests.fixtures.podman import podman_service, stop
+from tests.fixtures.servers import free_port, wait_for
 
 MAIN = Path(__file__).resolve().parents[2]
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
@@ -35,30 +34,6 @@ _MISSING = [tool for tool in ("buildah", "podman", "docker-registry") if shutil.
 def _container_tools(request: pytest.FixtureRequest) -> None:
     if _MISSING and request.node.get_closest_marker("integration") is not None:
         pytest.skip(f"{', '.join(_MISSING)} not installed (run scripts/setup_containers.sh)")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"{what} not ready after {timeout} s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def git(repo: Path, *args: str) -> str:
@@ -87,19 +62,6 @@ def base_image() -> str:
 
 
 @pytest.fixture(scope="session")
-def registries_conf(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    root = tmp_path_factory.mktemp("registries")
-
-    def write(registry: str) -> Path:
-        path = root / "registries.conf"
-        path.write_text('unqualified-search-registries = []\n\n[[registry]]\n'
-                        f'location = "{registry}"\ninsecure = true\n')
-        return path
-
-    return write
-
-
-@pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A docker-registry on a free loopback port with temporary storage: ``host:port``."""
     root = tmp_path_factory.mktemp("registry")
@@ -122,27 +84,17 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return False
 
     try:
-        wait_for(ready, 30, "registry")
+        wait_for(ready, timeout=30, what="registry")
         yield address
     finally:
         stop(proc)
 
 
 @pytest.fixture(scope="session")
-def podman_socket(tmp_path_factory: pytest.TempPathFactory, registry: str,
-                  registries_conf: Callable[[str], Path]) -> Iterator[str]:
+def podman_socket(tmp_path_factory: pytest.TempPathFactory, registry: str) -> Iterator[str]:
     """``podman system service`` on a socket in a temp dir: ``unix:///.../podman.sock``."""
-    root = tmp_path_factory.mktemp("podman")
-    sock = root / "podman.sock"
-    env = {**os.environ, "CONTAINERS_REGISTRIES_CONF": str(registries_conf(registry))}
-    with (root / "podman.log").open("wb") as log:
-        proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
-                                stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_for(sock.exists, 30, "podman socket")
+    with podman_service(tmp_path_factory.mktemp("podman"), registry) as sock:
         yield f"unix://{sock}"
-    finally:
-        stop(proc)
 
 
 @pytest.fixture(scope="session")

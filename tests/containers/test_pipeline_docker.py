@@ -26,7 +26,10 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from .conftest import CA_BUNDLE, MAIN, free_port, make_repo, stop, wait_for
+from tests.fixtures.podman import stop
+from tests.fixtures.servers import MosquittoServer, free_port, wait_for
+
+from .conftest import CA_BUNDLE, MAIN, make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -77,23 +80,11 @@ def builder_image(base_image: str) -> str:
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """Mosquitto on all addresses (containers reach it as host.containers.internal)."""
-    root = tmp_path_factory.mktemp("mosquitto")
-    port = free_port()
-    conf = root / "mosquitto.conf"
-    conf.write_text(f"listener {port} 0.0.0.0\nallow_anonymous true\npersistence false\n")
-    proc = _start(["mosquitto", "-c", str(conf)], dict(os.environ), root / "mosquitto.log")
+    server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"), host="0.0.0.0").start()
     try:
-        wait_for(lambda: _port_open(port), 20, "mosquitto")
-        yield port
+        yield server.port
     finally:
-        stop(proc)
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +96,7 @@ def mlflow_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
            "FLOPS_DATA_DIR": str(root / "data"), "FLOPS_ALLOWED_HOSTS": json.dumps([HOST])}
     proc = _start([sys.executable, "-m", "tracking_server"], env, root / "mlflow.log")
     try:
-        wait_for(_http_ok(f"http://127.0.0.1:{port}/health"), 120, "MLflow server")
+        wait_for(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=120, what="MLflow server")
         yield port
     finally:
         stop(proc)
@@ -190,7 +181,8 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
     proc = _start([sys.executable, "-m", "flops_manager"], env, log)
     try:
         wait_for(_http_ok(f"http://127.0.0.1:{port}/ready",
-                          {"Authorization": f"Bearer {TOKEN}"}), 60, "manager /ready")
+                          {"Authorization": f"Bearer {TOKEN}"}), timeout=60,
+                 what="manager /ready")
         yield Manager(f"http://127.0.0.1:{port}")
     finally:
         stop(proc)
@@ -272,7 +264,7 @@ def test_project_builds_trains_and_registers_in_containers(
     for project_id in (pid, second):
         assert manager.delete(f"projects/{project_id}").status_code == 202
     for project_id in (pid, second):
-        wait_for(lambda p=project_id: not _project_containers(engine, p), 180,  # type: ignore[misc]
-                 f"removal of the containers of {project_id}")
+        wait_for(lambda p=project_id: not _project_containers(engine, p),  # type: ignore[misc]
+                 timeout=180, what=f"removal of the containers of {project_id}")
         wait_for(lambda p=project_id: not engine.networks.list(names=[f"flops-{p}"]),  # type: ignore[misc]
-                 60, f"removal of network flops-{project_id}")
+                 timeout=60, what=f"removal of network flops-{project_id}")

@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,19 @@ from tests.reliability.harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROUND_S = 3.0  # each learner's fit sleeps this long, so faults land mid-round
+
+
+def submit(stack: Stack, repo: str, cleanup: list[str], body_spec: dict[str, Any]) -> str:
+    """Submit a project; it is removed after the test."""
+    pid = stack.create(repo, body_spec)
+    cleanup.append(pid)
+    return pid
+
+
+def wait_round(stack: Stack, pid: str, round_: int = 1) -> None:
+    """Wait until the project trains and has completed round ``round_``."""
+    stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= round_,
+               timeout=300, what=f"training round {round_}")
 
 
 def completes_with_one_model(stack: Stack, pid: str, name: str, *, timeout: float,
@@ -49,10 +63,9 @@ def test_learner_sigkill_mid_round(stack: Stack, slow_repo: str, scenario: Scena
                      "completes within 300 s; learner_failed recorded; one model version")
     started = time.monotonic()
     name = "f1"
-    pid = stack.create(slow_repo, spec(name=name, rounds=3, sleep_s=ROUND_S,
-                                       min_fit_learners=2, min_evaluate_learners=2,
-                                       min_available_learners=3))
-    cleanup_projects.append(pid)
+    pid = submit(stack, slow_repo, cleanup_projects, spec(
+        name=name, rounds=3, sleep_s=ROUND_S, min_fit_learners=2, min_evaluate_learners=2,
+        min_available_learners=3))
     stack.wait(pid, lambda p: p["phase"] == "training", timeout=300, what="training")
     learners = wait_until(lambda: len(service_pids(pid, f"{pid}-learners")) == 3
                           and service_pids(pid, f"{pid}-learners"), timeout=60,
@@ -74,10 +87,9 @@ def test_learner_sigstop_round_timeout(stack: Stack, slow_repo: str, scenario: S
                      "rounds proceed without it after round_timeout_s; completes within "
                      f"rounds x round_timeout + 60 s = {rounds * timeout_s + 60} s of the stop")
     name = "f2"
-    pid = stack.create(slow_repo, spec(name=name, rounds=rounds, sleep_s=1.0,
-                                       min_fit_learners=2, min_evaluate_learners=2,
-                                       min_available_learners=3, round_timeout_s=timeout_s))
-    cleanup_projects.append(pid)
+    pid = submit(stack, slow_repo, cleanup_projects, spec(
+        name=name, rounds=rounds, sleep_s=1.0, min_fit_learners=2, min_evaluate_learners=2,
+        min_available_learners=3, round_timeout_s=timeout_s))
     stack.wait(pid, lambda p: p["phase"] == "training", timeout=300, what="training")
     learners = wait_until(lambda: len(service_pids(pid, f"{pid}-learners")) == 3
                           and service_pids(pid, f"{pid}-learners"), timeout=60,
@@ -103,10 +115,8 @@ def test_aggregator_killed_fails_naming_it(stack: Stack, slow_repo: str, scenari
                                            cleanup_projects: list[str]) -> None:
     scenario.declare("F3", "the aggregator killed (SIGKILL) mid-training",
                      "failed within 20 s, last_error names the aggregator; no process left")
-    pid = stack.create(slow_repo, spec(name="f3", rounds=20, sleep_s=1.0))
-    cleanup_projects.append(pid)
-    stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 1,
-               timeout=300, what="training round 1")
+    pid = submit(stack, slow_repo, cleanup_projects, spec(name="f3", rounds=20, sleep_s=1.0))
+    wait_round(stack, pid)
     [aggregator] = service_pids(pid, f"{pid}-aggregator")
     killed = time.monotonic()
     os.kill(aggregator, signal.SIGKILL)
@@ -126,10 +136,8 @@ def test_broker_restart_mid_training(stack: Stack, slow_repo: str, scenario: Sce
     scenario.declare("F4", "the MQTT broker (Mosquitto) restarted mid-training (down 3 s)",
                      "completes within 240 s; every round_completed event arrives exactly once")
     name = "f4"
-    pid = stack.create(slow_repo, spec(name=name, rounds=rounds, sleep_s=2.0))
-    cleanup_projects.append(pid)
-    stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 1,
-               timeout=300, what="training round 1")
+    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=rounds, sleep_s=2.0))
+    wait_round(stack, pid)
     started = time.monotonic()
     stack.broker.stop()
     time.sleep(3)  # deliberately: the outage lasts 3 s while the learners keep training
@@ -150,10 +158,8 @@ def test_broker_down_when_training_ends(stack: Stack, slow_repo: str, scenario: 
                      "the aggregator keeps its 'completed' event until the broker is back; "
                      "the project completes within 120 s (never stuck in training)")
     name = "f4b"
-    pid = stack.create(slow_repo, spec(name=name, rounds=2, sleep_s=1.0))
-    cleanup_projects.append(pid)
-    stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 2,
-               timeout=300, what="the last round")
+    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=2, sleep_s=1.0))
+    wait_round(stack, pid, 2)
     stack.broker.stop()
     stopped = time.time()
     time.sleep(10)  # deliberately: the aggregator finishes while the broker is down
@@ -176,10 +182,8 @@ def test_mlflow_restart_mid_training(stack: Stack, slow_repo: str, scenario: Sce
     scenario.declare("F5", "the MLflow server restarted mid-training",
                      "completes within 240 s with every round's metrics and one model version")
     name = "f5"
-    pid = stack.create(slow_repo, spec(name=name, rounds=rounds, sleep_s=2.0))
-    cleanup_projects.append(pid)
-    stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 1,
-               timeout=300, what="training round 1")
+    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=rounds, sleep_s=2.0))
+    wait_round(stack, pid)
     started = time.monotonic()
     stack.mlflow.restart(timeout=120)
     project = completes_with_one_model(stack, pid, name, timeout=240, scenario=scenario)
@@ -200,11 +204,9 @@ def test_manager_sigkill_then_restart(stack: Stack, slow_repo: str, scenario: Sc
                      "after the restart the project reaches a final phase within 180 s "
                      "(completed, or failed naming the lost processes); no orphan process")
     name = f"f6{phase[:2]}"
-    pid = stack.create(slow_repo, spec(name=name, rounds=3, sleep_s=1.0))
-    cleanup_projects.append(pid)
+    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=3, sleep_s=1.0))
     if phase == "training":
-        stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 1,
-                   timeout=300, what="training round 1")
+        wait_round(stack, pid)
     else:
         stack.wait(pid, lambda p: p["phase"] == phase, timeout=300, what=phase)
     stack.manager.kill()
@@ -230,10 +232,8 @@ def test_database_restart(stack: Stack, slow_repo: str, scenario: Scenario,
                      "the project completes within 240 s with no event lost")
     name = "f7"
     rounds = 4
-    pid = stack.create(slow_repo, spec(name=name, rounds=rounds, sleep_s=2.0))
-    cleanup_projects.append(pid)
-    stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= 1,
-               timeout=300, what="training round 1")
+    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=rounds, sleep_s=2.0))
+    wait_round(stack, pid)
     stack.db.stop()
     import requests
 
