@@ -10,8 +10,10 @@
 set -euo pipefail
 
 CONF_DIR=${FLOPS_CONTAINERS_CONF_DIR:-/etc/containers}
+# netavark + aardvark-dns: container networking with name resolution between containers, also
+# for a container on two networks (the CNI dnsname plugin answers only for the first network).
 PACKAGES=(buildah podman runc fuse-overlayfs docker-registry debootstrap tini uidmap
-          containernetworking-plugins iptables)
+          containernetworking-plugins iptables netavark aardvark-dns)
 [[ "${FLOPS_WITH_EMULATION:-0}" == "1" ]] && PACKAGES+=(qemu-user-static binfmt-support)
 
 say() { printf 'setup_containers: %s\n' "$*"; }
@@ -65,6 +67,8 @@ default_ulimits = []
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+[network]
+network_backend = "netavark"
 EOF
 
 # overlay is far faster than vfs (vfs copies every layer).
