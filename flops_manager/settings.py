@@ -75,6 +75,18 @@ class Settings(BaseModel):
         "so that the API and the database stay responsive while projects train",
     )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
+    reconcile_workers: int = Field(
+        4, ge=1, le=64,
+        description="projects reconciled concurrently (one slow backend call stalls only its own)",
+    )
+    drift_grace_s: float = Field(
+        10.0, ge=0, le=3600,
+        description="how long a service may be missing (removed outside FLOps) before the "
+        "worker recreates it or fails its project",
+    )
+    drift_max_repairs: int = Field(
+        3, ge=0, le=100, description="how often the worker recreates a role's missing services",
+    )
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)
     phase_timeouts: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))

@@ -9,6 +9,11 @@ service with ``listen_env`` gets a free loopback port per instance in that varia
 sends SIGTERM to the process group and SIGKILL after a grace period;
 :meth:`LocalOrchestrator.close` stops everything, so nothing outlives the manager.
 
+An instance killed by a signal the backend did not send (``kill -9`` from outside, the OOM
+killer) is reported as ``missing`` as well as failed: nothing is left to remove, and
+``create_service`` of the same spec starts it again (the reconcile worker decides whether it
+should, :mod:`flops_manager.lifecycle.drift`).
+
 Every started instance is recorded in ``<workdir>/pids/`` (its pid, start time and the
 manager's pid). A manager that was killed cannot re-adopt its processes, so a new
 LocalOrchestrator stops the recorded processes of managers that are no longer alive
@@ -111,6 +116,11 @@ def service_state(exit_codes: list[int | None]) -> ServiceState:
     if exit_codes and all(code == 0 for code in exit_codes):
         return ServiceState.STOPPED
     return ServiceState.RUNNING
+
+
+def _killed(service: _Service) -> list[ManagedProcess]:
+    """Instances ended by a signal: the backend only signals services it removed."""
+    return [p for p in service.processes if (p.returncode or 0) < 0]
 
 
 def _address(host: str, service: _Service) -> str | None:
@@ -224,12 +234,21 @@ class LocalOrchestrator(Orchestrator):
             running=sum(code is None for code in codes),
             address=_address(self.host, service),
             message=message,
+            missing=tuple(p.name for p in _killed(service)),
         )
+
+    def _restart_killed(self, service: _Service) -> None:
+        """Start again the instances killed from outside (same index, port and log)."""
+        for process in _killed(service):
+            index = service.processes.index(process)
+            stop_processes([process], grace_s=0)  # reap its group and close its log
+            service.processes[index] = self._start_instance(service, index)
 
     def create_service(self, spec: ServiceSpec) -> ServiceStatus:  # noqa: D102
         with self._lock:
             existing = self._services.get(spec.name)
             if existing is not None:
+                self._restart_killed(existing)
                 return self._status(existing)
             service = _Service(spec, [])
             try:

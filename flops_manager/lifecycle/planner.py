@@ -299,6 +299,18 @@ def plan_delete(project: Project, *, now: float) -> Decision:
     return Decision(queue(marked, (cleanup, final)), cancelled.actions + (cleanup, final))
 
 
+def mark_restarted(project: Project, role: Role, *, now: float) -> Project:
+    """Mark instance 0 of ``role`` as restarted at ``now``.
+
+    Events of the stopped instance (such as its last will) are older than this mark, so they
+    cannot fail the step that is redone.
+    """
+    key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
+    mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
+            "event_id": None}
+    return project.replace(components={**project.components, key: mark})
+
+
 def plan_lost_services(project: Project, *, now: float) -> Decision:
     """The manager restarted and its backend lost the project's services (local processes).
 
@@ -317,12 +329,7 @@ def plan_lost_services(project: Project, *, now: float) -> Decision:
     }
     if phase in redo:
         action, role = redo[phase]
-        # Events of the stopped instance (such as its last will) are older than this mark,
-        # so they cannot fail the step that is redone.
-        key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
-        mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
-                "event_id": None}
-        marked = project.replace(components={**project.components, key: mark})
+        marked = mark_restarted(project, role, now=now)
         return Decision(queue(marked, (action,)), (action,))
     return fail(
         project,

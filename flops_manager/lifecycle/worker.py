@@ -1,11 +1,17 @@
 """The reconcile worker: a thread that applies planned actions through the Orchestrator.
 
 Progress (attempts, next attempt time, last error) is kept on the project document, so a
-restarted manager resumes every unfinished project from the database.
+restarted manager resumes every unfinished project from the database. Each pass compares the
+services a project should have with what the orchestrator observes (failed services of the
+phase fail it; services that disappeared are recreated or fail it, :mod:`.drift`), then runs
+its due actions. Projects are reconciled concurrently by a bounded pool
+(``settings.reconcile_workers``), one pass of a project at a time, so one slow backend call
+(an image pull) delays only its own project.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
 import threading
@@ -13,13 +19,19 @@ from collections.abc import Mapping
 
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
-from flops_manager.lifecycle import planner
+from flops_manager.lifecycle import drift, planner
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.placement import build_target, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
 from flops_manager.lifecycle.state import PendingAction, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
-from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
+from flops_manager.ports.orchestrator import (
+    BuildTarget,
+    Cluster,
+    Orchestrator,
+    ServiceState,
+    ServiceStatus,
+)
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.services.clock import Clock, system_clock
 from flops_manager.services.mutate import mutate_project, record_missing_phase_change
@@ -61,6 +73,41 @@ def _without(project: Project, key: str) -> Project:
     return project.replace(pending=kept)
 
 
+def _done(project: Project, action: Action, created: tuple[Role, ...]) -> Project:
+    """Drop the finished ``action`` and record the services it created or removed."""
+    project = _without(project, action.key)
+    if action.kind is ActionKind.REMOVE_SERVICES:
+        return drift.record_removed(project, action.roles)
+    return drift.record_created(project, created)
+
+
+def _observed(
+    project: Project, statuses: Mapping[str, ServiceStatus | None]
+) -> tuple[dict[Role, str], dict[Role, tuple[str, ...]]]:
+    """Failed watched roles (role -> message) and, per drift-watched role, what is gone.
+
+    ``statuses`` maps the service names the worker could observe to their status (``None``:
+    the service does not exist); roles with an unobserved service are left out.
+    """
+    failed: dict[Role, str] = {}
+    for role in planner.watched_roles(project.phase):
+        for name in services_of(project, (role,)):
+            status = statuses.get(name)
+            if status is not None and status.state is ServiceState.FAILED:
+                failed[role] = status.message or f"service {name} failed"
+    gone: dict[Role, tuple[str, ...]] = {}
+    for role in drift.watched(project):
+        names = services_of(project, (role,))
+        if any(name not in statuses for name in names):
+            continue
+        gone[role] = tuple(
+            missing for name in names
+            for missing in ((name,) if statuses[name] is None
+                            else statuses[name].missing)  # type: ignore[union-attr]
+        )
+    return failed, gone
+
+
 def _after_restart(project: Project, *, now: float) -> Project:
     return planner.plan_lost_services(project, now=now).project
 
@@ -83,7 +130,16 @@ class ReconcileWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+        self.drift = drift.DriftPolicy(grace_s=settings.drift_grace_s,
+                                       max_repairs=settings.drift_max_repairs)
         self._recovered = True
+        self._pool = self._new_pool()
+        self._in_flight: set[str] = set()
+        self._flight_lock = threading.Lock()
+
+    def _new_pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        return concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.settings.reconcile_workers, thread_name_prefix="flops-reconcile")
 
     def start(self) -> None:
         """Start the background thread (first pass immediately).
@@ -96,14 +152,17 @@ class ReconcileWorker:
         self._recovered = False
         self._recover()
         self._stop.clear()
+        self._pool.shutdown(wait=False)
+        self._pool = self._new_pool()
         self._thread = threading.Thread(target=self._run, name="flops-reconcile", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to stop and wait for it."""
+        """Ask the thread to stop and wait for it (projects' passes end after their action)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _recover(self) -> None:
         if self._recovered:
@@ -144,20 +203,55 @@ class ReconcileWorker:
         while not self._stop.is_set():
             try:
                 self._recover()
-                self.tick()
+                for future in self._dispatch():
+                    future.add_done_callback(_log_failure)
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("reconcile pass failed")
             self._stop.wait(self.settings.reconcile_interval_s)
 
-    def tick(self) -> int:
-        """Reconcile every project that needs work once; return how many actions ran."""
-        ran = 0
+    def _dispatch(self) -> list[concurrent.futures.Future[int]]:
+        """Submit a pass of every project that needs work and has no pass running."""
+        futures = []
         for project in self.store.list_projects_needing_work():
+            with self._flight_lock:
+                if project.id in self._in_flight:
+                    continue
+                self._in_flight.add(project.id)
             try:
-                ran += self.reconcile(project.id)
-            except NotFoundError:
-                continue
-        return ran
+                futures.append(self._pool.submit(self._pass, project.id))
+            except RuntimeError:  # the pool was shut down: the worker is stopping
+                self._landed(project.id)
+                break
+        return futures
+
+    def _landed(self, project_id: str) -> None:
+        with self._flight_lock:
+            self._in_flight.discard(project_id)
+
+    def _pass(self, project_id: str) -> int:
+        try:
+            return self.reconcile(project_id)
+        except NotFoundError:
+            return 0
+        finally:
+            self._landed(project_id)
+
+    def tick(self) -> int:
+        """Reconcile every project that needs work once, concurrently; wait for all.
+
+        Returns how many actions ran. Projects whose pass is already running are skipped.
+
+        Raises
+        ------
+        Exception
+            The first error of a project's pass, after every pass ended.
+        """
+        futures = self._dispatch()
+        concurrent.futures.wait(futures)
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            raise errors[0]  # type: ignore[misc]
+        return sum(f.result() for f in futures)
 
     def reconcile(self, project_id: str) -> int:
         """Apply timers, then run due pending actions of one project in order."""
@@ -168,12 +262,13 @@ class ReconcileWorker:
             lambda p: planner.plan_tick(p, now=now, timeouts=self.timeouts).project,
             now=now,
         )
-        failed = self._failed_services(project)
-        if failed:
+        failed, gone = _observed(project, self._statuses(project))
+        if failed or any(gone.values()) or any(
+                w.missing_since is not None for w in project.services.values()):
             project = mutate_project(
                 self.store,
                 project_id,
-                lambda p: planner.plan_observation(p, failed, now=now).project,
+                functools.partial(self._apply_observation, failed=failed, gone=gone, now=now),
                 now=now,
             )
         ran = 0
@@ -183,7 +278,7 @@ class ReconcileWorker:
                 break
             action = Action.from_dict(pending.action)
             try:
-                self._execute(action, project)
+                created = self._execute(action, project)
             except TemporaryError as exc:
                 self._retry_later(project, pending, action, exc)
                 break
@@ -198,26 +293,28 @@ class ReconcileWorker:
             if action.kind is ActionKind.DELETE_PROJECT:
                 return ran
             project = mutate_project(
-                self.store, project_id, functools.partial(_without, key=action.key),
-                now=self.clock(),
+                self.store, project_id,
+                functools.partial(_done, action=action, created=created), now=self.clock(),
             )
         return ran
 
-    def _failed_services(self, project: Project) -> dict[Role, str]:
-        """Services of roles the project needs now that the orchestrator reports as failed."""
+    def _apply_observation(self, project: Project, *, failed: Mapping[Role, str],
+                           gone: Mapping[Role, tuple[str, ...]], now: float) -> Project:
+        observed = planner.plan_observation(project, failed, now=now).project
+        return drift.plan_drift(observed, gone, now=now, policy=self.drift).project
+
+    def _statuses(self, project: Project) -> dict[str, ServiceStatus | None]:
+        """Status of every service the project needs now (unavailable ones left out)."""
         if project.terminal:
             return {}
-        failed: dict[Role, str] = {}
-        for role in planner.watched_roles(project.phase):
-            for name in services_of(project, (role,)):
-                try:
-                    status = self.orchestrator.service_status(name)
-                except TemporaryError as exc:  # look again on the next pass
-                    log.warning("status of %s unavailable: %s", name, exc.message)
-                    continue
-                if status is not None and status.state is ServiceState.FAILED:
-                    failed[role] = status.message or f"service {name} failed"
-        return failed
+        roles = {*planner.watched_roles(project.phase), *drift.watched(project)}
+        statuses: dict[str, ServiceStatus | None] = {}
+        for name in services_of(project, tuple(roles)):
+            try:
+                statuses[name] = self.orchestrator.service_status(name)
+            except TemporaryError as exc:  # look again on the next pass
+                log.warning("status of %s unavailable: %s", name, exc.message)
+        return statuses
 
     def _prepare(self, action: Action, project: Project) -> Project:
         """Record decisions an action depends on (the clusters of a hierarchical project)."""
@@ -236,12 +333,13 @@ class ReconcileWorker:
             self.store, project.id, lambda p: p.replace(clusters=clusters), now=self.clock()
         )
 
-    def _execute(self, action: Action, project: Project) -> None:
+    def _execute(self, action: Action, project: Project) -> tuple[Role, ...]:
+        """Run ``action``; return the roles of the services it created."""
         log.info("running %s", action.key)
         if action.kind is ActionKind.REMOVE_SERVICES:
             for name in services_of(project, action.roles):
                 self.orchestrator.remove_service(name)
-            return
+            return ()
         if action.kind is ActionKind.DELETE_PROJECT:
             for record in self.store.list_service_records(
                 owner=project.owner, kind=Role.INFERENCE_SERVER.value, project_id=project.id
@@ -249,21 +347,24 @@ class ReconcileWorker:
                 self.orchestrator.remove_service(record.name)  # e.g. extra inference servers
                 self.store.delete_service_record(record.id)
             self.store.delete_project(project.id)
-            return
+            return ()
         if (action.kind is ActionKind.BUILD_MODEL_IMAGE
                 and build_target(self.orchestrator, self.settings) is BuildTarget.ENVIRONMENT):
             # The project's environment already holds everything the inference server needs.
             mutate_project(self.store, project.id,
                            lambda p: planner.model_built(p, now=self.clock()).project,
                            now=self.clock())
-            return
+            return ()
         project = self._prepare(action, project)
         place = placement(self.orchestrator, self.settings, project,
                           tracking=action.kind in _NEEDS_TRACKING)
+        created: list[Role] = []
         for spec in action_specs(action, project, self.settings, place):
             self.orchestrator.create_service(spec)
+            created.append(Role(spec.role))
             if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
                 self._record_endpoint(project.id, "inference", spec.name)
+        return tuple(dict.fromkeys(created))
 
     def _record_endpoint(self, project_id: str, key: str, service: str) -> None:
         url = self.orchestrator.public_url(service)
@@ -312,3 +413,9 @@ class ReconcileWorker:
             return planner.fail(dropped, f"{action.kind.value} failed: {reason}", now).project
 
         mutate_project(self.store, project.id, update, now=now)
+
+
+def _log_failure(future: concurrent.futures.Future[int]) -> None:
+    """Log the error of a background pass (the next pass tries again)."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("reconcile pass failed", exc_info=future.exception())

@@ -120,3 +120,22 @@ def test_components_and_their_children_run_at_lower_cpu_priority(tmp_path):
         assert words[:3] == ["nice", str(min(own + 7, 19)), str(min(own + 7, 19))]
     finally:
         orch.close()
+
+
+def test_an_instance_killed_from_outside_is_missing_and_started_again(orchestrator):
+    import signal
+
+    orchestrator.create_service(spec("svc", SLEEPER, instances=2))
+    wait_for(lambda: all("hello from" in log
+                         for log in orchestrator.service_logs("svc").values()), timeout=20)
+    victim = orchestrator._services["svc"].processes[1].popen.pid
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: orchestrator.service_status("svc").missing == ("svc-1",), timeout=20,
+             what="svc-1 reported missing")
+    status = orchestrator.service_status("svc")
+    assert status.state is ServiceState.FAILED and status.running == 1
+    repaired = orchestrator.create_service(spec("svc", SLEEPER, instances=2))
+    assert repaired.missing == () and repaired.running == 2
+    assert orchestrator._services["svc"].processes[1].popen.pid != victim
+    wait_for(lambda: orchestrator.service_logs("svc")["svc-1"].count("hello from svc-1") == 2,
+             timeout=20, what="the restarted instance's output appended to its log")

@@ -227,6 +227,7 @@ class Stack:
             "FLOPS_ALLOW_LOCAL_REPOS": "true",
             "FLOPS_RECONCILE_INTERVAL_S": "0.5",
             "FLOPS_ACTION_BACKOFF_S": "0.5",
+            "FLOPS_DRIFT_GRACE_S": "2",
             "FLOPS_SSE_MAX_S": "2",  # event streams end quickly under the fuzzer
         }
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,

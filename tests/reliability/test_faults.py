@@ -19,6 +19,7 @@ from tests.reliability.conftest import Scenario
 from tests.reliability.harness import (
     Stack,
     check_event_log,
+    environ_of,
     registered_versions,
     service_pids,
     spec,
@@ -248,3 +249,28 @@ def test_database_restart(stack: Stack, slow_repo: str, scenario: Scenario,
     assert down.status_code == 503, (down.status_code, down.text)
     scenario.observe(f"API {down.status_code} while down, answered again {answered:.1f} s after "
                      "the restart")
+
+
+def test_learner_gone_is_recreated(stack: Stack, slow_repo: str, scenario: Scenario,
+                                   cleanup_projects: list[str]) -> None:
+    scenario.declare("F8", "drift: a learner process killed from outside FLOps mid-training "
+                     "(min_available 3: the next round waits for it); drift grace 2 s",
+                     "the worker starts the learner again (same instance, own partition); "
+                     "completes within 300 s with one model version")
+    name = "f8"
+    pid = submit(stack, slow_repo, cleanup_projects, spec(
+        name=name, rounds=5, sleep_s=2.0, min_fit_learners=2, min_evaluate_learners=2,
+        min_available_learners=3))
+    learners = wait_until(lambda: len(service_pids(pid, f"{pid}-learners")) == 3
+                          and service_pids(pid, f"{pid}-learners"), timeout=300,
+                          what="3 learner processes")
+    wait_round(stack, pid)
+    victim = learners[2]
+    instance = environ_of(victim)["FLOPS_INSTANCE"]
+    os.kill(victim, signal.SIGKILL)
+    killed = time.monotonic()
+    again = wait_until(lambda: [p for p in service_pids(pid, instance) if p != victim],
+                       timeout=60, what=f"{instance} started again")
+    scenario.observe(f"{instance} started again {time.monotonic() - killed:.1f} s after the "
+                     f"kill (pid {victim} -> {again[0]})")
+    completes_with_one_model(stack, pid, name, timeout=300, scenario=scenario)
