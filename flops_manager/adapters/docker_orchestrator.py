@@ -51,6 +51,7 @@ manager must hand components URIs with that name (``mqtt://host.containers.inter
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -119,9 +120,23 @@ def container_state(state: Mapping[str, Any]) -> tuple[ServiceState, str | None]
     return ServiceState.FAILED, detail
 
 
-def missing_instances(service: str, instances: int, present: list[Any]) -> tuple[str, ...]:
-    """Names of the instances ``0..instances-1`` of ``service`` that have no container."""
-    indices = {int(c.labels.get(LABEL_INSTANCE, "0")) for c in present}
+def killed_from_outside(state: Mapping[str, Any]) -> bool:
+    """Whether a container's main process was ended by a signal (exit code 128+n), not OOM.
+
+    The backend stops containers only to remove them, so such a container was killed behind
+    its back (``podman kill``, ``podman stop``).
+    """
+    status = str(state.get("Status", "")).lower()
+    code = int(state.get("ExitCode", 0) or 0)
+    return status in ("exited", "stopped") and code > 128 and not state.get("OOMKilled")
+
+
+def missing_instances(service: str, instances: int, alive: list[Any]) -> tuple[str, ...]:
+    """Names of the instances ``0..instances-1`` of ``service`` without a live container.
+
+    ``alive``: the containers that exist and were not killed from outside.
+    """
+    indices = {int(c.labels.get(LABEL_INSTANCE, "0")) for c in alive}
     return tuple(instance_name(service, i) for i in range(instances) if i not in indices)
 
 
@@ -394,7 +409,8 @@ class DockerOrchestrator(Orchestrator):
             name=name, role=first.labels.get(LABEL_ROLE, ""), state=service_state(states),
             instances=instances, running=sum(s is ServiceState.RUNNING for s in states),
             address=f"{name}:{port}" if port else None, message=message,
-            missing=missing_instances(name, instances, present),
+            missing=missing_instances(name, instances, [
+                c for c in present if not killed_from_outside(c.attrs.get("State", {}))]),
         )
 
     def _call(self, what: str, body: Callable[[], T], *, lock: str | None = None) -> T:
@@ -422,6 +438,12 @@ class DockerOrchestrator(Orchestrator):
         self._call(what, lambda: self._ensure_image(spec.image))
 
         def create() -> ServiceStatus:
+            existing = self._containers(spec.name)
+            for container in existing:  # killed from outside: replaced below
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.reload()  # a listed container's State is only a word
+                    if killed_from_outside(container.attrs.get("State", {})):
+                        container.remove(force=True, v=True)
             existing = self._containers(spec.name)
             present = {int(c.labels.get(LABEL_INSTANCE, "0")) for c in existing}
             self._specs[spec.name] = spec

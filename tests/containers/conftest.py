@@ -8,24 +8,26 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from image_builder import BuilderSettings
 from image_builder.runtime_layer import copy_runtime
 from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
-from tests.fixtures.podman import podman_service, stop
-from tests.fixtures.servers import free_port, wait_for
+from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
+    BASE_IMAGE,
+    CA_BUNDLE,
+    MAIN,
+    base_image,
+    podman_socket,
+    registry,
+)
 
-MAIN = Path(__file__).resolve().parents[2]
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
-BASE_IMAGE = "localhost/flops-python:3.11-bookworm"
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 _MISSING = [tool for tool in ("buildah", "podman", "docker-registry") if shutil.which(tool) is None]
 
@@ -54,50 +56,6 @@ def make_repo(path: Path, extra: Mapping[str, str] | None = None) -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_image() -> str:
-    """The local debootstrap Python image (built once by scripts/build_base_image.sh)."""
-    subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), BASE_IMAGE],
-                   check=True, timeout=900)
-    return BASE_IMAGE
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A docker-registry on a free loopback port with temporary storage: ``host:port``."""
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    with (root / "registry.log").open("wb") as log:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
-                                stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return requests.get(f"http://{address}/v2/", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, timeout=30, what="registry")
-        yield address
-    finally:
-        stop(proc)
-
-
-@pytest.fixture(scope="session")
-def podman_socket(tmp_path_factory: pytest.TempPathFactory, registry: str) -> Iterator[str]:
-    """``podman system service`` on a socket in a temp dir: ``unix:///.../podman.sock``."""
-    with podman_service(tmp_path_factory.mktemp("podman"), registry) as sock:
-        yield f"unix://{sock}"
-
-
-@pytest.fixture(scope="session")
 def runtime_snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A frozen copy of the FLOps runtime sources (the working tree changes under us)."""
     target = tmp_path_factory.mktemp("runtime") / "src"
@@ -117,7 +75,8 @@ def buildah_shim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def image_settings(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str,
+def image_settings(tmp_path_factory: pytest.TempPathFactory,
+                   base_image: str, registry: str,  # noqa: F811 - the imported fixtures
                    runtime_snapshot: Path,
                    buildah_shim: tuple[Path, Path]) -> Callable[..., BuilderSettings]:
     cache = tmp_path_factory.mktemp("builder-cache")

@@ -125,6 +125,14 @@ def test_removed_instances_are_reported_missing_and_started_again() -> None:
     repaired = backend.create_service(spec("p-learners", "present:1", "p", instances=3))
     assert repaired.missing == () and repaired.running == 3
     assert engine.created == ["p-learners-0", "p-learners-1", "p-learners-2", "p-learners-1"]
+    # killed from outside (podman kill): missing too, and replaced
+    engine.containers_by_name["p-learners-2"].attrs["State"] = {"Status": "exited",
+                                                                "ExitCode": 137}
+    killed = backend.service_status("p-learners")
+    assert killed is not None and killed.missing == ("p-learners-2",)
+    assert killed.state is ServiceState.FAILED
+    assert backend.create_service(spec("p-learners", "present:1", "p", instances=3)).running == 3
+    assert engine.created[-1] == "p-learners-2"
     for name in ("p-learners-0", "p-learners-1", "p-learners-2"):
         del engine.containers_by_name[name]
     assert backend.service_status("p-learners") is None

@@ -26,10 +26,10 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from tests.fixtures.podman import stop
+from tests.fixtures.podman import build_builder_image, builder_mounts, push_base_image, stop
 from tests.fixtures.servers import MosquittoServer, free_port, wait_for
 
-from .conftest import CA_BUNDLE, MAIN, make_repo
+from .conftest import make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -60,21 +60,13 @@ def _http_ok(url: str, headers: dict[str, str] | None = None) -> Callable[[], bo
 @pytest.fixture(scope="module")
 def registry_base_image(base_image: str, registry: str) -> str:
     """The local base image in the registry: nested buildah pulls it from there."""
-    ref = f"{registry}/flops/python:3.11-bookworm"
-    subprocess.run(["buildah", "push", "--quiet", "--tls-verify=false", base_image,
-                    f"docker://{ref}"], check=True, capture_output=True, timeout=300)
-    return ref
+    return push_base_image(base_image, registry)
 
 
 @pytest.fixture(scope="module")
 def builder_image(base_image: str) -> str:
     """FLOps' image builder service image, built from this tree (layers cached by buildah)."""
-    image = "localhost/flops/image-builder:test"
-    env = {**os.environ, "FLOPS_BASE_IMAGE": base_image, "FLOPS_PYTHON": sys.executable}
-    out = subprocess.run(["bash", str(MAIN / "containers" / "build.sh"), "image-builder", image],
-                         env=env, capture_output=True, text=True, timeout=1500)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return image
+    return build_builder_image(base_image)
 
 
 @pytest.fixture(scope="module")
@@ -154,11 +146,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
     root = tmp_path_factory.mktemp("manager")
     cache = root / "build-cache"
     cache.mkdir()
-    ca_in_builder = "/run/flops/ca-bundle.pem"
-    mounts = [f"{storage_volume}:/var/lib/containers", f"{cache}:{cache}",
-              f"{user_repo}:{user_repo}:ro"]
-    if CA_BUNDLE.is_file():
-        mounts.append(f"{CA_BUNDLE}:{ca_in_builder}:ro")
+    mounts, ca_env = builder_mounts(storage_volume, cache, user_repo)
     query = "&".join(["builder_network=host", *(f"builder_mount={m}" for m in mounts)])
     port = free_port()
     env = {
@@ -173,10 +161,8 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
         "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
         "FLOPS_BASE_IMAGE": registry_base_image, "FLOPS_BUILDER_IMAGE": builder_image,
         "FLOPS_BUILDER_CACHE_DIR": str(cache), "FLOPS_ALLOW_LOCAL_REPOS": "true",
-        "FLOPS_RECONCILE_INTERVAL_S": "0.5",
+        "FLOPS_RECONCILE_INTERVAL_S": "0.5", **ca_env,
     }
-    if CA_BUNDLE.is_file():
-        env["FLOPS_EXTRA_CA_BUNDLE"] = ca_in_builder
     log = root / "manager.log"
     proc = _start([sys.executable, "-m", "flops_manager"], env, log)
     try:
