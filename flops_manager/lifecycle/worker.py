@@ -14,8 +14,9 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
+import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
@@ -133,13 +134,9 @@ class ReconcileWorker:
         self.drift = drift.DriftPolicy(grace_s=settings.drift_grace_s,
                                        max_repairs=settings.drift_max_repairs)
         self._recovered = True
-        self._pool = self._new_pool()
+        self._passes = _DaemonPool(settings.reconcile_workers)
         self._in_flight: set[str] = set()
         self._flight_lock = threading.Lock()
-
-    def _new_pool(self) -> concurrent.futures.ThreadPoolExecutor:
-        return concurrent.futures.ThreadPoolExecutor(
-            max_workers=self.settings.reconcile_workers, thread_name_prefix="flops-reconcile")
 
     def start(self) -> None:
         """Start the background thread (first pass immediately).
@@ -152,8 +149,6 @@ class ReconcileWorker:
         self._recovered = False
         self._recover()
         self._stop.clear()
-        self._pool.shutdown(wait=False)
-        self._pool = self._new_pool()
         self._thread = threading.Thread(target=self._run, name="flops-reconcile", daemon=True)
         self._thread.start()
 
@@ -162,7 +157,6 @@ class ReconcileWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _recover(self) -> None:
         if self._recovered:
@@ -217,11 +211,7 @@ class ReconcileWorker:
                 if project.id in self._in_flight:
                     continue
                 self._in_flight.add(project.id)
-            try:
-                futures.append(self._pool.submit(self._pass, project.id))
-            except RuntimeError:  # the pool was shut down: the worker is stopping
-                self._landed(project.id)
-                break
+            futures.append(self._passes.submit(functools.partial(self._pass, project.id)))
         return futures
 
     def _landed(self, project_id: str) -> None:
@@ -419,3 +409,34 @@ def _log_failure(future: concurrent.futures.Future[int]) -> None:
     """Log the error of a background pass (the next pass tries again)."""
     if not future.cancelled() and future.exception() is not None:
         log.error("reconcile pass failed", exc_info=future.exception())
+
+
+class _DaemonPool:
+    """At most ``size`` daemon threads running submitted calls in order.
+
+    Unlike ``ThreadPoolExecutor`` (whose threads the interpreter joins at exit), a call blocked
+    in a slow backend request never delays the manager's exit.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], int], concurrent.futures.Future[int]]]
+        self._queue = queue.SimpleQueue()
+        for index in range(size):
+            threading.Thread(target=self._serve, name=f"flops-reconcile-{index}",
+                             daemon=True).start()
+
+    def submit(self, call: Callable[[], int]) -> concurrent.futures.Future[int]:
+        """Queue ``call``; its future holds the result or the exception."""
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._queue.put((call, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            call, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                future.set_exception(exc)

@@ -218,7 +218,9 @@ class Stack:
         (directory / "db").mkdir(exist_ok=True)
         self.db = Proc("nx-27017", [nx, "--db", str(directory / "db" / "flops.db"),
                                     "--host", "127.0.0.1", "-p", str(dport),
-                                    "--log-file", str(logs / "nx.log")], dport, logs / "db.log")
+                                    "--log-file", str(logs / "nx.log"),
+                                    "--pid-file", str(directory / "db" / "nx.pid")],
+                      dport, logs / "db.log")
         mport = free_port()
         tracking = TrackingServerSettings(listen_address=f"{listen_host}:{mport}",
                                           data_dir=directory / "mlflow",
@@ -425,8 +427,18 @@ class DockerStack(Stack):
                 found[name] = str(c["Id"])
         return found
 
-    def signal(self, handle: str, sig: int) -> None:  # noqa: D102
-        self.engine.api.kill(handle, signal=int(sig))
+    def signal(self, handle: str, sig: int) -> None:
+        """Signal the container; SIGSTOP/SIGCONT pause/unpause it (cgroup freezer).
+
+        Images run tini as PID 1, which forwards signals but would itself be the only
+        process stopped by a SIGSTOP.
+        """
+        if sig == signal.SIGSTOP:
+            self.engine.api.pause(handle)
+        elif sig == signal.SIGCONT:
+            self.engine.api.unpause(handle)
+        else:
+            self.engine.api.kill(handle, signal=int(sig))
 
     def remove(self, handle: str) -> None:
         """Remove the container (``podman rm -f``)."""
