@@ -299,7 +299,7 @@ class DockerOrchestrator(Orchestrator):
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
-        """Translate engine errors: unreachable/5xx -> TemporaryError, 4xx -> PermanentError."""
+        """Translate engine errors: unreachable/slow/5xx -> TemporaryError, 4xx -> Permanent."""
         try:
             yield
         except (NotFoundError, PermanentError, TemporaryError):
@@ -310,6 +310,9 @@ class DockerOrchestrator(Orchestrator):
             status = getattr(exc, "status_code", None) or 500
             error = TemporaryError if status >= 500 or status == 429 else PermanentError
             raise error(f"{what}: {_explain(exc)}") from None
+        except requests.exceptions.Timeout as exc:  # a busy engine: look again later
+            raise TemporaryError(f"{what}: container engine did not answer in time: {exc}") \
+                from None
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise TemporaryError(f"{what}: container engine unreachable: {exc}") from None
 
