@@ -101,12 +101,13 @@ def _observed(
         names = services_of(project, (role,))
         if any(name not in statuses for name in names):
             continue
-        gone[role] = tuple(
-            missing for name in names
-            for missing in ((name,) if statuses[name] is None
-                            else statuses[name].missing)  # type: ignore[union-attr]
-        )
+        gone[role] = tuple(missing for name in names for missing in _gone(name, statuses[name]))
     return failed, gone
+
+
+def _gone(name: str, status: ServiceStatus | None) -> tuple[str, ...]:
+    """What of service ``name`` is gone: all of it, or the instances its status names."""
+    return (name,) if status is None else status.missing
 
 
 def _after_restart(project: Project, *, now: float) -> Project:
@@ -238,9 +239,9 @@ class ReconcileWorker:
         """
         futures = self._dispatch()
         concurrent.futures.wait(futures)
-        errors = [f.exception() for f in futures if f.exception() is not None]
+        errors = [error for f in futures if (error := f.exception()) is not None]
         if errors:
-            raise errors[0]  # type: ignore[misc]
+            raise errors[0]
         return sum(f.result() for f in futures)
 
     def reconcile(self, project_id: str) -> int:
