@@ -75,6 +75,10 @@ class Settings(BaseModel):
         "so that the API and the database stay responsive while projects train",
     )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
+    builder_memory_mb: int = Field(
+        4096, ge=256, description="memory limit of image builder services (pip and nested "
+        "Buildah; with a component's 512 MB a container builder was OOM-killed)",
+    )
     reconcile_workers: int = Field(
         4, ge=1, le=64,
         description="projects reconciled concurrently (one slow backend call stalls only its own)",

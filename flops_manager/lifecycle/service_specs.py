@@ -133,9 +133,10 @@ def _base(project: Project, role: Role, **kw: Any) -> dict[str, Any]:
     }
 
 
-BUILDER_RESOURCES = Resources(memory_mb=2048, vcpus=1.0)
-"""What a builder may use: pip and nested Buildah need far more than a component's default
-512 MB (a container limited to that was OOM-killed while installing the FLOps runtime)."""
+def builder_resources(settings: Settings) -> Resources:
+    """What a builder may use (``settings.builder_memory_mb``, one vCPU)."""
+    return Resources(memory_mb=settings.builder_memory_mb, vcpus=1.0)
+
 
 BUILDER_TARGETS = {BuildTarget.ENVIRONMENT: "environment", BuildTarget.IMAGE: "images"}
 """``FLOPS_TARGET`` of the image builder per backend build target."""
@@ -176,7 +177,7 @@ def builder_spec(project: Project, settings: Settings, place: Placement) -> Serv
         image=settings.builder_image,
         env=env,
         secret_env=_registry_secret(settings),
-        resources=BUILDER_RESOURCES,
+        resources=builder_resources(settings),
         one_shot=True,
         privileged=place.target is BuildTarget.IMAGE,
     )
@@ -196,7 +197,7 @@ def model_builder_spec(project: Project, settings: Settings, place: Placement) -
         image=settings.builder_image,
         env=env,
         secret_env=_registry_secret(settings),
-        resources=BUILDER_RESOURCES,
+        resources=builder_resources(settings),
         one_shot=True,
         privileged=True,
     )

@@ -401,6 +401,7 @@ class DockerStack(Stack):
             "FLOPS_ORCHESTRATOR_URI": socket.replace("unix://", "docker+unix://") + "?" + query,
             "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
             "FLOPS_BASE_IMAGE": base_image, "FLOPS_BUILDER_IMAGE": builder_image,
+            "FLOPS_BUILDER_MEMORY_MB": "8192",  # a cold build on a loaded machine
             **extra_env,
         })
         self.manager.env.update({
