@@ -102,7 +102,8 @@ def instance_name(service: str, index: int) -> str:
 def container_state(state: Mapping[str, Any]) -> tuple[ServiceState, str | None]:
     """Map a container's ``State`` (from ``inspect``) to a service state and a message.
 
-    ``running``/``paused`` -> RUNNING; ``created``/``restarting`` -> PENDING; ``exited`` with 0
+    ``running``/``paused`` -> RUNNING; ``created``/``restarting``/``stopping``/``removing`` ->
+    PENDING; ``exited`` with 0
     -> STOPPED (done); any other exit, ``dead`` or an OOM kill -> FAILED.
     """
     status = str(state.get("Status", "")).lower()
@@ -111,8 +112,8 @@ def container_state(state: Mapping[str, Any]) -> tuple[ServiceState, str | None]
         return ServiceState.FAILED, f"killed: out of memory (exit code {code})"
     if status in ("running", "paused"):
         return ServiceState.RUNNING, None
-    if status in ("created", "restarting", "configured", "initialized"):
-        return ServiceState.PENDING, None
+    if status in ("created", "restarting", "configured", "initialized", "stopping", "removing"):
+        return ServiceState.PENDING, None  # on its way; what it ends as is seen next time
     if status in ("exited", "stopped") and code == 0:
         return ServiceState.STOPPED, None
     error = str(state.get("Error") or "").strip()

@@ -42,6 +42,8 @@ def learners_of(stack: Stack, pid: str, count: int = 3) -> list[str]:
     return [found[name] for name in sorted(found)]
 
 ROUND_S = 3.0  # each learner's fit sleeps this long, so faults land mid-round
+START_S = 900
+"""Until a project trains: the first project of the Docker stack builds its images cold."""
 
 
 def submit(stack: Stack, repo: str, cleanup: list[str], body_spec: dict[str, Any]) -> str:
@@ -54,7 +56,7 @@ def submit(stack: Stack, repo: str, cleanup: list[str], body_spec: dict[str, Any
 def wait_round(stack: Stack, pid: str, round_: int = 1) -> None:
     """Wait until the project trains and has completed round ``round_``."""
     stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= round_,
-               timeout=300, what=f"training round {round_}")
+               timeout=START_S, what=f"training round {round_}")
 
 
 def completes_with_one_model(stack: Stack, pid: str, name: str, *, timeout: float,
@@ -80,7 +82,7 @@ def test_learner_sigkill_mid_round(stack: Stack, slow_repo: str, scenario: Scena
     pid = submit(stack, slow_repo, cleanup_projects, stack.spec(
         name=name, rounds=3, sleep_s=ROUND_S, min_fit_learners=2, min_evaluate_learners=2,
         min_available_learners=3))
-    stack.wait(pid, lambda p: p["phase"] == "training", timeout=600, what="training")
+    stack.wait(pid, lambda p: p["phase"] == "training", timeout=START_S, what="training")
     learners = learners_of(stack, pid)
     stack.wait(pid, lambda p: p["progress"]["round"] >= 1, timeout=120, what="round 1")
     time.sleep(ROUND_S / 2)  # deliberately inside round 2's fit (each fit sleeps ROUND_S)
@@ -102,7 +104,7 @@ def test_learner_sigstop_round_timeout(stack: Stack, slow_repo: str, scenario: S
     pid = submit(stack, slow_repo, cleanup_projects, stack.spec(
         name=name, rounds=rounds, sleep_s=1.0, min_fit_learners=2, min_evaluate_learners=2,
         min_available_learners=3, round_timeout_s=timeout_s))
-    stack.wait(pid, lambda p: p["phase"] == "training", timeout=600, what="training")
+    stack.wait(pid, lambda p: p["phase"] == "training", timeout=START_S, what="training")
     learners = learners_of(stack, pid)
     stack.wait(pid, lambda p: p["progress"]["round"] >= 1, timeout=120, what="round 1")
     stopped = time.monotonic()
@@ -223,7 +225,7 @@ def test_manager_sigkill_then_restart(stack: Stack, slow_repo: str, scenario: Sc
     if phase == "training":
         wait_round(stack, pid)
     else:
-        stack.wait(pid, lambda p: p["phase"] == phase, timeout=300, what=phase)
+        stack.wait(pid, lambda p: p["phase"] == phase, timeout=START_S, what=phase)
     stack.manager.kill()
     stack.manager.start(timeout=120)
     restarted = time.monotonic()
@@ -277,7 +279,6 @@ def test_learner_gone_is_recreated(stack: Stack, slow_repo: str, scenario: Scena
     pid = submit(stack, slow_repo, cleanup_projects, stack.spec(
         name=name, rounds=5, sleep_s=2.0, min_fit_learners=2, min_evaluate_learners=2,
         min_available_learners=3))
-    learners_of(stack, pid)
     wait_round(stack, pid)
     instance, victim = sorted(stack.instances(pid, f"{pid}-learners").items())[-1]
     stack.remove(victim)
