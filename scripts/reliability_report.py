@@ -35,9 +35,10 @@ nothing was lost or duplicated: unique event ids, contiguous event sequence numb
 changes in order, one `round_completed` per round and exactly one registered model version per
 completed project.
 
-Result: **{passed} of {total} runs passed** ({duration:.0f} s of test time); "not run" marks a
-scenario that does not apply to a backend (hostile input, load: the API and the manager are the
-same whatever the backend).
+Result: **{passed} of {total} runs passed** ({duration:.0f} s of test time). "not run": no
+result for that backend in this report (hostile input and load run on the local backend only:
+the API and the manager are the same whatever the backend; Docker fault scenarios left out of a
+run are listed under known gaps).
 
 | id | scenario | expected outcome | local: observed | local | docker: observed | docker | test |
 |---|---|---|---|---|---|---|---|"""
