@@ -322,11 +322,12 @@ class Stack:
                 project = self.project(pid)
                 if done(project):
                     return project
-                if not allow_terminal and project["phase"] in ("completed", "failed",
-                                                               "cancelled"):
-                    raise AssertionError(
-                        f"waiting for {what}: project {pid} ended {project['phase']}: "
-                        f"{project.get('last_error')}")
+            # outside the suppression: a project that ended otherwise fails the wait at once
+            if not allow_terminal and project.get("phase") in ("completed", "failed",
+                                                                "cancelled"):
+                raise AssertionError(
+                    f"waiting for {what}: project {pid} ended {project['phase']}: "
+                    f"{project.get('last_error')}")
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{what} not reached within {timeout:.0f} s: phase "
@@ -401,7 +402,7 @@ class DockerStack(Stack):
             "FLOPS_ORCHESTRATOR_URI": socket.replace("unix://", "docker+unix://") + "?" + query,
             "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
             "FLOPS_BASE_IMAGE": base_image, "FLOPS_BUILDER_IMAGE": builder_image,
-            "FLOPS_BUILDER_MEMORY_MB": "8192",  # a cold build on a loaded machine
+            "FLOPS_BUILDER_MEMORY_MB": "16384",  # a cold build: >8 GB seen (page cache)
             **extra_env,
         })
         self.manager.env.update({
