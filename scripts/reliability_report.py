@@ -89,6 +89,19 @@ NOTES = """
 
 ## Known gaps
 
+- **Docker column incomplete** (run 2026-12-06 on 2 cores shared with four other test
+  suites): F3 and F6-training passed on Docker. F8, F1, F4 and F7 show as failed, but every one
+  of those projects ended `completed` (F8: the removed learner container was recreated 3.5 s
+  after its removal and the project completed 5/5 rounds); the failure was in the harness of
+  that run: `Stack.wait` gave up on a completed project whose service removal was still
+  pending (fixed since, not re-run for lack of time), and one engine call of the test itself
+  timed out (60 s) under load. F2, F4b, F5, F6-building and F6-deploying were not run on
+  Docker: each Docker run first builds the FL images cold in a builder container (about 4 min
+  here), and three of four attempts lost their builder (a 512 MB builder limit, then a test
+  timeout, then a builder killed with exit 137 at 8 GB while its memory climbed past 3.4 GB),
+  which led to `FLOPS_BUILDER_MEMORY_MB` (default 4096; the Docker fault stack uses 16384).
+  The Docker suite therefore does not yet meet the target of < 8 minutes of CI time on 2 cores.
+
 - No size cap on repositories: only the builder's per-command git timeout (default 300 s,
   `FLOPS_GIT_TIMEOUT_S` of the builder, not settable through the manager) bounds a huge clone
   (H9d).

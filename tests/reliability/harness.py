@@ -322,9 +322,10 @@ class Stack:
                 project = self.project(pid)
                 if done(project):
                     return project
-            # outside the suppression: a project that ended otherwise fails the wait at once
-            if not allow_terminal and project.get("phase") in ("completed", "failed",
-                                                                "cancelled"):
+            # outside the suppression: a project that ended otherwise (and has nothing left
+            # to do) fails the wait at once
+            if not allow_terminal and project.get("phase") in (
+                    "completed", "failed", "cancelled") and not project.get("pending_actions"):
                 raise AssertionError(
                     f"waiting for {what}: project {pid} ended {project['phase']}: "
                     f"{project.get('last_error')}")
