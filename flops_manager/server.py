@@ -18,6 +18,7 @@ from flops_manager.adapters.mqtt_listener import MqttEventSource
 from flops_manager.adapters.nx_launcher import EmbeddedMongo
 from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
+from flops_manager.dependency_names import host_names, wait_for_names
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.services.ingest import EventIngest
 
@@ -36,8 +37,13 @@ def main() -> int:
                 "mongo_url": embedded.start(),
                 "allow_local_repos": settings.local_repos_allowed,  # decided as embedded
             })
+        wait_for_names(host_names({
+            "FLOPS_MONGO_URL": settings.mongo_url, "FLOPS_MQTT_URL": settings.mqtt_url,
+            "FLOPS_TRACKING_URI": settings.tracking_uri,
+        }), timeout_s=settings.dependency_names_timeout_s)
         store = registry.build_store(settings)
         orchestrator = registry.build_orchestrator(settings)
+        orchestrator.preflight()
         events = (
             MqttEventSource(settings.mqtt_url, client_id=settings.mqtt_client_id,
                             username=settings.mqtt_username, password=settings.mqtt_password)

@@ -16,11 +16,14 @@ from flwr.client import NumPyClient
 from flwr.compat.client.app import start_client
 
 from learner_base.model_manager import RoundConfig, check_parameters
+from learner_base.server_address import resolution_error
 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
 MAX_RETRY_DELAY_S = 1.0
+RESOLVE_GRACE_S = 60.0
+"""A server name that stays unresolvable this long fails the learner (before its timeout)."""
 FitHook = Callable[[RoundConfig, int, float], None]
 EvaluateHook = Callable[[RoundConfig, float, float, int], None]
 
@@ -136,11 +139,13 @@ def run_client(
     server_address: str,
     connect_timeout_s: float,
     root_certificates: bytes | None = None,
+    resolve_grace_s: float = RESOLVE_GRACE_S,
 ) -> None:
     """Connect to the Flower server and serve rounds until it says goodbye.
 
     Until the server has talked to this client, failed connection attempts are retried with
-    exponential backoff (0.2 s doubling) for at most ``connect_timeout_s``. Once
+    exponential backoff (0.2 s doubling) for at most ``connect_timeout_s``; a server name that
+    does not resolve for ``resolve_grace_s`` fails sooner, with "cannot resolve <name>". Once
     training has started, a broken connection is an error. The delay is capped at one second:
     an attempt costs little, and a learner should not sit idle after its server came up.
 
@@ -151,7 +156,9 @@ def run_client(
     ClientCodeError
         If user code raised inside fit/evaluate/get_parameters.
     """
-    deadline = time.monotonic() + connect_timeout_s
+    started = time.monotonic()
+    deadline = started + connect_timeout_s
+    unresolved_since: float | None = None
     delay = 0.2
     attempts = 0
     while True:
@@ -169,7 +176,20 @@ def run_client(
                 err = client.code_error
                 raise ClientCodeError(f"{type(err).__name__}: {err}") from err
             remaining = deadline - time.monotonic()
-            if client.contacted or remaining <= 0:
+            unresolved = None if client.contacted else resolution_error(server_address)
+            if unresolved is None:
+                unresolved_since = None
+            elif unresolved_since is None:
+                unresolved_since = time.monotonic()
+            name_gone = (unresolved_since is not None
+                         and time.monotonic() - unresolved_since >= resolve_grace_s)
+            if client.contacted or remaining <= 0 or name_gone:
+                if unresolved is not None:
+                    raise ConnectionError(
+                        f"{unresolved} (the aggregator's address {server_address}; tried for "
+                        f"{time.monotonic() - started:.0f}s): the learner's network has no name "
+                        "for it; on containers check name resolution with `flops preflight`"
+                    ) from exc
                 what = "broke" if client.contacted else (
                     f"could not be established within {connect_timeout_s:.0f}s "
                     f"({attempts} attempts)"
@@ -177,7 +197,8 @@ def run_client(
                 raise ConnectionError(
                     f"connection to {server_address} {what}: {_grpc_summary(exc)}"
                 ) from exc
-            logger.info("server %s not reachable yet; retrying in %.1fs", server_address, delay)
+            logger.info("server %s not reachable yet (%s); retrying in %.1fs", server_address,
+                        unresolved or "no answer", delay)
             time.sleep(min(delay, remaining))
             delay = min(delay * 2, MAX_RETRY_DELAY_S)
 

@@ -14,8 +14,15 @@ if [ "$(id -u)" = 0 ]; then bash scripts/setup_containers.sh
 else sudo bash scripts/setup_containers.sh; fi
 bash scripts/setup.sh dev,torch
 export FLWR_TELEMETRY_ENABLED=0
+# Everything above is installed, so a test skipped for a missing tool is a failure here
+# (tests/fixtures/tools.py, tests/conftest.py); -rs prints every skip's reason.
+export FLOPS_REQUIRE_TOOLS=1
+# Containers must resolve each other's names (netavark + aardvark-dns): fail now with the cause
+# rather than after the container suites' timeouts.
+bash scripts/build_base_image.sh
+.venv/bin/flops preflight --image localhost/flops-python:3.11-bookworm
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q --durations=15 "$@"
+.venv/bin/python -m pytest -q -rs --durations=15 "$@"
 # README's first command, end to end, in a fresh environment (no Mosquitto, no dev packages)
 bash scripts/ci_demo.sh

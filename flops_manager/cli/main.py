@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flops_manager.cli import demo, project, stack, train_local
+from flops_manager.cli import demo, preflight, project, stack, train_local
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_arguments(sub)
     project.add_arguments(sub)
     demo.add_arguments(sub)
+    preflight.add_arguments(sub)
     return parser
 
 

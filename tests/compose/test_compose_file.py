@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures.tools import missing, require_tools
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 SECRET_NAMES = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
@@ -90,10 +92,10 @@ def test_broker_requires_logins_and_limits_components_to_event_topics() -> None:
     }
 
 
-@pytest.mark.skipif(PODMAN_COMPOSE is None or shutil.which("podman") is None,
-                    reason="podman-compose or podman is not installed (dev extra; "
-                           "scripts/setup_containers.sh)")
 def test_podman_compose_accepts_the_file(tmp_path: Path) -> None:
+    require_tools(("podman",), "scripts/setup_containers.sh installs it")
+    if PODMAN_COMPOSE is None:
+        missing("podman-compose", "the dev extra installs it")
     env = tmp_path / ".env"
     env.write_text((ROOT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
     done = subprocess.run(

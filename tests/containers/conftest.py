@@ -1,7 +1,8 @@
 """Real Buildah, Podman and registry fixtures: base image, registry, podman API socket.
 
-Everything these fixtures start is stopped afterwards. The tests skip (with the reason) only
-when buildah or podman is not installed; CI installs them with scripts/setup_containers.sh.
+Everything these fixtures start is stopped afterwards. Without buildah, podman or
+docker-registry the tests skip with the reason (fail in CI, see tests/fixtures/tools.py);
+scripts/setup_containers.sh installs them.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from image_builder.runtime_layer import copy_runtime
 from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
 from tests.fixtures.podman import podman_service, stop
 from tests.fixtures.servers import free_port, wait_for
+from tests.fixtures.tools import require_tools
 
 MAIN = Path(__file__).resolve().parents[2]
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
@@ -27,13 +29,13 @@ BASE_IMAGE = "localhost/flops-python:3.11-bookworm"
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
-_MISSING = [tool for tool in ("buildah", "podman", "docker-registry") if shutil.which(tool) is None]
 
 
 @pytest.fixture(autouse=True)
 def _container_tools(request: pytest.FixtureRequest) -> None:
-    if _MISSING and request.node.get_closest_marker("integration") is not None:
-        pytest.skip(f"{', '.join(_MISSING)} not installed (run scripts/setup_containers.sh)")
+    if request.node.get_closest_marker("integration") is not None:
+        require_tools(("buildah", "podman", "docker-registry"),
+                      "run scripts/setup_containers.sh")
 
 
 def git(repo: Path, *args: str) -> str:
