@@ -38,6 +38,18 @@ class Settings(BaseModel):
         None, description="broker login handed to components (as a secret, never in specs)"
     )
     component_mqtt_password: str | None = None
+    broker_accounts: Literal["shared", "mosquitto-dynsec"] = Field(
+        "shared", description="mosquitto-dynsec: one broker login per enrolled component, "
+        "limited to its project's topics of its role, created through Mosquitto's dynamic "
+        "security plugin with the manager's login; shared: the component login above"
+    )
+    component_api_url: str | None = Field(
+        None, description="the manager's URL as components reach it, to enroll (default: "
+        "http://<host>:<port>, loopback when listening on every address)"
+    )
+    enroll_ttl_s: float = Field(
+        1800.0, gt=0, description="lifetime of a service's enrollment token (creation to start)"
+    )
     auth_mode: Literal["static", "oakestra"] = "static"
     api_tokens: str | None = Field(None, description='JSON {"token": "user"} or a file path')
     oakestra_url: str | None = None

@@ -56,6 +56,7 @@ class MongoProjectStore(ProjectStore):
             self._events.create_index([("project_id", 1), ("seq", 1)], unique=True)
             self._events.create_index([("event_id", 1)], unique=True)
             self._services.create_index([("owner", 1), ("kind", 1), ("created_at", 1)])
+            self._rejected.create_index([("project_id", 1), ("received_at", 1)])
         except PyMongoError as exc:
             raise BackendUnavailableError(f"database unavailable: {exc}") from None
         self._initialised = True
@@ -199,15 +200,20 @@ class MongoProjectStore(ProjectStore):
                 "payload": rejected.payload,
                 "reason": rejected.reason,
                 "received_at": rejected.received_at,
+                "project_id": rejected.project_id,
                 "schema_version": SCHEMA_VERSION,
             }
         )
 
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:  # noqa: D102
+    def list_rejected_events(  # noqa: D102
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
         self._guard()
-        cursor = self._rejected.find({}).sort("received_at", 1).limit(limit)
+        query = {} if project_id is None else {"project_id": project_id}
+        cursor = self._rejected.find(query).sort("received_at", 1).limit(limit)
         return [
-            RejectedEvent(str(d["_id"]), d["topic"], d["payload"], d["reason"], d["received_at"])
+            RejectedEvent(str(d["_id"]), d["topic"], d["payload"], d["reason"], d["received_at"],
+                          d.get("project_id"))
             for d in cursor
         ]
 

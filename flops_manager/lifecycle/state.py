@@ -57,7 +57,8 @@ class Project:
     ``version`` is the optimistic-concurrency counter; stores bump it on every save.
     ``build`` is what the builder produced (the ``completed`` event's data: environment or
     images, commit); ``endpoints`` are URLs users reach (``inference``); ``secrets`` are
-    per-project credentials handed to components (never shown by the API).
+    per-project credentials handed to components (never shown by the API); ``grants`` are the
+    enrollment grants of its services (:mod:`flops_manager.identity.grants`, never shown).
     """
 
     id: str
@@ -78,6 +79,7 @@ class Project:
     clusters: tuple[str, ...] = ()
     endpoints: dict[str, str] = dataclasses.field(default_factory=dict)
     secrets: dict[str, str] = dataclasses.field(default_factory=dict)
+    grants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     last_error: str | None = None
     pending: tuple[PendingAction, ...] = ()
     deleting: bool = False
@@ -118,6 +120,7 @@ class Project:
             "clusters": list(self.clusters),
             "endpoints": self.endpoints,
             "secrets": self.secrets,
+            "grants": self.grants,
             "last_error": self.last_error,
             "pending": [p.to_dict() for p in self.pending],
             "deleting": self.deleting,
@@ -147,6 +150,7 @@ class Project:
             clusters=tuple(doc.get("clusters") or ()),
             endpoints=dict(doc.get("endpoints") or {}),
             secrets=dict(doc.get("secrets") or {}),
+            grants=dict(doc.get("grants") or {}),
             last_error=doc.get("last_error"),
             pending=tuple(PendingAction.from_dict(p) for p in doc.get("pending") or []),
             deleting=bool(doc.get("deleting", False)),

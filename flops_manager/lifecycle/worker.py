@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
+from flops_manager.identity.enrollment import Enrollment
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.placement import build_target, placement
@@ -75,8 +76,10 @@ class ReconcileWorker:
         settings: Settings,
         *,
         clock: Clock = system_clock,
+        enrollment: Enrollment | None = None,
     ) -> None:
         self.store = store
+        self.enrollment = enrollment or Enrollment(store, settings, clock=clock)
         self.orchestrator = orchestrator
         self.settings = settings
         self.clock = clock
@@ -241,6 +244,8 @@ class ReconcileWorker:
         if action.kind is ActionKind.REMOVE_SERVICES:
             for name in services_of(project, action.roles):
                 self.orchestrator.remove_service(name)
+            if project.terminal:  # the project ended: so do its credentials
+                self.enrollment.revoke(project.id)
             return
         if action.kind is ActionKind.DELETE_PROJECT:
             for record in self.store.list_service_records(
@@ -248,6 +253,7 @@ class ReconcileWorker:
             ):
                 self.orchestrator.remove_service(record.name)  # e.g. extra inference servers
                 self.store.delete_service_record(record.id)
+            self.enrollment.revoke(project.id)
             self.store.delete_project(project.id)
             return
         if (action.kind is ActionKind.BUILD_MODEL_IMAGE
@@ -261,6 +267,7 @@ class ReconcileWorker:
         place = placement(self.orchestrator, self.settings, project,
                           tracking=action.kind in _NEEDS_TRACKING)
         for spec in action_specs(action, project, self.settings, place):
+            spec = self.enrollment.seal(spec)  # credentials only through enrollment
             self.orchestrator.create_service(spec)
             if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
                 self._record_endpoint(project.id, "inference", spec.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flops_manager.lifecycle.actions import Role
@@ -12,7 +13,7 @@ from flops_manager.lifecycle.service_specs import (
     with_broker_login,
 )
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
-from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.orchestrator import Orchestrator, ServiceSpec
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import ServiceRecord
 from flops_manager.services.clock import Clock, IdFactory, new_record_id, system_clock
@@ -34,6 +35,7 @@ class ModelService:
         settings: Settings,
         clock: Clock = system_clock,
         new_id: IdFactory = new_record_id,
+        seal: Callable[[ServiceSpec], ServiceSpec] = lambda spec: spec,
     ) -> None:
         self.store = store
         self.orchestrator = orchestrator
@@ -41,6 +43,8 @@ class ModelService:
         self.settings = settings
         self.clock = clock
         self.new_id = new_id
+        self.seal = seal
+        """Hands a service its credentials (``Enrollment.seal``)."""
 
     def list_models(self, project_id: str, *, owner: str) -> list[dict[str, Any]]:
         """Return the project's trained models (at most one: the selected model)."""
@@ -77,9 +81,9 @@ class ModelService:
         )
         self.store.put_service_record(record)
         place = placement(self.orchestrator, self.settings, project, tracking=True)
-        spec = with_broker_login(inference_spec(
+        spec = self.seal(with_broker_login(inference_spec(
             project, self.settings, place, model_uri=uri, name=record.name, instances=instances
-        ), self.settings)
+        ), self.settings))
         status = self.orchestrator.create_service(spec)
         url = self.orchestrator.public_url(spec.name)
         deployed = ServiceRecord(
