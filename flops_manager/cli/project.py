@@ -13,6 +13,7 @@ import yaml
 
 from flops_contracts.errors import FlopsError
 from flops_manager.cli.client import ApiClient, connect
+from flops_manager.cli.rejected import rejected_lines
 from flops_manager.cli.watch import describe, follow
 
 WATCH_TIMEOUT_S = 24 * 3600.0
@@ -148,6 +149,8 @@ def _logs(args: argparse.Namespace, client: ApiClient) -> int:
     if args.component:
         params["component"] = args.component
     printed: dict[str, int] = {}
+    for line in rejected_lines(client, args.id):  # an owner sees attacks on their project
+        print(line, flush=True)
     while True:
         found = client.request("GET", f"projects/{args.id}/logs", params=params)["services"]
         for service in sorted(found):

@@ -13,7 +13,7 @@ from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import Page, StoredEvent
+from flops_manager.ports.records import Page, RejectedEvent, StoredEvent
 from flops_manager.services.clock import Clock, IdFactory, new_project_id, system_clock
 from flops_manager.services.mutate import mutate_project
 from flops_manager.services.repo_url import check_ref, check_repository_url
@@ -130,6 +130,11 @@ class ProjectService:
             lambda p: planner.plan_delete(p, now=now).project,
             now=now,
         )
+
+    def rejected_events(self, project_id: str, *, owner: str, limit: int) -> list[RejectedEvent]:
+        """Return the messages refused for the project (oldest first)."""
+        self.get(project_id, owner=owner)
+        return self.store.list_rejected_events(project_id=project_id, limit=limit)
 
     def events(
         self, project_id: str, *, owner: str, after_seq: int, limit: int

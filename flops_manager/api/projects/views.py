@@ -6,7 +6,7 @@ from typing import Any
 
 from flops_manager.api.common import iso
 from flops_manager.lifecycle.state import Project
-from flops_manager.ports.records import StoredEvent
+from flops_manager.ports.records import RejectedEvent, StoredEvent
 
 
 def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
@@ -69,3 +69,9 @@ def project_view(project: Project, tracking_url: str | None) -> dict[str, Any]:
 def event_view(stored: StoredEvent) -> dict[str, Any]:
     """Return the API form of a stored event."""
     return {"seq": stored.seq, "received_at": iso(stored.received_at), "event": stored.event}
+
+
+def rejected_view(rejected: RejectedEvent) -> dict[str, Any]:
+    """Return the API form of a refused message."""
+    return {"id": rejected.id, "topic": rejected.topic, "payload": rejected.payload,
+            "reason": rejected.reason, "received_at": iso(rejected.received_at)}
