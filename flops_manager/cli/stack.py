@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flops_contracts.errors import FlopsError
-from flops_manager.cli.broker import broker_command
+from flops_manager.cli.broker import broker_command, manager_broker_env
 from flops_manager.local_processes import free_port
 from tracking_server.__main__ import mlflow_executable
 from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
@@ -192,6 +192,7 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
             "FLOPS_API_TOKENS": str(directory / TOKENS_FILE),
             "FLOPS_MLFLOW_PUBLIC_URL": mlflow_url,
             "FLOPS_TRACKING_URI": mlflow_url,
+            **manager_broker_env(directory / "broker"),
         }, manager_port, f"http://127.0.0.1:{manager_port}/health")
         for process in (broker, mlflow, manager):
             _wait_ready(process, READY_TIMEOUT_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,14 @@ import pytest
 
 from flops_contracts.errors import FlopsError
 from flops_dataplane.partitioners import holdout_split
-from flops_manager.cli.broker import amqtt_config, broker_command, mosquitto_config
+from flops_manager.cli.broker import (
+    amqtt_config,
+    broker_command,
+    dynsec_plugin,
+    manager_broker_env,
+    mosquitto_binary,
+    mosquitto_config,
+)
 from flops_manager.cli.project import read_request
 from flops_manager.cli.watch import describe, progress_bar
 from learner_base.settings import LearnerSettings
@@ -62,6 +70,21 @@ def test_broker_configurations(tmp_path: Path) -> None:
     assert "bind: 127.0.0.1:1884" in amqtt_config(1884)
     with pytest.raises(FlopsError, match="use auto, mosquitto or amqtt"):
         broker_command(tmp_path, 1, {"FLOPS_BROKER": "rabbit"})
+    locked = mosquitto_config(1883, tmp_path, as_root=False, plugin="/p/dynsec.so")
+    assert "allow_anonymous false" in locked and "plugin /p/dynsec.so" in locked
+    assert "allow_anonymous true" not in locked
+
+
+def test_embedded_mosquitto_gets_a_private_administrator_login(tmp_path: Path) -> None:
+    if dynsec_plugin() is None or mosquitto_binary() is None:
+        pytest.skip("Mosquitto with the dynamic security plugin is not installed")
+    kind, argv = broker_command(tmp_path, 1883, {"FLOPS_BROKER": "mosquitto"})
+    env = manager_broker_env(tmp_path)
+    assert kind == "mosquitto" and env["FLOPS_BROKER_ACCOUNTS"] == "mosquitto-dynsec"
+    for name in ("manager-login.json", "dynamic-security.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert env["FLOPS_MQTT_PASSWORD"] not in " ".join(argv)
+    assert env["FLOPS_MQTT_PASSWORD"] not in (tmp_path / "dynamic-security.json").read_text()
 
 
 def test_tracking_server_command_line(tmp_path: Path) -> None:
