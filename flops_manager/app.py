@@ -82,7 +82,8 @@ def create_app(
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
         models=ModelService(store, orchestrator, projects, settings=settings,
-                            seal=enrollment.seal),
+                            seal=enrollment.seal_standalone,
+                            unseal=lambda pid, name: enrollment.revoke(pid, service=name)),
         logs=LogService(orchestrator, projects),
         enrollment=enrollment,
     )

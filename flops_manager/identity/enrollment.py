@@ -21,7 +21,7 @@ import logging
 import secrets
 import uuid
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from flops_contracts.enrollment import (
     ENROLL_PROJECT_VAR,
@@ -94,7 +94,11 @@ class Enrollment:
 
     # ------------------------------------------------------------------ sealing
 
-    def seal(self, spec: ServiceSpec) -> ServiceSpec:
+    def seal_standalone(self, spec: ServiceSpec) -> ServiceSpec:
+        """:meth:`seal` for a service that outlives its project (ended by :meth:`revoke`)."""
+        return self.seal(spec, standalone=True)
+
+    def seal(self, spec: ServiceSpec, *, standalone: bool = False) -> ServiceSpec:
         """Replace ``spec``'s secrets by an enrollment token (project services only)."""
         if spec.project_id is None:
             return spec
@@ -104,6 +108,7 @@ class Enrollment:
             project_id=spec.project_id, role=spec.role, service=spec.name,
             secret_keys=list(spec.secret_env), uses=spec.instances,
             secret_digest=grants.digest(secret), now=now, ttl_s=self.settings.enroll_ttl_s,
+            standalone=standalone,
         )
         mutate_project(self.store, spec.project_id,
                        lambda p: p.replace(grants={**p.grants, grant_id: record}), now=now)
@@ -193,22 +198,29 @@ class Enrollment:
 
     # ------------------------------------------------------------------ revocation
 
-    def revoke(self, project_id: str) -> int:
-        """Revoke every grant of ``project_id`` and delete its broker logins; return how many."""
+    def revoke(self, project_id: str, *, service: str | None = None,
+               standalone: bool = False) -> int:
+        """Revoke grants of ``project_id`` and delete their broker logins; return how many.
+
+        Every grant of the project's own services, plus those of services deployed on their
+        own (:meth:`seal_standalone`) with ``standalone``; only ``service``'s when given.
+        """
         try:
             project = self.store.get_project(project_id)
         except NotFoundError:
             return 0
-        usernames = grants.broker_usernames(project.grants)
+
+        def chosen(grant: Mapping[str, Any]) -> bool:
+            if service is not None:
+                return bool(grant.get("service") == service)
+            return standalone or not grant.get("standalone")
+
+        picked = {k: g for k, g in project.grants.items() if chosen(g)}
+        usernames = grants.broker_usernames(picked)
         if usernames:
             self.broker.remove(usernames)
-        if any(not g.get("revoked") for g in project.grants.values()):
-            mutate_project(self.store, project_id, _revoke_all, now=self.clock())
+        if any(not g.get("revoked") for g in picked.values()):
+            mutate_project(self.store, project_id, lambda p: p.replace(grants={
+                k: grants.revoked(g) if k in picked else g for k, g in p.grants.items()
+            }), now=self.clock())
         return len(usernames)
-
-
-def _revoke_all(project: Project) -> Project:
-    revoked: Mapping[str, dict[str, object]] = {
-        key: grants.revoked(grant) for key, grant in project.grants.items()
-    }
-    return project.replace(grants=dict(revoked))

@@ -67,12 +67,14 @@ def digest(secret: str) -> str:
 
 def new_grant(
     *, project_id: str, role: str, service: str, secret_keys: Sequence[str], uses: int,
-    secret_digest: str, now: float, ttl_s: float,
+    secret_digest: str, now: float, ttl_s: float, standalone: bool = False,
 ) -> dict[str, Any]:
     """Return the stored record of a fresh enrollment grant.
 
     ``secret_keys`` are the names of the secret variables the service's working credentials
     hold (their values are looked up at exchange time, never stored in the grant).
+    ``standalone`` grants belong to services a user deploys for a finished project (inference
+    servers of its model): they outlive the project's end and end with the service.
     """
     return {
         "project_id": project_id,
@@ -84,6 +86,7 @@ def new_grant(
         "issued_at": now,
         "expires_at": now + ttl_s,
         "revoked": False,
+        "standalone": standalone,
         "enrolled": [],
     }
 
@@ -114,7 +117,7 @@ def refusal(
             403, f"enrollment token of {grant['project_id']}/{grant['role']} presented for "
             f"{project_id}/{role}",
         )
-    if not project_active:
+    if not project_active and not grant.get("standalone"):
         return Refusal(403, f"project {project_id} has ended")
     return None
 
@@ -133,7 +136,7 @@ def revoked(grant: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def broker_usernames(grants: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Every broker login handed out under ``grants``."""
+    """Every broker login handed out under ``grants`` (of the grants given)."""
     return sorted(
         str(entry["username"])
         for grant in grants.values()

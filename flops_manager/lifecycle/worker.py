@@ -253,7 +253,7 @@ class ReconcileWorker:
             ):
                 self.orchestrator.remove_service(record.name)  # e.g. extra inference servers
                 self.store.delete_service_record(record.id)
-            self.enrollment.revoke(project.id)
+            self.enrollment.revoke(project.id, standalone=True)
             self.store.delete_project(project.id)
             return
         if (action.kind is ActionKind.BUILD_MODEL_IMAGE

@@ -36,6 +36,7 @@ class ModelService:
         clock: Clock = system_clock,
         new_id: IdFactory = new_record_id,
         seal: Callable[[ServiceSpec], ServiceSpec] = lambda spec: spec,
+        unseal: Callable[[str, str], object] = lambda project_id, service: None,
     ) -> None:
         self.store = store
         self.orchestrator = orchestrator
@@ -44,7 +45,9 @@ class ModelService:
         self.clock = clock
         self.new_id = new_id
         self.seal = seal
-        """Hands a service its credentials (``Enrollment.seal``)."""
+        """Hands a deployment its credentials (``Enrollment.seal_standalone``)."""
+        self.unseal = unseal
+        """Revokes them: (project id, service name) (``Enrollment.revoke``)."""
 
     def list_models(self, project_id: str, *, owner: str) -> list[dict[str, Any]]:
         """Return the project's trained models (at most one: the selected model)."""
@@ -103,4 +106,5 @@ class ModelService:
         if record.project_id != project_id:
             raise NotFoundError(f"deployment {deployment_id} not found")
         self.orchestrator.remove_service(record.name)
+        self.unseal(project_id, record.name)
         self.store.delete_service_record(record.id)

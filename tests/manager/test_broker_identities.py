@@ -1,5 +1,8 @@
 """Per-project broker identities, enforced by a real Mosquitto (dynamic security plugin).
 
+Twice: with the generated configuration the compose suite's tests use, and with the broker
+exactly as the embedded stack (``flops up``) configures it.
+
 The manager's Enrollment creates one login per enrolled instance through the plugin; the test
 then connects with those logins and checks what the broker lets through, as seen by a
 subscriber with the manager's login. A forged event that reaches the manager on its sender's
@@ -9,6 +12,7 @@ own topic is stored as rejected and does not move the project.
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import uuid
@@ -23,6 +27,7 @@ from flops_contracts.events import Component, Event, EventType
 from flops_contracts.topics import event_topic
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.adapters.mosquitto_dynsec import DynsecBrokerAccounts
+from flops_manager.cli.broker import broker_command, manager_broker_env
 from flops_manager.identity.enrollment import Enrollment
 from flops_manager.lifecycle.state import Phase
 from flops_manager.ports.errors import ForbiddenError, UnauthorizedError
@@ -30,19 +35,43 @@ from flops_manager.ports.orchestrator import ServiceSpec
 from flops_manager.services.ingest import EventIngest, Outcome
 from flops_manager.services.mutate import mutate_project
 from flops_manager.services.projects import ProjectService
-from tests.fixtures.servers import MosquittoServer, wait_for
+from tests.fixtures.servers import MosquittoServer, port_open, wait_for
 from tests.fixtures.tools import require_tools
 from tests.manager.conftest import make_settings
 
 ADMIN = ("flops-manager", "manager-" + uuid.uuid4().hex)
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+class EmbeddedBroker(MosquittoServer):
+    """The broker exactly as ``flops up`` configures it (cli/broker.py), with its login."""
+
+    def start(self) -> EmbeddedBroker:
+        kind, argv = broker_command(self.directory, self.port, {"FLOPS_BROKER": "mosquitto"})
+        login = manager_broker_env(self.directory)
+        assert kind == "mosquitto" and login, "Mosquitto's dynamic security plugin is missing"
+        self.dynsec = (login["FLOPS_MQTT_USERNAME"], login["FLOPS_MQTT_PASSWORD"])
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL,  # noqa: S603
+                                        stderr=subprocess.DEVNULL)
+        wait_for(lambda: port_open(self.port), timeout=10, what="embedded mosquitto")
+        return self
+
+
+@pytest.fixture(scope="module", params=["generated", "embedded"])
+def broker(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
+    """Mosquitto with the generated configuration of tests/compose, and that of ``flops up``."""
     require_tools(["mosquitto"], "apt-get install mosquitto")
-    server = MosquittoServer(tmp_path_factory.mktemp("dynsec"), dynsec=ADMIN).start()
+    directory = tmp_path_factory.mktemp(request.param)
+    server = (MosquittoServer(directory, dynsec=ADMIN) if request.param == "generated"
+              else EmbeddedBroker(directory))
+    server.start()
     yield server
     server.stop()
+
+
+def admin(broker: MosquittoServer) -> tuple[str, str]:
+    assert broker.dynsec is not None
+    return broker.dynsec
 
 
 class Listener:
@@ -53,7 +82,7 @@ class Listener:
         self.ready = threading.Event()
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="listener-" +
                                   uuid.uuid4().hex[:6])
-        self.client.username_pw_set(*ADMIN)
+        self.client.username_pw_set(*admin(broker))
         self.client.on_connect = lambda c, *a: c.subscribe("flops/#", qos=1)
         self.client.on_subscribe = lambda *a: self.ready.set()
         self.client.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
@@ -103,9 +132,10 @@ class Component_:
 class World:
     def __init__(self, broker: MosquittoServer) -> None:
         self.store = MemoryProjectStore()
-        settings = make_settings(mqtt_url=broker.url, mqtt_username=ADMIN[0],
-                                 mqtt_password=ADMIN[1], broker_accounts="mosquitto-dynsec")
-        self.accounts = DynsecBrokerAccounts(broker.url, username=ADMIN[0], password=ADMIN[1])
+        user, password = admin(broker)
+        settings = make_settings(mqtt_url=broker.url, mqtt_username=user,
+                                 mqtt_password=password, broker_accounts="mosquitto-dynsec")
+        self.accounts = DynsecBrokerAccounts(broker.url, username=user, password=password)
         self.enrollment = Enrollment(self.store, settings, broker=self.accounts)
         self.projects = ProjectService(self.store, allow_local_repos=True)
 

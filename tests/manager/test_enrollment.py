@@ -189,3 +189,19 @@ def test_learners_get_one_exchange_per_instance(world: World) -> None:
     first, second = world.enroll(env).get_json(), world.enroll(env).get_json()
     assert first["env"]["FLOPS_MQTT_USERNAME"] != second["env"]["FLOPS_MQTT_USERNAME"]
     assert world.enroll(env).status_code == 401
+
+
+def test_deployments_of_a_finished_project_enroll_until_undeployed(world: World) -> None:
+    from flops_manager.ports.orchestrator import ServiceSpec
+
+    pid = deploy_data(world)
+    mutate_project(world.store, pid, lambda p: p.replace(phase=Phase.COMPLETED), now=1.0)
+    serve = ServiceSpec(name=f"{pid}-serve-1", role="inference_server", image="i",
+                        project_id=pid, instances=2)
+    env = dict(world.enrollment.seal_standalone(serve).env)
+    assert world.enroll(env).status_code == 200  # the project ended; its deployment did not
+    world.enrollment.revoke(pid)  # the project's own grants only
+    assert world.broker.logins, "a standalone deployment keeps its login"
+    world.enrollment.revoke(pid, service=serve.name)  # undeploy
+    assert world.broker.logins == {}
+    assert world.enroll(env).status_code == 401
