@@ -253,6 +253,20 @@ def check_credentials(oak: Env, pid: str) -> None:
     assert all(e["username"] for g in used for e in g["enrolled"]), "every login is its own"
     wait_for(lambda: all(g["revoked"] for g in oak.stored_project(pid)["grants"].values()),
              timeout=30, what="every grant revoked once the project ended")
+    # after the end nothing works any more: the broker knows none of the project's logins,
+    # the manager refuses its tokens (and the owner sees that), its data server is gone
+    dynsec = oak.directory / "mosquitto" / "dynamic-security.json"
+    wait_for(lambda: not [c for c in json.loads(dynsec.read_text())["clients"]
+                          if pid in c["username"]], timeout=30,
+             what="the project's broker logins deleted")
+    token = env_of(services[0])["FLOPS_ENROLL_TOKEN"]
+    replay = requests.post(f"{oak.base}/enroll", timeout=10, json={
+        "token": token, "project_id": pid, "role": env_of(services[0])["FLOPS_ENROLL_ROLE"]})
+    assert replay.status_code in (401, 403), replay.text
+    refused = oak.get(f"projects/{pid}/events", rejected="true").json()["rejected"]
+    assert any(r["topic"] == "api:POST /api/v1/enroll" for r in refused), refused
+    wait_for(lambda: not oak.server.state.jobs_named(f"{pid}-data-server"), timeout=30,
+             what="the project's data server removed")
 
 
 # ---------------------------------------------------------------------------- tests
