@@ -33,7 +33,13 @@ from flops_manager.identity import broker_policy, grants
 from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
-from flops_manager.ports.errors import ForbiddenError, NotFoundError, UnauthorizedError
+from flops_manager.ports.errors import (
+    ConflictError,
+    ForbiddenError,
+    NotFoundError,
+    TemporaryError,
+    UnauthorizedError,
+)
 from flops_manager.ports.orchestrator import ServiceSpec
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import RejectedEvent
@@ -165,11 +171,18 @@ class Enrollment:
         try:
             mutate_project(self.store, parts.project_id, use, now=now)
         except _Refused as exc:  # lost a race (a concurrent use, the project ended)
-            if username:
-                self.broker.remove([username])
+            self._forget(username)
             self._refuse(parts.project_id, exc.refusal, role=role, instance=instance)
+        except ConflictError:  # too many concurrent exchanges: the component retries
+            self._forget(username)
+            raise TemporaryError("enrollment is busy; retry") from None
         log.info("enrolled %s of %s/%s", instance or "an instance", parts.project_id, role)
         return env
+
+    def _forget(self, username: str | None) -> None:
+        """Delete a broker login that was created for an exchange that did not happen."""
+        if username:
+            self.broker.remove([username])
 
     def _broker_login(self, parts: grants.TokenParts, role: str, env: dict[str, str]) -> str | None:
         """Create the instance's own broker login when the broker is managed."""

@@ -205,3 +205,34 @@ def test_deployments_of_a_finished_project_enroll_until_undeployed(world: World)
     world.enrollment.revoke(pid, service=serve.name)  # undeploy
     assert world.broker.logins == {}
     assert world.enroll(env).status_code == 401
+
+
+def test_concurrent_instances_each_get_their_own_login(world: World) -> None:
+    import threading
+
+    from flops_manager.ports.errors import TemporaryError
+    from flops_manager.ports.orchestrator import ServiceSpec
+
+    pid = deploy_data(world)
+    spec = world.enrollment.seal(ServiceSpec(name=f"{pid}-learners", role="learners", image="i",
+                                             project_id=pid, instances=8))
+    token = spec.env["FLOPS_ENROLL_TOKEN"]
+    logins: list[str] = []
+
+    def one(index: int) -> None:
+        while True:  # what a component does on 503
+            try:
+                env = world.enrollment.exchange(token, project_id=pid, role="learners",
+                                                instance=f"l-{index}")
+            except TemporaryError:
+                continue
+            logins.append(env["FLOPS_MQTT_USERNAME"])
+            return
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(set(logins)) == 8 and set(logins) == set(world.broker.logins)
+    assert world.enroll({**spec.env}).status_code == 401  # a ninth instance: replay
