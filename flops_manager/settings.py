@@ -48,7 +48,7 @@ class Settings(BaseModel):
     )
     dependency_names_timeout_s: float = Field(
         30.0, ge=0, description="how long the manager waits at start for the host names of "
-        "MongoDB, the broker and MLflow to resolve before it stops with the cause"
+        "MongoDB and the broker to resolve before it stops with the cause"
     )
     events_uri: str | None = Field(
         None, description="where components publish events (default: FLOPS_MQTT_URL)"
