@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Collection
 
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.errors import ConflictError, NotFoundError
@@ -129,6 +130,13 @@ class MemoryProjectStore(ProjectStore):
                 and r.kind == kind
                 and (project_id is None or r.project_id == project_id)
             ]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def list_service_records_needing_work(  # noqa: D102
+        self, *, kinds: Collection[str]
+    ) -> list[ServiceRecord]:
+        with self._lock:
+            found = [r for r in self._services.values() if r.needs_work and r.kind in kinds]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
     def delete_service_record(self, record_id: str) -> bool:  # noqa: D102

@@ -32,6 +32,7 @@ CATALOG: dict[ErrorCode, ApiErrorSpec] = {
     ErrorCode.INVALID_SPEC: ApiErrorSpec(422),
     ErrorCode.INVALID_CONFIG: ApiErrorSpec(500, "the manager is misconfigured"),
     ErrorCode.INVALID_EVENT: ApiErrorSpec(422),
+    ErrorCode.INVALID_REQUEST: ApiErrorSpec(422),
     ErrorCode.CONTRACT_VIOLATION: ApiErrorSpec(422),
     ErrorCode.NOT_FOUND: ApiErrorSpec(404),
     ErrorCode.CONFLICT: ApiErrorSpec(409),

@@ -269,11 +269,16 @@ def plan_observation(project: Project, failed: Mapping[Role, str], *, now: float
     return Decision(project)
 
 
-def plan_tick(project: Project, *, now: float, timeouts: Mapping[str, float]) -> Decision:
-    """Advance a project on a timer: start submitted projects and expire phase timeouts."""
+def plan_tick(
+    project: Project, *, now: float, timeouts: Mapping[Phase, float | None]
+) -> Decision:
+    """Advance a project on a timer: start submitted projects and expire phase timeouts.
+
+    ``timeouts`` maps a phase to its limit in seconds (missing or ``None``: no limit).
+    """
     if project.phase is Phase.SUBMITTED:
         return _move(project, Phase.BUILDING, now, act.build_images(project.id))
-    limit = timeouts.get(project.phase.value)
+    limit = timeouts.get(project.phase)
     if limit is not None and not project.terminal and now - project.phase_since > limit:
         return fail(
             project, f"timed out in phase '{project.phase.value}' after {limit:g} s", now

@@ -17,7 +17,7 @@ from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.placement import build_target, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
-from flops_manager.lifecycle.state import PendingAction, Project
+from flops_manager.lifecycle.state import PendingAction, Phase, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
 from flops_manager.ports.project_store import ProjectStore
@@ -82,7 +82,7 @@ class ReconcileWorker:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+        self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
         self._recovered = True
 
     def start(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection
 
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.records import Page, RejectedEvent, ServiceRecord, StoredEvent
@@ -84,6 +85,10 @@ class ProjectStore(abc.ABC):
         self, *, owner: str, kind: str, project_id: str | None = None
     ) -> list[ServiceRecord]:
         """Return the owner's records of ``kind`` (optionally of one project), oldest first."""
+
+    @abc.abstractmethod
+    def list_service_records_needing_work(self, *, kinds: Collection[str]) -> list[ServiceRecord]:
+        """Return every owner's records of ``kinds`` whose service must be created or removed."""
 
     @abc.abstractmethod
     def delete_service_record(self, record_id: str) -> bool:

@@ -126,7 +126,7 @@ def test_round_in_deploying_moves_to_training() -> None:
     (Phase.COMPLETED, 10_000, Phase.COMPLETED),
 ])
 def test_timeouts(phase: Phase, elapsed: float, expected: Phase) -> None:
-    timeouts = {"building": 10, "deploying": 20, "training": 30}
+    timeouts = {Phase.BUILDING: 10.0, Phase.DEPLOYING: 20.0, Phase.TRAINING: 30.0}
     d = planner.plan_tick(proj(phase), now=elapsed, timeouts=timeouts)
     assert d.project.phase is expected
     if expected is Phase.FAILED:
