@@ -194,7 +194,9 @@ class TrainingSpec(_Model):
     clusters: list[str] | None = Field(
         None, description="hierarchical: cluster names to use (default: every active cluster)"
     )
-    min_clusters: int = Field(1, ge=1, le=10_000, description="hierarchical: fewest clusters to continue")
+    min_clusters: int = Field(
+        1, ge=1, le=10_000, description="hierarchical: fewest clusters to continue"
+    )
     selection_metric: str = Field("accuracy", pattern="^(accuracy|loss)$")
     selection_mode: SelectionMode | None = None
     differential_privacy: DifferentialPrivacySpec | None = None

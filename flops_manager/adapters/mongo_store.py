@@ -22,7 +22,7 @@ import bson.errors
 import pymongo
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, PyMongoError
 
 from flops_manager.lifecycle.state import SCHEMA_VERSION, Phase, Project
 from flops_manager.ports.errors import (
@@ -171,7 +171,7 @@ class MongoProjectStore(ProjectStore):
         with _translated():
             if _exists(self._events, event_id):  # the event's id is its document's _id
                 return None
-            bson.encode({"event": event})  # refuse before taking a sequence number
+            _check_size({"event": event})  # refuse before taking a sequence number
             counter = self._projects.find_one_and_update(
                 {"_id": project_id},
                 {"$inc": {"event_seq": 1}},
@@ -293,6 +293,17 @@ class MongoProjectStore(ProjectStore):
 
     def close(self) -> None:  # noqa: D102
         self._client.close()
+
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's limit on one document."""
+
+
+def _check_size(doc: dict[str, Any]) -> None:
+    """Raise the driver's encoding errors for ``doc`` now (also for one over 16 MiB)."""
+    size = len(bson.encode(doc))
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(f"the document takes {size} bytes, over {MAX_DOCUMENT_BYTES}")
 
 
 def _exists(collection: Collection[dict[str, Any]], doc_id: str) -> bool:
