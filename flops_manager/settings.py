@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flops_contracts.config import load_settings
 from flops_manager.lifecycle.state import TERMINAL_PHASES, Phase
@@ -95,6 +95,14 @@ class Settings(BaseModel):
     api_threads: int = Field(
         32, ge=4, le=512, description="API worker threads (each open event stream holds one)"
     )
+    api_reserved_threads: int | None = Field(
+        None, ge=1,
+        description="API threads event streams may never take, kept for /ready and every other "
+        "request (default: a quarter of api_threads)",
+    )
+    sse_streams_per_owner: int = Field(
+        4, ge=1, description="event streams one user may hold open at once (more: 429)"
+    )
     local_niceness: int = Field(
         10, ge=0, le=19,
         description="local backend: CPU priority offset of the components it starts (nice), "
@@ -129,6 +137,25 @@ class Settings(BaseModel):
         if bad:
             raise ValueError(f"timeouts of {bad} must be positive seconds (null: no limit)")
         return value
+
+    @model_validator(mode="after")
+    def _threads_left_for_requests(self) -> Self:
+        if self.reserved_threads >= self.api_threads:
+            raise ValueError(
+                f"api_reserved_threads ({self.reserved_threads}) must be below api_threads "
+                f"({self.api_threads}), or no event stream could ever be served"
+            )
+        return self
+
+    @property
+    def reserved_threads(self) -> int:
+        """API threads no event stream may take."""
+        return self.api_reserved_threads or max(1, self.api_threads // 4)
+
+    @property
+    def max_streams(self) -> int:
+        """Event streams all users together may hold (the threads not reserved)."""
+        return self.api_threads - self.reserved_threads
 
     @property
     def component_events_uri(self) -> str:

@@ -126,10 +126,18 @@ class ProjectEventStream(MethodView):
             }
         }
     )
+    @blp.alt_response(429, response="DEFAULT_ERROR")  # this user's streams: Retry-After
+    @blp.alt_response(503, response="DEFAULT_ERROR")  # every stream slot in use: Retry-After
     def get(self, args: dict[str, Any], project_id: str) -> Response:
-        """Stream events with ``seq > after`` (or ``Last-Event-ID``)."""
+        """Stream events with ``seq > after`` (or ``Last-Event-ID``).
+
+        Each user may hold ``FLOPS_SSE_STREAMS_PER_OWNER`` streams at once, and all streams
+        together leave ``FLOPS_API_RESERVED_THREADS`` API threads to other requests.
+        """
         found = services()
-        found.projects.get(project_id, owner=current_user())
+        owner = current_user()
+        found.projects.get(project_id, owner=owner)
+        release = found.streams.acquire(owner)
         after = args["after"]
         last_id = request.headers.get("Last-Event-ID", "")
         if last_id.isdigit() and len(last_id) < 16:
@@ -144,4 +152,6 @@ class ProjectEventStream(MethodView):
             poll_s=settings.sse_poll_s,
         )
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return Response(stream, mimetype="text/event-stream", headers=headers)
+        response = Response(stream, mimetype="text/event-stream", headers=headers)
+        response.call_on_close(release)  # the server closes it when the stream ends or breaks
+        return response
