@@ -84,7 +84,7 @@ def create_app(
         authenticator=authenticator or build_authenticator(settings),
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
-        models=ModelService(store, orchestrator, projects, settings=settings),
+        models=ModelService(store, projects),
         logs=LogService(orchestrator, projects),
         streams=StreamSlots(stream_limits(settings)),
     )

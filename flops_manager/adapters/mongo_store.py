@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Collection as Container
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import bson.errors
@@ -32,7 +32,14 @@ from flops_manager.ports.errors import (
     UnstorableError,
 )
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import Page, RejectedEvent, ServiceRecord, StoredEvent
+from flops_manager.ports.records import (
+    ABSENT,
+    REQUESTED,
+    Page,
+    RejectedEvent,
+    ServiceRecord,
+    StoredEvent,
+)
 
 UNSTORABLE_HINT = (
     "keep integers within the signed 64-bit range, keys non-empty and free of NUL, '.' and a "
@@ -89,7 +96,6 @@ class MongoProjectStore(ProjectStore):
             self._events.create_index([("project_id", 1), ("seq", 1)], unique=True)
             self._events.create_index([("event_id", 1)], unique=True)
             self._services.create_index([("owner", 1), ("kind", 1), ("created_at", 1)])
-            self._services.create_index([("needs_work", 1)])
         self._initialised = True
 
     def _guard(self) -> None:
@@ -269,11 +275,22 @@ class MongoProjectStore(ProjectStore):
             query["project_id"] = project_id
         return self._find_services(query)
 
+    def update_service_record(  # noqa: D102
+        self, record_id: str, changes: Mapping[str, Any]
+    ) -> bool:
+        self._guard()
+        with _translated():
+            result = self._services.update_one({"_id": record_id}, {"$set": dict(changes)})
+        return result.matched_count == 1
+
     def list_service_records_needing_work(  # noqa: D102
         self, *, kinds: Container[str]
     ) -> list[ServiceRecord]:
         self._guard()
-        return self._find_services({"needs_work": True, "kind": {"$in": sorted(kinds)}})
+        return self._find_services({
+            "kind": {"$in": sorted(kinds)},
+            "$or": [{"desired": ABSENT}, {"state": REQUESTED}],
+        })
 
     def _find_services(self, query: dict[str, Any]) -> list[ServiceRecord]:
         with _translated():
@@ -335,7 +352,7 @@ def _service_doc(record: ServiceRecord) -> dict[str, Any]:
         "address": record.address,
         "desired": record.desired,
         "attempts": record.attempts,
-        "needs_work": record.needs_work,
+        "retry_at": record.retry_at,
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -354,4 +371,5 @@ def _service_record(doc: dict[str, Any]) -> ServiceRecord:
         address=doc.get("address"),
         desired=doc.get("desired", "present"),
         attempts=int(doc.get("attempts", 0)),
+        retry_at=float(doc.get("retry_at", 0.0)),
     )

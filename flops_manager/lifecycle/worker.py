@@ -15,6 +15,7 @@ from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
+from flops_manager.lifecycle.deployments import DeploymentReconciler
 from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
@@ -78,6 +79,7 @@ class ReconcileWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
+        self.deployments = DeploymentReconciler(store, orchestrator, settings, clock=clock)
         self._recovered = True
 
     def start(self) -> None:
@@ -145,14 +147,17 @@ class ReconcileWorker:
             self._stop.wait(self.settings.reconcile_interval_s)
 
     def tick(self) -> int:
-        """Reconcile every project that needs work once; return how many actions ran."""
+        """Reconcile every project, then every deployment, that needs work once.
+
+        Returns how many actions ran.
+        """
         ran = 0
         for project in self.store.list_projects_needing_work():
             try:
                 ran += self.reconcile(project.id)
             except NotFoundError:
                 continue
-        return ran
+        return ran + self.deployments.tick()
 
     def reconcile(self, project_id: str) -> int:
         """Apply timers, then run due pending actions of one project in order."""

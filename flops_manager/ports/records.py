@@ -49,14 +49,19 @@ PRESENT, ABSENT = "present", "absent"
 """Desired states of a service record: the service should exist, or be removed."""
 
 
+OBSERVED_FIELDS = ("state", "message", "address", "attempts", "retry_at")
+"""Fields of a :class:`ServiceRecord` the reconciler owns."""
+
+
 @dataclasses.dataclass(frozen=True)
 class ServiceRecord:
     """A service the manager runs on a user's request (mock data provider, inference server).
 
     ``desired`` is what the user wants (the service ``present``, or ``absent``: remove it,
-    then the record); ``state`` is what the reconciler last saw (``requested`` until it
-    created the service, then the orchestrator's state, or ``failed``), ``message`` why,
-    ``address`` where users reach it and ``attempts`` how often creating it failed.
+    then the record); only the API writes it. The reconciler writes the observed fields
+    (:data:`OBSERVED_FIELDS`): ``state`` (``requested`` until it created the service, then the
+    orchestrator's state, or ``failed``), ``message`` (why), ``address`` (where users reach
+    it), ``attempts`` (failed tries to create it) and ``retry_at`` (epoch seconds of the next).
     """
 
     id: str
@@ -71,6 +76,7 @@ class ServiceRecord:
     address: str | None = None
     desired: str = PRESENT
     attempts: int = 0
+    retry_at: float = 0.0
 
     @property
     def needs_work(self) -> bool:

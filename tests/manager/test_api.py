@@ -11,6 +11,7 @@ from flops_contracts.events import Component, Event, EventType
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.api.context import services
 from flops_manager.lifecycle.state import Phase
+from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.services.ingest import EventIngest
 from tests.manager.conftest import ALICE, BOB
 
@@ -169,13 +170,20 @@ def test_events_stream_models_and_deployments(app: Flask, client: FlaskClient,
     r = client.post(f"/api/v1/projects/{pid}/deployments", json={"instances": 2}, headers=ALICE)
     assert r.status_code == 201, r.json
     dep = r.json
+    assert dep["state"] == "requested" and dep["name"] not in orchestrator.services
+    with app.app_context():  # the reconciler, not the request, creates the server
+        ReconcileWorker(services().store, orchestrator, services().settings).tick()
     assert orchestrator.services[dep["name"]].role == "inference_server"
+    url = f"/api/v1/projects/{pid}/deployments/{dep['id']}"
+    assert client.get(url, headers=ALICE).json["state"] == "running"
     listed = client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"]
     assert [d["id"] for d in listed] == [dep["id"]]
-    assert client.delete(f"/api/v1/projects/{pid}/deployments/{dep['id']}",
-                         headers=BOB).status_code == 404
-    assert client.delete(f"/api/v1/projects/{pid}/deployments/{dep['id']}",
-                         headers=ALICE).status_code == 204
+    assert client.delete(url, headers=BOB).status_code == 404
+    assert client.delete(url, headers=ALICE).status_code == 202
+    assert client.get(url, headers=ALICE).status_code == 404
+    assert client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"] == []
+    with app.app_context():
+        ReconcileWorker(services().store, orchestrator, services().settings).tick()
     assert dep["name"] not in orchestrator.services
 
 

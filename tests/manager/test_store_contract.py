@@ -148,6 +148,17 @@ class StoreContract:
         found = store.list_service_records_needing_work(kinds={"inference_server"})
         assert found == [wanted, leaving]
 
+    def test_observed_and_desired_fields_have_one_writer_each(self, store: ProjectStore) -> None:
+        record = ServiceRecord("s1", "alice", "inference_server", "n1", {}, 1.0, "p1")
+        store.put_service_record(record)
+        assert store.request_service_removal("s1")  # the user, while the worker was busy
+        running = record.replace(state="running", address="http://x", attempts=1, retry_at=5.0)
+        assert store.observe_service_record(running)  # the worker, from its stale copy
+        stored = store.get_service_record("s1", owner="alice", kind="inference_server")
+        assert stored == running.replace(desired=ABSENT)
+        assert not store.request_service_removal("nope")
+        assert not store.observe_service_record(record.replace(id="nope"))
+
 
 class TestMemoryStore(StoreContract):
     __test__ = True
