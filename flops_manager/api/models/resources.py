@@ -12,6 +12,7 @@ from flops_manager.api.common import iso
 from flops_manager.api.context import current_user, services
 from flops_manager.api.models import schemas
 from flops_manager.api.models.schemas import MODEL_FIELDS
+from flops_manager.api.openapi import DEPLOYMENT_LINKS, links
 from flops_manager.ports.records import ServiceRecord
 
 blp = Blueprint(
@@ -56,6 +57,8 @@ class Deployments(MethodView):
 
     @blp.arguments(schemas.DeploymentCreateSchema)
     @blp.response(201, schemas.DeploymentSchema)
+    @blp.doc(responses=links(201, DEPLOYMENT_LINKS, {"project_id": "$response.body#/project_id",
+                                                     "deployment_id": "$response.body#/id"}))
     def post(self, body: dict[str, Any], project_id: str) -> dict[str, Any]:
         """Ask for an inference server for the project's model.
 

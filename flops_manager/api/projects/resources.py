@@ -10,6 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from flops_manager.api.context import current_user, services
+from flops_manager.api.openapi import PROJECT_LINKS, links
 from flops_manager.api.projects import schemas
 from flops_manager.api.projects.stream import sse_events
 from flops_manager.api.projects.views import event_view, project_view
@@ -47,6 +48,7 @@ class Projects(MethodView):
 
     @blp.arguments(schemas.ProjectCreateSchema)
     @blp.response(201, schemas.ProjectSchema)
+    @blp.doc(responses=links(201, PROJECT_LINKS, {"project_id": "$response.body#/id"}))
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a project; it starts in phase ``submitted``."""
         project = services().projects.create(
