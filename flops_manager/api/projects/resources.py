@@ -21,6 +21,14 @@ blp = Blueprint(
     "projects", __name__, url_prefix="/api/v1/projects", description="Federated learning projects"
 )
 ID = "<project_id>"
+SSE_EVENT = {
+    "type": "object",
+    "description": "one Server-Sent Event: 'event: event' with a stored event as JSON in "
+    "'data' and its sequence number as 'id' (resume with Last-Event-ID), or 'event: end' when "
+    "the stream reached its longest duration",
+    "properties": {"id": {"type": "string"}, "event": {"type": "string"},
+                   "data": {"type": "string"}, "retry": {"type": "integer"}},
+}
 
 
 def _view(project: Any) -> dict[str, Any]:
@@ -124,7 +132,7 @@ class ProjectEventStream(MethodView):
         responses={
             "200": {
                 "description": "text/event-stream of events (bounded duration)",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": SSE_EVENT}},
             }
         }
     )
