@@ -108,8 +108,10 @@ class DeploymentReconciler:
         for record in self.store.list_service_records_needing_work(kinds={KIND}):
             try:
                 ran += self.reconcile(record)
-            except TemporaryError as exc:  # the store or the backend: the next pass retries
+            except FlopsError as exc:  # the store or the backend: the next pass retries
                 log.warning("deployment %s: %s", record.id, exc.message)
+            except Exception:  # noqa: BLE001 - one deployment must not stop the others
+                log.exception("reconciling deployment %s failed", record.id)
         return ran
 
     def _project(self, record: ServiceRecord) -> Project | None:

@@ -182,3 +182,17 @@ def test_tracking_server_is_a_planner_action_not_a_side_effect_of_placement() ->
     configured = make_settings(tracking_uri="http://mlflow:5000")
     assert placement(world.orchestrator, configured, project,
                      tracking=True).tracking_uri == "http://mlflow:5000"
+
+
+def test_one_deployment_that_cannot_be_removed_does_not_stop_the_others() -> None:
+    class StuckRemoval(MemoryOrchestrator):
+        def remove_service(self, name: str) -> bool:
+            raise PermanentError(f"{name} is stuck")
+
+    world = World(StuckRemoval())
+    stuck = world.deploy()
+    world.models.undeploy(world.pid, stuck.id, owner="alice")
+    wanted = world.deploy()
+    world.reconciler.tick()
+    assert world.record(wanted).state == "running"
+    assert world.record(stuck).desired == ABSENT  # kept, and tried again on the next pass
