@@ -253,3 +253,14 @@ def test_unstorable_document_from_the_store_answers_422(app: Flask, client: Flas
         response, status = render_flops_error(UnstorableError("x"))
     assert status == 422 and response.json["code"] == 422
 
+
+
+def test_unstorable_event_is_kept_as_rejected_not_dropped(app: Flask, client: FlaskClient) -> None:
+    """A component event BSON cannot encode is rejected with the reason, not lost in a log."""
+    pid = create(client)["id"]
+    publish(app, pid, "builder", "progress", huge=10**30)
+    with app.app_context():
+        store = services().store
+        rejected = store.list_rejected_events()
+        assert store.list_events(pid) == []
+    assert len(rejected) == 1 and "64-bit" in rejected[0].reason
