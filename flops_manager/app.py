@@ -23,6 +23,7 @@ from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
+from flops_manager.services.stream_slots import StreamLimits, StreamSlots
 from flops_manager.settings import Settings
 
 
@@ -42,6 +43,16 @@ def build_authenticator(settings: Settings) -> Authenticator:
     if not tokens:
         raise ConfigError('set FLOPS_API_TOKENS to a JSON object {"token": "username"}')
     return StaticTokenAuthenticator(tokens)
+
+
+def stream_limits(settings: Settings) -> StreamLimits:
+    """The event stream limits ``settings`` ask for."""
+    return StreamLimits(
+        per_owner=settings.sse_streams_per_owner,
+        total=settings.max_streams,
+        max_s=settings.sse_max_s,
+        grace_s=settings.sse_keepalive_s + settings.sse_poll_s,
+    )
 
 
 def create_app(
@@ -73,8 +84,9 @@ def create_app(
         authenticator=authenticator or build_authenticator(settings),
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
-        models=ModelService(store, orchestrator, projects, settings=settings),
+        models=ModelService(store, projects),
         logs=LogService(orchestrator, projects),
+        streams=StreamSlots(stream_limits(settings)),
     )
     api = Api(app)
     document(api)

@@ -13,6 +13,7 @@ from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
+from flops_manager.services.stream_slots import StreamSlots
 from flops_manager.settings import Settings
 
 EXTENSION = "flops"
@@ -30,6 +31,7 @@ class Services:
     mock_data: MockDataService
     models: ModelService
     logs: LogService
+    streams: StreamSlots
 
 
 def services() -> Services:

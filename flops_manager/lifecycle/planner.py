@@ -80,6 +80,12 @@ def queue(project: Project, actions: tuple[Action, ...]) -> Project:
 _CLEANUP_KINDS = frozenset({ActionKind.REMOVE_SERVICES, ActionKind.DELETE_PROJECT})
 
 
+def decide(project: Project, actions: tuple[Action, ...]) -> Decision:
+    """Queue ``actions`` (with the tracking server before the actions that need it)."""
+    planned = act.with_tracking(actions)
+    return Decision(queue(project, planned), planned)
+
+
 def _move(project: Project, phase: Phase, now: float, *actions: Action, **changes: Any) -> Decision:
     moved = project.replace(phase=phase, phase_since=now, **changes)
     if moved.terminal:  # services not created yet need not be created any more
@@ -87,7 +93,7 @@ def _move(project: Project, phase: Phase, now: float, *actions: Action, **change
             p for p in moved.pending if ActionKind(p.action["kind"]) in _CLEANUP_KINDS
         )
         moved = moved.replace(pending=kept)
-    return Decision(queue(moved, actions), actions)
+    return decide(moved, actions)
 
 
 def fail(project: Project, reason: str, now: float) -> Decision:
@@ -172,12 +178,11 @@ def _on_built(project: Project, event: Event, now: float) -> Decision:
 
 def _on_data_ready(project: Project, now: float) -> Decision:
     """The mock data provider filled the data server: start the federation."""
-    actions = (
+    return decide(project, (
         act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
         Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
         Action(ActionKind.DEPLOY_LEARNERS, project.id),
-    )
-    return Decision(queue(project, actions), actions)
+    ))
 
 
 def model_built(project: Project, *, now: float) -> Decision:
@@ -269,16 +274,26 @@ def plan_observation(project: Project, failed: Mapping[Role, str], *, now: float
     return Decision(project)
 
 
-def plan_tick(project: Project, *, now: float, timeouts: Mapping[str, float]) -> Decision:
-    """Advance a project on a timer: start submitted projects and expire phase timeouts."""
+def plan_tick(
+    project: Project, *, now: float, timeouts: Mapping[Phase, float | None]
+) -> Decision:
+    """Advance a project on a timer: start submitted projects and expire phase timeouts.
+
+    ``timeouts`` maps a phase to its limit in seconds (missing or ``None``: no limit).
+    """
     if project.phase is Phase.SUBMITTED:
         return _move(project, Phase.BUILDING, now, act.build_images(project.id))
-    limit = timeouts.get(project.phase.value)
+    limit = timeouts.get(project.phase)
     if limit is not None and not project.terminal and now - project.phase_since > limit:
         return fail(
             project, f"timed out in phase '{project.phase.value}' after {limit:g} s", now
         )
     return Decision(project)
+
+
+def retry_delay(attempts: int, base_s: float) -> float:
+    """Seconds before the next try after ``attempts`` failed ones (doubling, at most 60 s)."""
+    return min(base_s * 2.0 ** (attempts - 1), 60.0)
 
 
 def plan_cancel(project: Project, *, now: float) -> Decision:
@@ -323,7 +338,7 @@ def plan_lost_services(project: Project, *, now: float) -> Decision:
         mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
                 "event_id": None}
         marked = project.replace(components={**project.components, key: mark})
-        return Decision(queue(marked, (action,)), (action,))
+        return decide(marked, (action,))
     return fail(
         project,
         f"the manager restarted while the project was {phase.value}; the local backend "

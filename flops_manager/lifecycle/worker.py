@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.lifecycle import planner
-from flops_manager.lifecycle.actions import Action, ActionKind, Role
-from flops_manager.lifecycle.placement import build_target, placement
+from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
+from flops_manager.lifecycle.deployments import DeploymentReconciler
+from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
-from flops_manager.lifecycle.state import PendingAction, Project
+from flops_manager.lifecycle.state import PendingAction, Phase, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
 from flops_manager.ports.project_store import ProjectStore
@@ -51,11 +52,6 @@ def choose_clusters(
     return tuple(wanted)
 
 
-_NEEDS_TRACKING = frozenset({
-    ActionKind.DEPLOY_AGGREGATOR, ActionKind.DEPLOY_INFERENCE, ActionKind.BUILD_MODEL_IMAGE,
-})
-
-
 def _without(project: Project, key: str) -> Project:
     kept = tuple(p for p in project.pending if Action.from_dict(p.action).key != key)
     return project.replace(pending=kept)
@@ -82,7 +78,8 @@ class ReconcileWorker:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+        self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
+        self.deployments = DeploymentReconciler(store, orchestrator, settings, clock=clock)
         self._recovered = True
 
     def start(self) -> None:
@@ -150,14 +147,17 @@ class ReconcileWorker:
             self._stop.wait(self.settings.reconcile_interval_s)
 
     def tick(self) -> int:
-        """Reconcile every project that needs work once; return how many actions ran."""
+        """Reconcile every project, then every deployment, that needs work once.
+
+        Returns how many actions ran.
+        """
         ran = 0
         for project in self.store.list_projects_needing_work():
             try:
                 ran += self.reconcile(project.id)
             except NotFoundError:
                 continue
-        return ran
+        return ran + self.deployments.tick()
 
     def reconcile(self, project_id: str) -> int:
         """Apply timers, then run due pending actions of one project in order."""
@@ -242,6 +242,9 @@ class ReconcileWorker:
             for name in services_of(project, action.roles):
                 self.orchestrator.remove_service(name)
             return
+        if action.kind is ActionKind.DEPLOY_TRACKING:
+            ensure_tracking_server(self.orchestrator, self.settings)
+            return
         if action.kind is ActionKind.DELETE_PROJECT:
             for record in self.store.list_service_records(
                 owner=project.owner, kind=Role.INFERENCE_SERVER.value, project_id=project.id
@@ -259,7 +262,7 @@ class ReconcileWorker:
             return
         project = self._prepare(action, project)
         place = placement(self.orchestrator, self.settings, project,
-                          tracking=action.kind in _NEEDS_TRACKING)
+                          tracking=action.kind in NEEDS_TRACKING)
         for spec in action_specs(action, project, self.settings, place):
             self.orchestrator.create_service(spec)
             if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
@@ -282,7 +285,7 @@ class ReconcileWorker:
         if attempts >= self.settings.action_max_attempts:
             self._give_up(project, action, f"gave up after {attempts} attempts: {exc.message}")
             return
-        delay = min(self.settings.action_backoff_s * 2 ** (attempts - 1), 60.0)
+        delay = planner.retry_delay(attempts, self.settings.action_backoff_s)
         log.warning("%s failed (%s); retry %d in %.1f s", action.key, exc.message, attempts, delay)
 
         def update(p: Project) -> Project:

@@ -57,7 +57,7 @@ def test_gives_up_after_max_attempts() -> None:
 
 
 def test_timeout_fails_and_delete_cleans_up() -> None:
-    store, orch, worker, clock, pid = setup(phase_timeouts={"building": 60.0})
+    store, orch, worker, clock, pid = setup(phase_timeouts={Phase.BUILDING: 60.0})
     worker.tick()
     clock.now += 61
     worker.tick()

@@ -202,7 +202,11 @@ class Stack:
         (directory / "db").mkdir(exist_ok=True)
         self.db = Proc("nx-27017", [nx, "--db", str(directory / "db" / "flops.db"),
                                     "--host", "127.0.0.1", "-p", str(dport),
-                                    "--log-file", str(logs / "nx.log")], dport, logs / "db.log")
+                                    "--log-file", str(logs / "nx.log"),
+                                    # its own pid file: the default /tmp one is shared by every
+                                    # nx-27017 on the machine and refuses a second server
+                                    "--pid-file", str(directory / "db" / "nx.pid")],
+                           dport, logs / "db.log")
         mport = free_port()
         tracking = TrackingServerSettings(listen_address=f"127.0.0.1:{mport}",
                                           data_dir=directory / "mlflow")
