@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from flops_contracts.errors import FlopsError
+from flops_manager.cli import local_repo, stack
 from flops_manager.cli.client import ApiClient, connect
 from flops_manager.cli.watch import describe, follow
 
@@ -19,11 +20,14 @@ WATCH_TIMEOUT_S = 24 * 3600.0
 FAILED_PHASES = ("failed", "cancelled")
 
 
-def read_request(path: Path, *, repo: str | None, ref: str | None) -> dict[str, Any]:
+def read_request(path: Path, *, repo: str | None, ref: str | None,
+                 snapshots: Path) -> dict[str, Any]:
     """Read a project file (YAML or JSON) into an API create request.
 
     The file holds ``{"repository": {...}, "spec": {...}}``, or only the spec (then ``--repo``
-    names the repository). ``--repo`` and ``--ref`` override the file.
+    names the repository). ``--repo`` and ``--ref`` override the file; a local ``--repo``
+    directory that is not a Git repository is submitted as a snapshot under ``snapshots``
+    (:mod:`flops_manager.cli.local_repo`).
 
     Raises
     ------
@@ -47,19 +51,17 @@ def read_request(path: Path, *, repo: str | None, ref: str | None) -> dict[str, 
     else:
         request = {"spec": loaded, "repository": {}}
     if repo:
-        request["repository"]["url"] = _local_path_as_url(repo)
+        found = local_repo.resolve(repo, ref=ref, snapshots=snapshots)
+        request["repository"]["url"] = found.url
+        if found.snapshot_of is not None:
+            print(f"{found.snapshot_of} is not a Git repository: submitting a snapshot of its "
+                  f"files (commit {found.ref})", file=sys.stderr)
+        ref = found.ref
     if ref:
         request["repository"]["ref"] = ref
     if not request["repository"].get("url"):
         raise FlopsError(f"{path} names no repository: add repository.url or pass --repo")
     return request
-
-
-def _local_path_as_url(repo: str) -> str:
-    path = Path(repo)
-    if "://" not in repo and path.exists():
-        return path.resolve().as_uri()
-    return repo
 
 
 def _print_json(value: Any) -> None:
@@ -88,7 +90,8 @@ def summary(project: dict[str, Any]) -> list[str]:
 
 
 def _create(args: argparse.Namespace, client: ApiClient) -> int:
-    request = read_request(args.file, repo=args.repo, ref=args.ref)
+    request = read_request(args.file, repo=args.repo, ref=args.ref,
+                           snapshots=stack.data_dir(args.data_dir) / local_repo.SNAPSHOT_DIR)
     project = client.request("POST", "projects", json=request)
     if args.json:
         _print_json(project)
