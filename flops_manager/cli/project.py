@@ -14,6 +14,7 @@ import yaml
 from flops_contracts.errors import FlopsError
 from flops_manager.cli import local_repo, stack
 from flops_manager.cli.client import ApiClient, connect
+from flops_manager.cli.log_follow import FOLLOW_WINDOW, new_lines
 from flops_manager.cli.watch import describe, follow
 
 WATCH_TIMEOUT_S = 24 * 3600.0
@@ -65,7 +66,7 @@ def read_request(path: Path, *, repo: str | None, ref: str | None,
 
 
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True))
+    print(json.dumps(value, sort_keys=True), flush=True)  # one line, like train-local's
 
 
 def summary(project: dict[str, Any]) -> list[str]:
@@ -150,22 +151,21 @@ def _logs(args: argparse.Namespace, client: ApiClient) -> int:
     params: dict[str, Any] = {"lines": args.lines}
     if args.component:
         params["component"] = args.component
-    printed: dict[str, int] = {}
+    seen: dict[str, list[str]] = {}
     while True:
         found = client.request("GET", f"projects/{args.id}/logs", params=params)["services"]
         for service in sorted(found):
             for instance, text in sorted(found[service].items()):
-                lines = text.splitlines()
-                start = printed.get(instance, 0) if args.follow else 0
-                start = start if start <= len(lines) else 0
-                for line in lines[start:]:
+                window = text.splitlines()
+                for line in new_lines(seen.get(instance, []), window):
                     print(f"{instance} | {line}", flush=True)
-                printed[instance] = len(lines)
+                seen[instance] = window
         if not args.follow:
             return 0
         project = client.request("GET", f"projects/{args.id}")
         if project["phase"] in ("completed", *FAILED_PHASES):
             return 0
+        params["lines"] = max(args.lines, FOLLOW_WINDOW)
         time.sleep(1.0)
 
 
