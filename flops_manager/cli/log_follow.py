@@ -7,6 +7,9 @@ that window and the start of the new one, however long the log already is.
 
 from __future__ import annotations
 
+from flops_manager.lifecycle.state import TERMINAL_PHASES, Phase
+
+FINAL = frozenset(p.value for p in TERMINAL_PHASES)
 FOLLOW_WINDOW = 2000
 """Lines fetched per instance while following (more than a busy second of output)."""
 
@@ -21,3 +24,14 @@ def new_lines(previous: list[str], window: list[str]) -> list[str]:
         if previous[len(previous) - overlap:] == window[:overlap]:
             return window[overlap:]
     return window
+
+
+def follow_done(phase: str, component: str | None) -> bool:
+    """Whether ``logs --follow`` can end.
+
+    It can when the project is final, or when it serves its model and the logs followed are
+    not the inference server's (nothing else runs then).
+    """
+    if phase in FINAL:
+        return True
+    return phase == Phase.SERVING.value and component != "inference_server"

@@ -14,7 +14,7 @@ import yaml
 from flops_contracts.errors import FlopsError
 from flops_manager.cli import local_repo, stack
 from flops_manager.cli.client import ApiClient, connect
-from flops_manager.cli.log_follow import FOLLOW_WINDOW, new_lines
+from flops_manager.cli.log_follow import FOLLOW_WINDOW, follow_done, new_lines
 from flops_manager.cli.watch import describe, follow
 
 WATCH_TIMEOUT_S = 24 * 3600.0
@@ -96,6 +96,8 @@ def _create(args: argparse.Namespace, client: ApiClient) -> int:
     project = client.request("POST", "projects", json=request)
     if args.json:
         _print_json(project)
+    elif args.quiet:
+        print(project["id"], flush=True)
     else:
         print(f"created project {project['id']} (phase {project['phase']})")
     if args.watch:
@@ -163,7 +165,7 @@ def _logs(args: argparse.Namespace, client: ApiClient) -> int:
         if not args.follow:
             return 0
         project = client.request("GET", f"projects/{args.id}")
-        if project["phase"] in ("completed", *FAILED_PHASES):
+        if follow_done(project["phase"], args.component):
             return 0
         params["lines"] = max(args.lines, FOLLOW_WINDOW)
         time.sleep(1.0)
@@ -202,6 +204,8 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("--repo", help="repository URL or local path (overrides the file)")
     create.add_argument("--ref", help="branch, tag or commit (overrides the file)")
     create.add_argument("--watch", action="store_true", help="follow it until training ends")
+    create.add_argument("-q", "--quiet", action="store_true",
+                        help="print only the project's id (for ID=$(flops project create ...))")
     listing = command("list", _list, "list your projects, newest first")
     listing.add_argument("--phase", help="only projects in this phase")
     listing.add_argument("--page", type=int, default=1)
