@@ -71,7 +71,30 @@ def test_up_status_down(tmp_path):
         assert processes_using(directory)
     finally:
         down = flops("down", "--data-dir", str(directory), "--json")
-    assert sorted(json.loads(down.stdout)["stopped"]) == ["broker", "manager", "mlflow"]
+    assert json.loads(down.stdout) == {"stopped": ["manager", "mlflow", "broker"], "survivors": []}
     assert processes_using(directory) == []  # nothing left, the embedded database included
     after = flops("status", "--data-dir", str(directory))
     assert after.returncode == 3 and "not running" in after.stdout
+
+
+def test_down_never_signals_a_recycled_pid(tmp_path):
+    """stack.json names a pid that now belongs to another process: `flops down` spares it."""
+    from flops_manager.supervisor import start_time
+
+    stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        real = start_time(stranger.pid)
+        assert real is not None
+        record = {"data_dir": str(tmp_path), "processes": [
+            {"name": name, "pid": stranger.pid, "port": 1, "health_url": None, "log": "x",
+             "start": str(int(real) - 100)} for name in ("broker", "mlflow", "manager")]}
+        (tmp_path / "stack.json").write_text(json.dumps(record))
+        down = flops("down", "--data-dir", str(tmp_path), "--json")
+        assert down.returncode == 0, down.stderr
+        assert json.loads(down.stdout) == {"stopped": ["manager", "mlflow", "broker"],
+                                           "survivors": []}
+        assert stranger.poll() is None and start_time(stranger.pid) == real
+        assert not (tmp_path / "stack.json").exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
