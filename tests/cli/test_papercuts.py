@@ -14,7 +14,7 @@ import pytest
 
 from flops_manager.cli.client import error_message
 from flops_manager.cli.local_data import default_data_tag
-from flops_manager.cli.log_follow import new_lines
+from flops_manager.cli.log_follow import follow_done, new_lines
 from flops_manager.services.logs import strip_ansi, tail_lines
 
 PROJECT = {"id": "p0123456789abcdef", "spec": {"name": "digits"}, "phase": "training",
@@ -118,3 +118,21 @@ def test_colour_codes_are_stripped_from_logs() -> None:
 ])
 def test_the_data_tag_follows_the_dataset(dataset: str, tag: str) -> None:
     assert default_data_tag(dataset) == tag
+
+
+def test_logs_follow_ends_when_nothing_more_comes() -> None:
+    assert follow_done("completed", None) and follow_done("failed", "aggregator")
+    assert follow_done("serving", "aggregator") and follow_done("serving", None)
+    assert not follow_done("serving", "inference_server")
+    assert not follow_done("training", "aggregator")
+
+
+def test_the_license_is_an_spdx_string() -> None:
+    """No setuptools deprecation banner for a ``project.license`` table at install time."""
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml")
+                              .read_text(encoding="utf-8"))
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    assert "setuptools>=77" in pyproject["build-system"]["requires"]  # SPDX strings: 77+

@@ -49,6 +49,7 @@ def test_the_quickstart_runs_verbatim(tmp_path: Path) -> None:
         done = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", script], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=2400, check=False)
         assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
+        assert "project.license" not in done.stderr  # setup: no setuptools deprecation banner
         out = done.stdout
         # the README's spec reaches the demo's accuracy (the status of the serving project)
         status = re.search(r"project (p\w+) \(digits\): serving\n  round 5/5  metrics "
