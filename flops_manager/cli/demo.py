@@ -137,12 +137,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"flops demo: {exc.message}", file=sys.stderr)
         return 1
     model = project.get("model") or {}
+    links = project.get("links") or {}
     example = check["example"]
     print("\n".join([
         "",
         f"MLflow UI:          {record['mlflow_url']}",
+        f"training runs:      {links.get('mlflow_runs')}",
         f"registered model:   {model.get('registered_model')} version "
-        f"{model.get('model_version')}  ({(project.get('links') or {}).get('mlflow_model')})",
+        f"{model.get('model_version')}  ({links.get('mlflow_model')})",
         f"inference endpoint: {url}/invocations",
         f"held-out digits:    {check['samples']} never seen by a learner, accuracy "
         f"{check['accuracy']:.3f}",

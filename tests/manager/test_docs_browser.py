@@ -6,8 +6,6 @@ paths), which the HTML the manager sends does not contain.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -19,17 +17,10 @@ from werkzeug.serving import make_server
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.app import create_app
+from tests.fixtures.browser import rendered_dom
 from tests.manager.conftest import make_settings
 
 pytestmark = pytest.mark.integration
-CHROMIUM = shutil.which("chromium")
-OFFLINE = [
-    # every host name fails to resolve and every connection goes through a dead proxy,
-    # except loopback (where the manager listens)
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-    "--proxy-server=http://127.0.0.1:9",
-    "--proxy-bypass-list=127.0.0.1",
-]
 
 
 @pytest.fixture
@@ -40,20 +31,6 @@ def manager_url() -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
-
-
-def rendered_dom(url: str, profile: Path) -> str:
-    """The DOM of ``url`` after its scripts ran, from headless chromium without internet."""
-    assert CHROMIUM, "chromium is missing: scripts/test.sh installs it (apt-get install chromium)"
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", *OFFLINE,
-         "--virtual-time-budget=15000", "--dump-dom", url],
-        capture_output=True, text=True, timeout=180, check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
 
 
 def test_docs_render_the_operations_offline(manager_url: str, tmp_path: Path) -> None:

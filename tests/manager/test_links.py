@@ -12,7 +12,8 @@ MODEL = {"mlflow_experiment_id": "7", "mlflow_run_id": "r1", "registered_model":
 
 def test_mlflow_links_open_the_runs_view() -> None:
     found = links(proj(Phase.COMPLETED, model=MODEL), "http://127.0.0.1:5000/")
-    assert found["mlflow_runs"] == "http://127.0.0.1:5000/#/experiments/7/runs"
+    assert found["mlflow_runs"] == ("http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey="
+                                    "flops-training-runs&workflowType=machine_learning")
     assert found["mlflow_run"] == "http://127.0.0.1:5000/#/experiments/7/runs/r1"
     assert links(proj(Phase.TRAINING), "http://h")["mlflow_runs"] is None
 

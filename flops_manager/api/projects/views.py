@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flops_contracts.tracking_ui import runs_view_url
 from flops_manager.api.common import iso
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.records import StoredEvent
@@ -23,7 +24,7 @@ def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
         "inference": project.endpoints.get("inference")
         if project.phase is Phase.SERVING
         else None,
-        "mlflow_runs": f"{base}/#/experiments/{experiment}/runs"
+        "mlflow_runs": runs_view_url(base, str(experiment))
         if base and experiment is not None
         else None,
         "mlflow_run": f"{base}/#/experiments/{experiment}/runs/{run}"
