@@ -146,27 +146,34 @@ class LocalOrchestrator(Orchestrator):
         for process in processes:
             (self._pid_dir / f"{process.name}.json").unlink(missing_ok=True)
 
-    def reap_orphans(self) -> list[str]:
-        """Stop the recorded processes of managers that are no longer running.
-
-        Returns the instance names that were still running and have been killed.
-        """
-        if not self._pid_dir.is_dir():
-            return []
-        orphans: dict[str, GroupLeader] = {}
-        for path in sorted(self._pid_dir.glob("*.json")):
+    def recorded(self) -> dict[str, tuple[GroupLeader, bool]]:
+        """Recorded instances: name -> (its process group, whether its manager still runs)."""
+        found: dict[str, tuple[GroupLeader, bool]] = {}
+        paths = sorted(self._pid_dir.glob("*.json")) if self._pid_dir.is_dir() else []
+        for path in paths:
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
                 continue
             owner = int(record.get("manager", 0))
-            if owner and start_time(owner) == record.get("manager_start"):
-                continue  # its manager still runs (another orchestrator in this process)
+            managed = bool(owner) and start_time(owner) == record.get("manager_start")
             leader = GroupLeader(int(record.get("pid", 0)), record.get("start"))
+            found[str(record.get("instance"))] = (leader, managed)
+        return found
+
+    def reap_orphans(self) -> list[str]:
+        """Stop the recorded processes of managers that are no longer running.
+
+        Returns the instance names that were still running and have been killed.
+        """
+        orphans: dict[str, GroupLeader] = {}
+        for name, (leader, managed) in self.recorded().items():
+            if managed:
+                continue  # its manager still runs (another orchestrator in this process)
             if leader.pid and leader.members():
-                orphans[str(record.get("instance"))] = leader
-            path.unlink(missing_ok=True)
+                orphans[name] = leader
+            (self._pid_dir / f"{name}.json").unlink(missing_ok=True)
         stop_groups(orphans.values(), grace_s=self.grace_s)
         killed = sorted(orphans)
         if killed:

@@ -152,14 +152,17 @@ def stop_stack(directory: Path, *, grace_s: float = 10.0) -> StopReport:
         return StopReport([], [])
     processes = sorted((StackProcess(**p) for p in state["processes"]),
                        key=lambda p: STOP_ORDER.index(p.name) if p.name in STOP_ORDER else -1)
+    services = LocalOrchestrator(directory / LOCAL_WORKDIR, grace_s=grace_s)
+    started = [leader for leader, _ in services.recorded().values()]  # before the manager
     survivors: list[int] = []
     for process in processes:
         wait = MANAGER_GRACE_S if process.name == "manager" else grace_s
         survivors += stop_groups([process.leader], grace_s=wait)
         if process.name == "manager":
-            LocalOrchestrator(directory / LOCAL_WORKDIR, grace_s=grace_s).reap_orphans()
+            services.reap_orphans()  # what the manager did not stop (e.g. it was killed)
+    survivors += [pid for leader in started for pid in leader.members()]
     (directory / STATE_FILE).unlink(missing_ok=True)
-    return StopReport([p.name for p in processes], survivors)
+    return StopReport([p.name for p in processes], sorted(set(survivors)))
 
 
 def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
