@@ -56,8 +56,13 @@ class GroupLeader:
 
     @classmethod
     def of(cls, pid: int) -> GroupLeader:
-        """Identify the running process ``pid`` (right after starting it)."""
-        return cls(pid, start_time(pid))
+        """Identify our child ``pid`` right after starting it.
+
+        Until it is reaped, a child that already exited is a zombie that still has its start
+        time, so a leader that exits at once is identified too (and its group stopped).
+        """
+        fields = _stat_fields(pid)
+        return cls(pid, None if fields is None else fields[19])
 
     def recycled(self) -> bool:
         """Whether the pid now belongs to another process (or the identity is unknown)."""
@@ -84,6 +89,7 @@ def _wait_empty(leaders: Sequence[GroupLeader], timeout_s: float,
     while True:
         reap()
         if not any(leader.members() for leader in leaders):
+            reap()  # a leader that just exited
             return True
         if time.monotonic() >= deadline:
             return False
