@@ -1,9 +1,10 @@
 """``flops demo``: the whole pipeline on this machine with the digits example, in one command.
 
-Starts the embedded stack if needed, submits ``examples/digits_sklearn`` (as a local Git
-repository) with Dirichlet-partitioned mock data and a held-out set no learner sees, shows each
-round's accuracy, then prints the MLflow UI, the registered model, the inference endpoint, and
-the served model's predictions for held-out digits.
+Starts the embedded stack if needed, submits ``examples/digits_sklearn`` (a snapshot in a
+local Git repository, :mod:`flops_manager.cli.local_repo`) with Dirichlet-partitioned mock data
+and a held-out set no learner sees, shows each round's accuracy, then prints the MLflow UI and
+runs view, the registered model, the inference endpoint, and the served model's predictions
+for held-out digits.
 """
 
 from __future__ import annotations

@@ -93,7 +93,8 @@ def read_state(directory: Path) -> dict[str, Any] | None:
 
 
 def _alive(process: StackProcess) -> bool:
-    return start_time(process.pid) is not None and not process.leader.recycled()
+    """Whether the recorded process still runs (same pid and start time, not a zombie)."""
+    return process.start is not None and start_time(process.pid) == process.start
 
 
 def _healthy(process: StackProcess) -> bool:
