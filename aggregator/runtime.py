@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from aggregator.experiment_kind import mark_model_training
 from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower_strategy
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
 from aggregator.settings import AggregatorRole, AggregatorSettings
@@ -188,6 +189,8 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         session.start()  # learners can connect while MLflow initialises
         if tracker is not None:
             tracker.start(params=training_params(settings), tags=tags)
+            if tracker.experiment_id is not None:
+                mark_model_training(tracker.tracking_uri, tracker.experiment_id)
         emitter.emit(
             EventType.STARTED, address=settings.listen_address, expected=target,
             rounds=num_rounds, mlflow_run_id=tracker.run_id if tracker else None,

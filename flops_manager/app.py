@@ -9,7 +9,7 @@ from flops_contracts.errors import ConfigError
 from flops_manager import registry
 from flops_manager.adapters.oakestra_auth import OakestraAuthenticator
 from flops_manager.adapters.static_tokens import StaticTokenAuthenticator, parse_tokens
-from flops_manager.api import register_blueprints
+from flops_manager.api import docs_assets, register_blueprints
 from flops_manager.api.auth import install_auth
 from flops_manager.api.context import EXTENSION, Services
 from flops_manager.api.errors import register_error_handlers
@@ -88,6 +88,7 @@ def create_app(
         logs=LogService(orchestrator, projects),
         streams=StreamSlots(stream_limits(settings)),
     )
+    app.register_blueprint(docs_assets.blueprint)
     api = Api(app)
     document(api)
     register_blueprints(api)

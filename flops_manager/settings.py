@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flops_contracts.config import load_settings
 from flops_manager.lifecycle.state import TERMINAL_PHASES, Phase
 
+SWAGGER_UI_ASSETS = "/docs/static/"
+"""Where the manager serves its vendored Swagger UI (:mod:`flops_manager.api.docs_assets`)."""
+
 TIMED_PHASES = tuple(p for p in Phase if p not in TERMINAL_PHASES and p is not Phase.SUBMITTED)
 """Phases a timeout can limit (a submitted project starts building at once)."""
 
@@ -122,7 +125,10 @@ class Settings(BaseModel):
     sse_keepalive_s: float = Field(15.0, gt=0)
     sse_max_s: float = Field(300.0, gt=0)
     sse_poll_s: float = Field(0.5, gt=0)
-    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    swagger_ui_url: str = Field(
+        SWAGGER_UI_ASSETS,
+        description="base URL of Swagger UI's files (default: served by the manager)",
+    )
     images_prefix: str = "flops"
     dataplane_image: str = "flops/dataplane:latest"
     builder_image: str = "flops/image-builder:latest"

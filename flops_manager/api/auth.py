@@ -7,7 +7,7 @@ from flask import Flask, g, request
 from flops_manager.api.context import services
 from flops_manager.ports.errors import UnauthorizedError
 
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs"})
 
 
 def _authenticate() -> None:

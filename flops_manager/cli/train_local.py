@@ -14,7 +14,7 @@ from typing import Any
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
-from flops_manager.cli.local_data import LocalData, start_data_plane
+from flops_manager.cli.local_data import LocalData, default_data_tag, start_data_plane
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
 from flops_manager.local_processes import ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
@@ -50,7 +50,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", default="sklearn:digits",
                       help="mock data source: sklearn:NAME, file:PATH (default sklearn:digits)")
     data.add_argument("--data-tag", dest="data_tag",
-                      help="tag of the uploaded data (default: the spec's first tag or 'digits')")
+                      help="tag of the uploaded data (default: the spec's first tag, else the "
+                      "data set's name, e.g. 'iris' for sklearn:iris)")
     data.add_argument("--data-seed", dest="data_seed", type=int, default=0)
 
 
@@ -152,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     group = ProcessGroup(workdir / "logs")
     token: str | None = None
     if args.data:
-        tag = args.data_tag or (spec.data_tags[0] if spec.data_tags else "digits")
+        tag = args.data_tag or (spec.data_tags[0] if spec.data_tags
+                                else default_data_tag(args.dataset))
         learners = t.learners * _clusters(t)
         print(f"starting {learners} data servers and the mock data provider "
               f"({args.data}, tag {tag!r})", file=out, flush=True)

@@ -24,7 +24,7 @@ REQUIRED: Mapping[Phase, frozenset[Component]] = {
     Phase.BUILDING: frozenset({Component.BUILDER}),
     Phase.DEPLOYING: _TRAINING_REQUIRED | {Component.MOCK_DATA_PROVIDER},
     Phase.TRAINING: _TRAINING_REQUIRED,
-    Phase.POST_TRAINING: frozenset({Component.BUILDER}),
+    Phase.POST_TRAINING: frozenset({Component.BUILDER, Component.INFERENCE_SERVER}),
     Phase.SERVING: frozenset({Component.INFERENCE_SERVER}),
 }
 """Components whose failure or loss fails the project, per phase."""
@@ -186,15 +186,14 @@ def _on_data_ready(project: Project, now: float) -> Decision:
 
 
 def model_built(project: Project, *, now: float) -> Decision:
-    """The trained model's image (or environment) is ready: serve it or finish."""
+    """The trained model's image (or environment) is ready: start serving it, or finish.
+
+    The project stays in ``post_training`` until the inference server reports ``started``
+    (it listens): ``serving`` and the inference link mean that a request is answered.
+    """
     if DEPLOY_STEP in _steps(project):
-        return _move(
-            project,
-            Phase.SERVING,
-            now,
-            act.remove_services(project.id, Role.MODEL_BUILDER),
-            Action(ActionKind.DEPLOY_INFERENCE, project.id),
-        )
+        return decide(project, (act.remove_services(project.id, Role.MODEL_BUILDER),
+                                Action(ActionKind.DEPLOY_INFERENCE, project.id)))
     return _move(project, Phase.COMPLETED, now, act.remove_services(project.id))
 
 
@@ -235,6 +234,9 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return _on_built(recorded, event, now)
     if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
         return _on_data_ready(recorded, now)
+    if kind is Component.INFERENCE_SERVER and what is EventType.STARTED:
+        if phase is Phase.POST_TRAINING:
+            return _move(recorded, Phase.SERVING, now)
     return Decision(recorded)
 
 
