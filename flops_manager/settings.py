@@ -116,6 +116,11 @@ class Settings(BaseModel):
         "so that the API and the database stay responsive while projects train",
     )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
+    service_status_polling: bool = Field(
+        True, description="the reconcile loop reads the status of the services a project "
+        "needs from the backend to notice failed ones; off: failures are noticed only through "
+        "the components' events and last wills (within 1.5 x their MQTT keepalive)",
+    )
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)
     phase_timeouts: dict[Phase, float | None] = Field(

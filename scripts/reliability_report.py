@@ -68,6 +68,14 @@ NOTES = """
   finished during a broker outage left its project in `training` until the 24 h phase
   timeout. `close()` now waits up to `flush_timeout_s` (60 s) for them
   (`flops_messaging/mqtt_publisher.py`).
+- **A component's last will ignored once it had reported** (F3b, F3c): the `lost` will is
+  stamped when the connection opens and the planner dropped events older than a component's
+  latest state, so after its first round an aggregator's death was noticed only by polling the
+  backend (F3 passed only because the local backend polls processes). Every event now carries
+  its connection's `incarnation` id, the will the same one, and the planner honours a `lost` of
+  the current incarnation whatever its timestamp (`flops_contracts/events.py`,
+  `flops_messaging/mqtt_publisher.py`, `lifecycle/incarnations.py`). F3b and F3c run with
+  `FLOPS_SERVICE_STATUS_POLLING=false` and `?keepalive_s=4` on the components' events URI.
 - **Option injection through the host of an ssh URL** (H9a): `ssh://-oProxyCommand=...` and
   `file:///a/../b` were accepted at submission (the builder's git would still refuse them);
   hosts and user names starting with `-` and `..` in `file://` paths are now rejected with 422

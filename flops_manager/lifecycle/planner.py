@@ -1,8 +1,10 @@
 """Pure transition logic: project state + event or observation -> new state + actions.
 
 Nothing here performs I/O or reads the clock; callers pass ``now``. Events that are late (the
-project is terminal), duplicated or out of order (older than what was already recorded for the
-component, or a round not newer than the current one) leave the project unchanged.
+project is terminal), duplicated or out of order (of an incarnation the component has left, older
+than what was already recorded for its incarnation, or a round not newer than the current one)
+leave the project unchanged; see :mod:`.incarnations`. A component's last will is honoured
+whenever it arrives for the incarnation that sent it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.lifecycle import actions as act
+from flops_manager.lifecycle import incarnations
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
 
@@ -57,13 +60,6 @@ class Decision:
     def changed_from(self, before: Project) -> bool:
         """Whether anything differs from ``before``."""
         return self.project != before
-
-
-def _parse_ts(value: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def queue(project: Project, actions: tuple[Action, ...]) -> Project:
@@ -111,13 +107,10 @@ def _record_component(project: Project, event: Event) -> Project | None:
     """Record the component's latest state; ``None`` if the event is stale or a duplicate."""
     key = f"{event.component.value}/{event.instance}"
     seen = project.components.get(key)
-    if seen is not None:
-        if seen.get("event_id") == event.event_id:
-            return None
-        if _parse_ts(event.timestamp) < _parse_ts(str(seen.get("at", ""))):
-            return None
+    if not incarnations.accepts(seen, event):
+        return None
     reason = event.data.get("error") or event.data.get("reason") or event.data.get("message")
-    entry = {"state": event.event.value, "at": event.timestamp, "event_id": event.event_id}
+    entry = incarnations.record(seen, event)
     if reason is not None:
         entry["message"] = str(reason)[:500]
     return project.replace(components={**project.components, key: entry})
@@ -334,11 +327,12 @@ def plan_lost_services(project: Project, *, now: float) -> Decision:
     }
     if phase in redo:
         action, role = redo[phase]
-        # Events of the stopped instance (such as its last will) are older than this mark,
-        # so they cannot fail the step that is redone.
+        # The stopped instance's incarnation is retired (and its events are older than this
+        # mark), so its last will cannot fail the step that is redone.
         key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
-        mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
-                "event_id": None}
+        mark = incarnations.restarted(
+            project.components.get(key), at=dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
+        )
         marked = project.replace(components={**project.components, key: mark})
         return decide(marked, (action,))
     return fail(

@@ -204,8 +204,11 @@ class ReconcileWorker:
         return ran
 
     def _failed_services(self, project: Project) -> dict[Role, str]:
-        """Services of roles the project needs now that the orchestrator reports as failed."""
-        if project.terminal:
+        """Services of roles the project needs now that the orchestrator reports as failed.
+
+        Nothing is read when ``settings.service_status_polling`` is off.
+        """
+        if project.terminal or not self.settings.service_status_polling:
             return {}
         failed: dict[Role, str] = {}
         for role in planner.watched_roles(project.phase):
