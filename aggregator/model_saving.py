@@ -97,8 +97,14 @@ def trusted_library_types(untrusted: Iterable[str],
     return sorted({name for name in untrusted if name.split(".")[0] in roots})
 
 
-def flavor_defaults(flavor: str, model: Any) -> dict[str, Any]:
-    """FLOps' options for ``mlflow.<flavor>.log_model`` that the flavor needs for ``model``."""
+def flavor_defaults(flavor: str, model: Any, *, input_example: Any | None) -> dict[str, Any]:
+    """FLOps' options for ``mlflow.<flavor>.log_model`` that the flavor needs for ``model``.
+
+    sklearn (skops format): trust the library types the model is made of. PyTorch: without an
+    input example, MLflow's default traced format (``pt2``) cannot save, so pickle the module.
+    """
+    if flavor == "pytorch" and input_example is None:
+        return {"serialization_format": "pickle"}
     if flavor != "sklearn":
         return {}
     try:
@@ -137,7 +143,7 @@ def log_trained_model(
         common["input_example"] = example
     try:
         flavor = infer_flavor(manager, model)
-        options = {**flavor_defaults(flavor, model),
+        options = {**flavor_defaults(flavor, model, input_example=example),
                    **(call_optional(manager, "mlflow_log_options") or {})}
         requirements = call_optional(manager, "pip_requirements") or \
             default_pip_requirements(flavor)

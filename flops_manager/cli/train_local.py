@@ -118,6 +118,8 @@ def _progress_line(event: Event) -> str | None:
     if event.event is EventType.LEARNER_FAILED:
         return f"{event.component} {event.instance}: {d.get('count')} failure(s) in round " \
                f"{d.get('round')} ({d.get('phase')})"
+    if event.event is EventType.LOG and d.get("level") == "warning":
+        return f"{event.component} {event.instance} warning: {d.get('message')}"
     if event.event in (EventType.FAILED, EventType.LOST):
         return f"{event.component} {event.instance} {event.event}: {d.get('reason')}"
     return None
