@@ -16,6 +16,7 @@ from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
 from flops_manager.cli.local_data import LocalData, start_data_plane
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
+from flops_manager.cli.local_requirements import requirement_warnings
 from flops_manager.local_processes import ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
 
@@ -133,8 +134,11 @@ def run(args: argparse.Namespace) -> int:
         from learner_base.repository import load_model_manager
 
         load_model_manager(args.repo_dir)  # fail before starting anything
+        warnings = requirement_warnings(args.repo_dir)
     except (FlopsError, ContractError) as exc:
         return _finish(args, {"status": "failed", "reason": exc.message}, 2)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="flops-train-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -243,6 +247,7 @@ def run(args: argparse.Namespace) -> int:
         "model_uri": d.get("model_uri"),
         "registered_model_uri": d.get("registry_uri"),
         "workdir": str(workdir),
+        "warnings": warnings,
     }
     return _finish(args, summary, 0)
 
