@@ -20,6 +20,7 @@ from image_builder.cache import CacheLayout, locked, read_marker, remove_tree, w
 from image_builder.dependencies import DependencySpec, user_requirement_lines
 from image_builder.outcome import BuildError
 from image_builder.pin_policy import apply_pin_policy, parse_pins
+from image_builder.pins import extras_pins
 from image_builder.runtime_layer import RuntimeLayer, probe_python
 from image_builder.toolchain import VenvTool, venv_python
 
@@ -69,14 +70,15 @@ def _rebase(line: str, base: Path) -> str:
 
 
 def requirement_lines(
-    deps: DependencySpec, *, pins: Mapping[str, str]
+    deps: DependencySpec, *, pins: Mapping[str, str], extra_pins: Mapping[str, str] | None = None
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Return the lines to install into the project environment and the policy's notes.
 
     The pin policy drops conflicting requirements; options and local paths are kept, with
     relative paths made absolute (the generated file lives outside the repository).
     """
-    policy = apply_pin_policy(user_requirement_lines(deps), pins=pins, source=deps.path.name)
+    policy = apply_pin_policy(user_requirement_lines(deps), pins=pins, source=deps.path.name,
+                              extra_pins=extra_pins)
     base = deps.path.parent
     lines = [*policy.requirements, *(_rebase(line, base)
                                      for line in (*policy.options, *policy.invalid))]
@@ -117,7 +119,7 @@ def ensure_project_env(
     """
     key = cache_key(commit=commit, dependency_hash=deps.digest, runtime_key=runtime.key)
     pins = parse_pins(runtime.constraints.read_text(encoding="utf-8").splitlines())
-    lines, notes = requirement_lines(deps, pins=pins)
+    lines, notes = requirement_lines(deps, pins=pins, extra_pins=extras_pins())
     found = lookup(cache, key)
     if found is not None:
         return dataclasses.replace(found, notes=notes)

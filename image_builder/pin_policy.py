@@ -5,6 +5,9 @@ Every target applies it (images, project environments, ``flops train-local``):
 * a user requirement that excludes the version FLOps' runtime pins is **dropped**, with a note
   that names the user's file and line, says the pin is FLOps' own, and gives the fix;
 * ``mlflow`` is served by the runtime's ``mlflow-skinny`` (dropped, with a note);
+* a requirement that excludes the exact version one of FLOps' optional extras pins (the CPU
+  build ``torch==2.13.0`` of the ``torch`` extra) is **replaced** by that pin, with a note
+  (the runtime does not carry the package, so dropping it would leave it out);
 * every other requirement is kept.
 
 Every conflict gets its own note, so all of them are reported at once.
@@ -53,7 +56,11 @@ def conflict_note(*, source: str, line: str, name: str, pinned: str) -> str:
 
 
 def apply_pin_policy(
-    lines: Iterable[str], *, pins: Mapping[str, str], source: str
+    lines: Iterable[str],
+    *,
+    pins: Mapping[str, str],
+    source: str,
+    extra_pins: Mapping[str, str] | None = None,
 ) -> PolicyResult:
     """Apply the policy to a user's requirement ``lines``.
 
@@ -65,6 +72,8 @@ def apply_pin_policy(
         FLOps' runtime pins: canonical name -> version.
     source
         The user's file as the user knows it (``requirements.txt``), for messages.
+    extra_pins
+        Exact pins of FLOps' optional extras (canonical name -> version).
     """
     kept: list[str] = []
     options: list[str] = []
@@ -92,6 +101,14 @@ def apply_pin_policy(
         if pinned is not None and req.specifier and not req.specifier.contains(
                 pinned, prereleases=True):
             notes.append(conflict_note(source=source, line=line, name=name, pinned=pinned))
+            continue
+        extra = (extra_pins or {}).get(name)
+        if extra is not None and req.specifier and not req.specifier.contains(
+                extra, prereleases=True):
+            notes.append(f"{source}: {line!r} conflicts with FLOps' pin {name}=={extra} (the "
+                         f"build FLOps supports); it was replaced by {name}=={extra}. To fix: "
+                         f"require {name}=={extra} in {source}")
+            kept.append(f"{name}=={extra}")
             continue
         kept.append(line)
     return PolicyResult(tuple(kept), tuple(options), tuple(invalid), tuple(notes))

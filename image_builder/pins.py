@@ -52,6 +52,7 @@ def merge_requirements(
     user: Iterable[str],
     pins: Mapping[str, str],
     source: str,
+    extra_pins: Mapping[str, str] | None = None,
 ) -> MergedRequirements:
     """Merge the runtime's root requirements with a user's requirement lines.
 
@@ -65,13 +66,15 @@ def merge_requirements(
         Canonical name -> pinned version.
     source
         The user's file name, for messages.
+    extra_pins
+        Exact pins of FLOps' optional extras (see :mod:`image_builder.pin_policy`).
 
     Returns
     -------
     MergedRequirements
         The files' lines and a note for every user line that was changed or dropped.
     """
-    policy = apply_pin_policy(user, pins=pins, source=source)
+    policy = apply_pin_policy(user, pins=pins, source=source, extra_pins=extra_pins)
     lines = [*dict.fromkeys(roots), *policy.requirements]
     notes = list(policy.notes)
     for line in policy.options:
@@ -132,3 +135,20 @@ def _requirements_of(dist_name: str) -> list[Requirement]:
             continue
         result.append(req)
     return result
+
+
+def extras_pins(dist_name: str = RUNTIME_DISTRIBUTION) -> dict[str, str]:
+    """Return canonical name -> version of the exact (``==``) pins of FLOps' optional extras."""
+    pins: dict[str, str] = {}
+    try:
+        requirements = metadata.requires(dist_name) or []
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return pins
+    for text in requirements:
+        req = Requirement(text)
+        if req.marker is None or "extra" not in str(req.marker):
+            continue
+        exact = [spec.version for spec in req.specifier if spec.operator == "=="]
+        if len(exact) == 1:
+            pins[canonicalize_name(req.name)] = exact[0]
+    return pins

@@ -19,7 +19,7 @@ from packaging.utils import canonicalize_name
 
 from image_builder.dependencies import read_dependencies, user_requirement_lines
 from image_builder.pin_policy import apply_pin_policy
-from image_builder.pins import runtime_pins
+from image_builder.pins import extras_pins, runtime_pins
 from learner_base.repository import find_dependency_file
 
 
@@ -78,7 +78,8 @@ def requirement_warnings(repo_dir: Path) -> list[str]:
         return []
     deps = read_dependencies(repo_dir)
     source = deps.path.name
-    policy = apply_pin_policy(user_requirement_lines(deps), pins=runtime_pins(), source=source)
+    policy = apply_pin_policy(user_requirement_lines(deps), pins=runtime_pins(), source=source,
+                              extra_pins=extras_pins())
     notes = list(policy.notes)
     if deps.skipped:
         notes.append(f"{source}: skipped entries pip cannot install: {', '.join(deps.skipped)}")

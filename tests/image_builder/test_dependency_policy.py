@@ -95,3 +95,12 @@ def test_install_failure_names_the_dependency_file(tmp_path: Path, make_settings
     assert info.value.message.startswith(
         "installing the requirements of requirements.txt (the repository's dependency file) "
         "failed")
+
+
+def test_a_pin_of_an_optional_extra_is_replaced_by_flops_build() -> None:
+    result = apply_pin_policy(["torch==2.1.1", "torchvision"], pins=PINS, source="conda.yaml",
+                              extra_pins={"torch": "2.13.0"})
+    assert result.requirements == ("torch==2.13.0", "torchvision")
+    assert result.notes == ("conda.yaml: 'torch==2.1.1' conflicts with FLOps' pin torch==2.13.0 "
+                            "(the build FLOps supports); it was replaced by torch==2.13.0. To "
+                            "fix: require torch==2.13.0 in conda.yaml",)
