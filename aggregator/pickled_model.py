@@ -21,7 +21,8 @@ class PickledModel(PythonModel):
     def __init__(self, model: Any) -> None:
         self.model = model
 
-    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+    # No type hints on purpose: MLflow reads them as an input schema.
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
         """Predict for ``model_input`` (array or DataFrame)."""
         if hasattr(self.model, "predict"):
             return self.model.predict(model_input)

@@ -1,6 +1,6 @@
 """MLflow tracking for one training: experiment per project, one run, per-round metrics, model.
 
-All MLflow calls of the aggregator live here.
+All MLflow calls of the aggregator live here and in :mod:`aggregator.model_saving`.
 """
 
 from __future__ import annotations
