@@ -24,6 +24,7 @@ from learner_base.contract_checks import (
     check_parameters,
     shapes_of,
 )
+from learner_base.legacy_manager import unwrap
 from learner_base.model_manager import RoundConfig
 
 logger = logging.getLogger(__name__)
@@ -76,7 +77,7 @@ class ModelManagerClient(ContactTrackingClient):
         self._manager = manager
         self._on_fit = on_fit
         self._on_evaluate = on_evaluate
-        self._site = site or CallSite(cls=type(manager).__name__)
+        self._site = site or CallSite(cls=type(unwrap(manager)).__name__)
         self._shapes: Shapes | None = None
 
     def _parameters(self, when: str) -> list[Any]:
