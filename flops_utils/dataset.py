@@ -1,9 +1,9 @@
 """A learner's table as a Hugging Face ``datasets.Dataset``, or a stand-in with its operations.
 
-Repositories of the original FLOps received a ``datasets.Dataset`` and used ``set_format``,
-column access (``ds["image"]``), ``train_test_split(test_size, seed)`` and ``with_transform``.
-:func:`to_dataset` returns a real ``datasets.Dataset`` when the package is installed, otherwise
-a :class:`ColumnDataset` that behaves the same for those operations.
+Repositories of the original FLOps received a ``datasets.Dataset`` (2.x) and used
+``set_format``, column access (``ds["image"]``), ``train_test_split(test_size, seed)`` and
+``with_transform``. :func:`to_dataset` returns a real ``datasets.Dataset`` when ``datasets`` 2.x
+is installed, otherwise a :class:`ColumnDataset` that behaves like it for those operations.
 """
 
 from __future__ import annotations
@@ -42,11 +42,18 @@ def table_columns(table: Any, *, label_column: str = "label") -> dict[str, NDArr
 
 
 def to_dataset(table: Any) -> Any:
-    """Return ``table`` as a ``datasets.Dataset`` if installed, else as a :class:`ColumnDataset`."""
+    """Return ``table`` as a ``datasets.Dataset`` or a :class:`ColumnDataset`.
+
+    A ``datasets.Dataset`` is returned when ``datasets`` 2.x (the version the original FLOps
+    used) is installed. From ``datasets`` 3 on, ``ds["image"]`` is a lazy column without
+    ``reshape``, which original repositories call, so the stand-in is returned instead.
+    """
     columns = table_columns(table)
     try:
         import datasets
     except ImportError:
+        return ColumnDataset(columns)
+    if not str(datasets.__version__).startswith("2."):
         return ColumnDataset(columns)
     return datasets.Dataset.from_dict({k: list(v) for k, v in columns.items()})
 

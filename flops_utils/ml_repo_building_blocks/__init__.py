@@ -12,9 +12,9 @@ def load_dataset() -> Any:
 
     Reads the data sets matching the project's data tags from the learner's data server
     (:func:`learner_base.data.load_data` with the learner's published context). ``image`` holds
-    each row's features as one array. The result is a ``datasets.Dataset`` when the
-    ``datasets`` package is installed, otherwise a :class:`flops_utils.dataset.ColumnDataset`
-    with the same operations (``set_format``, ``["image"]``, ``train_test_split``,
+    each row's features as one array. The result is a ``datasets.Dataset`` when ``datasets``
+    2.x is installed, otherwise a :class:`flops_utils.dataset.ColumnDataset` with the same
+    operations (``set_format``, ``["image"]``, ``train_test_split``,
     ``with_transform``, ...).
 
     Raises

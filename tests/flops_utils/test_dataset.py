@@ -64,10 +64,16 @@ def test_split_sizes_follow_datasets() -> None:
         split_sizes(10, test_size=0.0, train_size=None)
 
 
-def test_to_dataset_without_the_datasets_package_is_a_column_dataset() -> None:
+def test_to_dataset_is_a_column_dataset_unless_datasets_2_is_installed() -> None:
     try:
-        import datasets  # noqa: F401
+        import datasets
     except ImportError:
         assert isinstance(to_dataset(digits_like()), ColumnDataset)
-    else:
-        assert type(to_dataset(digits_like())).__name__ == "Dataset"
+        return
+    dataset = to_dataset(digits_like())
+    if datasets.__version__.startswith("2."):
+        assert isinstance(dataset, datasets.Dataset)
+    else:  # datasets 3+: ds["image"] is a lazy column without reshape
+        assert isinstance(dataset, ColumnDataset)
+    dataset.set_format("numpy")
+    assert dataset["image"].reshape((len(dataset), -1)).shape == (10, 4)
