@@ -217,7 +217,7 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
                 "evaluation results"
             )
         session.stop()  # let learners go before the (slower) model logging
-        model = _register_best(settings, manager, best, tracker, tags)
+        model = _register_best(settings, manager, best, tracker, tags, emitter)
     except TrainingError as exc:
         emitter.emit(EventType.FAILED, reason=exc.message, stage="training", **exc.details)
         logger.error("%s", exc.message)
@@ -265,6 +265,7 @@ def _register_best(
     best: BestModelTracker,
     tracker: MlflowTracker | None,
     tags: dict[str, str],
+    emitter: EventEmitter,
 ) -> RegisteredModel | None:
     """Load the best parameters into the model and log/register it."""
     if best.best_parameters is None:
@@ -281,4 +282,8 @@ def _register_best(
     )
     model_tags = {**tags, "flops.best_round": str(report.server_round),
                   "flops.selection_metric": best.metric}
-    return tracker.log_model(manager, registered_model_name=name, tags=model_tags)
+    model = tracker.log_model(manager, registered_model_name=name, tags=model_tags,
+                              source_dir=Path(settings.repo_dir) if settings.repo_dir else None)
+    if model.warning is not None:
+        emitter.emit(EventType.LOG, level="warning", stage="model", message=model.warning)
+    return model
