@@ -9,7 +9,7 @@ from flops_contracts.errors import ConfigError
 from flops_manager import registry
 from flops_manager.adapters.oakestra_auth import OakestraAuthenticator
 from flops_manager.adapters.static_tokens import StaticTokenAuthenticator, parse_tokens
-from flops_manager.api import register_blueprints
+from flops_manager.api import docs_assets, register_blueprints
 from flops_manager.api.auth import install_auth
 from flops_manager.api.context import EXTENSION, Services
 from flops_manager.api.errors import register_error_handlers
@@ -24,6 +24,7 @@ from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
+from flops_manager.services.stream_slots import StreamLimits, StreamSlots
 from flops_manager.settings import Settings
 
 
@@ -43,6 +44,16 @@ def build_authenticator(settings: Settings) -> Authenticator:
     if not tokens:
         raise ConfigError('set FLOPS_API_TOKENS to a JSON object {"token": "username"}')
     return StaticTokenAuthenticator(tokens)
+
+
+def stream_limits(settings: Settings) -> StreamLimits:
+    """The event stream limits ``settings`` ask for."""
+    return StreamLimits(
+        per_owner=settings.sse_streams_per_owner,
+        total=settings.max_streams,
+        max_s=settings.sse_max_s,
+        grace_s=settings.sse_keepalive_s + settings.sse_poll_s,
+    )
 
 
 def create_app(
@@ -81,12 +92,12 @@ def create_app(
         authenticator=authenticator or build_authenticator(settings),
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
-        models=ModelService(store, orchestrator, projects, settings=settings,
-                            seal=enrollment.seal_standalone,
-                            unseal=lambda pid, name: enrollment.revoke(pid, service=name)),
+        models=ModelService(store, projects),
         logs=LogService(orchestrator, projects),
         enrollment=enrollment,
+        streams=StreamSlots(stream_limits(settings)),
     )
+    app.register_blueprint(docs_assets.blueprint)
     api = Api(app)
     document(api)
     register_blueprints(api)

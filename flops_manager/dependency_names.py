@@ -1,7 +1,7 @@
 """Start-up check: the host names of the manager's dependencies must resolve.
 
-In the compose suite the manager reaches MongoDB, the broker and MLflow by container name
-(``mongo``, ``mqtt``, ``mlflow``). Where the engine cannot resolve container names, the manager
+In the compose suite the manager reaches MongoDB and the broker by container name (``mongo``,
+``mqtt``). Where the engine cannot resolve container names, the manager
 used to start anyway and answer ``/ready`` with "Name or service not known" for ever. It now
 waits a bounded time for each name and otherwise stops at once, naming the name, the setting
 it came from and the likely fix.

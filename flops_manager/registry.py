@@ -36,9 +36,9 @@ def _memory_orchestrator(uri: str, settings: Settings) -> Orchestrator:
 def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     from pathlib import Path
 
-    from flops_manager.adapters.local_orchestrator import LocalOrchestrator
+    from flops_manager.adapters.local_orchestrator import LOCAL_WORKDIR, LocalOrchestrator
 
-    orchestrator = LocalOrchestrator(Path(settings.data_dir) / "local",
+    orchestrator = LocalOrchestrator(Path(settings.data_dir) / LOCAL_WORKDIR,
                                      niceness=settings.local_niceness)
     orchestrator.reap_orphans()  # processes a killed manager left behind
     return orchestrator

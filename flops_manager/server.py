@@ -38,9 +38,9 @@ def main() -> int:
                 "mongo_url": embedded.start(),
                 "allow_local_repos": settings.local_repos_allowed,  # decided as embedded
             })
+        # only what the manager itself connects to (FLOPS_TRACKING_URI is the components')
         wait_for_names(host_names({
             "FLOPS_MONGO_URL": settings.mongo_url, "FLOPS_MQTT_URL": settings.mqtt_url,
-            "FLOPS_TRACKING_URI": settings.tracking_uri,
         }), timeout_s=settings.dependency_names_timeout_s)
         store = registry.build_store(settings)
         orchestrator = registry.build_orchestrator(settings)

@@ -14,6 +14,7 @@ from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
+from flops_manager.services.stream_slots import StreamSlots
 from flops_manager.settings import Settings
 
 EXTENSION = "flops"
@@ -32,6 +33,7 @@ class Services:
     models: ModelService
     logs: LogService
     enrollment: Enrollment
+    streams: StreamSlots
 
 
 def services() -> Services:

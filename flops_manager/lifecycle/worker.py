@@ -15,10 +15,11 @@ from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.identity.enrollment import Enrollment
 from flops_manager.lifecycle import planner
-from flops_manager.lifecycle.actions import Action, ActionKind, Role
-from flops_manager.lifecycle.placement import build_target, placement
+from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
+from flops_manager.lifecycle.deployments import DeploymentReconciler
+from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
-from flops_manager.lifecycle.state import PendingAction, Project
+from flops_manager.lifecycle.state import PendingAction, Phase, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
 from flops_manager.ports.project_store import ProjectStore
@@ -52,11 +53,6 @@ def choose_clusters(
     return tuple(wanted)
 
 
-_NEEDS_TRACKING = frozenset({
-    ActionKind.DEPLOY_AGGREGATOR, ActionKind.DEPLOY_INFERENCE, ActionKind.BUILD_MODEL_IMAGE,
-})
-
-
 def _without(project: Project, key: str) -> Project:
     kept = tuple(p for p in project.pending if Action.from_dict(p.action).key != key)
     return project.replace(pending=kept)
@@ -85,7 +81,10 @@ class ReconcileWorker:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+        self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
+        self.deployments = DeploymentReconciler(
+            store, orchestrator, settings, clock=clock, seal=self.enrollment.seal_standalone,
+            unseal=lambda project_id, name: self.enrollment.revoke(project_id, service=name))
         self._recovered = True
 
     def start(self) -> None:
@@ -153,14 +152,17 @@ class ReconcileWorker:
             self._stop.wait(self.settings.reconcile_interval_s)
 
     def tick(self) -> int:
-        """Reconcile every project that needs work once; return how many actions ran."""
+        """Reconcile every project, then every deployment, that needs work once.
+
+        Returns how many actions ran.
+        """
         ran = 0
         for project in self.store.list_projects_needing_work():
             try:
                 ran += self.reconcile(project.id)
             except NotFoundError:
                 continue
-        return ran
+        return ran + self.deployments.tick()
 
     def reconcile(self, project_id: str) -> int:
         """Apply timers, then run due pending actions of one project in order."""
@@ -207,8 +209,11 @@ class ReconcileWorker:
         return ran
 
     def _failed_services(self, project: Project) -> dict[Role, str]:
-        """Services of roles the project needs now that the orchestrator reports as failed."""
-        if project.terminal:
+        """Services of roles the project needs now that the orchestrator reports as failed.
+
+        Nothing is read when ``settings.service_status_polling`` is off.
+        """
+        if project.terminal or not self.settings.service_status_polling:
             return {}
         failed: dict[Role, str] = {}
         for role in planner.watched_roles(project.phase):
@@ -247,6 +252,9 @@ class ReconcileWorker:
             if project.terminal:  # the project ended: so do its credentials
                 self.enrollment.revoke(project.id)
             return
+        if action.kind is ActionKind.DEPLOY_TRACKING:
+            ensure_tracking_server(self.orchestrator, self.settings)
+            return
         if action.kind is ActionKind.DELETE_PROJECT:
             for record in self.store.list_service_records(
                 owner=project.owner, kind=Role.INFERENCE_SERVER.value, project_id=project.id
@@ -265,7 +273,7 @@ class ReconcileWorker:
             return
         project = self._prepare(action, project)
         place = placement(self.orchestrator, self.settings, project,
-                          tracking=action.kind in _NEEDS_TRACKING)
+                          tracking=action.kind in NEEDS_TRACKING)
         for spec in action_specs(action, project, self.settings, place):
             spec = self.enrollment.seal(spec)  # credentials only through enrollment
             self.orchestrator.create_service(spec)
@@ -289,7 +297,7 @@ class ReconcileWorker:
         if attempts >= self.settings.action_max_attempts:
             self._give_up(project, action, f"gave up after {attempts} attempts: {exc.message}")
             return
-        delay = min(self.settings.action_backoff_s * 2 ** (attempts - 1), 60.0)
+        delay = planner.retry_delay(attempts, self.settings.action_backoff_s)
         log.warning("%s failed (%s); retry %d in %.1f s", action.key, exc.message, attempts, delay)
 
         def update(p: Project) -> Project:

@@ -19,7 +19,7 @@ from flops_contracts.events import Event
 from flops_contracts.topics import parse_event_topic
 from flops_manager.identity import event_policy
 from flops_manager.lifecycle import planner
-from flops_manager.ports.errors import NotFoundError
+from flops_manager.ports.errors import NotFoundError, UnstorableError
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import RejectedEvent
 from flops_manager.services.clock import Clock, system_clock
@@ -63,6 +63,22 @@ class EventIngest:
         log.warning("rejected event on %s: %s", topic, reason)
         return IngestResult(Outcome.REJECTED, reason)
 
+    def _apply(self, event: Event, now: float) -> None:
+        """Let the planner apply ``event`` to its project.
+
+        A duplicate is applied again: the planner ignores what it has already seen, and this
+        covers a crash between storing an event and applying it.
+        """
+        try:
+            mutate_project(
+                self.store,
+                event.project_id,
+                lambda p: planner.plan_event(p, event, now=now).project,
+                now=now,
+            )
+        except NotFoundError:
+            pass  # deleted meanwhile: the event is kept, nothing to apply it to
+
     def handle(self, topic: str, payload: bytes) -> IngestResult:
         """Validate, store and apply one message; invalid ones are stored as rejected."""
         try:
@@ -90,18 +106,11 @@ class EventIngest:
         if forbidden is not None:
             return self._reject(topic, payload, forbidden, event.project_id)
         now = self.clock()
-        stored = self.store.append_event(event.project_id, event.to_dict(), received_at=now)
-        # A duplicate is applied again: the planner ignores what it has already seen, and this
-        # covers a crash between storing an event and applying it.
         try:
-            mutate_project(
-                self.store,
-                event.project_id,
-                lambda p: planner.plan_event(p, event, now=now).project,
-                now=now,
-            )
-        except NotFoundError:
-            pass  # deleted meanwhile: the event is kept, nothing to apply it to
+            stored = self.store.append_event(event.project_id, event.to_dict(), received_at=now)
+            self._apply(event, now)
+        except UnstorableError as exc:  # e.g. a metric beyond 64 bits: kept as rejected
+            return self._reject(topic, payload, exc.message)
         if stored is None:
             return IngestResult(Outcome.DUPLICATE)
         return IngestResult(Outcome.ACCEPTED, seq=stored.seq)

@@ -16,7 +16,11 @@ from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import Page, RejectedEvent, StoredEvent
 from flops_manager.services.clock import Clock, IdFactory, new_project_id, system_clock
 from flops_manager.services.mutate import mutate_project
-from flops_manager.services.repo_url import check_ref, check_repository_url
+from flops_manager.services.repo_url import (
+    check_local_repository,
+    check_ref,
+    check_repository_url,
+)
 
 
 def _invalid(errors: dict[str, list[str]]) -> FlopsError:
@@ -44,7 +48,9 @@ def validate_request(
     except FlopsError as exc:
         for field, messages in exc.details.get("errors", {}).items():
             errors[f"spec.{field}"] = list(messages)
-    url_problem = check_repository_url(str(repository.get("url", "")), allow_local=allow_local)
+    url = str(repository.get("url", ""))
+    url_problem = check_repository_url(url, allow_local=allow_local) or (
+        check_local_repository(url) if allow_local else None)
     if url_problem:
         errors["repository.url"] = [url_problem]
     ref = repository.get("ref")

@@ -27,24 +27,27 @@ from tracking_server.settings import TrackingServerSettings, server_argv
 def test_project_file_with_or_without_repository(tmp_path: Path) -> None:
     full = tmp_path / "p.yaml"
     full.write_text("spec:\n  training: {rounds: 2}\nrepository:\n  url: https://h/r.git\n")
-    assert read_request(full, repo=None, ref="v1") == {
+    snaps = tmp_path / "snapshots"
+    assert read_request(full, repo=None, ref="v1", snapshots=snaps) == {
         "spec": {"training": {"rounds": 2}},
         "repository": {"url": "https://h/r.git", "ref": "v1"},
     }
     bare = tmp_path / "spec.json"
     bare.write_text('{"training": {"rounds": 3}}')
     with pytest.raises(FlopsError, match="--repo"):
-        read_request(bare, repo=None, ref=None)
-    local = read_request(bare, repo=str(tmp_path), ref=None)
-    assert local["repository"]["url"] == tmp_path.resolve().as_uri()
+        read_request(bare, repo=None, ref=None, snapshots=snaps)
+    (tmp_path / "repo").mkdir()
+    local = read_request(bare, repo=str(tmp_path / "repo"), ref=None, snapshots=snaps)
+    assert local["repository"]["url"].startswith(snaps.as_uri())  # a snapshot: not Git
+    assert len(local["repository"]["ref"]) == 40
     bad = tmp_path / "bad.yaml"
     bad.write_text("spec: [unclosed")
     with pytest.raises(FlopsError, match="not valid YAML"):
-        read_request(bad, repo="x", ref=None)
+        read_request(bad, repo="x", ref=None, snapshots=snaps)
     extra = tmp_path / "extra.yaml"
     extra.write_text("spec: {}\nrepo: x\n")
     with pytest.raises(FlopsError, match="unknown top-level keys"):
-        read_request(extra, repo="x", ref=None)
+        read_request(extra, repo="x", ref=None, snapshots=snaps)
 
 
 def test_event_lines() -> None:

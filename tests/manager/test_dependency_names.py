@@ -58,7 +58,7 @@ def test_wait_for_names_waits_for_a_late_name() -> None:
     (ProbeResult(("n1",), 0, "done", greeting=GREETING), "netavark", None),
     (ProbeResult(("n2", "n1"), 1, "resolve", "gaierror: [Errno -2]"), "cni",
      "Podman's network backend is 'cni'"),
-    (ProbeResult(("n1",), 1, "resolve", "gaierror"), "netavark", "aardvark-dns did not answer"),
+    (ProbeResult(("n1",), 1, "resolve", "gaierror"), "netavark", "its DNS (aardvark-dns) did not answer"),
     (ProbeResult(("n1",), 1, "resolve", "gaierror"), None, "Docker resolves names"),
     (ProbeResult(("n1",), 1, "connect", "ConnectionRefusedError"), "netavark",
      "could not connect to it on port 8080"),

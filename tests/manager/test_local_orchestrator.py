@@ -120,3 +120,29 @@ def test_components_and_their_children_run_at_lower_cpu_priority(tmp_path):
         assert words[:3] == ["nice", str(min(own + 7, 19)), str(min(own + 7, 19))]
     finally:
         orch.close()
+
+
+def test_public_services_keep_their_port_across_managers(tmp_path):
+    """Saved inference links keep working after `flops down` / `flops up`."""
+    public = spec("p-inference", SLEEPER, listen_env="FLOPS_LISTEN_ADDRESS", public=True)
+    first = LocalOrchestrator(tmp_path, grace_s=1.0)
+    address = first.create_service(public).address
+    first.close()
+    second = LocalOrchestrator(tmp_path, grace_s=1.0)
+    try:
+        assert second.create_service(public).address == address
+        private = second.create_service(spec("p-learner", SLEEPER, listen_env="FLOPS_X"))
+        assert private.address != address
+    finally:
+        second.close()
+
+
+def test_close_stops_every_service_even_stubborn_ones(tmp_path):
+    orch = LocalOrchestrator(tmp_path, grace_s=1.0)
+    for name in ("a", "b", "c"):
+        orch.create_service(spec(name, STUBBORN))
+    wait_for(lambda: all("ready" in log for name in ("a", "b", "c")
+                         for log in orch.service_logs(name).values()), timeout=20)
+    pids = [p.popen.pid for s in orch._services.values() for p in s.processes]
+    orch.close()
+    assert not any(alive(pid) for pid in pids)

@@ -165,16 +165,41 @@ def small_spec(name: str, **training: Any) -> dict[str, Any]:
     }
 
 
+def leftovers(oak: Env, pid: str) -> list[str]:
+    """Project ``pid``'s application, services and processes that still exist."""
+    app_name = names.application_name(pid)
+    state = oak.server.state
+    with state.lock:
+        apps = [a["application_name"] for a in state.apps.values()
+                if a["application_name"] == app_name]
+        jobs = [j["microservice_name"] for j in state.jobs.values()
+                if j["app_name"] == app_name or pid in "".join(j.get("environment") or [])]
+    return apps + jobs + [f"pid {p}" for p in processes_mentioning(pid)]
+
+
+def delete_and_wait_gone(oak: Env, pid: str) -> None:
+    """Delete project ``pid`` through the API; wait until nothing of it is left."""
+    response = requests.delete(f"{oak.base}/projects/{pid}", headers=oak.headers, timeout=30)
+    assert response.status_code == 202, response.text
+    wait_for(lambda: oak.get(f"projects/{pid}").status_code == 404, timeout=60,
+             what=f"project {pid} deleted")
+    deadline = time.monotonic() + 60
+    while leftovers(oak, pid):
+        assert time.monotonic() < deadline, f"left behind by the deletion: {leftovers(oak, pid)}"
+        time.sleep(0.5)
+
+
 # ---------------------------------------------------------------------------- environment
 
 
-@pytest.fixture(scope="module")
-def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    directory = tmp_path_factory.mktemp("oak-e2e")
+@contextlib.contextmanager
+def environment(directory: Path, *, version: str = "v0.4.411",
+                clusters: tuple[str, ...] = CLUSTERS) -> Iterator[Env]:
+    """Contract server of Oakestra ``version``, broker and manager in ``directory``."""
     repo = git_repo(directory / "repos" / "digits", DIGITS).as_uri()
     mongo = NxServer(directory / "mongo").start()
-    server = ContractServer(directory / "oakestra", port=free_port()).start()
-    for name in CLUSTERS:
+    server = ContractServer(directory / "oakestra", port=free_port(), version=version).start()
+    for name in clusters:
         server.state.add_cluster(name)
     broker = MosquittoServer(directory / "mosquitto", dynsec=MQTT_ADMIN).start()
     port = free_port()
@@ -197,6 +222,7 @@ def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "FLOPS_ACTION_BACKOFF_S": "0.5",
         "FLOPS_OAKESTRA_USERNAME": "Admin",
         "FLOPS_OAKESTRA_PASSWORD": OAKESTRA_PASSWORD,
+        "FLOPS_OAKESTRA_VERSION": version,
         "FLOPS_OAKESTRA_RR_SUBNET": RR_SUBNET,
         "FLOPS_OAKESTRA_ALLOW_ENVIRONMENT_IMAGES": "true",
         "FLOPS_OAKESTRA_BACKOFF_S": "0.05",
@@ -207,7 +233,7 @@ def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                                stderr=subprocess.STDOUT)
     settings = OakestraSettings.model_validate({
         "base_url": server.url, "username": "Admin", "password": "Admin",
-        "rr_subnet": RR_SUBNET, "allow_environment_images": True,
+        "rr_subnet": RR_SUBNET, "allow_environment_images": True, "version": version,
     })
     oak_env = Env(server, manager, f"http://127.0.0.1:{port}", settings, directory, repo,
                   mongo.url)
@@ -267,6 +293,21 @@ def check_credentials(oak: Env, pid: str) -> None:
     assert any(r["topic"] == "api:POST /api/v1/enroll" for r in refused), refused
     wait_for(lambda: not oak.server.state.jobs_named(f"{pid}-data-server"), timeout=30,
              what="the project's data server removed")
+
+
+@pytest.fixture(scope="module")
+def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with environment(tmp_path_factory.mktemp("oak-e2e")) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def oak400(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """v0.4.400, whose service listing holds every application's services (one cluster: its
+    ``addons`` placement is only right with a single active cluster)."""
+    with environment(tmp_path_factory.mktemp("oak400-e2e"), version="v0.4.400",
+                     clusters=CLUSTERS[:1]) as env:
+        yield env
 
 
 # ---------------------------------------------------------------------------- tests
@@ -341,25 +382,35 @@ def test_delete_removes_every_application_service_and_process(oak: Env) -> None:
     app_name = names.application_name(pid)
     assert any(a["application_name"] == app_name for a in oak.server.state.apps.values())
     assert processes_mentioning(pid), "the project's instances should be running"
-    response = requests.delete(f"{oak.base}/projects/{pid}", headers=oak.headers, timeout=30)
-    assert response.status_code == 202, response.text
-    wait_for(lambda: oak.get(f"projects/{pid}").status_code == 404, timeout=60,
-             what=f"project {pid} deleted")
-
-    def leftovers() -> list[str]:
-        state = oak.server.state
-        with state.lock:
-            apps = [a["application_name"] for a in state.apps.values()
-                    if a["application_name"] == app_name]
-            jobs = [j["microservice_name"] for j in state.jobs.values()
-                    if j["app_name"] == app_name or pid in "".join(j.get("environment") or [])]
-        return apps + jobs + [f"pid {p}" for p in processes_mentioning(pid)]
-
-    deadline = time.monotonic() + 60
-    while leftovers():
-        assert time.monotonic() < deadline, f"left behind by the deletion: {leftovers()}"
-        time.sleep(0.5)
+    delete_and_wait_gone(oak, pid)
     assert oak.server.state.jobs_named(TRACKING), "the shared tracking server must stay"
+
+
+def test_v0_4_400_delete_removes_its_application_and_only_its_services(oak400: Env) -> None:
+    """Appendix C item 2: the listing of one application holds every application's services.
+
+    With a second project training, deleting the first must still delete its application (the
+    backend must not believe services remain) and must leave the second project's services,
+    processes and training alone.
+    """
+    keep, gone = (oak400.submit(small_spec(name, rounds=500, learners=2))
+                  for name in ("oak400-keep", "oak400-gone"))
+    for pid in (keep, gone):
+        oak400.wait(pid, lambda p: p["phase"] == "training" and (p["progress"]["round"] or 0)
+                    >= 1, timeout=300, what="training round 1")
+    kept_jobs = {j["microserviceID"] for j in oak400.server.state.jobs.values()
+                 if j["app_name"] == names.application_name(keep)}
+    kept_pids = processes_mentioning(keep)
+    assert kept_jobs and kept_pids
+    delete_and_wait_gone(oak400, gone)  # its application included
+    state = oak400.server.state
+    with state.lock:
+        assert kept_jobs <= set(state.jobs), "the other project's services must stay"
+    assert set(kept_pids) <= set(processes_mentioning(keep))
+    round_before = oak400.project(keep)["progress"]["round"]
+    oak400.wait(keep, lambda p: p["phase"] == "training" and p["progress"]["round"]
+                > round_before, timeout=120, what="the other project still training")
+    delete_and_wait_gone(oak400, keep)
 
 
 def test_client_survives_expired_tokens_and_server_errors(oak: Env) -> None:

@@ -179,9 +179,14 @@ class Proc:
 
 
 class Stack:
-    """Broker, database, MLflow server and manager (local backend), each restartable."""
+    """Broker, database, MLflow server and manager (local backend), each restartable.
 
-    def __init__(self, directory: Path, cache_dir: Path) -> None:
+    ``manager_settings`` (``FLOPS_*``) add to or override the manager's; ``{mqtt_url}`` in a
+    value is replaced by the broker's URL.
+    """
+
+    def __init__(self, directory: Path, cache_dir: Path,
+                 manager_settings: dict[str, str] | None = None) -> None:
         self.dir = directory
         logs = directory / "logs"
         broker_dir = directory / "broker"
@@ -202,7 +207,10 @@ class Stack:
         (directory / "db").mkdir(exist_ok=True)
         self.db = Proc("nx-27017", [nx, "--db", str(directory / "db" / "flops.db"),
                                     "--host", "127.0.0.1", "-p", str(dport),
-                                    "--log-file", str(logs / "nx.log")], dport, logs / "db.log")
+                                    "--log-file", str(logs / "nx.log"),
+                                    # its own pid file: the default one is shared machine-wide
+                                    "--pid-file", str(directory / "db" / "nx.pid")],
+                       dport, logs / "db.log")
         mport = free_port()
         tracking = TrackingServerSettings(listen_address=f"127.0.0.1:{mport}",
                                           data_dir=directory / "mlflow")
@@ -229,6 +237,8 @@ class Stack:
             "FLOPS_ACTION_BACKOFF_S": "0.5",
             "FLOPS_SSE_MAX_S": "2",  # event streams end quickly under the fuzzer
         }
+        manager_env.update({k: v.replace("{mqtt_url}", self.mqtt_url)
+                            for k, v in (manager_settings or {}).items()})
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,
                             logs / "manager.log", manager_env, f"{self.api_url}/health")
 

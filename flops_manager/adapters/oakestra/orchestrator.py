@@ -60,9 +60,13 @@ def _main_port(service: Service) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def _find(services: list[Service], name: str) -> Service | None:
+def _find(services: list[Service], name: str, *, app_id: str) -> Service | None:
+    """The service of application ``app_id`` that FLOps named ``name``.
+
+    Never another application's, even if a listing returned it.
+    """
     for service in services:
-        if _flops_name(service) == name:
+        if service.belongs_to(app_id) and _flops_name(service) == name:
             return service
     return None
 
@@ -139,7 +143,7 @@ class OakestraOrchestrator(Orchestrator):
         if app_id is not None:
             services = self._client.list_services(app_id)
             if services is not None:
-                found = _find(services, name)
+                found = _find(services, name, app_id=app_id)
                 if found is not None:
                     app = Application(app_id, "", self._options.namespace, ())
                     return _Located(app, found)
@@ -151,7 +155,7 @@ class OakestraOrchestrator(Orchestrator):
         apps.sort(key=lambda a: a.name not in likely)
         for app in apps:
             services = self._client.list_services(app.app_id) or []
-            found = _find(services, name)
+            found = _find(services, name, app_id=app.app_id)
             if found is not None:
                 self._where[name] = app.app_id
                 return _Located(app, found)
@@ -207,7 +211,7 @@ class OakestraOrchestrator(Orchestrator):
                 self._forget_app(app.app_id)
                 app = self._ensure_app(key, spec.owner)
                 services = self._client.list_services(app.app_id) or []
-            existing = _find(services, spec.name)
+            existing = _find(services, spec.name, app_id=app.app_id)
             if existing is not None:
                 self._where[spec.name] = app.app_id
                 if existing.status is None and not existing.instances and spec.instances:

@@ -50,6 +50,8 @@ class LinksSchema(StrictSchema):
 
     tracking = fields.String(allow_none=True)
     inference = fields.String(allow_none=True, metadata={"description": "inference endpoint"})
+    mlflow_runs = fields.String(
+        allow_none=True, metadata={"description": "the experiment's training runs (MLflow UI)"})
     mlflow_run = fields.String(allow_none=True)
     mlflow_model = fields.String(allow_none=True)
 
