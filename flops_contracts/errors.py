@@ -13,6 +13,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_SPEC = "invalid_spec"
     INVALID_CONFIG = "invalid_config"
     INVALID_EVENT = "invalid_event"
+    INVALID_REQUEST = "invalid_request"
     CONTRACT_VIOLATION = "contract_violation"
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
@@ -20,6 +21,8 @@ class ErrorCode(enum.StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     TRAINING_FAILED = "training_failed"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
+    RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 
 

@@ -7,8 +7,9 @@ and the runtimes give the same clear message for the same mistake.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -22,6 +23,52 @@ from flops_contracts.strategy_spec import (
 
 ConfigValue = bool | int | float | str
 """A value of a flat, Flower-style configuration dictionary."""
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""Integers Flower's config records and the project database (BSON) can hold."""
+EXTRA_MAX_KEYS = 64
+EXTRA_MAX_KEY_LENGTH = 128
+EXTRA_MAX_STR_LENGTH = 4096
+
+ExtraValue = (
+    bool
+    | Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+    | Annotated[float, Field(allow_inf_nan=False)]
+    | Annotated[str, Field(max_length=EXTRA_MAX_STR_LENGTH)]
+)
+"""A value of ``learner_config.extra``: a scalar that survives JSON, BSON and Flower alike."""
+
+
+def extra_key_problem(key: str) -> str | None:
+    """Why ``key`` cannot be a key of ``learner_config.extra`` (``None`` if it can).
+
+    Keys become field names of the stored project document: BSON refuses NUL, and MongoDB
+    gives ``.`` and a leading ``$`` a meaning of their own.
+    """
+    if not key:
+        return "keys must not be empty"
+    if len(key) > EXTRA_MAX_KEY_LENGTH:
+        return f"key {key[:20]!r}... is longer than {EXTRA_MAX_KEY_LENGTH} characters"
+    if "\x00" in key:
+        return f"key {key!r} contains a NUL character"
+    if key.startswith("$"):
+        return f"key {key!r} starts with '$'"
+    if "." in key:
+        return f"key {key!r} contains '.'; use '_' or '-' instead"
+    return None
+
+
+def extra_value_problem(key: str, value: object) -> str | None:
+    """Why ``value`` cannot be the value of ``key`` in ``learner_config.extra``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        return f"{key!r}: integers must lie within the signed 64-bit range"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{key!r}: numbers must be finite"
+    if isinstance(value, str) and len(value) > EXTRA_MAX_STR_LENGTH:
+        return f"{key!r}: strings may hold at most {EXTRA_MAX_STR_LENGTH} characters"
+    return None
 
 
 class _Model(BaseModel):
@@ -81,13 +128,31 @@ class LearnerConfigSpec(_Model):
     local_epochs: int = Field(1, ge=1, le=10_000)
     batch_size: int = Field(32, ge=1, le=1_000_000)
     learning_rate: float | None = Field(None, gt=0)
-    extra: dict[str, ConfigValue] = Field(
-        default_factory=dict, description="additional keys passed unchanged to the ModelManager"
+    extra: dict[str, ExtraValue] = Field(
+        default_factory=dict,
+        max_length=EXTRA_MAX_KEYS,
+        description="additional keys passed unchanged to the ModelManager: at most "
+        f"{EXTRA_MAX_KEYS} keys (1-{EXTRA_MAX_KEY_LENGTH} characters, no NUL, no '.', no leading "
+        "'$') with a boolean, a 64-bit integer, a finite number or a string of at most "
+        f"{EXTRA_MAX_STR_LENGTH} characters each",
     )
+
+    @field_validator("extra", mode="before")
+    @classmethod
+    def _storable_values(cls, value: Any) -> Any:
+        """Refuse values a plain type check would coerce (a huge integer into a float)."""
+        if isinstance(value, Mapping):
+            problems = [p for k, v in value.items() if (p := extra_value_problem(str(k), v))]
+            if problems:
+                raise ValueError("; ".join(problems))
+        return value
 
     @field_validator("extra")
     @classmethod
-    def _no_reserved_keys(cls, value: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
+    def _valid_keys(cls, value: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
+        problems = [p for p in map(extra_key_problem, value) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
         reserved = {"local_epochs", "batch_size", "learning_rate", "server_round", "proximal_mu"}
         clash = sorted(reserved & set(value))
         if clash:
@@ -115,9 +180,9 @@ class TrainingSpec(_Model):
     rounds: int = Field(3, ge=1, le=10_000, description="rounds (per cycle when hierarchical)")
     cycles: int | None = Field(None, ge=1, le=10_000, description="root rounds (hierarchical)")
     learners: int = Field(2, ge=1, le=10_000, description="learners to deploy (per cluster)")
-    min_available_learners: int | None = Field(None, ge=1)
-    min_fit_learners: int | None = Field(None, ge=1)
-    min_evaluate_learners: int | None = Field(None, ge=1)
+    min_available_learners: int | None = Field(None, ge=1, le=10_000)
+    min_fit_learners: int | None = Field(None, ge=1, le=10_000)
+    min_evaluate_learners: int | None = Field(None, ge=1, le=10_000)
     fraction_fit: float = Field(1.0, gt=0, le=1)
     fraction_evaluate: float = Field(1.0, gt=0, le=1)
     strategy: StrategySpec = Field(default_factory=lambda: StrategySpec())
@@ -129,7 +194,9 @@ class TrainingSpec(_Model):
     clusters: list[str] | None = Field(
         None, description="hierarchical: cluster names to use (default: every active cluster)"
     )
-    min_clusters: int = Field(1, ge=1, description="hierarchical: fewest clusters to continue")
+    min_clusters: int = Field(
+        1, ge=1, le=10_000, description="hierarchical: fewest clusters to continue"
+    )
     selection_metric: str = Field("accuracy", pattern="^(accuracy|loss)$")
     selection_mode: SelectionMode | None = None
     differential_privacy: DifferentialPrivacySpec | None = None
@@ -214,7 +281,7 @@ class ResourceSpec(_Model):
     memory_mb: int = Field(1024, ge=16, le=4_194_304)
     vcpus: float = Field(1.0, gt=0, le=1024)
     vgpus: int = Field(0, ge=0, le=64)
-    storage_mb: int = Field(0, ge=0)
+    storage_mb: int = Field(0, ge=0, le=1 << 30)
 
 
 class Partitioner(enum.StrEnum):
@@ -238,7 +305,7 @@ class MockDataSpec(_Model):
     partitioner: Partitioner = Partitioner.IID
     alpha: float = Field(0.5, gt=0, le=1000, description="Dirichlet concentration (non-IID)")
     labels_per_partition: int = Field(2, ge=1, le=1000, description="label_skew: labels each")
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed (numpy range)")
     test_fraction: float = Field(0.2, ge=0, lt=1, description="each learner's local test split")
     holdout_fraction: float = Field(
         0.0, ge=0, lt=1,

@@ -84,8 +84,8 @@ class FedTrimmedAvgParams(_Params):
 class KrumParams(_Params):
     """Krum (and Multi-Krum when ``num_clients_to_keep`` > 0)."""
 
-    num_malicious_clients: int = Field(0, ge=0)
-    num_clients_to_keep: int = Field(0, ge=0)
+    num_malicious_clients: int = Field(0, ge=0, le=10_000)
+    num_clients_to_keep: int = Field(0, ge=0, le=10_000)
 
 
 PARAMS_BY_STRATEGY: dict[StrategyName, type[_Params]] = {

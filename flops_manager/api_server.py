@@ -47,6 +47,12 @@ class ApiServer:
         self.port = int(self._server.effective_port)
         return self.port
 
+    def close(self) -> None:
+        """Stop accepting connections and stop the worker threads (waits up to 5 s)."""
+        if self._server is not None:
+            self._server.close()
+            self._server.task_dispatcher.shutdown(timeout=5)
+
     def serve(self) -> None:
         """Serve until ``SystemExit`` or ``KeyboardInterrupt`` reaches this (main) thread."""
         if self._server is None:

@@ -4,18 +4,47 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flops_contracts.config import load_settings
+from flops_manager.lifecycle.state import TERMINAL_PHASES, Phase
 
-DEFAULT_TIMEOUTS = {
-    "building": 3600.0,
-    "deploying": 1800.0,
-    "training": 86400.0,
-    "post_training": 3600.0,
+SWAGGER_UI_ASSETS = "/docs/static/"
+"""Where the manager serves its vendored Swagger UI (:mod:`flops_manager.api.docs_assets`)."""
+
+TIMED_PHASES = tuple(p for p in Phase if p not in TERMINAL_PHASES and p is not Phase.SUBMITTED)
+"""Phases a timeout can limit (a submitted project starts building at once)."""
+
+DEFAULT_TIMEOUTS: Mapping[Phase, float | None] = {
+    Phase.BUILDING: 3600.0,
+    Phase.DEPLOYING: 1800.0,
+    Phase.TRAINING: 86400.0,
+    Phase.POST_TRAINING: 3600.0,
 }
+"""Seconds a project may stay in each phase (a phase not named has no limit)."""
+
+
+def merge_phase_timeouts(given: Any) -> dict[Phase, float | None]:
+    """Return the default timeouts overridden by ``given`` (``{phase: seconds or null}``).
+
+    ``null`` removes a phase's limit. Only the keys given change; the others keep their
+    defaults.
+
+    Raises
+    ------
+    ValueError
+        If ``given`` is not an object or names something that is not a timed phase.
+    """
+    if not isinstance(given, Mapping):
+        raise ValueError('give a JSON object {"<phase>": seconds}, e.g. {"building": 600}')
+    valid = [p.value for p in TIMED_PHASES]
+    unknown = sorted(str(key) for key in given if key not in valid)
+    if unknown:
+        raise ValueError(f"unknown phase(s) {unknown}; the phases with a timeout are "
+                         f"{', '.join(valid)}")
+    return {**DEFAULT_TIMEOUTS, **{Phase(key): value for key, value in given.items()}}
 
 
 class Settings(BaseModel):
@@ -38,6 +67,18 @@ class Settings(BaseModel):
         None, description="broker login handed to components (as a secret, never in specs)"
     )
     component_mqtt_password: str | None = None
+    broker_accounts: Literal["shared", "mosquitto-dynsec"] = Field(
+        "shared", description="mosquitto-dynsec: one broker login per enrolled component, "
+        "limited to its project's topics of its role, created through Mosquitto's dynamic "
+        "security plugin with the manager's login; shared: the component login above"
+    )
+    component_api_url: str | None = Field(
+        None, description="the manager's URL as components reach it, to enroll (default: "
+        "http://<host>:<port>, loopback when listening on every address)"
+    )
+    enroll_ttl_s: float = Field(
+        1800.0, gt=0, description="lifetime of a service's enrollment token (creation to start)"
+    )
     auth_mode: Literal["static", "oakestra"] = "static"
     api_tokens: str | None = Field(None, description='JSON {"token": "user"} or a file path')
     oakestra_url: str | None = None
@@ -45,6 +86,10 @@ class Settings(BaseModel):
     mlflow_public_url: str | None = None
     tracking_uri: str | None = Field(
         None, description="MLflow server components log to; unset: the manager starts one"
+    )
+    dependency_names_timeout_s: float = Field(
+        30.0, ge=0, description="how long the manager waits at start for the host names of "
+        "MongoDB and the broker to resolve before it stops with the cause"
     )
     events_uri: str | None = Field(
         None, description="where components publish events (default: FLOPS_MQTT_URL)"
@@ -69,6 +114,14 @@ class Settings(BaseModel):
     api_threads: int = Field(
         32, ge=4, le=512, description="API worker threads (each open event stream holds one)"
     )
+    api_reserved_threads: int | None = Field(
+        None, ge=1,
+        description="API threads event streams may never take, kept for /ready and every other "
+        "request (default: a quarter of api_threads)",
+    )
+    sse_streams_per_owner: int = Field(
+        4, ge=1, description="event streams one user may hold open at once (more: 429)"
+    )
     local_niceness: int = Field(
         10, ge=0, le=19,
         description="local backend: CPU priority offset of the components it starts (nice), "
@@ -91,18 +144,61 @@ class Settings(BaseModel):
     drift_max_repairs: int = Field(
         3, ge=0, le=100, description="how often the worker recreates a role's missing services",
     )
+    service_status_polling: bool = Field(
+        True, description="the reconcile loop reads the status of the services a project "
+        "needs from the backend to notice failed ones; off: failures are noticed only through "
+        "the components' events and last wills (within 1.5 x their MQTT keepalive)",
+    )
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)
-    phase_timeouts: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TIMEOUTS))
+    phase_timeouts: dict[Phase, float | None] = Field(
+        default_factory=lambda: dict(DEFAULT_TIMEOUTS),
+        description="JSON {phase: seconds or null}, merged over the defaults",
+    )
     sse_keepalive_s: float = Field(15.0, gt=0)
     sse_max_s: float = Field(300.0, gt=0)
     sse_poll_s: float = Field(0.5, gt=0)
-    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    swagger_ui_url: str = Field(
+        SWAGGER_UI_ASSETS,
+        description="base URL of Swagger UI's files (default: served by the manager)",
+    )
     images_prefix: str = "flops"
     dataplane_image: str = "flops/dataplane:latest"
     builder_image: str = "flops/image-builder:latest"
     inference_image: str = "flops/inference-server:latest"
     tracking_image: str = "flops/tracking-server:latest"
+
+    @field_validator("phase_timeouts", mode="before")
+    @classmethod
+    def _merge_timeouts(cls, value: Any) -> dict[Phase, float | None]:
+        return merge_phase_timeouts(value)
+
+    @field_validator("phase_timeouts")
+    @classmethod
+    def _positive_timeouts(cls, value: dict[Phase, float | None]) -> dict[Phase, float | None]:
+        bad = sorted(p.value for p, limit in value.items() if limit is not None and limit <= 0)
+        if bad:
+            raise ValueError(f"timeouts of {bad} must be positive seconds (null: no limit)")
+        return value
+
+    @model_validator(mode="after")
+    def _threads_left_for_requests(self) -> Self:
+        if self.reserved_threads >= self.api_threads:
+            raise ValueError(
+                f"api_reserved_threads ({self.reserved_threads}) must be below api_threads "
+                f"({self.api_threads}), or no event stream could ever be served"
+            )
+        return self
+
+    @property
+    def reserved_threads(self) -> int:
+        """API threads no event stream may take."""
+        return self.api_reserved_threads or max(1, self.api_threads // 4)
+
+    @property
+    def max_streams(self) -> int:
+        """Event streams all users together may hold (the threads not reserved)."""
+        return self.api_threads - self.reserved_threads
 
     @property
     def component_events_uri(self) -> str:

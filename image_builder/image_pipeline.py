@@ -38,7 +38,7 @@ from image_builder.buildah import (
 from image_builder.cache import CacheLayout
 from image_builder.image_tags import TagInputs, image_name, image_tag, recipe_digest
 from image_builder.outcome import BuildStep
-from image_builder.pins import merge_requirements, runtime_pins, runtime_roots
+from image_builder.pins import extras_pins, merge_requirements, runtime_pins, runtime_roots
 from image_builder.platforms import (
     emulation_error,
     host_platform,
@@ -131,7 +131,7 @@ def _prepare(settings: BuilderSettings, plan: ImagePlan, cache: CacheLayout,
     runtime = runtime_version(settings.runtime_source)
     merged = merge_requirements(roots=(*runtime_roots(), *plan.extra_roots),
                                 user=plan.user_requirements, pins=runtime_pins(),
-                                source=plan.requirements_source)
+                                source=plan.requirements_source, extra_pins=extras_pins())
     for note in merged.notes:
         emitter.emit(EventType.LOG, step=str(BuildStep.PREPARE), level="warning", message=note)
     recipe = cf.Recipe(

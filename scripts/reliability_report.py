@@ -5,6 +5,11 @@ with ``FLOPS_RELIABILITY_REPORT=docs/reliability.md`` to render the report at th
 render an existing results file with::
 
     python scripts/reliability_report.py [RESULTS_JSON] [OUTPUT_MD]
+
+The section on API fuzzing comes from ``docs/reliability-fuzz.json``, which
+``FLOPS_FUZZ_FIGURES=docs/reliability-fuzz.json pytest tests/manager/test_schemathesis.py -k nx``
+writes; ``python scripts/reliability_report.py --fuzz-only [OUTPUT_MD]`` puts only that section
+into an existing report (no need to rerun the fault scenarios).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = ROOT / ".pytest_cache" / "d" / "reliability" / "results.json"
 DEFAULT_OUTPUT = ROOT / "docs" / "reliability.md"
+DEFAULT_FUZZ = ROOT / "docs" / "reliability-fuzz.json"
+FUZZ_BEGIN = "<!-- fuzz figures: rendered from docs/reliability-fuzz.json -->"
+FUZZ_END = "<!-- end of fuzz figures -->"
 
 HEADER = """# Reliability and security
 
@@ -67,10 +75,32 @@ NOTES = """
   finished during a broker outage left its project in `training` until the 24 h phase
   timeout. `close()` now waits up to `flush_timeout_s` (60 s) for them
   (`flops_messaging/mqtt_publisher.py`).
+- **A component's last will ignored once it had reported** (F3b, F3c): the `lost` will is
+  stamped when the connection opens and the planner dropped events older than a component's
+  latest state, so after its first round an aggregator's death was noticed only by polling the
+  backend (F3 passed only because the local backend polls processes). Every event now carries
+  its connection's `incarnation` id, the will the same one, and the planner honours a `lost` of
+  the current incarnation whatever its timestamp (`flops_contracts/events.py`,
+  `flops_messaging/mqtt_publisher.py`, `lifecycle/incarnations.py`). F3b and F3c run with
+  `FLOPS_SERVICE_STATUS_POLLING=false` and `?keepalive_s=4` on the components' events URI.
 - **Option injection through the host of an ssh URL** (H9a): `ssh://-oProxyCommand=...` and
   `file:///a/../b` were accepted at submission (the builder's git would still refuse them);
   hosts and user names starting with `-` and `..` in `file://` paths are now rejected with 422
   (`flops_manager/services/repo_url.py`).
+- **A 500 on input BSON cannot encode** (API fuzzing): `learner_config.extra` took integers
+  beyond 64 bits and keys with NUL, and the MongoDB store let `OverflowError`/`InvalidDocument`
+  through as 500s. The spec now bounds every integer and the keys of `extra` (no NUL, `.` or
+  leading `$`), and the store maps every driver and encoding error to 422 (saying what to
+  change) or 503 (`flops_contracts/spec.py`, `adapters/mongo_store.py`).
+- **Event streams could take every API thread**: one user's 32 streams stalled `/ready`. Each
+  user may hold `FLOPS_SSE_STREAMS_PER_OWNER` streams (429 with `Retry-After`), and
+  `FLOPS_API_RESERVED_THREADS` threads are never given to streams (503 with `Retry-After`)
+  (`services/stream_slots.py`, `tests/manager/test_stream_limits.py`).
+- **Deployments created inside the request**: a failure left a record without a server or
+  reason. `POST .../deployments` now records the wanted server; the reconcile worker creates it
+  idempotently, retries with backoff and keeps a failure's reason on the deployment; the
+  shared tracking server is a planner action instead of a side effect
+  (`lifecycle/deployments.py`, `tests/manager/test_deployments.py`).
 
 - **A service removed behind FLOps' back left its project in `training` until the 24 h
   timeout** (F8): the worker ignored services whose status was unknown. The project now records
@@ -110,8 +140,9 @@ NOTES = """
 - With the embedded stack's anonymous broker, any local process may publish on any project's
   topic; ingestion rejects events whose payload does not match their topic (H10), the broker
   ACL of the compose deployment limits components to event topics.
-- The schemathesis run is not stateful (the OpenAPI document declares no links); half of the
-  examples of operations on a project address a real project instead (H8).
+- H8 runs schemathesis against the manager process without following links (half of the
+  examples of operations on a project address a real project instead); the stateful sequences
+  run in-process on the same nx-27017 store (see "API fuzzing" above).
 """
 
 
@@ -141,6 +172,55 @@ def _observed(result: dict[str, Any] | None) -> tuple[str, str]:
     return _cell(observed)[:600], f"{result['outcome']}, {result['duration_s']:.0f} s"
 
 
+def fuzz_section(figures: dict[str, Any]) -> str:
+    """The "API fuzzing" section for ``figures`` (what the nx fuzz test wrote)."""
+    statuses = ", ".join(f"{code}: {n}" for code, n in figures["statuses"].items())
+    return "\n".join([
+        FUZZ_BEGIN,
+        "## API fuzzing",
+        "",
+        f"Schemathesis against the manager's OpenAPI document on the {figures['store']} store "
+        f"(`{figures['test']}`, {figures['generated_at']}): every one of the "
+        f"{figures['operations']} operations on its own, then stateful sequences that follow "
+        f"the document's {figures['links']} OpenAPI links (create a project, then get, cancel, "
+        "events, stream, deploy, delete it). Status codes, content types and bodies are checked "
+        "against the document.",
+        "",
+        "| generated calls | stateless | stateful | 5xx | statuses | time |",
+        "|---|---|---|---|---|---|",
+        f"| {figures['calls']} | {figures['stateless_calls']} | {figures['stateful_calls']} | "
+        f"**{figures['server_errors']}** | {statuses} | {figures['seconds']:.0f} s |",
+        *_chained(figures.get("stateful_successes") or {}),
+        FUZZ_END,
+    ]) + "\n"
+
+
+def _chained(successes: dict[str, int]) -> list[str]:
+    """A sentence on the operations the stateful sequences reached with a 2xx answer."""
+    if not successes:
+        return []
+    reached = ", ".join(f"`{operation}` ({n})" for operation, n in successes.items())
+    return ["", f"Successful (2xx) calls of the stateful sequences: {reached}."]
+
+
+def with_fuzz_section(report: str, figures: dict[str, Any]) -> str:
+    """``report`` with its fuzz section replaced (or added before the notes)."""
+    section = fuzz_section(figures)
+    if FUZZ_BEGIN in report and FUZZ_END in report:
+        head, rest = report.split(FUZZ_BEGIN, 1)
+        return head + section.rstrip("\n") + rest.split(FUZZ_END, 1)[1]
+    marker = "\n## Fixes made for these scenarios"
+    if marker in report:
+        head, tail = report.split(marker, 1)
+        return head.rstrip("\n") + "\n\n" + section + marker + tail
+    return report.rstrip("\n") + "\n\n" + section
+
+
+def load_fuzz(path: Path = DEFAULT_FUZZ) -> dict[str, Any] | None:
+    """The fuzz figures at ``path``, if there are any."""
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
 def render(payload: dict[str, Any]) -> str:
     """Return the Markdown report of ``payload`` (the suite's results JSON).
 
@@ -161,7 +241,9 @@ def render(payload: dict[str, Any]) -> str:
         node = first["node"].split("[")[0]
         lines.append(f"| {scenario_id} | {_cell(first['title'])} | {_cell(first['expected'])} | "
                      + " | ".join(cells) + f" | `{node}` |")
-    return "\n".join(lines) + "\n" + NOTES
+    report = "\n".join(lines) + "\n" + NOTES
+    fuzz = load_fuzz()
+    return with_fuzz_section(report, fuzz) if fuzz else report
 
 
 def render_file(results: Path, output: Path) -> None:
@@ -172,6 +254,16 @@ def render_file(results: Path, output: Path) -> None:
 
 def main(argv: list[str]) -> int:
     """Render the report; return the exit code."""
+    if argv[:1] == ["--fuzz-only"]:
+        output = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUTPUT
+        fuzz = load_fuzz()
+        if fuzz is None or not output.exists():
+            print(f"need {DEFAULT_FUZZ} and {output}", file=sys.stderr)
+            return 1
+        output.write_text(with_fuzz_section(output.read_text(encoding="utf-8"), fuzz),
+                          encoding="utf-8")
+        print(f"updated the fuzz section of {output}")
+        return 0
     results = Path(argv[0]) if argv else DEFAULT_RESULTS
     output = Path(argv[1]) if len(argv) > 1 else DEFAULT_OUTPUT
     if not results.exists():

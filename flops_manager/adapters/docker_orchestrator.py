@@ -64,6 +64,7 @@ import docker  # type: ignore[import-untyped]  # docker 7.2 ships no type inform
 import docker.errors  # type: ignore[import-untyped]
 import requests
 
+from flops_manager.adapters.container_preflight import check_name_resolution
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import (
     BuildTarget,
@@ -73,6 +74,7 @@ from flops_manager.ports.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
+from image_builder.settings import DEFAULT_BASE_IMAGE
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +235,8 @@ class DockerOptions:
         Grace period between SIGTERM and SIGKILL when removing.
     pull
         Pull images that are not present locally.
+    preflight_image
+        Image (with ``python3``) of the containers :meth:`DockerOrchestrator.preflight` starts.
     builder_network
         ``"host"``: privileged services (image builders) use the host's network namespace;
         ``None``: the project network like every other service.
@@ -247,6 +251,7 @@ class DockerOptions:
     pull: bool = True
     builder_network: str | None = None
     builder_mounts: tuple[Mount, ...] = ()
+    preflight_image: str = DEFAULT_BASE_IMAGE
 
 
 def parse_options(query: str) -> DockerOptions:
@@ -569,6 +574,16 @@ class DockerOrchestrator(Orchestrator):
 
         return self._call("list clusters", clusters)
 
+    def preflight(self) -> None:
+        """Check that containers on this engine resolve and reach each other by name.
+
+        Raises
+        ------
+        PreflightError
+            Naming the missing piece (e.g. Podman without netavark/aardvark-dns) and its fix.
+        """
+        check_name_resolution(self.client, self.options.preflight_image, pull=self.options.pull)
+
     def close(self) -> None:
         """Close the API client (containers keep running; they belong to their projects)."""
         self.client.close()
@@ -615,4 +630,7 @@ def build_docker_orchestrator(uri: str, settings: object) -> Orchestrator:
         If the scheme or an option is invalid.
     """
     options = parse_options(uri.split("?", 1)[1] if "?" in uri else "")
+    base_image = getattr(settings, "base_image", None)
+    if base_image:
+        options = dataclasses.replace(options, preflight_image=base_image)
     return DockerOrchestrator(docker_client_for(uri), options)

@@ -23,12 +23,10 @@ affected projects.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -40,6 +38,7 @@ from flops_manager.local_processes import (
     start_process,
     stop_processes,
 )
+from flops_manager.port_book import PortBook
 from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import (
     IMAGE_ENV_SCHEME,
@@ -51,20 +50,13 @@ from flops_manager.ports.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.supervisor import GroupLeader, start_time, stop_groups
 
 LOG_TAIL_BYTES = 2000
+LOCAL_WORKDIR = "local"
+"""The local backend's directory under the manager's data directory."""
 
 log = logging.getLogger(__name__)
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of ``pid`` (clock ticks since boot), or ``None`` if it is not running."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return None if fields[0] == "Z" else fields[19]
 
 
 @dataclasses.dataclass
@@ -146,15 +138,16 @@ class LocalOrchestrator(Orchestrator):
         self.niceness = niceness
         self._services: dict[str, _Service] = {}
         self._lock = threading.Lock()
+        self._ports = PortBook(workdir / "ports.json")
 
     @property
     def _pid_dir(self) -> Path:
         return self.workdir / "pids"
 
     def _record_pid(self, process: ManagedProcess) -> None:
-        pid = process.popen.pid
-        record = {"pid": pid, "start": _start_time(pid), "manager": os.getpid(),
-                  "manager_start": _start_time(os.getpid()), "instance": process.name}
+        record = {"pid": process.leader.pid, "start": process.leader.start,
+                  "manager": os.getpid(), "manager_start": start_time(os.getpid()),
+                  "instance": process.name}
         self._pid_dir.mkdir(parents=True, exist_ok=True)
         (self._pid_dir / f"{process.name}.json").write_text(json.dumps(record),
                                                              encoding="utf-8")
@@ -163,30 +156,36 @@ class LocalOrchestrator(Orchestrator):
         for process in processes:
             (self._pid_dir / f"{process.name}.json").unlink(missing_ok=True)
 
-    def reap_orphans(self) -> list[str]:
-        """Stop the recorded processes of managers that are no longer running.
-
-        Returns the instance names that were still running and have been killed.
-        """
-        killed: list[str] = []
-        if not self._pid_dir.is_dir():
-            return killed
-        for path in sorted(self._pid_dir.glob("*.json")):
+    def recorded(self) -> dict[str, tuple[GroupLeader, bool]]:
+        """Recorded instances: name -> (its process group, whether its manager still runs)."""
+        found: dict[str, tuple[GroupLeader, bool]] = {}
+        paths = sorted(self._pid_dir.glob("*.json")) if self._pid_dir.is_dir() else []
+        for path in paths:
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
                 continue
             owner = int(record.get("manager", 0))
-            if owner and _start_time(owner) == record.get("manager_start"):
+            managed = bool(owner) and start_time(owner) == record.get("manager_start")
+            leader = GroupLeader(int(record.get("pid", 0)), record.get("start"))
+            found[str(record.get("instance"))] = (leader, managed)
+        return found
+
+    def reap_orphans(self) -> list[str]:
+        """Stop the recorded processes of managers that are no longer running.
+
+        Returns the instance names that were still running and have been killed.
+        """
+        orphans: dict[str, GroupLeader] = {}
+        for name, (leader, managed) in self.recorded().items():
+            if managed:
                 continue  # its manager still runs (another orchestrator in this process)
-            pid = int(record.get("pid", 0))
-            if pid and record.get("start") and _start_time(pid) == record["start"]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGCONT)
-                    os.killpg(pid, signal.SIGKILL)
-                killed.append(str(record.get("instance")))
-            path.unlink(missing_ok=True)
+            if leader.pid and leader.members():
+                orphans[name] = leader
+            (self._pid_dir / f"{name}.json").unlink(missing_ok=True)
+        stop_groups(orphans.values(), grace_s=self.grace_s)
+        killed = sorted(orphans)
         if killed:
             log.warning("stopped %d processes left by a previous manager: %s", len(killed),
                         ", ".join(killed))
@@ -202,7 +201,9 @@ class LocalOrchestrator(Orchestrator):
                **spec.env, **spec.secret_env}
         if spec.listen_env:
             while len(service.ports) <= index:
-                service.ports.append(free_port(self.host))
+                # public services keep their port across restarts: saved links still work
+                service.ports.append(self._ports.port(f"{spec.name}-{index}", self.host)
+                                     if spec.public else free_port(self.host))
             env[spec.listen_env] = f"{self.host}:{service.ports[index]}"
         try:
             process = start_process(f"{spec.name}-{index}", argv, env,
@@ -312,10 +313,10 @@ class LocalOrchestrator(Orchestrator):
         return [Cluster(id="local", name="local")]
 
     def close(self) -> None:
-        """Stop every service."""
+        """Stop every service (all at once, so the grace periods do not add up)."""
         with self._lock:
             services = list(self._services.values())
             self._services.clear()
-        for service in services:
-            stop_processes(service.processes, grace_s=self.grace_s)
-            self._forget_pids(service.processes)
+        processes = [p for service in services for p in service.processes]
+        stop_processes(processes, grace_s=self.grace_s)
+        self._forget_pids(processes)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.errors import ConflictError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import Page, RejectedEvent, ServiceRecord, StoredEvent
+from flops_manager.ports.records import (
+    Page,
+    RejectedEvent,
+    ServiceRecord,
+    StoredEvent,
+)
 
 
 class MemoryProjectStore(ProjectStore):
@@ -100,9 +107,12 @@ class MemoryProjectStore(ProjectStore):
         with self._lock:
             self._rejected.append(rejected)
 
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:  # noqa: D102
+    def list_rejected_events(  # noqa: D102
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
         with self._lock:
-            return self._rejected[:limit]
+            return [r for r in self._rejected
+                    if project_id is None or r.project_id == project_id][:limit]
 
     def put_service_record(self, record: ServiceRecord) -> ServiceRecord:  # noqa: D102
         with self._lock:
@@ -129,6 +139,23 @@ class MemoryProjectStore(ProjectStore):
                 and r.kind == kind
                 and (project_id is None or r.project_id == project_id)
             ]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def update_service_record(  # noqa: D102
+        self, record_id: str, changes: Mapping[str, Any]
+    ) -> bool:
+        with self._lock:
+            found = self._services.get(record_id)
+            if found is None:
+                return False
+            self._services[record_id] = found.replace(**changes)
+            return True
+
+    def list_service_records_needing_work(  # noqa: D102
+        self, *, kinds: Collection[str]
+    ) -> list[ServiceRecord]:
+        with self._lock:
+            found = [r for r in self._services.values() if r.needs_work and r.kind in kinds]
         return sorted(found, key=lambda r: (r.created_at, r.id))
 
     def delete_service_record(self, record_id: str) -> bool:  # noqa: D102

@@ -3,24 +3,64 @@
 Collections: ``projects`` (optimistic concurrency on ``version``, event counter ``event_seq``),
 ``events`` (unique ``(project_id, seq)`` and unique ``event_id``), ``rejected_events`` and
 ``services`` (deployment records). Every document carries ``schema_version``.
+
+Every database call runs inside :func:`_translated`: an unreachable database becomes
+``BackendUnavailableError`` (503) and a document BSON cannot encode (an integer beyond 64 bits,
+a key with NUL, ``.`` or a leading ``$``, a document over 16 MiB) becomes ``UnstorableError``
+(422) saying what to change, so no driver error reaches a caller unmapped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Collection as Container
+from collections.abc import Iterator, Mapping
 from typing import Any
 
+import bson.errors
 import pymongo
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, PyMongoError
 
 from flops_manager.lifecycle.state import SCHEMA_VERSION, Phase, Project
-from flops_manager.ports.errors import BackendUnavailableError, ConflictError, NotFoundError
+from flops_manager.ports.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    NotFoundError,
+    UnstorableError,
+)
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import Page, RejectedEvent, ServiceRecord, StoredEvent
+from flops_manager.ports.records import (
+    ABSENT,
+    REQUESTED,
+    Page,
+    RejectedEvent,
+    ServiceRecord,
+    StoredEvent,
+)
 
-_NO_ID = {"_id": 0}
+UNSTORABLE_HINT = (
+    "keep integers within the signed 64-bit range, keys non-empty and free of NUL, '.' and a "
+    "leading '$', and the whole request well below 16 MiB"
+)
+
+
+@contextlib.contextmanager
+def _translated() -> Iterator[None]:
+    """Map driver errors to port errors (``DuplicateKeyError`` is left to the caller)."""
+    try:
+        yield
+    except DuplicateKeyError:
+        raise
+    except (bson.errors.BSONError, OverflowError) as exc:  # DocumentTooLarge is a BSONError
+        raise UnstorableError(
+            f"the request cannot be stored: {exc}; {UNSTORABLE_HINT}",
+            details={"reason": type(exc).__name__},
+        ) from None
+    except PyMongoError as exc:
+        raise BackendUnavailableError(f"database unavailable: {exc}") from None
 
 
 class MongoProjectStore(ProjectStore):
@@ -50,14 +90,13 @@ class MongoProjectStore(ProjectStore):
     def _init(self) -> None:
         if self._initialised:
             return
-        try:
+        with _translated():
             self._projects.create_index([("owner", 1), ("created_at", -1)])
             self._projects.create_index([("needs_work", 1)])
             self._events.create_index([("project_id", 1), ("seq", 1)], unique=True)
             self._events.create_index([("event_id", 1)], unique=True)
             self._services.create_index([("owner", 1), ("kind", 1), ("created_at", 1)])
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+            self._rejected.create_index([("project_id", 1), ("received_at", 1)])
         self._initialised = True
 
     def _guard(self) -> None:
@@ -68,12 +107,11 @@ class MongoProjectStore(ProjectStore):
         stored = project.replace(version=1)
         doc = stored.to_doc()
         doc["event_seq"] = 0
-        try:
-            self._projects.insert_one(doc)
-        except DuplicateKeyError:
-            raise ConflictError(f"project {project.id} already exists") from None
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+        with _translated():
+            try:
+                self._projects.insert_one(doc)
+            except DuplicateKeyError:
+                raise ConflictError(f"project {project.id} already exists") from None
         return stored
 
     def get_project(self, project_id: str, *, owner: str | None = None) -> Project:  # noqa: D102
@@ -81,10 +119,8 @@ class MongoProjectStore(ProjectStore):
         query: dict[str, Any] = {"_id": project_id}
         if owner is not None:
             query["owner"] = owner
-        try:
+        with _translated():
             doc = self._projects.find_one(query)
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
         if doc is None:
             raise NotFoundError(f"project {project_id} not found")
         return Project.from_doc(doc)
@@ -94,15 +130,14 @@ class MongoProjectStore(ProjectStore):
         stored = project.replace(version=expected_version + 1)
         doc = stored.to_doc()
         doc.pop("_id")
-        try:
+        with _translated():
             result = self._projects.update_one(
                 {"_id": project.id, "version": expected_version}, {"$set": doc}
             )
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
-        if result.matched_count == 1:
-            return stored
-        if not _exists(self._projects, project.id):
+            if result.matched_count == 1:
+                return stored
+            exists = _exists(self._projects, project.id)
+        if not exists:
             raise NotFoundError(f"project {project.id} not found")
         raise ConflictError(f"project {project.id} was changed concurrently")
 
@@ -113,7 +148,7 @@ class MongoProjectStore(ProjectStore):
         query: dict[str, Any] = {"owner": owner, "deleting": False}
         if phase is not None:
             query["phase"] = phase.value
-        try:
+        with _translated():
             total = _count(self._projects, query)
             cursor = (
                 self._projects.find(query)
@@ -122,30 +157,28 @@ class MongoProjectStore(ProjectStore):
                 .limit(page_size)
             )
             items = [Project.from_doc(d) for d in cursor]
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
         return Page(items=items, total=total)
 
     def list_projects_needing_work(self) -> list[Project]:  # noqa: D102
         self._guard()
-        try:
+        with _translated():
             return [Project.from_doc(d) for d in self._projects.find({"needs_work": True})]
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
 
     def delete_project(self, project_id: str) -> bool:  # noqa: D102
         self._guard()
-        self._events.delete_many({"project_id": project_id})
-        return self._projects.delete_one({"_id": project_id}).deleted_count == 1
+        with _translated():
+            self._events.delete_many({"project_id": project_id})
+            return self._projects.delete_one({"_id": project_id}).deleted_count == 1
 
     def append_event(  # noqa: D102
         self, project_id: str, event: dict[str, object], *, received_at: float
     ) -> StoredEvent | None:
         self._guard()
         event_id = str(event["event_id"])
-        try:
+        with _translated():
             if _exists(self._events, event_id):  # the event's id is its document's _id
                 return None
+            _check_size({"event": event})  # refuse before taking a sequence number
             counter = self._projects.find_one_and_update(
                 {"_id": project_id},
                 {"$inc": {"event_seq": 1}},
@@ -155,73 +188,84 @@ class MongoProjectStore(ProjectStore):
             if counter is None:
                 raise NotFoundError(f"project {project_id} not found")
             seq = int(counter["event_seq"])
-            self._events.insert_one(
-                {
-                    "_id": event_id,
-                    "event_id": event_id,
-                    "project_id": project_id,
-                    "seq": seq,
-                    "event": event,
-                    "received_at": received_at,
-                    "schema_version": SCHEMA_VERSION,
-                }
-            )
-        except DuplicateKeyError:
-            return None
-        except PyMongoError as exc:
-            raise BackendUnavailableError(f"database unavailable: {exc}") from None
+            try:
+                self._events.insert_one(
+                    {
+                        "_id": event_id,
+                        "event_id": event_id,
+                        "project_id": project_id,
+                        "seq": seq,
+                        "event": event,
+                        "received_at": received_at,
+                        "schema_version": SCHEMA_VERSION,
+                    }
+                )
+            except DuplicateKeyError:
+                return None
         return StoredEvent(project_id, seq, dict(event), received_at)
 
     def list_events(  # noqa: D102
         self, project_id: str, *, after_seq: int = 0, limit: int = 100
     ) -> list[StoredEvent]:
         self._guard()
-        cursor = (
-            self._events.find({"project_id": project_id, "seq": {"$gt": after_seq}})
-            .sort("seq", 1)
-            .limit(limit)
-        )
-        return [
-            StoredEvent(d["project_id"], int(d["seq"]), dict(d["event"]), float(d["received_at"]))
-            for d in cursor
-        ]
+        with _translated():
+            cursor = (
+                self._events.find({"project_id": project_id, "seq": {"$gt": after_seq}})
+                .sort("seq", 1)
+                .limit(limit)
+            )
+            return [
+                StoredEvent(
+                    d["project_id"], int(d["seq"]), dict(d["event"]), float(d["received_at"])
+                )
+                for d in cursor
+            ]
 
     def count_events(self, project_id: str) -> int:  # noqa: D102
         self._guard()
-        return _count(self._events, {"project_id": project_id})
+        with _translated():
+            return _count(self._events, {"project_id": project_id})
 
     def add_rejected_event(self, rejected: RejectedEvent) -> None:  # noqa: D102
         self._guard()
-        self._rejected.insert_one(
-            {
-                "_id": rejected.id or uuid.uuid4().hex,
-                "topic": rejected.topic,
-                "payload": rejected.payload,
-                "reason": rejected.reason,
-                "received_at": rejected.received_at,
-                "schema_version": SCHEMA_VERSION,
-            }
-        )
+        with _translated():
+            self._rejected.insert_one(
+                {
+                    "_id": rejected.id or uuid.uuid4().hex,
+                    "topic": rejected.topic,
+                    "payload": rejected.payload,
+                    "reason": rejected.reason,
+                    "received_at": rejected.received_at,
+                    "project_id": rejected.project_id,
+                    "schema_version": SCHEMA_VERSION,
+                }
+            )
 
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:  # noqa: D102
+    def list_rejected_events(  # noqa: D102
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
         self._guard()
-        cursor = self._rejected.find({}).sort("received_at", 1).limit(limit)
-        return [
-            RejectedEvent(str(d["_id"]), d["topic"], d["payload"], d["reason"], d["received_at"])
-            for d in cursor
-        ]
+        query = {} if project_id is None else {"project_id": project_id}
+        with _translated():
+            cursor = self._rejected.find(query).sort("received_at", 1).limit(limit)
+            return [
+                RejectedEvent(str(d["_id"]), d["topic"], d["payload"], d["reason"],
+                              d["received_at"], d.get("project_id"))
+                for d in cursor
+            ]
 
     def put_service_record(self, record: ServiceRecord) -> ServiceRecord:  # noqa: D102
         self._guard()
-        doc = _service_doc(record)
-        self._services.replace_one({"_id": record.id}, doc, upsert=True)
+        with _translated():
+            self._services.replace_one({"_id": record.id}, _service_doc(record), upsert=True)
         return record
 
     def get_service_record(  # noqa: D102
         self, record_id: str, *, owner: str, kind: str
     ) -> ServiceRecord:
         self._guard()
-        doc = self._services.find_one({"_id": record_id, "owner": owner, "kind": kind})
+        with _translated():
+            doc = self._services.find_one({"_id": record_id, "owner": owner, "kind": kind})
         if doc is None:
             raise NotFoundError(f"{kind} {record_id} not found")
         return _service_record(doc)
@@ -233,12 +277,34 @@ class MongoProjectStore(ProjectStore):
         query: dict[str, Any] = {"owner": owner, "kind": kind}
         if project_id is not None:
             query["project_id"] = project_id
-        cursor = self._services.find(query).sort([("created_at", 1), ("_id", 1)])
-        return [_service_record(d) for d in cursor]
+        return self._find_services(query)
+
+    def update_service_record(  # noqa: D102
+        self, record_id: str, changes: Mapping[str, Any]
+    ) -> bool:
+        self._guard()
+        with _translated():
+            result = self._services.update_one({"_id": record_id}, {"$set": dict(changes)})
+        return result.matched_count == 1
+
+    def list_service_records_needing_work(  # noqa: D102
+        self, *, kinds: Container[str]
+    ) -> list[ServiceRecord]:
+        self._guard()
+        return self._find_services({
+            "kind": {"$in": sorted(kinds)},
+            "$or": [{"desired": ABSENT}, {"state": REQUESTED}],
+        })
+
+    def _find_services(self, query: dict[str, Any]) -> list[ServiceRecord]:
+        with _translated():
+            cursor = self._services.find(query).sort([("created_at", 1), ("_id", 1)])
+            return [_service_record(d) for d in cursor]
 
     def delete_service_record(self, record_id: str) -> bool:  # noqa: D102
         self._guard()
-        return self._services.delete_one({"_id": record_id}).deleted_count == 1
+        with _translated():
+            return self._services.delete_one({"_id": record_id}).deleted_count == 1
 
     def ping(self) -> None:  # noqa: D102
         try:
@@ -248,6 +314,17 @@ class MongoProjectStore(ProjectStore):
 
     def close(self) -> None:  # noqa: D102
         self._client.close()
+
+
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+"""MongoDB's limit on one document."""
+
+
+def _check_size(doc: dict[str, Any]) -> None:
+    """Raise the driver's encoding errors for ``doc`` now (also for one over 16 MiB)."""
+    size = len(bson.encode(doc))
+    if size > MAX_DOCUMENT_BYTES:
+        raise DocumentTooLarge(f"the document takes {size} bytes, over {MAX_DOCUMENT_BYTES}")
 
 
 def _exists(collection: Collection[dict[str, Any]], doc_id: str) -> bool:
@@ -276,6 +353,10 @@ def _service_doc(record: ServiceRecord) -> dict[str, Any]:
         "project_id": record.project_id,
         "state": record.state,
         "message": record.message,
+        "address": record.address,
+        "desired": record.desired,
+        "attempts": record.attempts,
+        "retry_at": record.retry_at,
         "schema_version": SCHEMA_VERSION,
     }
 
@@ -291,4 +372,8 @@ def _service_record(doc: dict[str, Any]) -> ServiceRecord:
         project_id=doc.get("project_id"),
         state=doc.get("state", "requested"),
         message=doc.get("message"),
+        address=doc.get("address"),
+        desired=doc.get("desired", "present"),
+        attempts=int(doc.get("attempts", 0)),
+        retry_at=float(doc.get("retry_at", 0.0)),
     )

@@ -6,6 +6,7 @@ import dataclasses
 
 from flask import current_app, g
 
+from flops_manager.identity.enrollment import Enrollment
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.project_store import ProjectStore
@@ -13,6 +14,7 @@ from flops_manager.services.logs import LogService
 from flops_manager.services.mock_data import MockDataService
 from flops_manager.services.models import ModelService
 from flops_manager.services.projects import ProjectService
+from flops_manager.services.stream_slots import StreamSlots
 from flops_manager.settings import Settings
 
 EXTENSION = "flops"
@@ -30,6 +32,8 @@ class Services:
     mock_data: MockDataService
     models: ModelService
     logs: LogService
+    enrollment: Enrollment
+    streams: StreamSlots
 
 
 def services() -> Services:

@@ -32,6 +32,7 @@ CATALOG: dict[ErrorCode, ApiErrorSpec] = {
     ErrorCode.INVALID_SPEC: ApiErrorSpec(422),
     ErrorCode.INVALID_CONFIG: ApiErrorSpec(500, "the manager is misconfigured"),
     ErrorCode.INVALID_EVENT: ApiErrorSpec(422),
+    ErrorCode.INVALID_REQUEST: ApiErrorSpec(422),
     ErrorCode.CONTRACT_VIOLATION: ApiErrorSpec(422),
     ErrorCode.NOT_FOUND: ApiErrorSpec(404),
     ErrorCode.CONFLICT: ApiErrorSpec(409),
@@ -39,6 +40,8 @@ CATALOG: dict[ErrorCode, ApiErrorSpec] = {
     ErrorCode.BACKEND_UNAVAILABLE: ApiErrorSpec(503),
     ErrorCode.TRAINING_FAILED: ApiErrorSpec(409),
     ErrorCode.UNAUTHORIZED: ApiErrorSpec(401),
+    ErrorCode.FORBIDDEN: ApiErrorSpec(403),
+    ErrorCode.RATE_LIMITED: ApiErrorSpec(429),
     ErrorCode.INTERNAL: ApiErrorSpec(500, "internal error"),
 }
 
@@ -67,6 +70,8 @@ def render_flops_error(exc: FlopsError) -> tuple[Response, int]:
     response = jsonify(error_body(spec.status, message, errors))
     if spec.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="flops"'
+    if "retry_after" in exc.details:
+        response.headers["Retry-After"] = str(exc.details["retry_after"])
     return response, spec.status
 
 

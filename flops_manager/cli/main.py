@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flops_manager.cli import demo, project, stack, train_local
+from flops_manager.cli import demo, preflight, project, stack, train_local
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.add_arguments(sub)
     project.add_arguments(sub)
     demo.add_arguments(sub)
+    preflight.add_arguments(sub)
     return parser
 
 
@@ -34,7 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("FLOPS_LOG_LEVEL", "WARNING"))
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        code: int = args.handler(args)
+    except BrokenPipeError:  # e.g. `flops project list | head`: the reader is gone, that's fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0
     return code
 
 

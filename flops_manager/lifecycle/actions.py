@@ -41,6 +41,7 @@ class ActionKind(enum.StrEnum):
     """What an action does."""
 
     BUILD_IMAGES = "build_images"
+    DEPLOY_TRACKING = "deploy_tracking"
     DEPLOY_DATA = "deploy_data"
     DEPLOY_AGGREGATOR = "deploy_aggregator"
     DEPLOY_LEARNERS = "deploy_learners"
@@ -59,6 +60,12 @@ ROLES_OF_KIND: dict[ActionKind, tuple[Role, ...]] = {
     ActionKind.DEPLOY_INFERENCE: (Role.INFERENCE_SERVER,),
 }
 """Roles of the services each creating action makes."""
+
+
+NEEDS_TRACKING = frozenset({
+    ActionKind.DEPLOY_AGGREGATOR, ActionKind.DEPLOY_INFERENCE, ActionKind.BUILD_MODEL_IMAGE,
+})
+"""Actions whose services talk to the MLflow tracking server."""
 
 
 def service_name(project_id: str, role: Role, cluster: int | None = None) -> str:
@@ -105,6 +112,19 @@ class Action:
 def build_images(project_id: str) -> Action:
     """Start the image builder for the project's FL actors."""
     return Action(ActionKind.BUILD_IMAGES, project_id)
+
+
+def with_tracking(actions: tuple[Action, ...]) -> tuple[Action, ...]:
+    """``actions`` with ``deploy_tracking`` before the first one that needs the tracking server.
+
+    The tracking server is shared and created idempotently (or is configured and nothing
+    happens), so asking for it before every such action costs nothing.
+    """
+    for index, action in enumerate(actions):
+        if action.kind in NEEDS_TRACKING:
+            ensure = Action(ActionKind.DEPLOY_TRACKING, action.project_id)
+            return (*actions[:index], ensure, *actions[index:])
+    return actions
 
 
 def remove_services(project_id: str, *roles: Role) -> Action:

@@ -23,11 +23,25 @@ class Resolve:
         return address
 
 
+def ensure_tracking_server(orchestrator: Orchestrator, settings: Settings) -> None:
+    """Create the shared MLflow server unless one is configured (idempotent).
+
+    Run as the ``deploy_tracking`` action, before every action that needs the server.
+    """
+    if not settings.tracking_uri:
+        orchestrator.create_service(tracking_server_spec(settings))
+
+
 def tracking_uri(orchestrator: Orchestrator, settings: Settings) -> str:
-    """The configured MLflow server, or the shared one the manager starts (idempotently)."""
+    """The configured MLflow server, or the address of the shared one the manager started.
+
+    Raises
+    ------
+    TemporaryError
+        While the shared server has no address (not created yet, or starting).
+    """
     if settings.tracking_uri:
         return settings.tracking_uri
-    orchestrator.create_service(tracking_server_spec(settings))
     return f"http://{Resolve(orchestrator)(TRACKING_SERVICE)}"
 
 
@@ -41,7 +55,10 @@ def build_target(orchestrator: Orchestrator, settings: Settings) -> BuildTarget:
 def placement(
     orchestrator: Orchestrator, settings: Settings, project: Project, *, tracking: bool
 ) -> Placement:
-    """The :class:`Placement` of ``project``'s services (starting the tracking server if asked)."""
+    """The :class:`Placement` of ``project``'s services (with the tracking server's URI if asked).
+
+    Reads only: services it refers to (the tracking server) are created by earlier actions.
+    """
     return Placement(
         target=build_target(orchestrator, settings),
         events_uri=settings.component_events_uri,

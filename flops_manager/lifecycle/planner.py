@@ -1,8 +1,10 @@
 """Pure transition logic: project state + event or observation -> new state + actions.
 
 Nothing here performs I/O or reads the clock; callers pass ``now``. Events that are late (the
-project is terminal), duplicated or out of order (older than what was already recorded for the
-component, or a round not newer than the current one) leave the project unchanged.
+project is terminal), duplicated or out of order (of an incarnation the component has left, older
+than what was already recorded for its incarnation, or a round not newer than the current one)
+leave the project unchanged; see :mod:`.incarnations`. A component's last will is honoured
+whenever it arrives for the incarnation that sent it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.lifecycle import actions as act
+from flops_manager.lifecycle import incarnations
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
 
@@ -24,7 +27,7 @@ REQUIRED: Mapping[Phase, frozenset[Component]] = {
     Phase.BUILDING: frozenset({Component.BUILDER}),
     Phase.DEPLOYING: _TRAINING_REQUIRED | {Component.MOCK_DATA_PROVIDER},
     Phase.TRAINING: _TRAINING_REQUIRED,
-    Phase.POST_TRAINING: frozenset({Component.BUILDER}),
+    Phase.POST_TRAINING: frozenset({Component.BUILDER, Component.INFERENCE_SERVER}),
     Phase.SERVING: frozenset({Component.INFERENCE_SERVER}),
 }
 """Components whose failure or loss fails the project, per phase."""
@@ -59,13 +62,6 @@ class Decision:
         return self.project != before
 
 
-def _parse_ts(value: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
-
-
 def queue(project: Project, actions: tuple[Action, ...]) -> Project:
     """Append ``actions`` to the project's pending list, skipping ones already queued."""
     keys = {Action.from_dict(p.action).key for p in project.pending}
@@ -80,6 +76,12 @@ def queue(project: Project, actions: tuple[Action, ...]) -> Project:
 _CLEANUP_KINDS = frozenset({ActionKind.REMOVE_SERVICES, ActionKind.DELETE_PROJECT})
 
 
+def decide(project: Project, actions: tuple[Action, ...]) -> Decision:
+    """Queue ``actions`` (with the tracking server before the actions that need it)."""
+    planned = act.with_tracking(actions)
+    return Decision(queue(project, planned), planned)
+
+
 def _move(project: Project, phase: Phase, now: float, *actions: Action, **changes: Any) -> Decision:
     moved = project.replace(phase=phase, phase_since=now, **changes)
     if moved.terminal:  # services not created yet need not be created any more
@@ -87,7 +89,7 @@ def _move(project: Project, phase: Phase, now: float, *actions: Action, **change
             p for p in moved.pending if ActionKind(p.action["kind"]) in _CLEANUP_KINDS
         )
         moved = moved.replace(pending=kept)
-    return Decision(queue(moved, actions), actions)
+    return decide(moved, actions)
 
 
 def fail(project: Project, reason: str, now: float) -> Decision:
@@ -105,13 +107,10 @@ def _record_component(project: Project, event: Event) -> Project | None:
     """Record the component's latest state; ``None`` if the event is stale or a duplicate."""
     key = f"{event.component.value}/{event.instance}"
     seen = project.components.get(key)
-    if seen is not None:
-        if seen.get("event_id") == event.event_id:
-            return None
-        if _parse_ts(event.timestamp) < _parse_ts(str(seen.get("at", ""))):
-            return None
+    if not incarnations.accepts(seen, event):
+        return None
     reason = event.data.get("error") or event.data.get("reason") or event.data.get("message")
-    entry = {"state": event.event.value, "at": event.timestamp, "event_id": event.event_id}
+    entry = incarnations.record(seen, event)
     if reason is not None:
         entry["message"] = str(reason)[:500]
     return project.replace(components={**project.components, key: entry})
@@ -172,24 +171,22 @@ def _on_built(project: Project, event: Event, now: float) -> Decision:
 
 def _on_data_ready(project: Project, now: float) -> Decision:
     """The mock data provider filled the data server: start the federation."""
-    actions = (
+    return decide(project, (
         act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
         Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
         Action(ActionKind.DEPLOY_LEARNERS, project.id),
-    )
-    return Decision(queue(project, actions), actions)
+    ))
 
 
 def model_built(project: Project, *, now: float) -> Decision:
-    """The trained model's image (or environment) is ready: serve it or finish."""
+    """The trained model's image (or environment) is ready: start serving it, or finish.
+
+    The project stays in ``post_training`` until the inference server reports ``started``
+    (it listens): ``serving`` and the inference link mean that a request is answered.
+    """
     if DEPLOY_STEP in _steps(project):
-        return _move(
-            project,
-            Phase.SERVING,
-            now,
-            act.remove_services(project.id, Role.MODEL_BUILDER),
-            Action(ActionKind.DEPLOY_INFERENCE, project.id),
-        )
+        return decide(project, (act.remove_services(project.id, Role.MODEL_BUILDER),
+                                Action(ActionKind.DEPLOY_INFERENCE, project.id)))
     return _move(project, Phase.COMPLETED, now, act.remove_services(project.id))
 
 
@@ -230,6 +227,9 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return _on_built(recorded, event, now)
     if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
         return _on_data_ready(recorded, now)
+    if kind is Component.INFERENCE_SERVER and what is EventType.STARTED:
+        if phase is Phase.POST_TRAINING:
+            return _move(recorded, Phase.SERVING, now)
     return Decision(recorded)
 
 
@@ -269,16 +269,26 @@ def plan_observation(project: Project, failed: Mapping[Role, str], *, now: float
     return Decision(project)
 
 
-def plan_tick(project: Project, *, now: float, timeouts: Mapping[str, float]) -> Decision:
-    """Advance a project on a timer: start submitted projects and expire phase timeouts."""
+def plan_tick(
+    project: Project, *, now: float, timeouts: Mapping[Phase, float | None]
+) -> Decision:
+    """Advance a project on a timer: start submitted projects and expire phase timeouts.
+
+    ``timeouts`` maps a phase to its limit in seconds (missing or ``None``: no limit).
+    """
     if project.phase is Phase.SUBMITTED:
         return _move(project, Phase.BUILDING, now, act.build_images(project.id))
-    limit = timeouts.get(project.phase.value)
+    limit = timeouts.get(project.phase)
     if limit is not None and not project.terminal and now - project.phase_since > limit:
         return fail(
             project, f"timed out in phase '{project.phase.value}' after {limit:g} s", now
         )
     return Decision(project)
+
+
+def retry_delay(attempts: int, base_s: float) -> float:
+    """Seconds before the next try after ``attempts`` failed ones (doubling, at most 60 s)."""
+    return min(base_s * 2.0 ** (attempts - 1), 60.0)
 
 
 def plan_cancel(project: Project, *, now: float) -> Decision:
@@ -302,12 +312,13 @@ def plan_delete(project: Project, *, now: float) -> Decision:
 def mark_restarted(project: Project, role: Role, *, now: float) -> Project:
     """Mark instance 0 of ``role`` as restarted at ``now``.
 
-    Events of the stopped instance (such as its last will) are older than this mark, so they
-    cannot fail the step that is redone.
+    The stopped instance's incarnation is retired (and its events are older than this mark),
+    so its last will cannot fail the step that is redone.
     """
     key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
-    mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
-            "event_id": None}
+    mark = incarnations.restarted(
+        project.components.get(key), at=dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
+    )
     return project.replace(components={**project.components, key: mark})
 
 
@@ -330,7 +341,7 @@ def plan_lost_services(project: Project, *, now: float) -> Decision:
     if phase in redo:
         action, role = redo[phase]
         marked = mark_restarted(project, role, now=now)
-        return Decision(queue(marked, (action,)), (action,))
+        return decide(marked, (action,))
     return fail(
         project,
         f"the manager restarted while the project was {phase.value}; the local backend "

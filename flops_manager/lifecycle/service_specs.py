@@ -164,9 +164,12 @@ def _builder_env(project: Project, settings: Settings, place: Placement) -> dict
     return env
 
 
-def _registry_secret(settings: Settings) -> dict[str, str]:
+def _registry_secret(settings: Settings, place: Placement) -> dict[str, str]:
+    """The registry login's password, for builders that push images (with its user name)."""
     password = settings.registry_password
-    return {"FLOPS_REGISTRY_PASSWORD": password} if password else {}
+    if not password or place.target is not BuildTarget.IMAGE:
+        return {}
+    return {"FLOPS_REGISTRY_PASSWORD": password}
 
 
 def builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
@@ -176,7 +179,7 @@ def builder_spec(project: Project, settings: Settings, place: Placement) -> Serv
         **_base(project, Role.BUILDER),
         image=settings.builder_image,
         env=env,
-        secret_env=_registry_secret(settings),
+        secret_env=_registry_secret(settings, place),
         resources=builder_resources(settings),
         one_shot=True,
         privileged=place.target is BuildTarget.IMAGE,
@@ -196,7 +199,7 @@ def model_builder_spec(project: Project, settings: Settings, place: Placement) -
         **_base(project, Role.MODEL_BUILDER),
         image=settings.builder_image,
         env=env,
-        secret_env=_registry_secret(settings),
+        secret_env=_registry_secret(settings, place),
         resources=builder_resources(settings),
         one_shot=True,
         privileged=True,

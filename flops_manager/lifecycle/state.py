@@ -81,9 +81,10 @@ class Project:
     ``version`` is the optimistic-concurrency counter; stores bump it on every save.
     ``build`` is what the builder produced (the ``completed`` event's data: environment or
     images, commit); ``endpoints`` are URLs users reach (``inference``); ``secrets`` are
-    per-project credentials handed to components (never shown by the API). ``services``
-    holds the roles whose services were created and not yet removed (role value ->
-    :class:`ServiceWatch`): the desired state the reconcile worker compares with what the
+    per-project credentials handed to components (never shown by the API); ``grants`` are the
+    enrollment grants of its services (:mod:`flops_manager.identity.grants`, never shown).
+    ``services`` holds the roles whose services were created and not yet removed (role value
+    -> :class:`ServiceWatch`): the desired state the reconcile worker compares with what the
     orchestrator observes.
     """
 
@@ -105,6 +106,7 @@ class Project:
     clusters: tuple[str, ...] = ()
     endpoints: dict[str, str] = dataclasses.field(default_factory=dict)
     secrets: dict[str, str] = dataclasses.field(default_factory=dict)
+    grants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     last_error: str | None = None
     pending: tuple[PendingAction, ...] = ()
     services: dict[str, ServiceWatch] = dataclasses.field(default_factory=dict)
@@ -146,6 +148,7 @@ class Project:
             "clusters": list(self.clusters),
             "endpoints": self.endpoints,
             "secrets": self.secrets,
+            "grants": self.grants,
             "last_error": self.last_error,
             "pending": [p.to_dict() for p in self.pending],
             "services": {role: w.to_dict() for role, w in self.services.items()},
@@ -176,6 +179,7 @@ class Project:
             clusters=tuple(doc.get("clusters") or ()),
             endpoints=dict(doc.get("endpoints") or {}),
             secrets=dict(doc.get("secrets") or {}),
+            grants=dict(doc.get("grants") or {}),
             last_error=doc.get("last_error"),
             pending=tuple(PendingAction.from_dict(p) for p in doc.get("pending") or []),
             services={str(role): ServiceWatch.from_dict(w)

@@ -20,11 +20,13 @@ from collections.abc import Callable, Mapping
 
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
+from flops_manager.identity.enrollment import Enrollment
 from flops_manager.lifecycle import drift, planner
-from flops_manager.lifecycle.actions import Action, ActionKind, Role
-from flops_manager.lifecycle.placement import build_target, placement
+from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
+from flops_manager.lifecycle.deployments import DeploymentReconciler
+from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
-from flops_manager.lifecycle.state import PendingAction, Project
+from flops_manager.lifecycle.state import PendingAction, Phase, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import (
     BuildTarget,
@@ -62,11 +64,6 @@ def choose_clusters(
     if missing:
         raise PermanentError(f"clusters {missing} are not active (active: {names})")
     return tuple(wanted)
-
-
-_NEEDS_TRACKING = frozenset({
-    ActionKind.DEPLOY_AGGREGATOR, ActionKind.DEPLOY_INFERENCE, ActionKind.BUILD_MODEL_IMAGE,
-})
 
 
 def _without(project: Project, key: str) -> Project:
@@ -124,16 +121,21 @@ class ReconcileWorker:
         settings: Settings,
         *,
         clock: Clock = system_clock,
+        enrollment: Enrollment | None = None,
     ) -> None:
         self.store = store
+        self.enrollment = enrollment or Enrollment(store, settings, clock=clock)
         self.orchestrator = orchestrator
         self.settings = settings
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.timeouts: Mapping[str, float] = dict(settings.phase_timeouts)
+        self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
         self.drift = drift.DriftPolicy(grace_s=settings.drift_grace_s,
                                        max_repairs=settings.drift_max_repairs)
+        self.deployments = DeploymentReconciler(
+            store, orchestrator, settings, clock=clock, seal=self.enrollment.seal_standalone,
+            unseal=lambda project_id, name: self.enrollment.revoke(project_id, service=name))
         self._recovered = True
         self._passes = _DaemonPool(settings.reconcile_workers)
         self._in_flight: set[str] = set()
@@ -200,6 +202,7 @@ class ReconcileWorker:
                 self._recover()
                 for future in self._dispatch():
                     future.add_done_callback(_log_failure)
+                self.deployments.tick()  # inference deployments asked for through the API
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("reconcile pass failed")
             self._stop.wait(self.settings.reconcile_interval_s)
@@ -228,7 +231,7 @@ class ReconcileWorker:
             self._landed(project_id)
 
     def tick(self) -> int:
-        """Reconcile every project that needs work once, concurrently; wait for all.
+        """Reconcile every project that needs work once, concurrently, then every deployment.
 
         Returns how many actions ran. Projects whose pass is already running are skipped.
 
@@ -242,7 +245,7 @@ class ReconcileWorker:
         errors = [error for f in futures if (error := f.exception()) is not None]
         if errors:
             raise errors[0]
-        return sum(f.result() for f in futures)
+        return sum(f.result() for f in futures) + self.deployments.tick()
 
     def reconcile(self, project_id: str) -> int:
         """Apply timers, then run due pending actions of one project in order."""
@@ -295,8 +298,12 @@ class ReconcileWorker:
         return drift.plan_drift(observed, gone, now=now, policy=self.drift).project
 
     def _statuses(self, project: Project) -> dict[str, ServiceStatus | None]:
-        """Status of every service the project needs now (unavailable ones left out)."""
-        if project.terminal:
+        """Status of every service the project needs now (unavailable ones left out).
+
+        Nothing is read when ``settings.service_status_polling`` is off (failures are then
+        noticed through events and last wills only, and drift is not detected).
+        """
+        if project.terminal or not self.settings.service_status_polling:
             return {}
         roles = {*planner.watched_roles(project.phase), *drift.watched(project)}
         statuses: dict[str, ServiceStatus | None] = {}
@@ -330,6 +337,11 @@ class ReconcileWorker:
         if action.kind is ActionKind.REMOVE_SERVICES:
             for name in services_of(project, action.roles):
                 self.orchestrator.remove_service(name)
+            if project.terminal:  # the project ended: so do its credentials
+                self.enrollment.revoke(project.id)
+            return ()
+        if action.kind is ActionKind.DEPLOY_TRACKING:
+            ensure_tracking_server(self.orchestrator, self.settings)
             return ()
         if action.kind is ActionKind.DELETE_PROJECT:
             for record in self.store.list_service_records(
@@ -337,6 +349,7 @@ class ReconcileWorker:
             ):
                 self.orchestrator.remove_service(record.name)  # e.g. extra inference servers
                 self.store.delete_service_record(record.id)
+            self.enrollment.revoke(project.id, standalone=True)
             self.store.delete_project(project.id)
             return ()
         if (action.kind is ActionKind.BUILD_MODEL_IMAGE
@@ -348,9 +361,10 @@ class ReconcileWorker:
             return ()
         project = self._prepare(action, project)
         place = placement(self.orchestrator, self.settings, project,
-                          tracking=action.kind in _NEEDS_TRACKING)
+                          tracking=action.kind in NEEDS_TRACKING)
         created: list[Role] = []
         for spec in action_specs(action, project, self.settings, place):
+            spec = self.enrollment.seal(spec)  # credentials only through enrollment
             self.orchestrator.create_service(spec)
             created.append(Role(spec.role))
             if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
@@ -374,7 +388,7 @@ class ReconcileWorker:
         if attempts >= self.settings.action_max_attempts:
             self._give_up(project, action, f"gave up after {attempts} attempts: {exc.message}")
             return
-        delay = min(self.settings.action_backoff_s * 2 ** (attempts - 1), 60.0)
+        delay = planner.retry_delay(attempts, self.settings.action_backoff_s)
         log.warning("%s failed (%s); retry %d in %.1f s", action.key, exc.message, attempts, delay)
 
         def update(p: Project) -> Project:

@@ -23,6 +23,12 @@ class InvalidTransitionError(FlopsError):
     default_code = ErrorCode.INVALID_TRANSITION
 
 
+class UnstorableError(FlopsError):
+    """The store cannot encode what it was given (a key or number its format cannot hold)."""
+
+    default_code = ErrorCode.INVALID_REQUEST
+
+
 class BackendUnavailableError(FlopsError):
     """A backend (database, broker, orchestrator, identity provider) cannot be reached."""
 
@@ -33,6 +39,12 @@ class UnauthorizedError(FlopsError):
     """The caller did not present valid credentials."""
 
     default_code = ErrorCode.UNAUTHORIZED
+
+
+class ForbiddenError(FlopsError):
+    """The caller's credentials are valid but do not cover what it asked for."""
+
+    default_code = ErrorCode.FORBIDDEN
 
 
 class TemporaryError(BackendUnavailableError):

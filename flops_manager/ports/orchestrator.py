@@ -193,5 +193,12 @@ class Orchestrator(abc.ABC):
         address = self.service_address(name)
         return None if address is None else f"http://{address}"
 
+    def preflight(self) -> None:  # noqa: B027 - optional hook
+        """Check, before the manager serves, that this backend can run services at all.
+
+        Raises ``PermanentError`` whose message names what is missing and how to install it
+        (default: nothing to check).
+        """
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (default: nothing)."""

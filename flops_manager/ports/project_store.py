@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from flops_manager.lifecycle.state import Phase, Project
-from flops_manager.ports.records import Page, RejectedEvent, ServiceRecord, StoredEvent
+from flops_manager.ports.records import (
+    ABSENT,
+    OBSERVED_FIELDS,
+    Page,
+    RejectedEvent,
+    ServiceRecord,
+    StoredEvent,
+)
 
 
 class ProjectStore(abc.ABC):
@@ -68,8 +77,10 @@ class ProjectStore(abc.ABC):
         """Keep a message that failed validation."""
 
     @abc.abstractmethod
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:
-        """Return rejected messages, oldest first."""
+    def list_rejected_events(
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
+        """Return rejected messages (only ``project_id``'s when given), oldest first."""
 
     @abc.abstractmethod
     def put_service_record(self, record: ServiceRecord) -> ServiceRecord:
@@ -84,6 +95,27 @@ class ProjectStore(abc.ABC):
         self, *, owner: str, kind: str, project_id: str | None = None
     ) -> list[ServiceRecord]:
         """Return the owner's records of ``kind`` (optionally of one project), oldest first."""
+
+    @abc.abstractmethod
+    def update_service_record(self, record_id: str, changes: Mapping[str, Any]) -> bool:
+        """Set only the fields in ``changes`` of a record; return whether it exists."""
+
+    def observe_service_record(self, record: ServiceRecord) -> bool:
+        """Store ``record``'s observed fields (``OBSERVED_FIELDS``) only; whether it exists.
+
+        The desired state stays as stored, so a concurrent removal request is never lost.
+        """
+        return self.update_service_record(
+            record.id, {name: getattr(record, name) for name in OBSERVED_FIELDS}
+        )
+
+    def request_service_removal(self, record_id: str) -> bool:
+        """Set the record's desired state to ``absent``; return whether it exists."""
+        return self.update_service_record(record_id, {"desired": ABSENT})
+
+    @abc.abstractmethod
+    def list_service_records_needing_work(self, *, kinds: Collection[str]) -> list[ServiceRecord]:
+        """Return every owner's records of ``kinds`` whose service must be created or removed."""
 
     @abc.abstractmethod
     def delete_service_record(self, record_id: str) -> bool:

@@ -41,11 +41,30 @@ class RejectedEvent:
     payload: str
     reason: str
     received_at: float
+    project_id: str | None = None
+    """The project the message claimed to concern (``None`` when it named none)."""
+
+
+REQUESTED = "requested"
+"""State of a record whose service was not created yet."""
+PRESENT, ABSENT = "present", "absent"
+"""Desired states of a service record: the service should exist, or be removed."""
+
+
+OBSERVED_FIELDS = ("state", "message", "address", "attempts", "retry_at")
+"""Fields of a :class:`ServiceRecord` the reconciler owns."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ServiceRecord:
-    """A service the manager created on a user's request (mock data provider, inference server)."""
+    """A service the manager runs on a user's request (mock data provider, inference server).
+
+    ``desired`` is what the user wants (the service ``present``, or ``absent``: remove it,
+    then the record); only the API writes it. The reconciler writes the observed fields
+    (:data:`OBSERVED_FIELDS`): ``state`` (``requested`` until it created the service, then the
+    orchestrator's state, or ``failed``), ``message`` (why), ``address`` (where users reach
+    it), ``attempts`` (failed tries to create it) and ``retry_at`` (epoch seconds of the next).
+    """
 
     id: str
     owner: str
@@ -54,5 +73,18 @@ class ServiceRecord:
     request: dict[str, Any]
     created_at: float
     project_id: str | None = None
-    state: str = "requested"
+    state: str = REQUESTED
     message: str | None = None
+    address: str | None = None
+    desired: str = PRESENT
+    attempts: int = 0
+    retry_at: float = 0.0
+
+    @property
+    def needs_work(self) -> bool:
+        """Whether the reconciler must still create or remove the service."""
+        return self.desired == ABSENT or self.state == REQUESTED
+
+    def replace(self, **changes: Any) -> ServiceRecord:
+        """Return a copy with ``changes`` applied."""
+        return dataclasses.replace(self, **changes)

@@ -1,44 +1,35 @@
-"""Trained models of a project and their inference deployments."""
+"""Trained models of a project and their inference deployments.
+
+Deploying and undeploying only record what the user wants; the reconcile worker creates and
+removes the inference servers (:mod:`flops_manager.lifecycle.deployments`).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flops_manager.lifecycle.actions import Role
-from flops_manager.lifecycle.placement import placement
-from flops_manager.lifecycle.service_specs import (
-    inference_spec,
-    served_model_uri,
-    with_broker_login,
-)
+from flops_manager.lifecycle.deployments import KIND, model_problem
+from flops_manager.lifecycle.service_specs import served_model_uri
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
-from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import ServiceRecord
+from flops_manager.ports.records import ABSENT, ServiceRecord
 from flops_manager.services.clock import Clock, IdFactory, new_record_id, system_clock
 from flops_manager.services.projects import ProjectService
-from flops_manager.settings import Settings
-
-KIND = Role.INFERENCE_SERVER.value
 
 
 class ModelService:
-    """List a project's models; deploy and undeploy inference servers for them."""
+    """List a project's models; request and withdraw inference servers for them."""
 
     def __init__(
         self,
         store: ProjectStore,
-        orchestrator: Orchestrator,
         projects: ProjectService,
         *,
-        settings: Settings,
         clock: Clock = system_clock,
         new_id: IdFactory = new_record_id,
     ) -> None:
         self.store = store
-        self.orchestrator = orchestrator
         self.projects = projects
-        self.settings = settings
         self.clock = clock
         self.new_id = new_id
 
@@ -50,23 +41,20 @@ class ModelService:
     def deploy(
         self, project_id: str, *, owner: str, model_uri: str | None, instances: int
     ) -> ServiceRecord:
-        """Create an inference server for a model of the project.
+        """Record a wanted inference server for a model of the project (state ``requested``).
 
         Raises
         ------
         InvalidTransitionError
-            If the project has no trained model yet.
+            If the project has no trained model yet, or ``model_uri`` is not the project's.
         """
         project = self.projects.get(project_id, owner=owner)
-        known = served_model_uri(project)
-        if not known:
-            raise InvalidTransitionError(f"project {project_id} has no trained model yet")
-        uri = model_uri or known
-        model = project.model or {}
-        if uri not in (model.get("registry_uri"), model.get("model_uri")):
-            raise InvalidTransitionError(f"model {uri!r} does not belong to project {project_id}")
+        uri = model_uri or served_model_uri(project)
+        problem = model_problem(project, uri)
+        if problem:
+            raise InvalidTransitionError(problem)
         record_id = self.new_id()
-        record = ServiceRecord(
+        return self.store.put_service_record(ServiceRecord(
             id=record_id,
             owner=owner,
             kind=KIND,
@@ -74,29 +62,24 @@ class ModelService:
             request={"model_uri": uri, "instances": instances},
             created_at=self.clock(),
             project_id=project_id,
-        )
-        self.store.put_service_record(record)
-        place = placement(self.orchestrator, self.settings, project, tracking=True)
-        spec = with_broker_login(inference_spec(
-            project, self.settings, place, model_uri=uri, name=record.name, instances=instances
-        ), self.settings)
-        status = self.orchestrator.create_service(spec)
-        url = self.orchestrator.public_url(spec.name)
-        deployed = ServiceRecord(
-            **{**record.__dict__, "state": status.state.value, "message": url}
-        )
-        return self.store.put_service_record(deployed)
+        ))
 
     def list_deployments(self, project_id: str, *, owner: str) -> list[ServiceRecord]:
-        """Return the project's inference deployments."""
+        """Return the project's inference deployments (not those being removed)."""
         self.projects.get(project_id, owner=owner)
-        return self.store.list_service_records(owner=owner, kind=KIND, project_id=project_id)
+        found = self.store.list_service_records(owner=owner, kind=KIND, project_id=project_id)
+        return [r for r in found if r.desired != ABSENT]
 
-    def undeploy(self, project_id: str, deployment_id: str, *, owner: str) -> None:
-        """Remove the inference server and its record."""
+    def get_deployment(self, project_id: str, deployment_id: str, *, owner: str) -> ServiceRecord:
+        """Return one deployment of the project (``NotFoundError`` once removal was asked)."""
         self.projects.get(project_id, owner=owner)
         record = self.store.get_service_record(deployment_id, owner=owner, kind=KIND)
-        if record.project_id != project_id:
+        if record.project_id != project_id or record.desired == ABSENT:
             raise NotFoundError(f"deployment {deployment_id} not found")
-        self.orchestrator.remove_service(record.name)
-        self.store.delete_service_record(record.id)
+        return record
+
+    def undeploy(self, project_id: str, deployment_id: str, *, owner: str) -> ServiceRecord:
+        """Ask for the inference server's removal; the reconciler removes it, then the record."""
+        record = self.get_deployment(project_id, deployment_id, owner=owner)
+        self.store.request_service_removal(record.id)
+        return record.replace(desired=ABSENT)

@@ -29,6 +29,7 @@ import requests
 from tests.fixtures.podman import podman_service
 from tests.fixtures.repos import git_repo
 from tests.fixtures.servers import free_port, wait_for
+from tests.fixtures.tools import missing, require_tools
 
 pytestmark = pytest.mark.integration
 
@@ -41,16 +42,13 @@ PODMAN_COMPOSE = str(_BESIDE) if _BESIDE.exists() else shutil.which("podman-comp
 # containers/build.sh names, in build order (offline-mongo is built on the runtime image)
 IMAGES = ("runtime", "manager", "tracking-server", "inference-server", "image-builder",
           "offline-mongo", "offline-mosquitto", "offline-registry")
-_MISSING = [t for t in ("buildah", "podman") if shutil.which(t) is None]
-if PODMAN_COMPOSE is None:
-    _MISSING.append("podman-compose")
 
 
 @pytest.fixture(autouse=True)
 def _tools() -> None:
-    if _MISSING:
-        pytest.skip(f"{', '.join(_MISSING)} not installed (scripts/setup_containers.sh and the "
-                    "dev extra install them)")
+    require_tools(("buildah", "podman"), "scripts/setup_containers.sh installs them")
+    if PODMAN_COMPOSE is None:
+        missing("podman-compose", "the dev extra installs it")
 
 
 def run(argv: list[str], *, timeout: float = 300, check: bool = True,
@@ -131,8 +129,7 @@ def test_every_service_image_starts_and_answers_its_health_check(
     # with the compose file's entrypoint, configuration and password variables
     mosquitto = start(containers, images["offline-mosquitto"], "--entrypoint", "/bin/sh",
                       "-v", f"{ROOT / 'deploy' / 'mosquitto'}:/flops:ro",
-                      env={"MQTT_MANAGER_PASSWORD": "pw-" + uuid.uuid4().hex,
-                           "MQTT_COMPONENT_PASSWORD": "pw-" + uuid.uuid4().hex},
+                      env={"MQTT_MANAGER_PASSWORD": "pw-" + uuid.uuid4().hex},
                       command=("/flops/entrypoint.sh",))
     # the inference server needs a model: a tiny scikit-learn model logged to a file store
     model_dir = tmp_path / "model"
@@ -221,7 +218,6 @@ def stack(images: dict[str, str],
         "OAKESTRA_NETWORK": network,
         "MONGO_USERNAME": "flops", "MONGO_PASSWORD": secrets.token_hex(12),
         "MQTT_MANAGER_PASSWORD": secrets.token_hex(12),
-        "MQTT_COMPONENT_PASSWORD": secrets.token_hex(12),
         "FLOPS_PUBLIC_HOST": "host.containers.internal",
         "FLOPS_API_PORT": ports["api"], "FLOPS_MLFLOW_PORT": ports["mlflow"],
         "FLOPS_MQTT_PORT": ports["mqtt"], "FLOPS_REGISTRY_PORT": ports["registry"],

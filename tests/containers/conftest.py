@@ -1,7 +1,8 @@
 """Real Buildah, Podman and registry fixtures: base image, registry, podman API socket.
 
-Everything these fixtures start is stopped afterwards. The tests skip (with the reason) only
-when buildah or podman is not installed; CI installs them with scripts/setup_containers.sh.
+Everything these fixtures start is stopped afterwards. Without buildah, podman or
+docker-registry the tests skip with the reason (fail in CI, see tests/fixtures/tools.py);
+scripts/setup_containers.sh installs them.
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
     podman_socket,
     registry,
 )
+from tests.fixtures.tools import require_tools
 
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
 
-_MISSING = [tool for tool in ("buildah", "podman", "docker-registry") if shutil.which(tool) is None]
 
 
 @pytest.fixture(autouse=True)
 def _container_tools(request: pytest.FixtureRequest) -> None:
-    if _MISSING and request.node.get_closest_marker("integration") is not None:
-        pytest.skip(f"{', '.join(_MISSING)} not installed (run scripts/setup_containers.sh)")
+    if request.node.get_closest_marker("integration") is not None:
+        require_tools(("buildah", "podman", "docker-registry"),
+                      "run scripts/setup_containers.sh")
 
 
 def git(repo: Path, *args: str) -> str:

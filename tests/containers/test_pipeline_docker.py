@@ -152,6 +152,8 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
     env = {
         **os.environ,
         "FLOPS_PORT": str(port), "FLOPS_STORE_URI": "memory://", "FLOPS_DATA_DIR": str(root),
+        # containers enroll at the manager through the host alias
+        "FLOPS_HOST": "0.0.0.0", "FLOPS_COMPONENT_API_URL": f"http://{HOST}:{port}",
         "FLOPS_API_TOKENS": json.dumps({TOKEN: "alice"}),
         "FLOPS_MQTT_URL": f"mqtt://127.0.0.1:{broker}",
         "FLOPS_MQTT_CLIENT_ID": "mgr-" + uuid.uuid4().hex[:8],

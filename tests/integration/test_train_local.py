@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from flops_contracts.events import Component, EventType
 from flops_messaging.file_publisher import read_events
+from tests.fixtures.tools import require_module
 from tests.integration.conftest import (
     EXAMPLES,
     finish,
@@ -218,7 +219,7 @@ def test_two_of_three_learners_killed_training_fails_with_shortage(tmp_path, slo
 
 
 def test_digits_pytorch(tmp_path):
-    pytest.importorskip("torch", reason="install the CPU build: pip install -e '.[torch]'")
+    require_module("torch", "install the CPU build: pip install -e '.[torch]'")
     code, summary, log = run_train_local(
         [str(EXAMPLES / "digits_pytorch"), "--learners", "2", "--rounds", "3"], tmp_path / "run")
     assert code == 0, log

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +13,10 @@ from flask.testing import FlaskClient
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.api.context import services
+from flops_manager.api.errors import render_flops_error
 from flops_manager.lifecycle.state import Phase
+from flops_manager.lifecycle.worker import ReconcileWorker
+from flops_manager.ports.errors import UnstorableError
 from flops_manager.services.ingest import EventIngest
 from tests.manager.conftest import ALICE, BOB
 
@@ -110,9 +116,42 @@ def test_422_bad_repository_url(client: FlaskClient, url: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["https://h/u/r", "ssh://git@h:22/u/r.git", "git@h:u/r.git",
-                                 "file:///srv/repo", "/srv/repo"])
-def test_allowed_repository_urls(client: FlaskClient, url: str) -> None:
-    create(client, {"spec": {}, "repository": {"url": url}})
+                                 "file://{git}", "{git}"])
+def test_allowed_repository_urls(client: FlaskClient, url: str, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    create(client, {"spec": {}, "repository": {"url": url.format(git=tmp_path)}})
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: d / "missing", "does not exist on the manager's machine"),
+    (lambda d: d, "is not a Git repository: commit it"),
+])
+def test_local_repositories_are_checked_at_submission(
+    client: FlaskClient, tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
+    path = make(tmp_path)
+    for url in (path.as_uri(), str(path)):
+        r = client.post("/api/v1/projects", json={"spec": {}, "repository": {"url": url}},
+                        headers=ALICE)
+        assert r.status_code == 422
+        [problem] = r.json["errors"]["json"]["repository.url"]
+        assert str(path) in problem and message in problem
+
+
+def test_index_is_open_and_links_the_docs(client: FlaskClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.json["docs"] == "/docs" and r.json["api"] == "/api/v1"
+    assert client.get(r.json["openapi"]).status_code == 200
+
+
+def test_swagger_ui_is_served_by_the_manager(client: FlaskClient) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+    assert "cdn" not in page and "/docs/static/swagger-ui-bundle.js" in page
+    bundle = client.get("/docs/static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.data) > 100_000
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    assert client.get("/docs/static/../settings.py").status_code == 404
 
 
 def test_unknown_body_field_rejected(client: FlaskClient) -> None:
@@ -169,13 +208,20 @@ def test_events_stream_models_and_deployments(app: Flask, client: FlaskClient,
     r = client.post(f"/api/v1/projects/{pid}/deployments", json={"instances": 2}, headers=ALICE)
     assert r.status_code == 201, r.json
     dep = r.json
+    assert dep["state"] == "requested" and dep["name"] not in orchestrator.services
+    with app.app_context():  # the reconciler, not the request, creates the server
+        ReconcileWorker(services().store, orchestrator, services().settings).tick()
     assert orchestrator.services[dep["name"]].role == "inference_server"
+    url = f"/api/v1/projects/{pid}/deployments/{dep['id']}"
+    assert client.get(url, headers=ALICE).json["state"] == "running"
     listed = client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"]
     assert [d["id"] for d in listed] == [dep["id"]]
-    assert client.delete(f"/api/v1/projects/{pid}/deployments/{dep['id']}",
-                         headers=BOB).status_code == 404
-    assert client.delete(f"/api/v1/projects/{pid}/deployments/{dep['id']}",
-                         headers=ALICE).status_code == 204
+    assert client.delete(url, headers=BOB).status_code == 404
+    assert client.delete(url, headers=ALICE).status_code == 202
+    assert client.get(url, headers=ALICE).status_code == 404
+    assert client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"] == []
+    with app.app_context():
+        ReconcileWorker(services().store, orchestrator, services().settings).tick()
     assert dep["name"] not in orchestrator.services
 
 
@@ -213,3 +259,44 @@ def test_50_concurrent_creations(app: Flask) -> None:
     assert len(set(ids)) == 50
     listed = app.test_client().get("/api/v1/projects?page_size=200", headers=ALICE).json
     assert listed["total"] == 50 and {p["id"] for p in listed["items"]} == set(ids)
+
+
+@pytest.mark.parametrize(("extra", "says"), [
+    ({"x": 10**30}, "64-bit"), ({"a\x00b": 1}, "NUL"), ({"$where": 1}, "'$'"),
+    ({"a.b": 1}, "'.'"), ({"s": "y" * 5000}, "4096"),
+])
+def test_unstorable_extra_is_refused_with_422_naming_the_fix(
+    client: FlaskClient, extra: dict[str, Any], says: str
+) -> None:
+    """The attack of issue 19: values BSON cannot encode used to answer 500 on MongoDB."""
+    spec = {"training": {"learner_config": {"extra": extra}}}
+    r = client.post("/api/v1/projects", json={**GOOD, "spec": spec}, headers=ALICE)
+    assert r.status_code == 422, r.json
+    messages = r.json["errors"]["json"]["spec.training.learner_config.extra"]
+    assert says in " ".join(messages)
+    assert client.get("/api/v1/projects", headers=ALICE).json["total"] == 0
+
+
+def test_unstorable_document_from_the_store_answers_422(app: Flask, client: FlaskClient) -> None:
+    """Whatever still reaches the store unencodable is a 422 that says what to change."""
+    pid = create(client)["id"]
+    with app.app_context():
+        store = services().store
+        project = store.get_project(pid)
+        bad = project.replace(metrics={"n": 10**30})
+        with pytest.raises(UnstorableError, match="64-bit range"):
+            store.save_project(bad, expected_version=project.version)
+        response, status = render_flops_error(UnstorableError("x"))
+    assert status == 422 and response.json["code"] == 422
+
+
+
+def test_unstorable_event_is_kept_as_rejected_not_dropped(app: Flask, client: FlaskClient) -> None:
+    """A component event BSON cannot encode is rejected with the reason, not lost in a log."""
+    pid = create(client)["id"]
+    publish(app, pid, "builder", "progress", huge=10**30)
+    with app.app_context():
+        store = services().store
+        rejected = store.list_rejected_events()
+        assert store.list_events(pid) == []
+    assert len(rejected) == 1 and "64-bit" in rejected[0].reason

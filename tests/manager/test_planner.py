@@ -35,7 +35,7 @@ def kinds(decision: planner.Decision) -> list[str]:
 CASES = [
     # (start phase, steps, event, expected phase, expected action kinds)
     (Phase.BUILDING, [], ev("builder", "completed"), Phase.DEPLOYING,
-     ["remove_services", "deploy_aggregator", "deploy_learners"]),
+     ["remove_services", "deploy_tracking", "deploy_aggregator", "deploy_learners"]),
     (Phase.BUILDING, [], ev("builder", "failed", error="no Dockerfile"), Phase.FAILED,
      ["remove_services"]),
     (Phase.BUILDING, [], ev("builder", "lost"), Phase.FAILED, ["remove_services"]),
@@ -48,7 +48,7 @@ CASES = [
     (Phase.TRAINING, [], ev("aggregator", "completed", model_uri="models:/m/1"), Phase.COMPLETED,
      ["remove_services"]),
     (Phase.TRAINING, BUILD, ev("aggregator", "completed", model_uri="models:/m/1"),
-     Phase.POST_TRAINING, ["remove_services", "build_model_image"]),
+     Phase.POST_TRAINING, ["remove_services", "deploy_tracking", "build_model_image"]),
     (Phase.TRAINING, [], ev("aggregator", "failed", error="boom"), Phase.FAILED,
      ["remove_services"]),
     (Phase.TRAINING, [], ev("aggregator", "lost"), Phase.FAILED, ["remove_services"]),
@@ -58,8 +58,12 @@ CASES = [
     (Phase.TRAINING, [], ev("learner", "lost"), Phase.TRAINING, []),
     (Phase.TRAINING, [], ev("aggregator", "log", message="hi"), Phase.TRAINING, []),
     (Phase.POST_TRAINING, BUILD, ev("builder", "completed"), Phase.COMPLETED, ["remove_services"]),
-    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("builder", "completed"), Phase.SERVING,
-     ["remove_services", "deploy_inference"]),
+    # serving only once the inference server listens (its started event)
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("builder", "completed"), Phase.POST_TRAINING,
+     ["remove_services", "deploy_tracking", "deploy_inference"]),
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("inference_server", "started"), Phase.SERVING, []),
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("inference_server", "failed", reason="no model"),
+     Phase.FAILED, ["remove_services"]),
     (Phase.POST_TRAINING, BUILD, ev("builder", "failed"), Phase.FAILED, ["remove_services"]),
     (Phase.SERVING, BUILD_DEPLOY, ev("inference_server", "lost"), Phase.FAILED,
      ["remove_services"]),
@@ -126,7 +130,7 @@ def test_round_in_deploying_moves_to_training() -> None:
     (Phase.COMPLETED, 10_000, Phase.COMPLETED),
 ])
 def test_timeouts(phase: Phase, elapsed: float, expected: Phase) -> None:
-    timeouts = {"building": 10, "deploying": 20, "training": 30}
+    timeouts = {Phase.BUILDING: 10.0, Phase.DEPLOYING: 20.0, Phase.TRAINING: 30.0}
     d = planner.plan_tick(proj(phase), now=elapsed, timeouts=timeouts)
     assert d.project.phase is expected
     if expected is Phase.FAILED:
@@ -181,7 +185,8 @@ def test_builder_result_is_kept_and_mock_data_comes_first() -> None:
     ready = ev("mock_data_provider", "completed", ts="2026-01-01T00:00:02Z")
     d2 = planner.plan_event(d.project, ready, now=2)
     assert d2.project.phase is Phase.DEPLOYING
-    assert kinds(d2) == ["remove_services", "deploy_aggregator", "deploy_learners"]
+    assert kinds(d2) == ["remove_services", "deploy_tracking", "deploy_aggregator",
+                         "deploy_learners"]
     failed = ev("mock_data_provider", "failed", ts="2026-01-01T00:00:03Z", reason="no space")
     d3 = planner.plan_event(d.project, failed, now=3)
     assert d3.project.phase is Phase.FAILED and "no space" in (d3.project.last_error or "")
@@ -203,8 +208,8 @@ def test_failed_services_fail_the_project_only_when_needed() -> None:
 
 def test_model_built_serves_or_completes() -> None:
     serve = planner.model_built(proj(Phase.POST_TRAINING, BUILD_DEPLOY), now=3)
-    assert serve.project.phase is Phase.SERVING
-    assert kinds(serve) == ["remove_services", "deploy_inference"]
+    assert serve.project.phase is Phase.POST_TRAINING  # until the server reports started
+    assert kinds(serve) == ["remove_services", "deploy_tracking", "deploy_inference"]
     done = planner.model_built(proj(Phase.POST_TRAINING, BUILD), now=3)
     assert done.project.phase is Phase.COMPLETED
 

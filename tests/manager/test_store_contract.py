@@ -8,9 +8,9 @@ import pytest
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.adapters.mongo_store import MongoProjectStore
 from flops_manager.lifecycle.state import Phase, Project
-from flops_manager.ports.errors import ConflictError, NotFoundError
+from flops_manager.ports.errors import ConflictError, NotFoundError, UnstorableError
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import RejectedEvent, ServiceRecord
+from flops_manager.ports.records import ABSENT, RejectedEvent, ServiceRecord
 from flops_manager.services.mutate import mutate_project
 
 
@@ -138,6 +138,27 @@ class StoreContract:
         assert store.delete_service_record("s1")
         store.ping()
 
+    def test_service_records_needing_work(self, store: ProjectStore) -> None:
+        wanted = ServiceRecord("s1", "alice", "inference_server", "n1", {}, 1.0, "p1")
+        running = wanted.replace(id="s2", name="n2", state="running")
+        leaving = running.replace(id="s3", name="n3", owner="bob", desired=ABSENT)
+        other = wanted.replace(id="s4", kind="mock_data_provider")
+        for record in (wanted, running, leaving, other):
+            store.put_service_record(record)
+        found = store.list_service_records_needing_work(kinds={"inference_server"})
+        assert found == [wanted, leaving]
+
+    def test_observed_and_desired_fields_have_one_writer_each(self, store: ProjectStore) -> None:
+        record = ServiceRecord("s1", "alice", "inference_server", "n1", {}, 1.0, "p1")
+        store.put_service_record(record)
+        assert store.request_service_removal("s1")  # the user, while the worker was busy
+        running = record.replace(state="running", address="http://x", attempts=1, retry_at=5.0)
+        assert store.observe_service_record(running)  # the worker, from its stale copy
+        stored = store.get_service_record("s1", owner="alice", kind="inference_server")
+        assert stored == running.replace(desired=ABSENT)
+        assert not store.request_service_removal("nope")
+        assert not store.observe_service_record(record.replace(id="nope"))
+
 
 class TestMemoryStore(StoreContract):
     __test__ = True
@@ -155,3 +176,19 @@ class TestMongoStore(StoreContract):
 
     def make_store(self) -> ProjectStore:
         return MongoProjectStore(self.url, db_name="c" + uuid.uuid4().hex[:12])
+
+    @pytest.mark.parametrize("data", [{"n": 10**30}, {"a\x00b": 1}, {"k": b"\xff" * 17_000_000}])
+    def test_unstorable_documents_are_refused_not_crashed(
+        self, store: ProjectStore, data: dict[str, object]
+    ) -> None:
+        """BSON's encoding errors (not PyMongoErrors) become UnstorableError, nothing stored."""
+        store.create_project(project("p1"))
+        with pytest.raises(UnstorableError, match="cannot be stored.*64-bit"):
+            store.append_event("p1", {"event_id": "e1", "data": data}, received_at=1.0)
+        with pytest.raises(UnstorableError):
+            store.create_project(project("p2").replace(spec={"extra": data}))
+        assert store.list_events("p1") == []
+        stored = store.append_event("p1", event("e2"), received_at=2.0)
+        assert stored is not None and stored.seq == 1  # no sequence number was used up
+        with pytest.raises(NotFoundError):
+            store.get_project("p2")

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
 import pymongo
+import pytest
 
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.adapters.nx_launcher import EmbeddedMongo
 from flops_manager.lifecycle.state import Phase
 from flops_manager.lifecycle.worker import ReconcileWorker
-from flops_manager.ports.orchestrator import ServiceSpec, ServiceStatus
+from flops_manager.ports.orchestrator import ServiceSpec, ServiceState, ServiceStatus
 from flops_manager.services.projects import ProjectService
 from tests.manager.conftest import make_settings
 
@@ -59,7 +61,7 @@ def test_gives_up_after_max_attempts() -> None:
 
 
 def test_timeout_fails_and_delete_cleans_up() -> None:
-    store, orch, worker, clock, pid = setup(phase_timeouts={"building": 60.0})
+    store, orch, worker, clock, pid = setup(phase_timeouts={Phase.BUILDING: 60.0})
     worker.tick()
     clock.now += 61
     worker.tick()
@@ -144,3 +146,24 @@ def test_tick_reconciles_every_project_and_waits_for_all() -> None:
               for i in range(3)]
     assert worker.tick() == 4
     assert {f"{p}-builder" for p in [pid, *others]} <= set(orch.services)
+
+
+class DeadServices(MemoryOrchestrator):
+    """Reports every service it created as failed (a process that exited)."""
+
+    def _status(self, spec):  # type: ignore[no-untyped-def]
+        status: ServiceStatus = super()._status(spec)
+        return dataclasses.replace(status, state=ServiceState.FAILED, message="exited with -9")
+
+
+@pytest.mark.parametrize(("polling", "expected"), [(True, Phase.FAILED), (False, Phase.BUILDING)])
+def test_service_status_polling_can_be_turned_off(polling: bool, expected: Phase) -> None:
+    store, _, _, clock, pid = setup()
+    settings = make_settings(service_status_polling=polling)
+    worker = ReconcileWorker(store, DeadServices(), settings, clock=clock)
+    worker.tick()  # creates the builder
+    worker.tick()  # reads its status only when polling
+    project = store.get_project(pid)
+    assert project.phase is expected
+    if polling:
+        assert "exited with -9" in (project.last_error or "")

@@ -95,6 +95,30 @@ def wait_ping(url: str, timeout: float = 120) -> None:
         time.sleep(0.5)
 
 
+def wait_deployment(api: Api, pid: str, deployment_id: str, timeout: float = 120) -> Any:
+    """The deployment once the reconciler created it (with an address); fail if it failed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        deployment = api.get(f"projects/{pid}/deployments/{deployment_id}")
+        assert deployment["state"] != "failed", deployment["message"]
+        if deployment["address"]:
+            return deployment
+        assert time.monotonic() < deadline, f"deployment never got an address: {deployment}"
+        time.sleep(0.5)
+
+
+def wait_down(url: str, timeout: float = 60) -> None:
+    """Wait until nothing answers at ``url`` any more (the reconciler removed the server)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(f"{url}/ping", timeout=5)
+        except requests.ConnectionError:
+            return
+        assert time.monotonic() < deadline, f"the server at {url} still answers"
+        time.sleep(0.5)
+
+
 def digits_spec(rounds: int = 3, **extra: Any) -> dict[str, Any]:
     return {
         "name": "digits-e2e",
@@ -131,15 +155,15 @@ def test_rest_pipeline_trains_registers_and_serves(api: Api, digits_repo: str) -
     # a second inference server through the deployments API: deploy, call, undeploy, gone
     other = api.post(f"projects/{pid}/deployments", {"instances": 1})
     assert other.status_code == 201, other.text
-    deployment = other.json()
-    assert deployment["model_uri"] == model["registry_uri"] and deployment["address"]
+    assert other.json()["model_uri"] == model["registry_uri"]
+    # the request recorded the deployment; the reconciler creates it
+    deployment = wait_deployment(api, pid, other.json()["id"])
     wait_ping(deployment["address"])
     assert demo.check_endpoint(deployment["address"])["accuracy"] == check["accuracy"]
     assert requests.delete(f"{api.base}/projects/{pid}/deployments/{deployment['id']}",
-                           headers=api.headers, timeout=30).status_code == 204
+                           headers=api.headers, timeout=30).status_code == 202
     assert api.get(f"projects/{pid}/deployments")["items"] == []
-    with pytest.raises(requests.ConnectionError):
-        requests.get(f"{deployment['address']}/ping", timeout=5)
+    wait_down(deployment["address"])
     wrong = api.post(f"projects/{pid}/deployments", {"model_uri": "models:/someone-else/1"})
     assert wrong.status_code in (409, 422) and "does not belong" in wrong.text
     # deleting the project removes every inference server (one more deployed first)

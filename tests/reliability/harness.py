@@ -190,13 +190,15 @@ class Stack:
     """Broker, database, MLflow server and manager (local backend), each restartable.
 
     ``listen_host`` is where the broker and MLflow listen (``0.0.0.0`` when containers must
-    reach them); ``manager_env`` overrides the manager's settings.
+    reach them); ``manager_settings`` (``FLOPS_*``) add to or override the manager's;
+    ``{mqtt_url}`` in a value is replaced by the broker's URL.
     """
 
     backend = "local"
 
-    def __init__(self, directory: Path, cache_dir: Path, *, listen_host: str = "127.0.0.1",
-                 manager_env: dict[str, str] | None = None) -> None:
+    def __init__(self, directory: Path, cache_dir: Path,
+                 manager_settings: dict[str, str] | None = None, *,
+                 listen_host: str = "127.0.0.1") -> None:
         self.dir = directory
         logs = directory / "logs"
         broker_dir = directory / "broker"
@@ -219,8 +221,9 @@ class Stack:
         self.db = Proc("nx-27017", [nx, "--db", str(directory / "db" / "flops.db"),
                                     "--host", "127.0.0.1", "-p", str(dport),
                                     "--log-file", str(logs / "nx.log"),
+                                    # its own pid file: the default one is shared machine-wide
                                     "--pid-file", str(directory / "db" / "nx.pid")],
-                      dport, logs / "db.log")
+                       dport, logs / "db.log")
         mport = free_port()
         tracking = TrackingServerSettings(listen_address=f"{listen_host}:{mport}",
                                           data_dir=directory / "mlflow",
@@ -249,8 +252,9 @@ class Stack:
             "FLOPS_ACTION_BACKOFF_S": "0.5",
             "FLOPS_DRIFT_GRACE_S": "2",
             "FLOPS_SSE_MAX_S": "2",  # event streams end quickly under the fuzzer
-            **(manager_env or {}),
         }
+        manager_env.update({k: v.replace("{mqtt_url}", self.mqtt_url)
+                            for k, v in (manager_settings or {}).items()})
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,
                             logs / "manager.log", manager_env, f"{self.api_url}/health")
 
@@ -399,7 +403,7 @@ class DockerStack(Stack):
         import docker  # type: ignore[import-untyped]
 
         query = "&".join(["builder_network=host", *(f"builder_mount={m}" for m in mounts)])
-        super().__init__(directory, cache_dir, listen_host="0.0.0.0", manager_env={
+        super().__init__(directory, cache_dir, listen_host="0.0.0.0", manager_settings={
             "FLOPS_ORCHESTRATOR_URI": socket.replace("unix://", "docker+unix://") + "?" + query,
             "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
             "FLOPS_BASE_IMAGE": base_image, "FLOPS_BUILDER_IMAGE": builder_image,

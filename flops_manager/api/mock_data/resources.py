@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from flops_manager.api.common import iso
 from flops_manager.api.context import current_user, services
 from flops_manager.api.mock_data import schemas
+from flops_manager.api.openapi import links
 from flops_manager.ports.records import ServiceRecord
 
 blp = Blueprint(
@@ -19,6 +20,9 @@ blp = Blueprint(
     url_prefix="/api/v1/mock-data-providers",
     description="Services that upload a partitioned sample data set to data servers",
 )
+
+
+PROVIDER = "/api/v1/mock-data-providers/{provider_id}"
 
 
 def _view(record: ServiceRecord) -> dict[str, Any]:
@@ -43,6 +47,8 @@ class MockDataProviders(MethodView):
 
     @blp.arguments(schemas.MockDataCreateSchema)
     @blp.response(201, schemas.MockDataSchema)
+    @blp.doc(responses=links(201, {"GetProvider": (PROVIDER, "get")},
+                             {"provider_id": "$response.body#/id"}))
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Start a mock data provider."""
         return _view(services().mock_data.create(owner=current_user(), request=body))

@@ -12,6 +12,7 @@ from flops_manager.api.common import iso
 from flops_manager.api.context import current_user, services
 from flops_manager.api.models import schemas
 from flops_manager.api.models.schemas import MODEL_FIELDS
+from flops_manager.api.openapi import DEPLOYMENT_LINKS, links
 from flops_manager.ports.records import ServiceRecord
 
 blp = Blueprint(
@@ -27,7 +28,8 @@ def _deployment(record: ServiceRecord) -> dict[str, Any]:
         "model_uri": record.request.get("model_uri"),
         "instances": record.request.get("instances", 1),
         "state": record.state,
-        "address": record.message,
+        "address": record.address,
+        "message": record.message,
         "created_at": iso(record.created_at),
     }
 
@@ -55,8 +57,15 @@ class Deployments(MethodView):
 
     @blp.arguments(schemas.DeploymentCreateSchema)
     @blp.response(201, schemas.DeploymentSchema)
+    @blp.doc(responses=links(201, DEPLOYMENT_LINKS, {"project_id": "$response.body#/project_id",
+                                                     "deployment_id": "$response.body#/id"}))
     def post(self, body: dict[str, Any], project_id: str) -> dict[str, Any]:
-        """Deploy an inference server for the project's model."""
+        """Ask for an inference server for the project's model.
+
+        The deployment starts in state ``requested``; the manager then creates the server
+        (state ``pending``/``running`` and an ``address``) or records why it could not
+        (state ``failed``, ``message``). Poll ``GET .../deployments/<id>``.
+        """
         record = services().models.deploy(
             project_id, owner=current_user(), model_uri=body["model_uri"],
             instances=body["instances"],
@@ -68,7 +77,16 @@ class Deployments(MethodView):
 class Deployment(MethodView):
     """One deployment."""
 
-    @blp.response(204)
-    def delete(self, project_id: str, deployment_id: str) -> None:
-        """Remove the inference server."""
-        services().models.undeploy(project_id, deployment_id, owner=current_user())
+    @blp.response(200, schemas.DeploymentSchema)
+    def get(self, project_id: str, deployment_id: str) -> dict[str, Any]:
+        """Return the deployment: its state, address and, if it failed, why."""
+        return _deployment(
+            services().models.get_deployment(project_id, deployment_id, owner=current_user())
+        )
+
+    @blp.response(202, schemas.DeploymentSchema)
+    def delete(self, project_id: str, deployment_id: str) -> dict[str, Any]:
+        """Remove the inference server (the manager removes it, then forgets the deployment)."""
+        return _deployment(
+            services().models.undeploy(project_id, deployment_id, owner=current_user())
+        )

@@ -43,8 +43,11 @@ class DeploymentSchema(StrictSchema):
     project_id = fields.String(required=True)
     model_uri = fields.String(required=True)
     instances = fields.Integer(required=True)
-    state = fields.String(required=True)
+    state = fields.String(
+        required=True, metadata={"description": "requested, pending, running, stopped or failed"}
+    )
     address = fields.String(allow_none=True)
+    message = fields.String(allow_none=True, metadata={"description": "why it failed"})
     created_at = fields.String(required=True)
 
 

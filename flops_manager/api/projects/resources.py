@@ -10,9 +10,10 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from flops_manager.api.context import current_user, services
+from flops_manager.api.openapi import PROJECT_LINKS, links
 from flops_manager.api.projects import schemas
 from flops_manager.api.projects.stream import sse_events
-from flops_manager.api.projects.views import event_view, project_view
+from flops_manager.api.projects.views import event_view, project_view, rejected_view
 from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.state import Phase
 
@@ -20,6 +21,14 @@ blp = Blueprint(
     "projects", __name__, url_prefix="/api/v1/projects", description="Federated learning projects"
 )
 ID = "<project_id>"
+SSE_EVENT = {
+    "type": "object",
+    "description": "one Server-Sent Event: 'event: event' with a stored event as JSON in "
+    "'data' and its sequence number as 'id' (resume with Last-Event-ID), or 'event: end' when "
+    "the stream reached its longest duration",
+    "properties": {"id": {"type": "string"}, "event": {"type": "string"},
+                   "data": {"type": "string"}, "retry": {"type": "integer"}},
+}
 
 
 def _view(project: Any) -> dict[str, Any]:
@@ -47,6 +56,7 @@ class Projects(MethodView):
 
     @blp.arguments(schemas.ProjectCreateSchema)
     @blp.response(201, schemas.ProjectSchema)
+    @blp.doc(responses=links(201, PROJECT_LINKS, {"project_id": "$response.body#/id"}))
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """Submit a project; it starts in phase ``submitted``."""
         project = services().projects.create(
@@ -102,7 +112,13 @@ class ProjectEvents(MethodView):
     @blp.arguments(schemas.EventQuerySchema, location="query")
     @blp.response(200, schemas.EventPageSchema)
     def get(self, args: dict[str, Any], project_id: str) -> dict[str, Any]:
-        """Return events with ``seq > after`` in sequence order."""
+        """Return events with ``seq > after`` in sequence order (or the rejected ones)."""
+        if args["rejected"]:
+            refused = services().projects.rejected_events(
+                project_id, owner=current_user(), limit=args["limit"]
+            )
+            return {"items": [], "rejected": [rejected_view(r) for r in refused],
+                    "total": len(refused), "next_after": args["after"]}
         items, total = services().projects.events(
             project_id, owner=current_user(), after_seq=args["after"], limit=args["limit"]
         )
@@ -122,14 +138,22 @@ class ProjectEventStream(MethodView):
         responses={
             "200": {
                 "description": "text/event-stream of events (bounded duration)",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "content": {"text/event-stream": {"schema": SSE_EVENT}},
             }
         }
     )
+    @blp.alt_response(429, response="DEFAULT_ERROR")  # this user's streams: Retry-After
+    @blp.alt_response(503, response="DEFAULT_ERROR")  # every stream slot in use: Retry-After
     def get(self, args: dict[str, Any], project_id: str) -> Response:
-        """Stream events with ``seq > after`` (or ``Last-Event-ID``)."""
+        """Stream events with ``seq > after`` (or ``Last-Event-ID``).
+
+        Each user may hold ``FLOPS_SSE_STREAMS_PER_OWNER`` streams at once, and all streams
+        together leave ``FLOPS_API_RESERVED_THREADS`` API threads to other requests.
+        """
         found = services()
-        found.projects.get(project_id, owner=current_user())
+        owner = current_user()
+        found.projects.get(project_id, owner=owner)
+        release = found.streams.acquire(owner)
         after = args["after"]
         last_id = request.headers.get("Last-Event-ID", "")
         if last_id.isdigit() and len(last_id) < 16:
@@ -144,4 +168,6 @@ class ProjectEventStream(MethodView):
             poll_s=settings.sse_poll_s,
         )
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return Response(stream, mimetype="text/event-stream", headers=headers)
+        response = Response(stream, mimetype="text/event-stream", headers=headers)
+        response.call_on_close(release)  # the server closes it when the stream ends or breaks
+        return response
