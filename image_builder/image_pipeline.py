@@ -46,7 +46,7 @@ from image_builder.platforms import (
     read_binfmt_handlers,
     requested_platforms,
 )
-from image_builder.registry_client import RegistryClient
+from image_builder.registry_client import RegistryClient, digest_reference
 from image_builder.runtime_layer import runtime_version
 from image_builder.settings import BuilderSettings
 from image_builder.steps import StepTimer
@@ -170,14 +170,24 @@ def _credentials(settings: BuilderSettings) -> Iterator[tuple[Path | None,
     yield None, None
 
 
-def _cached(client: RegistryClient, refs: Mapping[str, str],
-            platforms: tuple[str, ...]) -> dict[str, list[str]]:
-    """Return role -> platforms missing in the registry (empty lists: a full hit)."""
-    missing: dict[str, list[str]] = {}
+Variants = dict[str, dict[str, str]]
+"""Role -> platform -> digest reference of that platform's image (``host/path@sha256:...``)."""
+
+
+def _variants(client: RegistryClient, refs: Mapping[str, str]) -> Variants:
+    """Return each role's platform variants as found in the registry (none: ``{}``)."""
+    found: Variants = {}
     for role, ref in refs.items():
-        found = client.platforms(ref) or set()
-        missing[role] = [p for p in platforms if p not in found]
-    return missing
+        digests = client.variants(ref) or {}
+        found[role] = {plat: digest_reference(ref, digest)
+                       for plat, digest in sorted(digests.items()) if digest}
+    return found
+
+
+def missing_platforms(found: Variants, platforms: tuple[str, ...]) -> dict[str, list[str]]:
+    """Return role -> requested platforms without an image (empty lists: a full hit)."""
+    return {role: [p for p in platforms if p not in variants]
+            for role, variants in found.items()}
 
 
 def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
@@ -204,21 +214,25 @@ def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
         client = RegistryClient(tls_verify=settings.registry_tls_verify, credentials=creds)
         try:
             with steps.step(BuildStep.CACHE) as info:
-                missing = _cached(client, prep.refs, platforms)
+                found = _variants(client, prep.refs)
+                missing = missing_platforms(found, platforms)
                 hit = not any(missing.values())
                 info.update(cache_hit=hit, missing={r: m for r, m in missing.items() if m})
+            if not hit:
+                lacking = missing_emulation(platforms, host,
+                                            read_binfmt_handlers(settings.binfmt_dir))
+                if lacking:
+                    steps.current = BuildStep.BUILD
+                    raise emulation_error(lacking, host)
+                details["log_file"] = str(log_path)
+                _build(settings, plan, prep, steps, platforms=platforms, log_path=log_path,
+                       authfile=authfile)
+                found = _variants(client, prep.refs)
         finally:
             client.close()
-        if hit:
-            return PushedImages(dict(prep.refs), True, platforms, details)
-        lacking = missing_emulation(platforms, host, read_binfmt_handlers())
-        if lacking:
-            steps.current = BuildStep.BUILD
-            raise emulation_error(lacking, host)
-        details["log_file"] = str(log_path)
-        _build(settings, plan, prep, steps, platforms=platforms, log_path=log_path,
-               authfile=authfile)
-    return PushedImages(dict(prep.refs), False, platforms, details)
+    details["variants"] = {role: {p: v[p] for p in platforms if p in v}
+                           for role, v in found.items()}
+    return PushedImages(dict(prep.refs), hit, platforms, details)
 
 
 def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: StepTimer, *,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 import flops_contracts
 from flops_contracts.ids import check_identifier
+from image_builder.platforms import BINFMT_DIR
 
 DEFAULT_BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 """Official slim Python image; the interpreter version must match the builder's (pins)."""
@@ -92,6 +93,9 @@ class BuilderSettings(BaseModel):
         hold every CA pip needs (e.g. the host's bundle plus a proxy's CA).
     platforms
         ``os/arch[/variant]`` to build for (JSON list); default: the build host's platform.
+    binfmt_dir
+        Where the kernel lists its binfmt_misc emulation handlers (a foreign platform needs
+        an enabled ``qemu-<arch>`` handler there).
     buildah
         The buildah program.
     build_timeout_s
@@ -136,6 +140,7 @@ class BuilderSettings(BaseModel):
     python_in_image: str = "python3"
     extra_ca_bundle: Path | None = None
     platforms: list[str] = Field(default_factory=list)
+    binfmt_dir: Path = BINFMT_DIR
     buildah: str = "buildah"
     build_timeout_s: float = Field(default=3600.0, gt=0)
     install_tini: bool = True

@@ -341,7 +341,7 @@ class DockerOrchestrator(Orchestrator):
             # The host's network namespace: no hostname, aliases or published ports. Podman adds
             # its host alias there too; on Docker the host-gateway mapping above does.
             kwargs["network_mode"] = "host"
-            container = self.client.containers.create(spec.image, **kwargs)
+            container = self.client.containers.create(spec.image_of(index), **kwargs)
             container.start()
             return
         kwargs.update(network=network, hostname=name)
@@ -352,7 +352,7 @@ class DockerOrchestrator(Orchestrator):
             kwargs["ports"] = {f"{spec.ports[0]}/tcp": binding}
         kwargs["networking_config"] = {
             network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
-        container = self.client.containers.create(spec.image, **kwargs)
+        container = self.client.containers.create(spec.image_of(index), **kwargs)
         container.start()
 
     def _status(self, name: str, containers: list[Any]) -> ServiceStatus:
@@ -390,7 +390,8 @@ class DockerOrchestrator(Orchestrator):
             if spec.resources.vgpus:
                 raise PermanentError(f"service {spec.name}: the Docker backend does not "
                                      "assign GPUs")
-            self._ensure_image(spec.image)
+            for image in dict.fromkeys(map(spec.image_of, range(spec.instances))):
+                self._ensure_image(image)
             network = None if self._host_network(spec) else self._ensure_network(spec.project_id)
             self._specs[spec.name] = spec
             try:

@@ -7,6 +7,7 @@ scripts/setup_containers.sh installs them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
@@ -23,11 +24,20 @@ from tests.fixtures.podman import podman_service, stop
 from tests.fixtures.servers import free_port, wait_for
 from tests.fixtures.tools import require_tools
 
-MAIN = Path(__file__).resolve().parents[2]
+from .paths import CA_BUNDLE, MAIN
+from .stack import (  # noqa: F401 - session fixtures shared by the manager-level suites
+    broker,
+    builder_image,
+    engine,
+    manager,
+    mlflow_port,
+    storage_volume,
+)
+
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
 BASE_IMAGE = "localhost/flops-python:3.11-bookworm"
+ARM64_BASE_IMAGE = "localhost/flops-python:3.11-bookworm-arm64"
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 
@@ -61,6 +71,38 @@ def base_image() -> str:
     subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), BASE_IMAGE],
                    check=True, timeout=900)
     return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def arm64_base_image() -> str:
+    """The local arm64 debootstrap image (built once per machine under emulation, ~3.5 min)."""
+    subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), ARM64_BASE_IMAGE],
+                   check=True, timeout=1200, env={**os.environ, "FLOPS_BASE_ARCH": "arm64"})
+    return ARM64_BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def registry_base_image(base_image: str, arm64_base_image: str, registry: str) -> str:
+    """Both base images as one manifest list in the registry (builds take either platform)."""
+    ref = f"{registry}/flops/python:3.11-bookworm"
+    subprocess.run(["bash", str(MAIN / "scripts" / "push_base_manifest.sh"), ref, base_image,
+                    arm64_base_image], check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "FLOPS_REGISTRY_TLS_VERIFY": "false"})
+    return ref
+
+
+@pytest.fixture(scope="session")
+def repos_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests create user repositories (the manager's builder reads them from here)."""
+    return tmp_path_factory.mktemp("repos")
+
+
+@pytest.fixture(scope="session")
+def edge_repo_url(repos_root: Path) -> str:
+    """The digits example for multi-platform builds: built on the host by the multi-arch test
+    and again by the manager's builder for the heterogeneous federation (a registry hit when
+    the first ran)."""
+    return make_repo(repos_root / "digits-edge").as_uri()
 
 
 @pytest.fixture(scope="session")
