@@ -39,6 +39,7 @@ from image_builder.cache import CacheLayout
 from image_builder.image_tags import TagInputs, image_name, image_tag, recipe_digest
 from image_builder.outcome import BuildStep
 from image_builder.pins import merge_requirements, runtime_pins, runtime_roots
+from image_builder.pip_config import PipBuildInputs, build_inputs
 from image_builder.platforms import (
     emulation_error,
     host_platform,
@@ -114,6 +115,7 @@ class _Prepared:
     refs: dict[str, str]
     tag: str
     runtime: str
+    pip: PipBuildInputs
 
 
 def build_log_path(settings: BuilderSettings) -> Path:
@@ -134,22 +136,30 @@ def _prepare(settings: BuilderSettings, plan: ImagePlan, cache: CacheLayout,
                                 source=plan.requirements_source)
     for note in merged.notes:
         emitter.emit(EventType.LOG, step=str(BuildStep.PREPARE), level="warning", message=note)
+    pip = build_inputs(settings.effective_pip_config())
+    # pip skips a configured local location that does not exist; a mount of it would fail
+    pip = dataclasses.replace(pip, mounts=tuple(m for m in pip.mounts if m[0].is_dir()))
     recipe = cf.Recipe(
         base_image=settings.base_image, python=settings.python_in_image,
         wheel_name=wheel.name, payload_dir=plan.payload_dir, env=plan.env,
         labels={**plan.labels, "io.flops.runtime-version": runtime,
                 "io.flops.dependency-hash": plan.dependency_hash},
         roles=plan.roles, install_tini=settings.install_tini,
+        pip_args=tuple(sorted(pip.build_args)),
     )
     text = cf.render_containerfile(recipe)
-    digest = recipe_digest(text, "\n".join(merged.requirements), "\n".join(merged.constraints))
+    # where pip installs from decides what is installed (e.g. CPU or CUDA wheels): in the tag
+    pip_part = ["\n".join(f"{k}={v}" for k, v in sorted(pip.build_args.items()))]
+    digest = recipe_digest(text, "\n".join(merged.requirements), "\n".join(merged.constraints),
+                           *(pip_part if pip.build_args else []))
     tag = image_tag(TagInputs(plan.source_id, plan.dependency_hash, runtime, digest))
     refs = {
         role.name: image_name(registry=settings.registry, namespace=settings.image_namespace,
                               source=plan.source_slug, role=role.name) + f":{tag}"
         for role in plan.roles
     }
-    return _Prepared(text, merged.requirements, merged.constraints, wheel, refs, tag, runtime)
+    return _Prepared(text, merged.requirements, merged.constraints, wheel, refs, tag, runtime,
+                     pip)
 
 
 @contextlib.contextmanager
@@ -260,7 +270,7 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
                     containerfile=context / "Containerfile", context=context,
                     target=role.name, manifest=manifests[role.name], platforms=platforms,
                     ca_bundle=ca_bundle, tls_verify=settings.registry_tls_verify,
-                    authfile=authfile,
+                    authfile=authfile, build_args=prep.pip.build_args, mounts=prep.pip.mounts,
                 ))
                 info.update(role=role.name)
         with steps.step(BuildStep.PUSH) as info:
