@@ -128,7 +128,7 @@ def _push_base(base_images: list[str], base_ref: str, env: dict[str, str]) -> No
 
 
 def measure(example: Path, base_images: list[str], work: Path,
-            platforms: list[str]) -> dict[str, Any]:
+            platforms: list[str], pip_from_host: bool = False) -> dict[str, Any]:
     """Run the cold, warm and code-change builds; return timings and sizes per platform."""
     storage = work / "storage"
     conf = work / "storage.conf"
@@ -154,7 +154,7 @@ def measure(example: Path, base_images: list[str], work: Path,
             target="images", project_id="bench", cache_dir=work / "cache", allow_local=True,
             repository_url=f"file://{repo}", registry=registry, registry_tls_verify=False,
             base_image=base_ref, runtime_source=runtime, build_timeout_s=3600,
-            platforms=platforms,
+            platforms=platforms, pip_from_host=pip_from_host,
             extra_ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None)
         emitter = create_emitter(f"file://{work / 'events.jsonl'}", project_id="bench",
                                  component=Component.BUILDER, instance="bench")
@@ -215,13 +215,17 @@ def main() -> int:
                              "(default: localhost/flops-python:3.11-bookworm[-arm64])")
     parser.add_argument("--platform", action="append", default=[],
                         help="platform to build for (repeatable; default linux/amd64)")
+    parser.add_argument("--pip-from-host", action="store_true",
+                        help="builds install from this host's pip configuration "
+                             "(e.g. local CPU wheels of PyTorch)")
     args = parser.parse_args()
     platforms = args.platform or ["linux/amd64"]
     bases = args.base_image or [DEFAULT_BASES[p] for p in platforms]
     results = []
     for name in args.example or ["digits_sklearn"]:
         with tempfile.TemporaryDirectory(prefix="flops-bench-build-", dir="/var/tmp") as tmp:
-            results.append(measure(ROOT / "examples" / name, bases, Path(tmp), platforms))
+            results.append(measure(ROOT / "examples" / name, bases, Path(tmp), platforms,
+                                   args.pip_from_host))
     print(table(results))
     print(json.dumps(results, indent=2))
     return 0

@@ -186,3 +186,9 @@ def wait_phase(mgr: Manager, engine: docker.DockerClient, pid: str, phase: str,
             raise AssertionError(f"phase {phase!r} not reached within {timeout:.0f} s: phase "
                                  f"{project['phase']}, error {project['last_error']}")
         time.sleep(1)
+
+
+def round_durations(client: Any, run_id: str) -> list[float]:
+    """The run's ``round_duration_s`` per round, in round order (for the benchmark notes)."""
+    history = client.get_metric_history(run_id, "round_duration_s")
+    return [round(m.value, 1) for m in sorted(history, key=lambda m: m.step)]

@@ -23,7 +23,9 @@ from image_builder.registry_client import MANIFEST_TYPES, split_reference
 
 from .conftest import Recorder
 
-pytestmark = pytest.mark.integration
+# The arm64 build runs pip under emulation (~5-8 min on a quiet machine when its dependency
+# layer is not cached yet; more under load); the fixture's time counts towards the first test.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
 
 PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 """Platform -> what ``uname -m`` prints in its containers."""

@@ -22,7 +22,7 @@ from mlflow.tracking import MlflowClient
 from tests.fixtures.servers import wait_for
 
 from .conftest import make_repo
-from .stack import Manager, project_containers, wait_phase
+from .stack import Manager, project_containers, round_durations, wait_phase
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +67,7 @@ def test_project_builds_trains_and_registers_in_containers(
     history = client.get_metric_history(model["mlflow_run_id"], "accuracy")
     assert sorted(m.step for m in history) == [1, 2]
     assert max(m.value for m in history) > 0.8
+    print("amd64 learners round_duration_s:", round_durations(client, model["mlflow_run_id"]))
     version = client.get_model_version(model["registered_model"], model["model_version"])
     assert version.status == "READY"
 
