@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -29,6 +30,14 @@ from tests.fixtures.servers import MosquittoServer, free_port, wait_for
 from .paths import CA_BUNDLE, MAIN
 
 HOST = "host.containers.internal"
+
+
+def host_address() -> str:
+    """This host's primary IP address: containers reach it, and unlike ``HOST`` it also
+    resolves on the host, where the manager checks its dependencies' names at start."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.connect(("10.255.255.255", 1))  # no packet is sent: picks the outgoing address
+        return str(sock.getsockname()[0])
 TOKEN = "tok-" + uuid.uuid4().hex[:8]
 
 
@@ -74,7 +83,8 @@ def mlflow_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     root = tmp_path_factory.mktemp("mlflow")
     port = free_port()
     env = {**os.environ, "FLOPS_LISTEN_ADDRESS": f"0.0.0.0:{port}",
-           "FLOPS_DATA_DIR": str(root / "data"), "FLOPS_ALLOWED_HOSTS": json.dumps([HOST])}
+           "FLOPS_DATA_DIR": str(root / "data"),
+           "FLOPS_ALLOWED_HOSTS": json.dumps([HOST, host_address()])}
     proc = _start([sys.executable, "-m", "tracking_server"], env, root / "mlflow.log")
     try:
         wait_for(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=120, what="MLflow server")
@@ -144,7 +154,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
         "FLOPS_MQTT_URL": f"mqtt://127.0.0.1:{broker}",
         "FLOPS_MQTT_CLIENT_ID": "mgr-" + uuid.uuid4().hex[:8],
         "FLOPS_EVENTS_URI": f"mqtt://{HOST}:{broker}",
-        "FLOPS_TRACKING_URI": f"http://{HOST}:{mlflow_port}",
+        "FLOPS_TRACKING_URI": f"http://{host_address()}:{mlflow_port}",
         "FLOPS_ORCHESTRATOR_URI": podman_socket.replace("unix://", "docker+unix://") + "?" + query,
         "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
         "FLOPS_BASE_IMAGE": registry_base_image, "FLOPS_BUILDER_IMAGE": builder_image,
