@@ -16,8 +16,10 @@ apt_install_missing mosquitto mosquitto
 # A real browser renders the manager's /docs (Swagger UI) offline: Debian's headless chromium.
 apt_install_missing chromium chromium
 # Buildah, Podman, a registry and debootstrap for the container tests (their fixtures build the
-# local Python base image with scripts/build_base_image.sh)
-as_root bash scripts/setup_containers.sh
+# local Python base image with scripts/build_base_image.sh), and qemu-user-static with the
+# arm64 binfmt handler: the multi-arch image and heterogeneous federation tests build and run
+# arm64 images under emulation.
+as_root env FLOPS_WITH_EMULATION=1 bash scripts/setup_containers.sh
 bash scripts/setup.sh dev,torch
 export FLWR_TELEMETRY_ENABLED=0
 # Everything above is installed, so a test skipped for a missing tool is a failure here
@@ -26,6 +28,9 @@ export FLOPS_REQUIRE_TOOLS=1
 # Containers must resolve each other's names (netavark + aardvark-dns): fail now with the cause
 # rather than after the container suites' timeouts.
 bash scripts/build_base_image.sh
+# The arm64 base (debootstrap under emulation, ~3.5 min) once per machine: it stays in local
+# container storage between runs, like the amd64 one.
+FLOPS_BASE_ARCH=arm64 bash scripts/build_base_image.sh localhost/flops-python:3.11-bookworm-arm64
 .venv/bin/flops preflight --image localhost/flops-python:3.11-bookworm
 .venv/bin/ruff check .
 .venv/bin/mypy

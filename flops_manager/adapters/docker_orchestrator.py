@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import urllib.parse
@@ -378,7 +379,7 @@ class DockerOrchestrator(Orchestrator):
             # The host's network namespace: no hostname, aliases or published ports. Podman adds
             # its host alias there too; on Docker the host-gateway mapping above does.
             kwargs["network_mode"] = "host"
-            container = self.client.containers.create(spec.image, **kwargs)
+            container = self.client.containers.create(spec.image_of(index), **kwargs)
             container.start()
             return
         kwargs.update(network=network, hostname=name)
@@ -389,7 +390,7 @@ class DockerOrchestrator(Orchestrator):
             kwargs["ports"] = {f"{spec.ports[0]}/tcp": binding}
         kwargs["networking_config"] = {
             network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
-        container = self.client.containers.create(spec.image, **kwargs)
+        container = self.client.containers.create(spec.image_of(index), **kwargs)
         container.start()
 
     def _status(self, name: str, containers: list[Any]) -> ServiceStatus | None:
@@ -444,7 +445,8 @@ class DockerOrchestrator(Orchestrator):
         if current is not None and not current.missing:
             self._specs.setdefault(spec.name, spec)
             return current
-        self._call(what, lambda: self._ensure_image(spec.image))
+        for image in dict.fromkeys(map(spec.image_of, range(spec.instances))):
+            self._call(what, functools.partial(self._ensure_image, image))
 
         def create() -> ServiceStatus:
             existing = self._containers(spec.name)

@@ -43,7 +43,7 @@ MODEL_KEYS = (
 )
 BUILD_KEYS = (
     "env_dir", "python", "repo_dir", "commit", "cache_hit", "timings", "images",
-    "dependency_hash", "cache_key", "platforms",
+    "dependency_hash", "cache_key", "platforms", "variants",
 )
 """Keys of a builder's ``completed`` event kept in ``Project.build``."""
 BUILD_STEP = "build_image_for_trained_model"

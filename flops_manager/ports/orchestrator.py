@@ -70,6 +70,9 @@ class ServiceSpec:
         Needs extended privileges (the container image builder).
     platforms
         Platforms (``linux/amd64``...) the service may be placed on; empty = any.
+    instance_images
+        Image of instance ``i`` where it differs from ``image`` (``""`` or missing: ``image``),
+        e.g. the arm64 variant of a multi-platform image pinned by digest.
     """
 
     name: str
@@ -89,6 +92,13 @@ class ServiceSpec:
     one_shot: bool = False
     privileged: bool = False
     platforms: tuple[str, ...] = ()
+    instance_images: tuple[str, ...] = ()
+
+    def image_of(self, index: int) -> str:
+        """Return the image instance ``index`` runs."""
+        if index < len(self.instance_images) and self.instance_images[index]:
+            return self.instance_images[index]
+        return self.image
 
 
 class ServiceState(enum.StrEnum):

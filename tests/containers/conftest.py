@@ -7,6 +7,7 @@ scripts/setup_containers.sh installs them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping
@@ -28,7 +29,17 @@ from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
 )
 from tests.fixtures.tools import require_tools
 
+from .stack import (  # noqa: F401 - session fixtures shared by the manager-level suites
+    broker,
+    builder_image,
+    engine,
+    manager,
+    mlflow_port,
+    storage_volume,
+)
+
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
+ARM64_BASE_IMAGE = "localhost/flops-python:3.11-bookworm-arm64"
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
 
 
@@ -55,6 +66,40 @@ def make_repo(path: Path, extra: Mapping[str, str] | None = None) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
+
+
+@pytest.fixture(scope="session")
+def arm64_base_image() -> str:
+    """The local arm64 debootstrap image (built once per machine under emulation, ~3.5 min)."""
+    subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), ARM64_BASE_IMAGE],
+                   check=True, timeout=1200, env={**os.environ, "FLOPS_BASE_ARCH": "arm64"})
+    return ARM64_BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def registry_base_image(base_image: str, arm64_base_image: str,  # noqa: F811 - imported
+                        registry: str) -> str:  # noqa: F811 - the imported fixtures
+    """Both base images as one manifest list in the registry (builds take either platform)."""
+    ref = f"{registry}/flops/python:3.11-bookworm"
+    subprocess.run(["bash", str(MAIN / "scripts" / "push_base_manifest.sh"), ref, base_image,
+                    arm64_base_image], check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "FLOPS_REGISTRY_TLS_VERIFY": "false"})
+    return ref
+
+
+@pytest.fixture(scope="session")
+def repos_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests create user repositories (the manager's builder reads them from here)."""
+    return tmp_path_factory.mktemp("repos")
+
+
+@pytest.fixture(scope="session")
+def edge_repo_url(repos_root: Path) -> str:
+    """The digits example for multi-platform builds: built on the host by the multi-arch test
+    and again by the manager's builder for the heterogeneous federation (a registry hit when
+    the first ran)."""
+    return make_repo(repos_root / "digits-edge").as_uri()
+
 
 
 @pytest.fixture(scope="session")

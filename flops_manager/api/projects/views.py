@@ -36,7 +36,8 @@ def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
     }
 
 
-BUILD_FIELDS = ("commit", "cache_hit", "timings", "images", "platforms", "dependency_hash")
+BUILD_FIELDS = ("commit", "cache_hit", "timings", "images", "platforms", "dependency_hash",
+                "variants")
 """What users see of a build (not paths on the manager's machine)."""
 
 
