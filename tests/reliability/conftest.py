@@ -13,7 +13,6 @@ import dataclasses
 import importlib.util
 import json
 import os
-import shutil
 import time
 import urllib.parse
 import uuid
@@ -31,6 +30,7 @@ from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
     push_base_image,
     registry,
 )
+from tests.fixtures.tools import require_tools
 from tests.reliability.harness import ROOT, DockerStack, Stack, slow_digits_repo
 
 RESULTS: dict[str, dict[str, Any]] = {}
@@ -139,9 +139,7 @@ def docker_stack(tmp_path_factory: pytest.TempPathFactory, slow_repo: str,
     The builder image and the base image in the registry are made here; the first project
     builds the FL images of the slow digits repository, every later one finds them cached.
     """
-    missing = [tool for tool in _CONTAINER_TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed (run scripts/setup_containers.sh)")
+    require_tools(_CONTAINER_TOOLS, "run scripts/setup_containers.sh")
     base = request.getfixturevalue("base_image")
     address = request.getfixturevalue("registry")
     socket = request.getfixturevalue("podman_socket")

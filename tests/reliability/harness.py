@@ -413,6 +413,9 @@ class DockerStack(Stack):
         self.manager.env.update({
             "FLOPS_EVENTS_URI": f"mqtt://{HOST_ALIAS}:{self.broker_port}",
             "FLOPS_TRACKING_URI": f"http://{HOST_ALIAS}:{self.mlflow_port}",
+            # containers enroll at the manager through the host alias
+            "FLOPS_HOST": "0.0.0.0",
+            "FLOPS_COMPONENT_API_URL": f"http://{HOST_ALIAS}:{self.manager.port}",
         })
         self.engine = docker.DockerClient(base_url=socket)
 

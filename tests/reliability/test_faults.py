@@ -11,6 +11,7 @@ project.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import time
 from typing import Any
@@ -28,10 +29,30 @@ from tests.reliability.harness import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session", params=["local", "docker"])
-def stack(request: pytest.FixtureRequest) -> Stack:
-    """Each scenario once per backend (the Docker stack is skipped without Podman)."""
-    name = "stack" if request.param == "local" else "docker_stack"
+DOCKER_SCENARIOS = ("test_aggregator_killed_fails_naming_it", "test_learner_gone_is_recreated")
+"""Scenarios that also run on the Docker backend by default: the cold image build and each
+containerised project cost minutes on 2 cores, so CI runs the two whose outcome depends most on
+the backend (a container killed; a container removed behind FLOps' back).
+``FLOPS_DOCKER_FAULTS=all`` runs every scenario on both backends."""
+
+
+def _docker_backend_selected(test_name: str) -> bool:
+    return os.environ.get("FLOPS_DOCKER_FAULTS") == "all" or test_name in DOCKER_SCENARIOS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend``: every scenario on local, the selected ones on Docker too."""
+    if "backend" in metafunc.fixturenames:
+        backends = ["local"]
+        if _docker_backend_selected(metafunc.function.__name__):
+            backends.append("docker")
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, backend: str) -> Stack:
+    """The scenario's stack: the local one, or the Docker one (fails without Podman in CI)."""
+    name = "stack" if backend == "local" else "docker_stack"
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
 
 
