@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 
 from image_builder import BuilderSettings
+from image_builder.fl_images import build_images
+from image_builder.outcome import ImageBuildResult
 from image_builder.runtime_layer import copy_runtime
 from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
 from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
@@ -40,6 +42,8 @@ from .stack import (  # noqa: F401 - session fixtures shared by the manager-leve
 
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
 ARM64_BASE_IMAGE = "localhost/flops-python:3.11-bookworm-arm64"
+PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
+"""Platform -> what ``uname -m`` prints in its containers."""
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
 
 
@@ -142,3 +146,20 @@ def image_settings(tmp_path_factory: pytest.TempPathFactory,
     return make
 
 
+@pytest.fixture(scope="session")
+def multiarch_build(edge_repo_url: str, registry_base_image: str,
+                    image_settings: Callable[..., BuilderSettings],
+                    tmp_path_factory: pytest.TempPathFactory) -> ImageBuildResult:
+    """The edge repository built for both platforms on the host, pushed to the registry.
+
+    The multi-arch test inspects it; the heterogeneous federation asks for it first, so the
+    manager's builder container finds both manifest lists in the registry instead of running
+    the arm64 dependency install under emulation a second time.
+    """
+    rec = Recorder(tmp_path_factory.mktemp("multiarch-events") / "events.jsonl")
+    try:
+        return build_images(image_settings(repository_url=edge_repo_url,
+                                           base_image=registry_base_image,
+                                           platforms=list(PLATFORMS)), rec.emitter)
+    finally:
+        rec.emitter.close()

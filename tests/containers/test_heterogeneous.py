@@ -17,6 +17,7 @@ import docker  # type: ignore[import-untyped]
 import pytest
 from mlflow.tracking import MlflowClient
 
+from image_builder.outcome import ImageBuildResult
 from tests.fixtures.servers import wait_for
 
 from .stack import Manager, project_containers, round_durations, wait_phase
@@ -49,9 +50,10 @@ def _image_platform(engine: docker.DockerClient, name: str) -> str:
 
 
 @pytest.mark.timeout(3600)
+@pytest.mark.timeout(3600)  # a first run on a machine builds the arm64 variant under emulation
 def test_arm64_and_amd64_learners_train_one_model(
         manager: Manager, engine: docker.DockerClient, edge_repo_url: str,
-        mlflow_port: int) -> None:
+        mlflow_port: int, multiarch_build: ImageBuildResult) -> None:
     spec = {"name": "digits-edge", "training": {"rounds": 2, "learners": 2},
             "platforms": list(UNAME), "learner_platforms": list(UNAME),
             "model": {"registered_model_name": "digits-edge"}}

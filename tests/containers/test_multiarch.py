@@ -10,38 +10,19 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
-from image_builder import BuilderSettings
-from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
 from image_builder.registry_client import MANIFEST_TYPES, split_reference
 
-from .conftest import Recorder
+from .conftest import PLATFORMS
 
 # The arm64 build runs pip under emulation (~5-8 min on a quiet machine when its dependency
 # layer is not cached yet; more under load); the fixture's time counts towards the first test.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(3600)]
-
-PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
-"""Platform -> what ``uname -m`` prints in its containers."""
-
-
-@pytest.fixture(scope="session")
-def multiarch_build(edge_repo_url: str, registry_base_image: str,
-                    image_settings: Callable[..., BuilderSettings],
-                    tmp_path_factory: pytest.TempPathFactory) -> ImageBuildResult:
-    rec = Recorder(tmp_path_factory.mktemp("multiarch-events") / "events.jsonl")
-    try:
-        return build_images(image_settings(repository_url=edge_repo_url,
-                                           base_image=registry_base_image,
-                                           platforms=list(PLATFORMS)), rec.emitter)
-    finally:
-        rec.emitter.close()
 
 
 def _manifest(ref: str) -> dict[str, Any]:
