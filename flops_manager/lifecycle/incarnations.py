@@ -7,8 +7,9 @@ incarnations it has retired. The rules:
 * an event already recorded (same ``event_id``) changes nothing;
 * an event of a retired incarnation (replaced by a newer one, or ended by its ``lost``) changes
   nothing;
-* the ``lost`` last will of the current incarnation is honoured whenever it arrives: it is
-  stamped when the connection opened, so its timestamp says nothing about its order;
+* the ``lost`` last will of the current incarnation is honoured whenever it arrives (it is
+  stamped when the connection opened, so its timestamp says nothing about its order), unless
+  that incarnation already reported ``completed`` or ``failed``;
 * a ``lost`` of an incarnation never seen is ignored while another incarnation reports (it
   cannot be placed relative to the current one);
 * another event of a new incarnation is accepted and retires the previous one;
@@ -23,6 +24,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from flops_contracts.events import Event, EventType
+
+FINISHED = frozenset({EventType.COMPLETED.value, EventType.FAILED.value})
+"""States after which a component has nothing more to say: the will of its connection, which
+fires when the manager stops a finished one-shot component (builder, mock data provider),
+means nothing then."""
 
 MAX_RETIRED = 16
 """How many retired incarnations a component's record remembers."""
@@ -62,7 +68,9 @@ def accepts(seen: Entry | None, event: Event) -> bool:
     if incarnation is None or current is None:
         return not _older(event, seen)
     if incarnation == current:
-        return event.event is EventType.LOST or not _older(event, seen)
+        if event.event is EventType.LOST:
+            return str(seen.get("state")) not in FINISHED
+        return not _older(event, seen)
     return event.event is not EventType.LOST
 
 

@@ -107,3 +107,17 @@ def test_retired_incarnations_are_bounded() -> None:
         entry = incarnations.record(entry, agg(EventType.STARTED, f"inc-{n}", CONNECTED))
     assert len(incarnations.retired(entry)) == incarnations.MAX_RETIRED
     assert entry is not None and entry["incarnation"] == f"inc-{incarnations.MAX_RETIRED + 4}"
+
+
+def test_will_after_the_component_finished_changes_nothing() -> None:
+    """A one-shot component stopped after it completed: its connection's will is no failure."""
+    project = training().replace(phase=Phase.DEPLOYING)
+    provider = Component.MOCK_DATA_PROVIDER
+    done = Event(project_id=PID, component=provider, instance="mdp-0",
+                 event=EventType.COMPLETED, incarnation="inc-m",
+                 timestamp="2026-01-01T00:02:00Z")
+    provider_will = Event(project_id=PID, component=provider, instance="mdp-0",
+                          event=EventType.LOST, timestamp=CONNECTED, incarnation="inc-m")
+    completed = apply(project, done)
+    assert completed.components["mock_data_provider/mdp-0"]["state"] == "completed"
+    assert apply(completed, provider_will) == completed

@@ -242,7 +242,7 @@ def test_cli_lists_watches_and_shows_logs(api: Api, digits_repo: str, tmp_path: 
     created = flops("create", "-f", str(project_file), "--repo", digits_repo, "--json",
                     "--watch")
     assert created.returncode == 0, created.stderr
-    pid = json.loads(created.stdout.split("\n}\n")[0] + "}")["id"]
+    pid = json.loads(created.stdout.splitlines()[0])["id"]  # --json: one object per line
     watched = flops("watch", pid)
     assert "round 2/2" in watched.stdout and "training -> completed" in watched.stdout
     listed = json.loads(flops("list", "--json").stdout)

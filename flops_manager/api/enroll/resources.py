@@ -37,6 +37,7 @@ class EnrollResponseSchema(StrictSchema):
 class Enroll(MethodView):
     """The one exchange of an enrollment token."""
 
+    @blp.doc(security=[])  # no user token: the enrollment token in the body authenticates
     @blp.arguments(EnrollRequestSchema)
     @blp.response(200, EnrollResponseSchema)
     @blp.alt_response(401, description="unknown, expired, revoked or already used token")
