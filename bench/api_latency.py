@@ -1,9 +1,12 @@
-"""API latency and throughput with 10k projects in nx-27017 (loopback, threaded load generator).
+"""API latency and throughput with 10k or 100k projects in nx-27017 (loopback, threaded load).
 
 Usage: python bench/api_latency.py [--projects 10000] [--threads 8] [--requests 2000]
+       [--werkzeug]
 
-Each measurement runs against the manager's server (waitress, ``flops_manager.api_server``) and,
-side by side as the baseline, Werkzeug's threaded development server the manager used before.
+Requests: one project by id; a listing with keyset cursors (``cursor=``, pages at every depth
+of the owner's projects); as its baseline in the same run, the offset listing
+(``page=N``, pages 1-50, counting the total) the API had before. ``--werkzeug`` adds Werkzeug's
+threaded development server (the manager's server before waitress) as a second server.
 """
 
 from __future__ import annotations
@@ -25,11 +28,13 @@ from flops_manager.adapters.nx_launcher import EmbeddedMongo, free_port
 from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
 from flops_manager.lifecycle.state import Project
+from flops_manager.ports.cursor import Cursor, encode_cursor
 from flops_manager.settings import Settings
 
 
-def seed(store: MongoProjectStore, count: int) -> list[str]:
-    ids = []
+def seed(store: MongoProjectStore, count: int) -> list[Project]:
+    """Insert ``count`` projects, every tenth owned by alice; return alice's."""
+    mine = []
     now = time.time()
     coll = store._projects  # bulk insert for speed; documents as the store writes them
     store._init()
@@ -43,13 +48,20 @@ def seed(store: MongoProjectStore, count: int) -> list[str]:
         doc["event_seq"] = 0
         batch.append(doc)
         if owner == "alice":
-            ids.append(p.id)
+            mine.append(p)
         if len(batch) == 500:
             coll.insert_many(batch)
             batch = []
     if batch:
         coll.insert_many(batch)
-    return ids
+    return mine
+
+
+def cursor_paths(mine: list[Project], samples: int = 200) -> list[str]:
+    """Keyset listing pages starting at evenly spread depths of alice's projects."""
+    step = max(1, len(mine) // samples)
+    tokens = [encode_cursor(Cursor(p.created_at, p.id)) for p in mine[::step]]
+    return [f"/api/v1/projects?page_size=20&cursor={t}" for t in ["", *tokens]]
 
 
 def run(url: str, paths: list[str], threads: int, total: int, max_s: float) -> dict[str, float]:
@@ -101,6 +113,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--werkzeug", action="store_true", help="also the Werkzeug server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         embedded = EmbeddedMongo(tmp)
@@ -108,21 +121,24 @@ def main() -> None:
         try:
             store = MongoProjectStore(url)
             t0 = time.perf_counter()
-            ids = seed(store, args.projects)
+            mine = seed(store, args.projects)
             print(f"seeded {args.projects} projects in {time.perf_counter() - t0:.1f} s")
             settings = Settings(api_tokens='{"bench": "alice"}', mongo_url=url)
             app = create_app(settings, store=store, orchestrator=MemoryOrchestrator())
             waitress = ApiServer(app, host="127.0.0.1", port=0, threads=settings.api_threads)
             threading.Thread(target=waitress.serve, daemon=True).start()
-            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-            baseline_port = free_port()
-            werkzeug = make_server("127.0.0.1", baseline_port, app, threaded=True)
-            threading.Thread(target=werkzeug.serve_forever, daemon=True).start()
             wait_bound(waitress)
-            servers = {"waitress (manager)": waitress.port, "werkzeug (baseline)": baseline_port}
+            servers = {"waitress (manager)": waitress.port}
+            if args.werkzeug:
+                logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+                baseline_port = free_port()
+                werkzeug = make_server("127.0.0.1", baseline_port, app, threaded=True)
+                threading.Thread(target=werkzeug.serve_forever, daemon=True).start()
+                servers["werkzeug (old server)"] = baseline_port
             for name, paths in [
-                ("GET project", [f"/api/v1/projects/{pid}" for pid in ids]),
-                ("list projects (page_size=20)",
+                ("GET project", [f"/api/v1/projects/{p.id}" for p in mine]),
+                ("list, keyset cursor (page_size=20, any depth)", cursor_paths(mine)),
+                ("list, offset page=1..50 (page_size=20, baseline)",
                  [f"/api/v1/projects?page={1 + i % 50}&page_size=20" for i in range(50)]),
             ]:
                 for server_name, port in servers.items():
@@ -131,7 +147,8 @@ def main() -> None:
                     print(f"{name} [{server_name}]: {result['requests']:.0f} requests, p50 "
                           f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
                           f"{result['rps']:.0f} req/s")
-            werkzeug.shutdown()
+            if args.werkzeug:
+                werkzeug.shutdown()
             store.close()
         finally:
             embedded.stop()
