@@ -1,35 +1,39 @@
 """API latency and throughput with 10k or 100k projects in nx-27017 (loopback, threaded load).
 
 Usage: python bench/api_latency.py [--projects 10000] [--threads 8] [--requests 2000]
-       [--werkzeug]
 
-Requests: one project by id; a listing with keyset cursors (``cursor=``, pages at every depth
-of the owner's projects); as its baseline in the same run, the offset listing
-(``page=N``, pages 1-50, counting the total) the API had before. ``--werkzeug`` adds Werkzeug's
-threaded development server (the manager's server before waitress) as a second server.
+Requests: one project by id; a listing with keyset cursors (``cursor=``, pages starting at every
+depth of the owner's projects); as its baseline in the same run, the offset listing (``page=N``,
+pages 1-50, counting the total) the API had before.
+
+The manager's app (waitress, ``flops_manager.api_server``) runs in its own process, so the load
+generator's threads do not share its interpreter lock. Two such servers run on the same
+database: one with the store's current queries and one with its queries as they were before
+(implicit equality, which nx-27017 answers with a full scan: see
+``flops_manager.adapters.indexed_query``); every request type runs against both in turn.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
 import uuid
+from multiprocessing.connection import Connection
+from typing import Any
 
 import requests
-from werkzeug.serving import make_server
 
-from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.mongo_store import MongoProjectStore
-from flops_manager.adapters.nx_launcher import EmbeddedMongo, free_port
-from flops_manager.api_server import ApiServer
-from flops_manager.app import create_app
+from flops_manager.adapters.nx_launcher import EmbeddedMongo
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.cursor import Cursor, encode_cursor
-from flops_manager.settings import Settings
+
+QUERIES = ("$eq queries (now)", "implicit equality (before)")
+"""The store's filters now and before, one API server process each."""
 
 
 def seed(store: MongoProjectStore, count: int) -> list[Project]:
@@ -64,7 +68,28 @@ def cursor_paths(mine: list[Project], samples: int = 200) -> list[str]:
     return [f"/api/v1/projects?page_size=20&cursor={t}" for t in ["", *tokens]]
 
 
+def serve(url: str, queries: str, conn: Connection) -> None:
+    """Child process: the manager's app on a free port; send the port, run until told."""
+    from flops_manager.adapters import mongo_store
+    from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
+    from flops_manager.api_server import ApiServer
+    from flops_manager.app import create_app
+    from flops_manager.settings import Settings
+
+    if queries != QUERIES[0]:
+        mongo_store.indexable = lambda query: query  # type: ignore[attr-defined]
+    settings = Settings(api_tokens='{"bench": "alice"}', mongo_url=url)
+    app = create_app(settings, store=MongoProjectStore(url), orchestrator=MemoryOrchestrator())
+    server = ApiServer(app, host="127.0.0.1", port=0, threads=settings.api_threads)
+    threading.Thread(target=server.serve, daemon=True).start()
+    while server.port == 0:
+        time.sleep(0.05)
+    conn.send(server.port)
+    conn.recv()
+
+
 def run(url: str, paths: list[str], threads: int, total: int, max_s: float) -> dict[str, float]:
+    """``total`` GETs of ``paths`` (round robin) from ``threads`` clients; latency summary."""
     latencies: list[float] = []
     lock = threading.Lock()
     counter = iter(range(total))
@@ -77,7 +102,7 @@ def run(url: str, paths: list[str], threads: int, total: int, max_s: float) -> d
             if time.monotonic() > deadline:
                 return
             start = time.perf_counter()
-            r = session.get(url + paths[n % len(paths)], timeout=30)
+            r = session.get(url + paths[n % len(paths)], timeout=60)
             elapsed = time.perf_counter() - start
             assert r.status_code == 200, r.text
             with lock:
@@ -99,12 +124,20 @@ def run(url: str, paths: list[str], threads: int, total: int, max_s: float) -> d
     }
 
 
-def wait_bound(server: ApiServer, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while server.port == 0:
-        if time.monotonic() > deadline:
-            raise SystemExit("the API server did not bind")
-        time.sleep(0.05)
+def start_servers(url: str) -> tuple[dict[str, int], list[Any]]:
+    """One server process per query style; their ports and the stop handles."""
+    ctx = multiprocessing.get_context("spawn")
+    ports: dict[str, int] = {}
+    handles: list[Any] = []
+    for queries in QUERIES:
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=serve, args=(url, queries, child), daemon=True)
+        process.start()
+        if not parent.poll(120):
+            raise SystemExit("the API server did not start")
+        ports[queries] = parent.recv()
+        handles.append((process, parent))
+    return ports, handles
 
 
 def main() -> None:
@@ -113,7 +146,6 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=60.0)
-    parser.add_argument("--werkzeug", action="store_true", help="also the Werkzeug server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         embedded = EmbeddedMongo(tmp)
@@ -123,32 +155,22 @@ def main() -> None:
             t0 = time.perf_counter()
             mine = seed(store, args.projects)
             print(f"seeded {args.projects} projects in {time.perf_counter() - t0:.1f} s")
-            settings = Settings(api_tokens='{"bench": "alice"}', mongo_url=url)
-            app = create_app(settings, store=store, orchestrator=MemoryOrchestrator())
-            waitress = ApiServer(app, host="127.0.0.1", port=0, threads=settings.api_threads)
-            threading.Thread(target=waitress.serve, daemon=True).start()
-            wait_bound(waitress)
-            servers = {"waitress (manager)": waitress.port}
-            if args.werkzeug:
-                logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
-                baseline_port = free_port()
-                werkzeug = make_server("127.0.0.1", baseline_port, app, threaded=True)
-                threading.Thread(target=werkzeug.serve_forever, daemon=True).start()
-                servers["werkzeug (old server)"] = baseline_port
+            ports, handles = start_servers(url)
             for name, paths in [
                 ("GET project", [f"/api/v1/projects/{p.id}" for p in mine]),
                 ("list, keyset cursor (page_size=20, any depth)", cursor_paths(mine)),
                 ("list, offset page=1..50 (page_size=20, baseline)",
                  [f"/api/v1/projects?page={1 + i % 50}&page_size=20" for i in range(50)]),
             ]:
-                for server_name, port in servers.items():
+                for queries, port in ports.items():
                     result = run(f"http://127.0.0.1:{port}", paths, args.threads, args.requests,
                                  args.max_seconds)
-                    print(f"{name} [{server_name}]: {result['requests']:.0f} requests, p50 "
+                    print(f"{name} [{queries}]: {result['requests']:.0f} requests, p50 "
                           f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-                          f"{result['rps']:.0f} req/s")
-            if args.werkzeug:
-                werkzeug.shutdown()
+                          f"{result['rps']:.0f} req/s", flush=True)
+            for process, conn in handles:
+                conn.send("stop")
+                process.join(10)
             store.close()
         finally:
             embedded.stop()

@@ -163,23 +163,22 @@ class MongoProjectStore(ProjectStore):
     ) -> list[Project]:
         self._guard()
         query = _listing_query(owner, phase)
-        newest_first = [("created_at", -1), ("_id", -1)]
-        docs: list[dict[str, Any]] = []
-        with _translated():
-            if after is not None:
-                # Two conjunctions instead of one $or, and the id comparison of the tie done
-                # here: nx-27017 answers each from the (owner, created_at) index, while an $or
-                # or an _id range is filtered outside its SQL tier (a full scan).
-                ties = self._projects.find({**query, "created_at": {"$eq": after.created_at}})
-                docs = sorted(
-                    (d for d in ties if str(d["_id"]) < after.id),
-                    key=lambda d: str(d["_id"]), reverse=True,
-                )[:limit]
-                query["created_at"] = {"$lt": after.created_at}
-            if len(docs) < limit:
-                cursor = self._projects.find(query).sort(newest_first).limit(limit - len(docs))
-                docs.extend(cursor)
-        return [Project.from_doc(d) for d in docs]
+        if after is not None:
+            # created_at <= cursor, then the cursor's tie (the cursor's own project, usually)
+            # dropped here: an $or or an _id range would be filtered outside nx-27017's SQL
+            # tier (a full scan), this is one query on the (owner, created_at) index.
+            query["created_at"] = {"$lte": after.created_at}
+        skipped = 1
+        while True:
+            with _translated():
+                cursor = self._projects.find(query).sort([("created_at", -1), ("_id", -1)])
+                docs = list(cursor.limit(limit + skipped))
+            kept = [
+                d for d in docs if after is None or after.precedes(d["created_at"], str(d["_id"]))
+            ]
+            if len(kept) >= limit or len(docs) < limit + skipped:
+                return [Project.from_doc(d) for d in kept[:limit]]
+            skipped *= 2  # more ties with the cursor than expected: read further
 
     def list_projects_needing_work(self) -> list[Project]:  # noqa: D102
         self._guard()
