@@ -16,12 +16,15 @@ database: one with the store's current queries and one with its queries as they 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -156,6 +159,39 @@ def start_servers(url: str) -> tuple[dict[str, int], list[Any]]:
     return ports, handles
 
 
+@dataclasses.dataclass(frozen=True)
+class BenchStack:
+    """A seeded database with one API server process per query style."""
+
+    mine: list[Project]
+    """The benchmark user's projects."""
+    ports: dict[str, int]
+    """Server port per query style (``QUERIES``)."""
+    pids: list[int]
+    """Server process ids, in ``QUERIES`` order."""
+
+
+@contextlib.contextmanager
+def bench_stack(projects: int) -> Iterator[BenchStack]:
+    """Start nx-27017, seed ``projects`` projects, start the servers; stop all on exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        embedded = EmbeddedMongo(tmp)
+        url = embedded.start()
+        try:
+            store = MongoProjectStore(url)
+            t0 = time.perf_counter()
+            mine = seed(store, projects)
+            print(f"seeded {projects} projects in {time.perf_counter() - t0:.1f} s")
+            ports, handles = start_servers(url)
+            yield BenchStack(mine, ports, [process.pid for process, _ in handles])
+            for process, conn in handles:
+                conn.send("stop")
+                process.join(10)
+            store.close()
+        finally:
+            embedded.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--projects", type=int, default=10_000)
@@ -163,34 +199,19 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--max-seconds", type=float, default=60.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        embedded = EmbeddedMongo(tmp)
-        url = embedded.start()
-        try:
-            store = MongoProjectStore(url)
-            t0 = time.perf_counter()
-            mine = seed(store, args.projects)
-            print(f"seeded {args.projects} projects in {time.perf_counter() - t0:.1f} s")
-            ports, handles = start_servers(url)
-            for name, paths in [
-                ("GET project", [f"/api/v1/projects/{p.id}" for p in mine]),
-                ("list, keyset cursor (page_size=20, any depth)", cursor_paths(mine)),
-                ("list, offset page=1..50 (page_size=20, baseline)",
-                 [f"/api/v1/projects?page={1 + i % 50}&page_size=20" for i in range(50)]),
-            ]:
-                for queries, port in ports.items():
-                    result = run(f"http://127.0.0.1:{port}", paths, args.threads, args.requests,
-                                 args.max_seconds)
-                    print(f"{name} [{queries}]: {result['requests']:.0f} requests "
-                          f"({result['failed']:.0f} failed), p50 "
-                          f"{result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
-                          f"{result['rps']:.0f} req/s", flush=True)
-            for process, conn in handles:
-                conn.send("stop")
-                process.join(10)
-            store.close()
-        finally:
-            embedded.stop()
+    with bench_stack(args.projects) as stack:
+        for name, paths in [
+            ("GET project", [f"/api/v1/projects/{p.id}" for p in stack.mine]),
+            ("list, keyset cursor (page_size=20, any depth)", cursor_paths(stack.mine)),
+            ("list, offset page=1..50 (page_size=20, baseline)",
+             [f"/api/v1/projects?page={1 + i % 50}&page_size=20" for i in range(50)]),
+        ]:
+            for queries, port in stack.ports.items():
+                result = run(f"http://127.0.0.1:{port}", paths, args.threads, args.requests,
+                             args.max_seconds)
+                print(f"{name} [{queries}]: {result['requests']:.0f} requests "
+                      f"({result['failed']:.0f} failed), p50 {result['p50_ms']:.1f} ms, p99 "
+                      f"{result['p99_ms']:.1f} ms, {result['rps']:.0f} req/s", flush=True)
 
 
 if __name__ == "__main__":

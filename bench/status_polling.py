@@ -21,17 +21,13 @@ import itertools
 import multiprocessing
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import requests
-from api_latency import seed, start_servers  # bench/ is on the path when run as a script
-
-from flops_manager.adapters.mongo_store import MongoProjectStore
-from flops_manager.adapters.nx_launcher import EmbeddedMongo
+from api_latency import QUERIES, bench_stack  # bench/ is on the path when run as a script
 
 
 def poll(url: str, ids: list[str], clients: int, seconds: float, out: Any) -> None:
@@ -127,32 +123,20 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--profile", type=Path, help="directory for py-spy profiles")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        embedded = EmbeddedMongo(tmp)
-        url = embedded.start()
-        try:
-            store = MongoProjectStore(url)
-            ids = [p.id for p in seed(store, args.projects * 10)]
-            ports, handles = start_servers(url)
-            base = f"http://127.0.0.1:{next(iter(ports.values()))}"
-            server_pid = handles[0][0].pid
-            for repeat, processes in itertools.product(range(args.repeat), args.processes):
-                spy = None
-                if args.profile:
-                    args.profile.mkdir(parents=True, exist_ok=True)
-                    out = args.profile / f"status-{processes}p-{repeat}.txt"
-                    spy = profiled(server_pid, args.seconds, out)
-                print(measure(base, ids, args.clients, processes, args.seconds), flush=True)
-                if spy is not None:
-                    spy.wait(60)
-                    for frame, share in top_frames(out.read_text()):
-                        print(f"    {100 * share:5.1f} %  {frame}")
-            for process, conn in handles:
-                conn.send("stop")
-                process.join(10)
-            store.close()
-        finally:
-            embedded.stop()
+    with bench_stack(args.projects * 10) as stack:
+        ids = [p.id for p in stack.mine]
+        base = f"http://127.0.0.1:{stack.ports[QUERIES[0]]}"
+        for repeat, processes in itertools.product(range(args.repeat), args.processes):
+            spy = None
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+                out = args.profile / f"status-{processes}p-{repeat}.txt"
+                spy = profiled(stack.pids[0], args.seconds, out)
+            print(measure(base, ids, args.clients, processes, args.seconds), flush=True)
+            if spy is not None:
+                spy.wait(60)
+                for frame, share in top_frames(out.read_text()):
+                    print(f"    {100 * share:5.1f} %  {frame}")
 
 
 if __name__ == "__main__":
