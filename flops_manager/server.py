@@ -19,6 +19,7 @@ from flops_manager.adapters.nx_launcher import EmbeddedMongo
 from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
 from flops_manager.dependency_names import host_names, wait_for_names
+from flops_manager.lifecycle.wakeup import waking
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.services.ingest import EventIngest
 
@@ -74,7 +75,7 @@ def main() -> int:
         started = True
         worker.start()  # first: recovers projects whose processes a restart lost
         if events is not None:
-            events.start(EventIngest(store).handle)
+            events.start(waking(EventIngest(store).handle, worker.wake))
         log.info("FLOps manager listening on http://%s:%s", settings.host, port)
         server.serve()
     finally:

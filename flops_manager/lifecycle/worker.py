@@ -77,6 +77,7 @@ class ReconcileWorker:
         self.settings = settings
         self.clock = clock
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
         self.deployments = DeploymentReconciler(store, orchestrator, settings, clock=clock)
@@ -99,6 +100,7 @@ class ReconcileWorker:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to stop and wait for it."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -144,7 +146,12 @@ class ReconcileWorker:
                 self.tick()
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("reconcile pass failed")
-            self._stop.wait(self.settings.reconcile_interval_s)
+            self._wake.wait(self.settings.reconcile_interval_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next pass now instead of after the interval (e.g. an event arrived)."""
+        self._wake.set()
 
     def tick(self) -> int:
         """Reconcile every project, then every deployment, that needs work once.
