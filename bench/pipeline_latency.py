@@ -5,7 +5,7 @@ Both runs: digits_sklearn, 3 learners, 3 rounds, Dirichlet(0.5) mock data on a d
 same MLflow server. Runs alternate (pipeline, train-local, pipeline, ...) so machine noise hits
 both alike; medians are reported.
 
-    python bench/pipeline_latency.py [--repeats 3]
+    python bench/pipeline_latency.py [--repeats 3] [--interval-only]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -80,7 +81,11 @@ def main() -> None:
     """Run the comparison and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--interval-only", action="store_true",
+                        help="baseline: the reconciler runs every interval, not on events")
     args = parser.parse_args()
+    if args.interval_only:
+        os.environ["FLOPS_RECONCILE_ON_EVENTS"] = "false"  # inherited by the stack's manager
     scratch = Path(tempfile.mkdtemp(prefix="flops-bench-"))
     directory = scratch / "stack"
     repo = scratch / "digits"

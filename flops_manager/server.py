@@ -75,7 +75,8 @@ def main() -> int:
         started = True
         worker.start()  # first: recovers projects whose processes a restart lost
         if events is not None:
-            events.start(waking(EventIngest(store).handle, worker.wake))
+            ingest = EventIngest(store).handle
+            events.start(waking(ingest, worker.wake) if settings.reconcile_on_events else ingest)
         log.info("FLOps manager listening on http://%s:%s", settings.host, port)
         server.serve()
     finally:

@@ -113,6 +113,10 @@ class Settings(BaseModel):
         "so that the API and the database stay responsive while projects train",
     )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
+    reconcile_on_events: bool = Field(
+        True, description="run a reconcile pass as soon as an event is stored, not only every "
+        "reconcile_interval_s (false: the interval only, as before)",
+    )
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)
     phase_timeouts: dict[Phase, float | None] = Field(
