@@ -19,8 +19,10 @@ import argparse
 import collections
 import itertools
 import multiprocessing
+import shutil
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -61,8 +63,13 @@ def poll(url: str, ids: list[str], clients: int, seconds: float, out: Any) -> No
     out.put((latencies, server_ms))
 
 
+SHOWN = ("flops_manager/", "pymongo/synchronous/collection", "marshmallow/schema",
+         "flask_smorest/", "json/")
+"""Frames worth printing: FLOps' code, the store round trip, serialisation."""
+
+
 def top_frames(collapsed: str, count: int = 12) -> list[tuple[str, float]]:
-    """Frames by share of samples in which they appear (py-spy's collapsed stack format)."""
+    """Frames of ``SHOWN`` modules by share of samples they appear in (py-spy raw format)."""
     seen: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.splitlines():
@@ -72,14 +79,16 @@ def top_frames(collapsed: str, count: int = 12) -> list[tuple[str, float]]:
         n = int(samples)
         total += n
         for frame in set(stack.split(";")):
-            seen[frame] += n
+            if any(module in frame for module in SHOWN):
+                seen[frame] += n
     return [(frame, n / total) for frame, n in seen.most_common(count)] if total else []
 
 
 def profiled(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     """Start py-spy sampling process ``pid`` (GIL holder only) into ``out``."""
     return subprocess.Popen(
-        ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--gil",
+        [shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")), "record",
+         "--pid", str(pid), "--duration", str(int(seconds)), "--gil",
          "--nonblocking", "--format", "raw", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
