@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -62,7 +63,27 @@ def pipeline_run(api: str, headers: dict[str, str], repo: str) -> dict[str, floa
         out[previous_name] = at - previous_at
         previous_name, previous_at = name, at
     out["total"] = changes[-1][1] - started
+    print(json.dumps({"deploying_timeline": deploying_timeline(events)}), flush=True)
     return out
+
+
+def deploying_timeline(events: list[dict[str, Any]]) -> list[str]:
+    """Each component event while deploying, as seconds since deploying began (where it goes)."""
+    timeline: list[str] = []
+    began: float | None = None
+    for item in events:
+        event = item["event"]
+        at = _ts(event["timestamp"])
+        if event["event"] == "phase_changed":
+            if event["data"].get("to") == "deploying":
+                began = at
+            elif began is not None:
+                timeline.append(f"{at - began:5.1f} s phase -> {event['data'].get('to')}")
+                break
+        elif began is not None:
+            timeline.append(f"{at - began:5.1f} s {event['component']}/{event['instance']} "
+                            f"{event['event']}")
+    return timeline
 
 
 def train_local_run(mlflow_url: str, workdir: Path) -> float:
