@@ -10,7 +10,6 @@ from pathlib import Path
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
-from learner_base.data import claim_partition
 from learner_base.flower_client import ClientCodeError, ModelManagerClient, run_client
 from learner_base.model_manager import LearnerContext, RoundConfig
 from learner_base.repository import load_model_manager
@@ -54,6 +53,9 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
     index, partition = settings.learner_index, settings.data_partition
     if settings.claims_partition:
         assert settings.data_server is not None
+        # here only: pyarrow and Flight cost every learner ~33 MB, and most read no data server
+        from learner_base.data import claim_partition
+
         try:
             index = partition = claim_partition(
                 settings.data_server, settings.data_tags,
