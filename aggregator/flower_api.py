@@ -187,8 +187,17 @@ class RecordingStrategy(Strategy):
         results: list[tuple[ClientProxy, FitRes]],
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
-        """Record the answers, enforce ``min_fit``, then aggregate with the wrapped strategy."""
-        reasons = [_describe_failure(f) for f in failures]
+        """Record the answers, enforce ``min_fit``, then aggregate with the wrapped strategy.
+
+        An answer with no training examples counts as a failure: it would carry no weight in
+        any weighted average (and divide by zero if every answer had none).
+        """
+        empty = [(proxy, res) for proxy, res in results if res.num_examples <= 0]
+        results = [(proxy, res) for proxy, res in results if res.num_examples > 0]
+        reasons = [_describe_failure(f) for f in failures] + [
+            f"client {proxy.cid}: fit reported {res.num_examples} training examples; a learner "
+            "must train on at least one" for proxy, res in empty
+        ]
         if reasons and self.on_failures is not None:
             self.on_failures(server_round, "fit", reasons)
         outcomes = [FitOutcome(res.num_examples, _nbytes(res.parameters)) for _, res in results]

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from aggregator.experiment_kind import mark_model_training
 from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower_strategy
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
 from aggregator.settings import AggregatorRole, AggregatorSettings
@@ -188,6 +189,8 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         session.start()  # learners can connect while MLflow initialises
         if tracker is not None:
             tracker.start(params=training_params(settings), tags=tags)
+            if tracker.experiment_id is not None:
+                mark_model_training(tracker.tracking_uri, tracker.experiment_id)
         emitter.emit(
             EventType.STARTED, address=settings.listen_address, expected=target,
             rounds=num_rounds, mlflow_run_id=tracker.run_id if tracker else None,
@@ -214,7 +217,7 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
                 "evaluation results"
             )
         session.stop()  # let learners go before the (slower) model logging
-        model = _register_best(settings, manager, best, tracker, tags)
+        model = _register_best(settings, manager, best, tracker, tags, emitter)
     except TrainingError as exc:
         emitter.emit(EventType.FAILED, reason=exc.message, stage="training", **exc.details)
         logger.error("%s", exc.message)
@@ -262,6 +265,7 @@ def _register_best(
     best: BestModelTracker,
     tracker: MlflowTracker | None,
     tags: dict[str, str],
+    emitter: EventEmitter,
 ) -> RegisteredModel | None:
     """Load the best parameters into the model and log/register it."""
     if best.best_parameters is None:
@@ -278,4 +282,8 @@ def _register_best(
     )
     model_tags = {**tags, "flops.best_round": str(report.server_round),
                   "flops.selection_metric": best.metric}
-    return tracker.log_model(manager, registered_model_name=name, tags=model_tags)
+    model = tracker.log_model(manager, registered_model_name=name, tags=model_tags,
+                              source_dir=Path(settings.repo_dir) if settings.repo_dir else None)
+    if model.warning is not None:
+        emitter.emit(EventType.LOG, level="warning", stage="model", message=model.warning)
+    return model

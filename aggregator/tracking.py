@@ -1,6 +1,6 @@
 """MLflow tracking for one training: experiment per project, one run, per-round metrics, model.
 
-All MLflow calls of the aggregator live here.
+All MLflow calls of the aggregator live here and in :mod:`aggregator.model_saving`.
 """
 
 from __future__ import annotations
@@ -11,31 +11,13 @@ import queue
 import threading
 import time
 from collections.abc import Mapping
-from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+from aggregator.model_saving import log_trained_model
 from aggregator.rounds import RoundReport
-from flops_contracts.errors import ContractError
 
 logger = logging.getLogger(__name__)
-
-_FLAVOR_BY_MODULE = {
-    "sklearn": "sklearn",
-    "torch": "pytorch",
-    "keras": "keras",
-    "tensorflow": "tensorflow",
-    "xgboost": "xgboost",
-    "lightgbm": "lightgbm",
-}
-_FLAVOR_PACKAGES = {
-    "sklearn": ["scikit-learn", "numpy", "skops"],
-    "pytorch": ["torch", "numpy"],
-    "keras": ["keras", "numpy"],
-    "tensorflow": ["tensorflow", "numpy"],
-    "xgboost": ["xgboost", "numpy"],
-    "lightgbm": ["lightgbm", "numpy"],
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class RegisteredModel:
@@ -45,6 +27,8 @@ class RegisteredModel:
     registered_name: str | None
     version: str | None
     flavor: str
+    warning: str | None = None
+    """Why the model was saved as a generic pickled model instead of with its flavor."""
 
     @property
     def registry_uri(self) -> str | None:
@@ -52,43 +36,6 @@ class RegisteredModel:
         if self.registered_name and self.version:
             return f"models:/{self.registered_name}/{self.version}"
         return None
-
-
-def infer_flavor(manager: Any, model: Any) -> str:
-    """Return the MLflow flavor for ``model``.
-
-    Raises
-    ------
-    ContractError
-        If no flavor is declared and none can be inferred from the model's type.
-    """
-    declared = getattr(manager, "mlflow_flavor", None)
-    if declared:
-        return str(declared)
-    root = type(model).__module__.split(".")[0]
-    if root in _FLAVOR_BY_MODULE:
-        return _FLAVOR_BY_MODULE[root]
-    import mlflow.pyfunc
-
-    if isinstance(model, mlflow.pyfunc.PythonModel):
-        return "pyfunc"
-    raise ContractError(
-        f"cannot tell how to log a model of type {type(model).__module__}."
-        f"{type(model).__name__} to MLflow; set ModelManager.mlflow_flavor "
-        f"(one of {', '.join(sorted(set(_FLAVOR_BY_MODULE.values())))}, pyfunc)"
-    )
-
-
-def default_pip_requirements(flavor: str) -> list[str]:
-    """Pin the flavor's packages to the versions installed here."""
-    requirements = []
-    for package in _FLAVOR_PACKAGES.get(flavor, ["numpy"]):
-        try:
-            version = metadata.version(package).split("+")[0]
-        except metadata.PackageNotFoundError:
-            continue
-        requirements.append(f"{package}=={version}")
-    return requirements
 
 
 class MlflowTracker:
@@ -220,42 +167,27 @@ class MlflowTracker:
         *,
         registered_model_name: str | None,
         tags: Mapping[str, str],
+        source_dir: Path | None = None,
     ) -> RegisteredModel:
-        """Log ``manager.get_model()`` with explicit pip requirements and register it."""
-        import importlib
-
+        """Log ``manager.get_model()`` (always saved, see :mod:`aggregator.model_saving`)."""
         import mlflow
 
         assert self.run_id is not None, "start() first"
-        model = manager.get_model()
-        flavor = infer_flavor(manager, model)
-        requirements = manager.pip_requirements() or default_pip_requirements(flavor)
-        module = importlib.import_module(f"mlflow.{flavor}")
-        example = manager.input_example()
-        kwargs: dict[str, Any] = {
-            "name": "model",
-            "pip_requirements": requirements,
-            "registered_model_name": registered_model_name,
-        }
-        if example is not None:
-            kwargs["input_example"] = example
         mlflow.set_tracking_uri(self.tracking_uri)
         with mlflow.start_run(run_id=self.run_id):
-            if flavor == "pyfunc":
-                info = module.log_model(python_model=model, **kwargs)
-            else:
-                info = module.log_model(model, **kwargs)
-        version = getattr(info, "registered_model_version", None)
-        if registered_model_name and version is not None:
+            saved = log_trained_model(manager, registered_model_name=registered_model_name,
+                                      source_dir=source_dir)
+        if registered_model_name and saved.version is not None:
             client = self._client()
             for key, value in tags.items():
-                client.set_model_version_tag(registered_model_name, str(version), key, value)
+                client.set_model_version_tag(registered_model_name, saved.version, key, value)
                 client.set_registered_model_tag(registered_model_name, key, value)
         return RegisteredModel(
-            model_uri=str(info.model_uri),
+            model_uri=saved.model_uri,
             registered_name=registered_model_name,
-            version=None if version is None else str(version),
-            flavor=flavor,
+            version=saved.version,
+            flavor=saved.flavor,
+            warning=saved.warning,
         )
 
     def finish(self, *, failed: bool = False) -> None:

@@ -7,9 +7,12 @@ buildah and a docker-registry on a free loopback port:
   empty builder cache: clone, runtime wheel, both images built, pushed;
 * warm: the same inputs again: the registry already holds both images (no buildah call);
 * code change: a commit that changes only user code (dependency layers reused);
-* sizes: uncompressed (as ``podman images`` shows) and compressed (the registry's layer blobs).
+* sizes per role and platform: uncompressed (as ``podman images`` shows) and compressed (the
+  registry's layer blobs). Several ``--platform``: one manifest list per role (arm64 under
+  emulation), the bases pushed as one manifest list (``scripts/push_base_manifest.sh``).
 
-    python bench/image_build.py [--example digits_sklearn] [--base-image IMAGE]
+    python bench/image_build.py [--example digits_sklearn] [--platform linux/amd64
+                                [--platform linux/arm64]] [--base-image IMAGE ...]
 
 Needs buildah, docker-registry and the base image (``scripts/build_base_image.sh``). Prints a
 Markdown table and the raw numbers as JSON.
@@ -40,6 +43,9 @@ from image_builder import BuilderSettings  # noqa: E402
 from image_builder.fl_images import build_images  # noqa: E402
 from image_builder.runtime_layer import copy_runtime  # noqa: E402
 
+DEFAULT_BASES = {"linux/amd64": "localhost/flops-python:3.11-bookworm",
+                 "linux/arm64": "localhost/flops-python:3.11-bookworm-arm64"}
+"""Local base image per platform (``scripts/build_base_image.sh``)."""
 GIT = ["git", "-c", "user.name=b", "-c", "user.email=b@b.invalid"]
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 ACCEPT = ", ".join([
@@ -96,13 +102,10 @@ def _repo(example: Path, target: Path) -> Path:
 
 
 def _compressed_mb(registry: str, ref: str) -> float:
-    """Sum of the layer and config blobs of the image for this host's platform."""
-    name, tag = ref.removeprefix(registry + "/").rsplit(":", 1)
-    url = f"http://{registry}/v2/{name}/manifests/"
-    index = requests.get(url + tag, headers={"Accept": ACCEPT}, timeout=30).json()
-    digest = index["manifests"][0]["digest"] if "manifests" in index else None
-    manifest = (requests.get(url + digest, headers={"Accept": ACCEPT}, timeout=30).json()
-                if digest else index)
+    """Sum of the layer and config blobs of one image (a digest reference of one platform)."""
+    name, digest = ref.removeprefix(registry + "/").split("@", 1)
+    url = f"http://{registry}/v2/{name}/manifests/{digest}"
+    manifest = requests.get(url, headers={"Accept": ACCEPT}, timeout=30).json()
     blobs = [manifest["config"], *manifest["layers"]]
     return sum(int(b["size"]) for b in blobs) / 1e6
 
@@ -114,8 +117,19 @@ def _uncompressed_mb(ref: str, env: dict[str, str]) -> float:
     return int(size) / 1e6
 
 
-def measure(example: Path, base_image: str, work: Path) -> dict[str, Any]:
-    """Run the cold, warm and code-change builds; return timings and sizes."""
+def _push_base(base_images: list[str], base_ref: str, env: dict[str, str]) -> None:
+    """Push the local base image(s) to the registry; several become one manifest list."""
+    if len(base_images) == 1:
+        _run(["buildah", "push", "--quiet", "--tls-verify=false", base_images[0],
+              f"docker://{base_ref}"], env=env)
+        return
+    _run(["bash", str(ROOT / "scripts" / "push_base_manifest.sh"), base_ref, *base_images],
+         env={**env, "FLOPS_REGISTRY_TLS_VERIFY": "false"})
+
+
+def measure(example: Path, base_images: list[str], work: Path,
+            platforms: list[str], pip_from_host: bool = False) -> dict[str, Any]:
+    """Run the cold, warm and code-change builds; return timings and sizes per platform."""
     storage = work / "storage"
     conf = work / "storage.conf"
     conf.write_text(f'[storage]\ndriver = "overlay"\nrunroot = "{storage}/run"\n'
@@ -129,9 +143,8 @@ def measure(example: Path, base_image: str, work: Path) -> dict[str, Any]:
         env["CONTAINERS_REGISTRIES_CONF"] = str(regs)
         base_ref = f"{registry}/flops/python:3.11-bookworm"
         # from the default storage (where scripts/build_base_image.sh put it) to the registry
-        _run(["buildah", "push", "--quiet", "--tls-verify=false", base_image,
-              f"docker://{base_ref}"], env={k: v for k, v in env.items()
-                                            if k != "CONTAINERS_STORAGE_CONF"})
+        _push_base(base_images, base_ref, {k: v for k, v in env.items()
+                                           if k != "CONTAINERS_STORAGE_CONF"})
         os.environ.update(CONTAINERS_STORAGE_CONF=str(conf),
                           CONTAINERS_REGISTRIES_CONF=str(regs))
         runtime = work / "runtime" / "src"
@@ -141,6 +154,7 @@ def measure(example: Path, base_image: str, work: Path) -> dict[str, Any]:
             target="images", project_id="bench", cache_dir=work / "cache", allow_local=True,
             repository_url=f"file://{repo}", registry=registry, registry_tls_verify=False,
             base_image=base_ref, runtime_source=runtime, build_timeout_s=3600,
+            platforms=platforms, pip_from_host=pip_from_host,
             extra_ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None)
         emitter = create_emitter(f"file://{work / 'events.jsonl'}", project_id="bench",
                                  component=Component.BUILDER, instance="bench")
@@ -158,11 +172,12 @@ def measure(example: Path, base_image: str, work: Path) -> dict[str, Any]:
         runs["code_change"] = {"seconds": round(time.monotonic() - start, 1),
                                "cache_hit": changed.cache_hit, "timings": changed.timings}
         emitter.close()
-        sizes = {role: {"uncompressed_mb": round(_uncompressed_mb(ref, env), 1),
-                        "compressed_mb": round(_compressed_mb(registry, ref), 1)}
-                 for role, ref in result.images.items()}
-        return {"example": example.name, "runs": runs, "sizes": sizes,
-                "images": result.images}
+        sizes = {f"{role} {plat}": {"uncompressed_mb": round(_uncompressed_mb(ref, env), 1),
+                                    "compressed_mb": round(_compressed_mb(registry, ref), 1)}
+                 for role, by_platform in changed.details["variants"].items()
+                 for plat, ref in by_platform.items()}
+        return {"example": example.name, "platforms": platforms, "runs": runs,
+                "sizes": sizes, "images": result.images}
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -173,17 +188,19 @@ def measure(example: Path, base_image: str, work: Path) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    """Render the results as a Markdown table."""
-    lines = ["| example | cold build s | warm (cache hit) s | code change s | learner MB "
-             "(compressed) | aggregator MB (compressed) |", "|---|---|---|---|---|---|"]
+    """Render the results as Markdown tables: build times, then sizes per role and platform."""
+    lines = ["| example | platforms | cold build s | warm (cache hit) s | code change s |",
+             "|---|---|---|---|---|"]
     for r in results:
-        sizes = r["sizes"]
-        lines.append(
-            f"| {r['example']} | {r['runs']['cold']['seconds']} | {r['runs']['warm']['seconds']}"
-            f" | {r['runs']['code_change']['seconds']} | {sizes['learner']['uncompressed_mb']:.0f}"
-            f" ({sizes['learner']['compressed_mb']:.0f}) | "
-            f"{sizes['aggregator']['uncompressed_mb']:.0f} "
-            f"({sizes['aggregator']['compressed_mb']:.0f}) |")
+        runs = r["runs"]
+        lines.append(f"| {r['example']} | {' + '.join(r['platforms'])} | "
+                     f"{runs['cold']['seconds']} | {runs['warm']['seconds']} | "
+                     f"{runs['code_change']['seconds']} |")
+    lines += ["", "| example | image | uncompressed MB | compressed MB |", "|---|---|---|---|"]
+    for r in results:
+        for image, size in r["sizes"].items():
+            lines.append(f"| {r['example']} | {image} | {size['uncompressed_mb']:.0f} | "
+                         f"{size['compressed_mb']:.0f} |")
     return "\n".join(lines)
 
 
@@ -193,12 +210,22 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--example", action="append", default=[],
                         help="example directory name under examples/ (repeatable)")
-    parser.add_argument("--base-image", default="localhost/flops-python:3.11-bookworm")
+    parser.add_argument("--base-image", action="append", default=[],
+                        help="local base image, one per platform in --platform order "
+                             "(default: localhost/flops-python:3.11-bookworm[-arm64])")
+    parser.add_argument("--platform", action="append", default=[],
+                        help="platform to build for (repeatable; default linux/amd64)")
+    parser.add_argument("--pip-from-host", action="store_true",
+                        help="builds install from this host's pip configuration "
+                             "(e.g. local CPU wheels of PyTorch)")
     args = parser.parse_args()
+    platforms = args.platform or ["linux/amd64"]
+    bases = args.base_image or [DEFAULT_BASES[p] for p in platforms]
     results = []
     for name in args.example or ["digits_sklearn"]:
         with tempfile.TemporaryDirectory(prefix="flops-bench-build-", dir="/var/tmp") as tmp:
-            results.append(measure(ROOT / "examples" / name, args.base_image, Path(tmp)))
+            results.append(measure(ROOT / "examples" / name, bases, Path(tmp), platforms,
+                                   args.pip_from_host))
     print(table(results))
     print(json.dumps(results, indent=2))
     return 0

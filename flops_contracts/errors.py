@@ -21,6 +21,7 @@ class ErrorCode(enum.StrEnum):
     BACKEND_UNAVAILABLE = "backend_unavailable"
     TRAINING_FAILED = "training_failed"
     UNAUTHORIZED = "unauthorized"
+    FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
 

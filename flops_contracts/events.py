@@ -2,7 +2,10 @@
 
 An event says that ``component`` instance ``instance`` of project ``project_id`` reached ``event``
 at ``timestamp``, with event-specific ``data``. ``event_id`` is unique per event so receivers can
-drop duplicates (MQTT QoS 1 may deliver twice).
+drop duplicates (MQTT QoS 1 may deliver twice). ``incarnation`` (optional, added compatibly in
+schema version 1) identifies the publishing connection: every event a component publishes over
+one broker connection, its last-will ``lost`` included, carries the same id, so a receiver can
+tell a restarted component's events from its predecessor's without comparing clocks.
 """
 
 from __future__ import annotations
@@ -69,9 +72,13 @@ class Event:
     timestamp: str = dataclasses.field(default_factory=_now_iso)
     event_id: str = dataclasses.field(default_factory=lambda: uuid.uuid4().hex)
     version: int = SCHEMA_VERSION
+    incarnation: str | None = None
+    """The publishing connection's id (see :func:`new_incarnation`); ``None`` for publishers
+    without one (files, logs, older components)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-ready dictionary form."""
+        """Return the JSON-ready dictionary form (``incarnation`` only when set)."""
+        optional = {} if self.incarnation is None else {"incarnation": self.incarnation}
         return {
             "version": self.version,
             "event_id": self.event_id,
@@ -81,7 +88,14 @@ class Event:
             "event": str(self.event),
             "timestamp": self.timestamp,
             "data": self.data,
+            **optional,
         }
+
+    def with_incarnation(self, incarnation: str) -> Event:
+        """Return the event stamped with ``incarnation`` (unchanged if it carries one)."""
+        if self.incarnation is not None:
+            return self
+        return dataclasses.replace(self, incarnation=incarnation)
 
     def to_json(self) -> str:
         """Serialise to compact JSON."""
@@ -105,7 +119,7 @@ class Event:
             )
         allowed = {
             "version", "event_id", "project_id", "component", "instance", "event",
-            "timestamp", "data",
+            "timestamp", "data", "incarnation",
         }
         unknown = sorted(set(raw) - allowed)
         if unknown:
@@ -114,6 +128,11 @@ class Event:
             value = raw.get(key)
             if not isinstance(value, str) or not is_identifier(value):
                 raise EventFormatError(f"event field {key!r} is missing or not a valid identifier")
+        incarnation = raw.get("incarnation")
+        if incarnation is not None and (
+            not isinstance(incarnation, str) or not is_identifier(incarnation)
+        ):
+            raise EventFormatError("event field 'incarnation' is not a valid identifier")
         try:
             component = Component(str(raw.get("component")))
         except ValueError:
@@ -141,6 +160,7 @@ class Event:
             timestamp=timestamp,
             event_id=raw["event_id"],
             version=SCHEMA_VERSION,
+            incarnation=incarnation,
         )
 
     @classmethod
@@ -159,6 +179,11 @@ class Event:
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventFormatError(f"event payload is not valid JSON: {exc}") from None
         return cls.from_dict(raw)
+
+
+def new_incarnation() -> str:
+    """A fresh incarnation id: random, unique per publishing connection."""
+    return uuid.uuid4().hex
 
 
 def training_data(

@@ -353,6 +353,12 @@ class ProjectSpec(_Model):
     )
     resources: ResourceSpec = Field(default_factory=lambda: ResourceSpec())
     platforms: list[Platform] = Field(default_factory=lambda: [Platform.LINUX_AMD64])
+    learner_platforms: list[Platform] = Field(
+        default_factory=list,
+        description="platform variant each learner runs (learner i: entry i modulo their "
+                    "number; each one of platforms); empty: the engine's native platform, or "
+                    "the platform a learner's node reports",
+    )
     post_training_steps: list[PostTrainingStep] = Field(default_factory=list)
     model: ModelSpec = Field(default_factory=lambda: ModelSpec())
 
@@ -385,6 +391,14 @@ class ProjectSpec(_Model):
         if self.data_tags or self.mock_data is None:
             return list(self.data_tags)
         return ["mock"]
+
+    @model_validator(mode="after")
+    def _learner_platforms_built(self) -> Self:
+        unbuilt = sorted(set(self.learner_platforms) - set(self.platforms))
+        if unbuilt:
+            raise ValueError(f"learner_platforms: {', '.join(unbuilt)} not in platforms (only "
+                             "the platforms listed there are built)")
+        return self
 
     @model_validator(mode="after")
     def _post_training_order(self) -> Self:

@@ -9,12 +9,13 @@ from flops_contracts.errors import ConfigError
 from flops_manager import registry
 from flops_manager.adapters.oakestra_auth import OakestraAuthenticator
 from flops_manager.adapters.static_tokens import StaticTokenAuthenticator, parse_tokens
-from flops_manager.api import register_blueprints
+from flops_manager.api import docs_assets, register_blueprints
 from flops_manager.api.auth import install_auth
 from flops_manager.api.context import EXTENSION, Services
 from flops_manager.api.errors import register_error_handlers
 from flops_manager.api.openapi import document, openapi_config
 from flops_manager.api.timing import install_timing
+from flops_manager.identity.enrollment import Enrollment
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.orchestrator import Orchestrator
@@ -62,6 +63,7 @@ def create_app(
     orchestrator: Orchestrator | None = None,
     events: EventSource | None = None,
     authenticator: Authenticator | None = None,
+    enrollment: Enrollment | None = None,
 ) -> Flask:
     """Create the manager's Flask app.
 
@@ -71,9 +73,15 @@ def create_app(
         Manager settings.
     store, orchestrator, events, authenticator
         Adapters to use; missing ones are built from ``settings`` (events: none).
+    enrollment
+        The components' enrollment (shared with the reconcile worker; default: one on
+        ``store`` with the broker accounts of ``settings``).
     """
     store = store or registry.build_store(settings)
     orchestrator = orchestrator or registry.build_orchestrator(settings)
+    enrollment = enrollment or Enrollment(
+        store, settings, broker=registry.build_broker_accounts(settings)
+    )
     projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed)
     app = Flask("flops_manager")
     app.config.update(openapi_config(settings))
@@ -86,8 +94,10 @@ def create_app(
         mock_data=MockDataService(store, orchestrator, settings=settings),
         models=ModelService(store, projects),
         logs=LogService(orchestrator, projects),
+        enrollment=enrollment,
         streams=StreamSlots(stream_limits(settings)),
     )
+    app.register_blueprint(docs_assets.blueprint)
     api = Api(app)
     document(api)
     register_blueprints(api)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO
+
+from flops_manager.supervisor import GroupLeader, stop_groups
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -23,12 +24,13 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclasses.dataclass
 class ManagedProcess:
-    """A started process and its log file."""
+    """A started process (leading its own process group) and its log file."""
 
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes]
+    leader: GroupLeader
 
     @property
     def returncode(self) -> int | None:
@@ -69,7 +71,7 @@ def start_process(
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.setpriority(os.PRIO_PROCESS, popen.pid, os.getpriority(os.PRIO_PROCESS, 0)
                            + niceness)
-    return ManagedProcess(name, popen, log_path, log)
+    return ManagedProcess(name, popen, log_path, log, GroupLeader.of(popen.pid))
 
 
 def wait_exited(processes: list[ManagedProcess], timeout_s: float) -> bool:
@@ -82,22 +84,16 @@ def wait_exited(processes: list[ManagedProcess], timeout_s: float) -> bool:
     return True
 
 
-def stop_processes(processes: list[ManagedProcess], *, grace_s: float = 5.0) -> None:
-    """SIGTERM each process group, SIGKILL what is left after ``grace_s``, close the logs."""
+def stop_processes(processes: list[ManagedProcess], *, grace_s: float = 5.0) -> list[int]:
+    """SIGTERM the process groups, SIGKILL what is left after ``grace_s``, close the logs.
+
+    Returns the pids that survived even SIGKILL (normally none).
+    """
+    survivors = stop_groups([p.leader for p in processes], grace_s=grace_s,
+                            reap=lambda: [p.returncode for p in processes])
     for process in processes:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.popen.pid, signal.SIGTERM)
-    if not wait_exited(processes, grace_s):
-        for process in processes:
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.popen.pid, signal.SIGKILL)
-        wait_exited(processes, grace_s)
-    for process in processes:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.popen.pid, signal.SIGKILL)  # stray grandchildren
         process._log.close()  # noqa: SLF001
+    return survivors
 
 
 class ProcessGroup:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from urllib.parse import urlparse
 
 from flops_contracts.errors import ConfigError
+from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.settings import Settings
@@ -35,9 +36,9 @@ def _memory_orchestrator(uri: str, settings: Settings) -> Orchestrator:
 def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     from pathlib import Path
 
-    from flops_manager.adapters.local_orchestrator import LocalOrchestrator
+    from flops_manager.adapters.local_orchestrator import LOCAL_WORKDIR, LocalOrchestrator
 
-    orchestrator = LocalOrchestrator(Path(settings.data_dir) / "local",
+    orchestrator = LocalOrchestrator(Path(settings.data_dir) / LOCAL_WORKDIR,
                                      niceness=settings.local_niceness)
     orchestrator.reap_orphans()  # processes a killed manager left behind
     return orchestrator
@@ -119,3 +120,22 @@ def build_orchestrator(settings: Settings) -> Orchestrator:
     orchestrator = ORCHESTRATORS.build(settings.orchestrator_uri, settings)
     assert isinstance(orchestrator, Orchestrator)
     return orchestrator
+
+
+def build_broker_accounts(settings: Settings) -> BrokerAccounts:
+    """Build the broker accounts chosen by ``FLOPS_BROKER_ACCOUNTS``.
+
+    Raises
+    ------
+    ConfigError
+        If ``mosquitto-dynsec`` lacks the manager's broker URL or login.
+    """
+    if settings.broker_accounts == "shared":
+        return SharedBrokerLogin()
+    if not settings.mqtt_url or not settings.mqtt_username:
+        raise ConfigError("FLOPS_BROKER_ACCOUNTS=mosquitto-dynsec needs FLOPS_MQTT_URL and "
+                          "FLOPS_MQTT_USERNAME (a dynamic-security administrator)")
+    from flops_manager.adapters.mosquitto_dynsec import DynsecBrokerAccounts
+
+    return DynsecBrokerAccounts(settings.mqtt_url, username=settings.mqtt_username,
+                                password=settings.mqtt_password)

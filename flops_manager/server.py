@@ -19,6 +19,7 @@ from flops_manager.adapters.nx_launcher import EmbeddedMongo
 from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
 from flops_manager.dependency_names import host_names, wait_for_names
+from flops_manager.identity.enrollment import Enrollment, default_api_url
 from flops_manager.lifecycle.wakeup import waking
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.services.ingest import EventIngest
@@ -51,14 +52,17 @@ def main() -> int:
             if settings.mqtt_url
             else None
         )
-        app = create_app(settings, store=store, orchestrator=orchestrator, events=events)
+        enrollment = Enrollment(store, settings,
+                                broker=registry.build_broker_accounts(settings))
+        app = create_app(settings, store=store, orchestrator=orchestrator, events=events,
+                         enrollment=enrollment)
     except FlopsError as exc:
         log.error("cannot start: %s", exc.message)
         if embedded is not None:
             embedded.stop()
         return 2
     server = ApiServer(app, host=settings.host, port=settings.port, threads=settings.api_threads)
-    worker = ReconcileWorker(store, orchestrator, settings)
+    worker = ReconcileWorker(store, orchestrator, settings, enrollment=enrollment)
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # in the main thread: ends server.serve(), then the cleanup below
@@ -73,6 +77,7 @@ def main() -> int:
             log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
             return 2
         started = True
+        enrollment.api_url = default_api_url(settings, port)  # the port bound (FLOPS_PORT=0)
         worker.start()  # first: recovers projects whose processes a restart lost
         if events is not None:
             ingest = EventIngest(store).handle

@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flops_contracts.config import load_settings
 from flops_manager.lifecycle.state import TERMINAL_PHASES, Phase
 
+SWAGGER_UI_ASSETS = "/docs/static/"
+"""Where the manager serves its vendored Swagger UI (:mod:`flops_manager.api.docs_assets`)."""
+
 TIMED_PHASES = tuple(p for p in Phase if p not in TERMINAL_PHASES and p is not Phase.SUBMITTED)
 """Phases a timeout can limit (a submitted project starts building at once)."""
 
@@ -64,6 +67,18 @@ class Settings(BaseModel):
         None, description="broker login handed to components (as a secret, never in specs)"
     )
     component_mqtt_password: str | None = None
+    broker_accounts: Literal["shared", "mosquitto-dynsec"] = Field(
+        "shared", description="mosquitto-dynsec: one broker login per enrolled component, "
+        "limited to its project's topics of its role, created through Mosquitto's dynamic "
+        "security plugin with the manager's login; shared: the component login above"
+    )
+    component_api_url: str | None = Field(
+        None, description="the manager's URL as components reach it, to enroll (default: "
+        "http://<host>:<port>, loopback when listening on every address)"
+    )
+    enroll_ttl_s: float = Field(
+        1800.0, gt=0, description="lifetime of a service's enrollment token (creation to start)"
+    )
     auth_mode: Literal["static", "oakestra"] = "static"
     api_tokens: str | None = Field(None, description='JSON {"token": "user"} or a file path')
     oakestra_url: str | None = None
@@ -117,6 +132,27 @@ class Settings(BaseModel):
         True, description="run a reconcile pass as soon as an event is stored, not only every "
         "reconcile_interval_s (false: the interval only, as before)",
     )
+    builder_memory_mb: int = Field(
+        4096, ge=256, description="memory limit of image builder services (pip and nested "
+        "Buildah; with a component's 512 MB a container builder was OOM-killed)",
+    )
+    reconcile_workers: int = Field(
+        4, ge=1, le=64,
+        description="projects reconciled concurrently (one slow backend call stalls only its own)",
+    )
+    drift_grace_s: float = Field(
+        10.0, ge=0, le=3600,
+        description="how long a service may be missing (removed outside FLOps) before the "
+        "worker recreates it or fails its project",
+    )
+    drift_max_repairs: int = Field(
+        3, ge=0, le=100, description="how often the worker recreates a role's missing services",
+    )
+    service_status_polling: bool = Field(
+        True, description="the reconcile loop reads the status of the services a project "
+        "needs from the backend to notice failed ones; off: failures are noticed only through "
+        "the components' events and last wills (within 1.5 x their MQTT keepalive)",
+    )
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)
     phase_timeouts: dict[Phase, float | None] = Field(
@@ -126,7 +162,10 @@ class Settings(BaseModel):
     sse_keepalive_s: float = Field(15.0, gt=0)
     sse_max_s: float = Field(300.0, gt=0)
     sse_poll_s: float = Field(0.5, gt=0)
-    swagger_ui_url: str = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    swagger_ui_url: str = Field(
+        SWAGGER_UI_ASSETS,
+        description="base URL of Swagger UI's files (default: served by the manager)",
+    )
     images_prefix: str = "flops"
     dataplane_image: str = "flops/dataplane:latest"
     builder_image: str = "flops/image-builder:latest"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
 from flops_contracts.errors import ConfigError
 from flops_contracts.events import Component
@@ -30,6 +30,34 @@ def _file(uri: str, project_id: str, component: Component, instance: str,
     return FilePublisher(Path(path))
 
 
+DEFAULT_KEEPALIVE_S = 30
+MAX_KEEPALIVE_S = 65535
+
+
+def mqtt_keepalive(parsed: ParseResult, env: Mapping[str, str]) -> int:
+    """The MQTT keepalive in seconds (URI ``?keepalive_s=N``, ``FLOPS_MQTT_KEEPALIVE_S``, 30).
+
+    The broker publishes a component's last will at most 1.5 x keepalive after the component
+    stopped answering, so the URI the manager hands to components bounds how late it learns of
+    a dead one.
+
+    Raises
+    ------
+    ConfigError
+        For another query parameter or a keepalive that is not a whole number in 1..65535.
+    """
+    query = parse_qs(parsed.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"keepalive_s"})
+    if unknown:
+        raise ConfigError(f"events URI: unknown parameters {unknown}; only keepalive_s is known")
+    raw = (query.get("keepalive_s") or [""])[-1] or env.get("FLOPS_MQTT_KEEPALIVE_S") or ""
+    if not raw:
+        return DEFAULT_KEEPALIVE_S
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_KEEPALIVE_S:
+        raise ConfigError(f"MQTT keepalive {raw!r}: use whole seconds from 1 to {MAX_KEEPALIVE_S}")
+    return int(raw)
+
+
 def _mqtt(uri: str, project_id: str, component: Component, instance: str,
           env: Mapping[str, str]) -> EventPublisher:
     from flops_messaging.mqtt_publisher import MqttPublisher, MqttSettings
@@ -50,7 +78,7 @@ def _mqtt(uri: str, project_id: str, component: Component, instance: str,
         ca_file=env.get("FLOPS_MQTT_CA_FILE") or None,
         username=env.get("FLOPS_MQTT_USERNAME") or None,
         password=env.get("FLOPS_MQTT_PASSWORD") or None,
-        keepalive_s=int(env.get("FLOPS_MQTT_KEEPALIVE_S") or 30),
+        keepalive_s=mqtt_keepalive(parsed, env),
     )
     return MqttPublisher(settings, project_id=project_id, component=component, instance=instance)
 
@@ -90,7 +118,8 @@ def create_publisher(
     Parameters
     ----------
     uri
-        ``mqtt://host:port``, ``mqtts://host:port``, ``file:///abs/path.jsonl``, ``log:`` or
+        ``mqtt://host:port``, ``mqtts://host:port`` (both with optional ``?keepalive_s=N``),
+        ``file:///abs/path.jsonl``, ``log:`` or
         empty/``None`` (log only).
     project_id, component, instance
         Identity of the publishing component (used for the topic and the last will).

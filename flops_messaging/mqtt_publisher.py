@@ -12,7 +12,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from flops_contracts.events import Component, Event, EventType
+from flops_contracts.events import Component, Event, EventType, new_incarnation
 from flops_contracts.topics import event_topic
 from flops_messaging.publisher import EventPublisher
 
@@ -43,7 +43,9 @@ class MqttPublisher(EventPublisher):
 
     The connection is opened lazily on the first publish (no side effects in the constructor),
     reconnects automatically with backoff, and registers a last-will ``lost`` event so the
-    manager learns when this component dies without saying goodbye.
+    manager learns when this component dies without saying goodbye. Every event it publishes,
+    the last will included, carries this publisher's :attr:`incarnation`, so the manager can
+    honour the will whenever it arrives for the incarnation that sent it.
     """
 
     def __init__(
@@ -64,11 +66,17 @@ class MqttPublisher(EventPublisher):
         self._lock = threading.Lock()
         self._unacknowledged: list[mqtt.MQTTMessageInfo] = []
         self._ever_connected = False
+        self._incarnation = new_incarnation()
 
     @property
     def topic(self) -> str:
         """The topic this publisher writes to."""
         return self._topic
+
+    @property
+    def incarnation(self) -> str:
+        """The id stamped on every event of this publisher and on its last will."""
+        return self._incarnation
 
     def _on_connect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
@@ -106,6 +114,7 @@ class MqttPublisher(EventPublisher):
                 instance=self._instance,
                 event=EventType.LOST,
                 data={"reason": "connection to the broker dropped without a goodbye"},
+                incarnation=self._incarnation,
             )
             client.will_set(self._topic, will.to_json(), qos=1, retain=False)
             client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -125,6 +134,7 @@ class MqttPublisher(EventPublisher):
         client = self._ensure_client()
         s = self._settings
         self._connected.wait(s.connect_timeout_s)
+        event = event.with_incarnation(self._incarnation)
         info = client.publish(self._topic, event.to_json(), qos=1)
         if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
             logger.error("MQTT queue full; event %s dropped", event.event_id)

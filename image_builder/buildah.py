@@ -41,6 +41,10 @@ class BudOptions:
         Verify TLS when pulling the base image.
     authfile
         Containers auth file for registries that need credentials.
+    build_args
+        ``--build-arg`` values (pip's index settings).
+    mounts
+        ``(host directory, path in the build)`` mounted read-only (local pip indexes, wheels).
     """
 
     containerfile: Path
@@ -51,6 +55,8 @@ class BudOptions:
     ca_bundle: Path | None = None
     tls_verify: bool = True
     authfile: Path | None = None
+    build_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    mounts: tuple[tuple[Path, str], ...] = ()
 
 
 def bud_argv(buildah: str, options: BudOptions) -> list[str]:
@@ -63,6 +69,10 @@ def bud_argv(buildah: str, options: BudOptions) -> list[str]:
     if options.ca_bundle is not None:
         argv += ["-v", f"{options.ca_bundle}:{CA_MOUNT}:ro",
                  "--build-arg", f"{PIP_CERT_ARG}={CA_MOUNT}"]
+    for source, target in options.mounts:
+        argv += ["-v", f"{source}:{target}:ro"]
+    for name, value in sorted(options.build_args.items()):
+        argv += ["--build-arg", f"{name}={value}"]
     if options.authfile is not None:
         argv += ["--authfile", str(options.authfile)]
     argv.append(str(options.context))

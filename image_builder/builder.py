@@ -24,6 +24,7 @@ from image_builder.smoke import CONTRACT_EXIT
 from image_builder.sources import parse_source
 from image_builder.steps import StepTimer, run_reported
 from image_builder.toolchain import find_tool
+from image_builder.user_paths import repository_paths
 from learner_base.repository import MODEL_MANAGER_CLASS, MODEL_MANAGER_FILE
 
 logger = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def checkout_and_validate(
     with steps.step(BuildStep.CLONE) as info:
         tree = clone_source(settings, cache)
         info.update(commit=tree.commit, ref=tree.resolved_ref, reused=tree.reused)
-    with steps.step(BuildStep.VALIDATE) as info:
+    with steps.step(BuildStep.VALIDATE) as info, repository_paths(tree.repo_dir):
         deps = validate_static(tree.repo_dir)
         info.update(dependency_file=deps.path.name, dependency_hash=deps.digest)
         if deps.skipped:
@@ -88,9 +89,11 @@ def checkout_and_validate(
 def _build(settings: BuilderSettings, steps: StepTimer, emitter: EventEmitter) -> BuildResult:
     cache = CacheLayout(settings.cache_dir)
     tree, deps = checkout_and_validate(settings, cache, steps, emitter)
-    with steps.step(BuildStep.ENV) as info:
+    with steps.step(BuildStep.ENV) as info, repository_paths(tree.repo_dir):
         env = _environment(settings, cache, tree, deps, info)
-    with steps.step(BuildStep.SMOKE) as info:
+        for note in env.notes:
+            emitter.emit(EventType.LOG, step=str(BuildStep.ENV), level="warning", message=note)
+    with steps.step(BuildStep.SMOKE) as info, repository_paths(tree.repo_dir):
         info.update(cached_smoke(env.venv.parent / SMOKE_REPORT, env.cache_hit,
                                  lambda: run_smoke(env.python, tree.repo_dir,
                                                    timeout=settings.smoke_timeout_s)))

@@ -77,6 +77,9 @@ class Recipe:
         The images to build.
     install_tini
         Install tini with apt when the base image lacks it.
+    pip_args
+        Build arguments pip reads in the deps stage (``PIP_INDEX_URL``...; the builder host's
+        pip configuration, see ``image_builder.pip_config``).
     """
 
     base_image: str
@@ -87,6 +90,7 @@ class Recipe:
     labels: Mapping[str, str]
     roles: tuple[Role, ...]
     install_tini: bool = True
+    pip_args: tuple[str, ...] = ()
 
 
 def _json(value: object) -> str:
@@ -107,7 +111,7 @@ def _deps_stage(recipe: Recipe) -> list[str]:
     pip = f"{VENV}/bin/pip"
     return [
         f"FROM {recipe.base_image} AS deps",
-        f"ARG {PIP_CERT_ARG}",
+        *(f"ARG {name}" for name in (PIP_CERT_ARG, *recipe.pip_args)),
         _env_line({
             "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PIP_NO_CACHE_DIR": "1",

@@ -112,3 +112,10 @@ def _from_conda(path: Path, text: str) -> tuple[tuple[str, ...], tuple[str, ...]
         else:
             skipped.append(str(entry))
     return tuple(keep), tuple(skipped)
+
+
+def user_requirement_lines(deps: DependencySpec) -> tuple[str, ...]:
+    """Return the repository's requirement lines (``requirements.txt`` read as is)."""
+    if deps.requirements is not None:
+        return deps.requirements
+    return tuple(deps.path.read_text(encoding="utf-8", errors="replace").splitlines())

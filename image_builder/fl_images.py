@@ -15,7 +15,7 @@ from flops_messaging import EventEmitter
 from image_builder import containerfile as cf
 from image_builder.builder import checkout_and_validate
 from image_builder.cache import CacheLayout
-from image_builder.dependencies import DependencySpec
+from image_builder.dependencies import user_requirement_lines
 from image_builder.image_pipeline import ImagePlan, build_and_push
 from image_builder.image_tags import repository_slug
 from image_builder.outcome import BuildStep, ImageBuildResult
@@ -25,13 +25,6 @@ from image_builder.steps import StepTimer, run_reported
 LEARNER = cf.Role(name="learner", module="learner_base")
 AGGREGATOR = cf.Role(name="aggregator", module="aggregator",
                      env={"FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"}, expose=(8080,))
-
-
-def user_requirement_lines(deps: DependencySpec) -> tuple[str, ...]:
-    """Return the repository's requirement lines (``requirements.txt`` read as is)."""
-    if deps.requirements is not None:
-        return deps.requirements
-    return tuple(deps.path.read_text(encoding="utf-8", errors="replace").splitlines())
 
 
 def build_images(settings: BuilderSettings, emitter: EventEmitter) -> ImageBuildResult:

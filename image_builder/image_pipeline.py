@@ -38,7 +38,8 @@ from image_builder.buildah import (
 from image_builder.cache import CacheLayout
 from image_builder.image_tags import TagInputs, image_name, image_tag, recipe_digest
 from image_builder.outcome import BuildStep
-from image_builder.pins import merge_requirements, runtime_pins, runtime_roots
+from image_builder.pins import extras_pins, merge_requirements, runtime_pins, runtime_roots
+from image_builder.pip_config import PipBuildInputs, build_inputs
 from image_builder.platforms import (
     emulation_error,
     host_platform,
@@ -46,7 +47,7 @@ from image_builder.platforms import (
     read_binfmt_handlers,
     requested_platforms,
 )
-from image_builder.registry_client import RegistryClient
+from image_builder.registry_client import RegistryClient, digest_reference
 from image_builder.runtime_layer import runtime_version
 from image_builder.settings import BuilderSettings
 from image_builder.steps import StepTimer
@@ -114,6 +115,7 @@ class _Prepared:
     refs: dict[str, str]
     tag: str
     runtime: str
+    pip: PipBuildInputs
 
 
 def build_log_path(settings: BuilderSettings) -> Path:
@@ -131,25 +133,33 @@ def _prepare(settings: BuilderSettings, plan: ImagePlan, cache: CacheLayout,
     runtime = runtime_version(settings.runtime_source)
     merged = merge_requirements(roots=(*runtime_roots(), *plan.extra_roots),
                                 user=plan.user_requirements, pins=runtime_pins(),
-                                source=plan.requirements_source)
+                                source=plan.requirements_source, extra_pins=extras_pins())
     for note in merged.notes:
         emitter.emit(EventType.LOG, step=str(BuildStep.PREPARE), level="warning", message=note)
+    pip = build_inputs(settings.effective_pip_config())
+    # pip skips a configured local location that does not exist; a mount of it would fail
+    pip = dataclasses.replace(pip, mounts=tuple(m for m in pip.mounts if m[0].is_dir()))
     recipe = cf.Recipe(
         base_image=settings.base_image, python=settings.python_in_image,
         wheel_name=wheel.name, payload_dir=plan.payload_dir, env=plan.env,
         labels={**plan.labels, "io.flops.runtime-version": runtime,
                 "io.flops.dependency-hash": plan.dependency_hash},
         roles=plan.roles, install_tini=settings.install_tini,
+        pip_args=tuple(sorted(pip.build_args)),
     )
     text = cf.render_containerfile(recipe)
-    digest = recipe_digest(text, "\n".join(merged.requirements), "\n".join(merged.constraints))
+    # where pip installs from decides what is installed (e.g. CPU or CUDA wheels): in the tag
+    pip_part = ["\n".join(f"{k}={v}" for k, v in sorted(pip.build_args.items()))]
+    digest = recipe_digest(text, "\n".join(merged.requirements), "\n".join(merged.constraints),
+                           *(pip_part if pip.build_args else []))
     tag = image_tag(TagInputs(plan.source_id, plan.dependency_hash, runtime, digest))
     refs = {
         role.name: image_name(registry=settings.registry, namespace=settings.image_namespace,
                               source=plan.source_slug, role=role.name) + f":{tag}"
         for role in plan.roles
     }
-    return _Prepared(text, merged.requirements, merged.constraints, wheel, refs, tag, runtime)
+    return _Prepared(text, merged.requirements, merged.constraints, wheel, refs, tag, runtime,
+                     pip)
 
 
 @contextlib.contextmanager
@@ -170,14 +180,24 @@ def _credentials(settings: BuilderSettings) -> Iterator[tuple[Path | None,
     yield None, None
 
 
-def _cached(client: RegistryClient, refs: Mapping[str, str],
-            platforms: tuple[str, ...]) -> dict[str, list[str]]:
-    """Return role -> platforms missing in the registry (empty lists: a full hit)."""
-    missing: dict[str, list[str]] = {}
+Variants = dict[str, dict[str, str]]
+"""Role -> platform -> digest reference of that platform's image (``host/path@sha256:...``)."""
+
+
+def _variants(client: RegistryClient, refs: Mapping[str, str]) -> Variants:
+    """Return each role's platform variants as found in the registry (none: ``{}``)."""
+    found: Variants = {}
     for role, ref in refs.items():
-        found = client.platforms(ref) or set()
-        missing[role] = [p for p in platforms if p not in found]
-    return missing
+        digests = client.variants(ref) or {}
+        found[role] = {plat: digest_reference(ref, digest)
+                       for plat, digest in sorted(digests.items()) if digest}
+    return found
+
+
+def missing_platforms(found: Variants, platforms: tuple[str, ...]) -> dict[str, list[str]]:
+    """Return role -> requested platforms without an image (empty lists: a full hit)."""
+    return {role: [p for p in platforms if p not in variants]
+            for role, variants in found.items()}
 
 
 def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
@@ -204,21 +224,25 @@ def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
         client = RegistryClient(tls_verify=settings.registry_tls_verify, credentials=creds)
         try:
             with steps.step(BuildStep.CACHE) as info:
-                missing = _cached(client, prep.refs, platforms)
+                found = _variants(client, prep.refs)
+                missing = missing_platforms(found, platforms)
                 hit = not any(missing.values())
                 info.update(cache_hit=hit, missing={r: m for r, m in missing.items() if m})
+            if not hit:
+                lacking = missing_emulation(platforms, host,
+                                            read_binfmt_handlers(settings.binfmt_dir))
+                if lacking:
+                    steps.current = BuildStep.BUILD
+                    raise emulation_error(lacking, host)
+                details["log_file"] = str(log_path)
+                _build(settings, plan, prep, steps, platforms=platforms, log_path=log_path,
+                       authfile=authfile)
+                found = _variants(client, prep.refs)
         finally:
             client.close()
-        if hit:
-            return PushedImages(dict(prep.refs), True, platforms, details)
-        lacking = missing_emulation(platforms, host, read_binfmt_handlers())
-        if lacking:
-            steps.current = BuildStep.BUILD
-            raise emulation_error(lacking, host)
-        details["log_file"] = str(log_path)
-        _build(settings, plan, prep, steps, platforms=platforms, log_path=log_path,
-               authfile=authfile)
-    return PushedImages(dict(prep.refs), False, platforms, details)
+    details["variants"] = {role: {p: v[p] for p in platforms if p in v}
+                           for role, v in found.items()}
+    return PushedImages(dict(prep.refs), hit, platforms, details)
 
 
 def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: StepTimer, *,
@@ -246,7 +270,7 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
                     containerfile=context / "Containerfile", context=context,
                     target=role.name, manifest=manifests[role.name], platforms=platforms,
                     ca_bundle=ca_bundle, tls_verify=settings.registry_tls_verify,
-                    authfile=authfile,
+                    authfile=authfile, build_args=prep.pip.build_args, mounts=prep.pip.mounts,
                 ))
                 info.update(role=role.name)
         with steps.step(BuildStep.PUSH) as info:

@@ -3,9 +3,9 @@
 The pins are the exact versions of the FLOps runtime's dependency closure as installed beside
 the builder (the versions FLOps is tested with): they become ``constraints.txt`` of every image,
 so builds are reproducible and need no resolver backtracking. :func:`merge_requirements` is pure:
-a user requirement that excludes a pinned version is dropped with a message (FLOps' pin wins),
-``mlflow`` is served by the runtime's ``mlflow-skinny``, and lines pip cannot take from a
-generated file (``-r``, ``-e``, local paths) are reported.
+it applies :mod:`image_builder.pin_policy` (a user requirement that excludes a pinned version is
+dropped with a message, ``mlflow`` is served by the runtime's ``mlflow-skinny``), and lines pip
+cannot take from a generated file (``-r``, ``-e``, local paths) are reported.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import importlib.metadata as metadata
 from collections.abc import Iterable, Mapping
 
 from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+from image_builder.pin_policy import REPLACED, apply_pin_policy
 
 RUNTIME_DISTRIBUTION = "flops"
 MANAGER_ONLY = frozenset({"flask", "flask-smorest", "marshmallow", "pymongo", "nx-27017"})
 """FLOps dependencies the manager needs but images do not."""
-REPLACED = {"mlflow": "mlflow-skinny"}
-"""Requirements served by a lighter distribution in images (same version, client only)."""
 _KEPT_OPTIONS = ("--index-url", "--extra-index-url", "--find-links", "--trusted-host",
                  "--pre", "--only-binary", "--prefer-binary", "-i ", "-f ")
 
@@ -52,6 +52,7 @@ def merge_requirements(
     user: Iterable[str],
     pins: Mapping[str, str],
     source: str,
+    extra_pins: Mapping[str, str] | None = None,
 ) -> MergedRequirements:
     """Merge the runtime's root requirements with a user's requirement lines.
 
@@ -65,44 +66,25 @@ def merge_requirements(
         Canonical name -> pinned version.
     source
         The user's file name, for messages.
+    extra_pins
+        Exact pins of FLOps' optional extras (see :mod:`image_builder.pin_policy`).
 
     Returns
     -------
     MergedRequirements
         The files' lines and a note for every user line that was changed or dropped.
     """
-    notes: list[str] = []
-    lines = list(dict.fromkeys(roots))
-    for raw in user:
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("-"):
-            if line.startswith(_KEPT_OPTIONS):
-                lines.append(line)
-            else:
-                notes.append(f"{source}: ignored {line!r} (includes, editable and local "
-                             "installs are not supported in images)")
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            notes.append(f"{source}: ignored {line!r} (not a requirement pip can install "
-                         "from an index)")
-            continue
-        name = canonicalize_name(req.name)
-        replacement = REPLACED.get(name)
-        if replacement is not None and replacement in pins:
-            notes.append(f"{source}: {line!r} is served by the FLOps runtime's "
-                         f"{replacement}=={pins[replacement]} (client only)")
-            continue
-        pinned = pins.get(name)
-        if pinned is not None and req.specifier and not req.specifier.contains(
-                pinned, prereleases=True):
-            notes.append(f"{source}: {line!r} conflicts with FLOps' pin {name}=={pinned}; "
-                         "FLOps' pin wins (the FLOps runtime is tested with it)")
-            continue
-        lines.append(line)
+    policy = apply_pin_policy(user, pins=pins, source=source, extra_pins=extra_pins)
+    lines = [*dict.fromkeys(roots), *policy.requirements]
+    notes = list(policy.notes)
+    for line in policy.options:
+        if line.startswith(_KEPT_OPTIONS):
+            lines.append(line)
+        else:
+            notes.append(f"{source}: ignored {line!r} (includes, editable and local "
+                         "installs are not supported in images)")
+    notes += [f"{source}: ignored {line!r} (not a requirement pip can install from an index)"
+              for line in policy.invalid]
     constraints = tuple(f"{name}=={version}" for name, version in sorted(pins.items()))
     return MergedRequirements(tuple(lines), constraints, tuple(notes))
 
@@ -153,3 +135,20 @@ def _requirements_of(dist_name: str) -> list[Requirement]:
             continue
         result.append(req)
     return result
+
+
+def extras_pins(dist_name: str = RUNTIME_DISTRIBUTION) -> dict[str, str]:
+    """Return canonical name -> version of the exact (``==``) pins of FLOps' optional extras."""
+    pins: dict[str, str] = {}
+    try:
+        requirements = metadata.requires(dist_name) or []
+    except metadata.PackageNotFoundError:  # running from a source tree
+        return pins
+    for text in requirements:
+        req = Requirement(text)
+        if req.marker is None or "extra" not in str(req.marker):
+            continue
+        exact = [spec.version for spec in req.specifier if spec.operator == "=="]
+        if len(exact) == 1:
+            pins[canonicalize_name(req.name)] = exact[0]
+    return pins

@@ -1,6 +1,7 @@
-"""Ask an OCI registry (Distribution API v2) which platforms an image tag has.
+"""Ask an OCI registry (Distribution API v2) which platforms an image tag has, and their digests.
 
-This is the cache check: no pull, one or two small HTTP requests per image. Handles basic auth
+This is the cache check and the source of each platform variant's digest reference: no pull,
+one or two small HTTP requests per image. Handles basic auth
 and the bearer-token challenge of Docker-style registries; ``tls_verify=False`` also allows plain
 HTTP (as buildah's ``--tls-verify=false`` does).
 """
@@ -36,6 +37,12 @@ def split_reference(ref: str) -> tuple[str, str, str]:
     if not host or not path or not tag or "/" in tag:
         raise BuildError(f"image reference {ref!r} is not host/path:tag")
     return host, path, tag
+
+
+def digest_reference(ref: str, digest: str) -> str:
+    """Return ``host/path@digest`` for the image ``digest`` of ``ref`` (``host/path:tag``)."""
+    host, path, _ = split_reference(ref)
+    return f"{host}/{path}@{digest}"
 
 
 def platform_of(entry: dict[str, Any]) -> str:
@@ -80,20 +87,38 @@ class RegistryClient:
         BuildError
             If the registry cannot be reached or answers with an error other than 404.
         """
+        found = self.variants(ref)
+        return None if found is None else set(found)
+
+    def variants(self, ref: str) -> dict[str, str] | None:
+        """Return platform -> manifest digest of each image ``ref`` holds (``None``: no tag).
+
+        A manifest list yields one entry per platform; a single image yields its platform and
+        the digest the registry reports for it (``Docker-Content-Digest``).
+
+        Raises
+        ------
+        BuildError
+            If the registry cannot be reached or answers with an error other than 404.
+        """
         host, path, tag = split_reference(ref)
-        manifest = self._get_json(host, f"/v2/{path}/manifests/{tag}", MANIFEST_TYPES)
-        if manifest is None:
+        found = self._get_json(host, f"/v2/{path}/manifests/{tag}", MANIFEST_TYPES)
+        if found is None:
             return None
+        manifest, digest = found
         entries = manifest.get("manifests")
         if isinstance(entries, list):
-            return {platform_of(e.get("platform", {})) for e in entries if isinstance(e, dict)}
-        digest = manifest.get("config", {}).get("digest")
-        if not digest:
-            return set()
-        config = self._get_json(host, f"/v2/{path}/blobs/{digest}", "*/*")
-        return {platform_of(config)} if config else set()
+            return {platform_of(e.get("platform", {})): str(e.get("digest", ""))
+                    for e in entries if isinstance(e, dict)}
+        config_digest = manifest.get("config", {}).get("digest")
+        if not config_digest:
+            return {}
+        config = self._get_json(host, f"/v2/{path}/blobs/{config_digest}", "*/*")
+        return {platform_of(config[0]): digest} if config else {}
 
-    def _get_json(self, host: str, path: str, accept: str) -> dict[str, Any] | None:
+    def _get_json(self, host: str, path: str,
+                  accept: str) -> tuple[dict[str, Any], str] | None:
+        """Return the JSON object at ``path`` and its ``Docker-Content-Digest`` (``None``: 404)."""
         response = self._request(host, path, accept)
         if response.status_code == 404:
             return None
@@ -101,7 +126,9 @@ class RegistryClient:
             raise BuildError(f"registry {host}: GET {path} answered {response.status_code}: "
                              f"{response.text[:300]}")
         data = response.json()
-        return data if isinstance(data, dict) else None
+        if not isinstance(data, dict):
+            return None
+        return data, response.headers.get("Docker-Content-Digest", "")
 
     def _request(self, host: str, path: str, accept: str) -> requests.Response:
         schemes = ("https",) if self.tls_verify else ("https", "http")

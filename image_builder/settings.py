@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 import flops_contracts
 from flops_contracts.ids import check_identifier
+from image_builder.pip_config import PipConfig, host_pip_config
+from image_builder.platforms import BINFMT_DIR
 
 DEFAULT_BASE_IMAGE = "docker.io/library/python:3.11-slim-bookworm"
 """Official slim Python image; the interpreter version must match the builder's (pins)."""
@@ -90,8 +92,18 @@ class BuilderSettings(BaseModel):
     extra_ca_bundle
         PEM bundle mounted (not committed) into builds and given to pip as ``PIP_CERT``; must
         hold every CA pip needs (e.g. the host's bundle plus a proxy's CA).
+    pip_from_host
+        Install from where the builder's own pip does (``pip config list``: index, extra
+        indexes, find-links, trusted hosts; local directories are mounted read-only into
+        builds), e.g. a mirror or local CPU wheels of PyTorch. ``pip_config`` wins.
+    pip_config
+        Explicit pip locations for builds (JSON: ``index_url``, ``extra_index_urls``,
+        ``find_links``, ``trusted_hosts``). The trusted CA is ``extra_ca_bundle``.
     platforms
         ``os/arch[/variant]`` to build for (JSON list); default: the build host's platform.
+    binfmt_dir
+        Where the kernel lists its binfmt_misc emulation handlers (a foreign platform needs
+        an enabled ``qemu-<arch>`` handler there).
     buildah
         The buildah program.
     build_timeout_s
@@ -135,7 +147,10 @@ class BuilderSettings(BaseModel):
     base_image: str = DEFAULT_BASE_IMAGE
     python_in_image: str = "python3"
     extra_ca_bundle: Path | None = None
+    pip_from_host: bool = False
+    pip_config: PipConfig | None = None
     platforms: list[str] = Field(default_factory=list)
+    binfmt_dir: Path = BINFMT_DIR
     buildah: str = "buildah"
     build_timeout_s: float = Field(default=3600.0, gt=0)
     install_tini: bool = True
@@ -184,6 +199,12 @@ class BuilderSettings(BaseModel):
         if (self.registry_username is None) != (self.registry_password is None):
             raise ValueError("registry_username and registry_password go together")
         return self
+
+    def effective_pip_config(self) -> PipConfig:
+        """Return the pip locations builds use: ``pip_config``, else the host's if asked."""
+        if self.pip_config is not None:
+            return self.pip_config
+        return host_pip_config(self.python) if self.pip_from_host else PipConfig()
 
     def scratch_dir(self) -> Path:
         """Return the directory for new checkouts."""

@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: smoke.py REPO_DIR", file=sys.stderr)
         return 2
     from flops_contracts.errors import ContractError
+    from learner_base.legacy_manager import unwrap
     from learner_base.repository import load_model_manager
 
     try:
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         print(exc.message, file=sys.stderr)
         return CONTRACT_EXIT
     shapes = [[list(getattr(p, "shape", ())), str(getattr(p, "dtype", ""))] for p in parameters]
-    print(json.dumps({"class": type(manager).__name__, "parameters": shapes}))
+    print(json.dumps({"class": type(unwrap(manager)).__name__, "parameters": shapes}))
     return 0
 
 

@@ -15,7 +15,17 @@ from typing import Any, TypeVar
 from flwr.client import NumPyClient
 from flwr.compat.client.app import start_client
 
-from learner_base.model_manager import RoundConfig, check_parameters
+from flops_contracts.errors import ContractError
+from learner_base.contract_checks import (
+    CallSite,
+    Shapes,
+    check_evaluate_result,
+    check_fit_result,
+    check_parameters,
+    shapes_of,
+)
+from learner_base.legacy_manager import unwrap
+from learner_base.model_manager import RoundConfig
 from learner_base.server_address import resolution_error
 
 logger = logging.getLogger(__name__)
@@ -51,7 +61,13 @@ class ClientCodeError(Exception):
 
 
 class ModelManagerClient(ContactTrackingClient):
-    """Drives a repository's ModelManager from Flower's fit/evaluate calls."""
+    """Drives a repository's ModelManager from Flower's fit/evaluate calls.
+
+    Every result is checked (:mod:`learner_base.contract_checks`): a wrong type, parameters
+    whose shapes change between rounds, or NaN/inf parameters raise a
+    :class:`~flops_contracts.errors.ContractError` naming the file and the method, which
+    :func:`run_client` re-raises instead of reporting a broken connection.
+    """
 
     def __init__(
         self,
@@ -59,44 +75,69 @@ class ModelManagerClient(ContactTrackingClient):
         *,
         on_fit: FitHook | None = None,
         on_evaluate: EvaluateHook | None = None,
+        site: CallSite | None = None,
     ) -> None:
         self._manager = manager
         self._on_fit = on_fit
         self._on_evaluate = on_evaluate
+        self._site = site or CallSite(cls=type(unwrap(manager)).__name__)
+        self._shapes: Shapes | None = None
+
+    def _parameters(self, when: str) -> list[Any]:
+        arrays = check_parameters(
+            self._manager.get_model_parameters(),
+            source=self._site.method("get_model_parameters"), expected=self._shapes, when=when,
+        )
+        if self._shapes is None:
+            self._shapes = shapes_of(arrays)
+        return arrays
+
+    def _receive(self, parameters: list[Any]) -> None:
+        if self._shapes is None:
+            self._shapes = shapes_of(parameters)
+        self._manager.set_model_parameters(parameters)
 
     def get_parameters(self, config: dict[str, Any]) -> list[Any]:
         """Return the current local parameters."""
         self._contact()
-        return check_parameters(
-            self._guard(self._manager.get_model_parameters),
-            source="ModelManager.get_model_parameters()",
-        )
+        return self._guard(lambda: self._parameters(""))
 
     def fit(
         self, parameters: list[Any], config: dict[str, Any]
     ) -> tuple[list[Any], int, dict[str, Any]]:
         """Train one round starting from the global ``parameters``."""
         self._contact()
-        round_config = RoundConfig.from_flower(config)
-        self._guard(lambda: self._manager.set_model_parameters(parameters))
+        return self._guard(lambda: self._fit(parameters, RoundConfig.from_flower(config)))
+
+    def _fit(
+        self, parameters: list[Any], config: RoundConfig
+    ) -> tuple[list[Any], int, dict[str, Any]]:
+        self._receive(parameters)
         started = time.perf_counter()
-        examples = int(self._guard(lambda: self._manager.fit_model(round_config)))
+        examples = check_fit_result(self._manager.fit_model(config), site=self._site)
         seconds = time.perf_counter() - started
+        trained = self._parameters(f" after fit_model() in round {config.server_round}")
         if self._on_fit is not None:
-            self._on_fit(round_config, examples, seconds)
-        return self.get_parameters({}), examples, {"train_seconds": seconds}
+            self._on_fit(config, examples, seconds)
+        return trained, examples, {"train_seconds": seconds}
 
     def evaluate(
         self, parameters: list[Any], config: dict[str, Any]
     ) -> tuple[float, int, dict[str, Any]]:
         """Evaluate the global ``parameters`` on local test data."""
         self._contact()
-        round_config = RoundConfig.from_flower(config)
-        self._guard(lambda: self._manager.set_model_parameters(parameters))
-        loss, accuracy, examples = self._guard(lambda: self._manager.evaluate_model(round_config))
+        return self._guard(lambda: self._evaluate(parameters, RoundConfig.from_flower(config)))
+
+    def _evaluate(
+        self, parameters: list[Any], config: RoundConfig
+    ) -> tuple[float, int, dict[str, Any]]:
+        self._receive(parameters)
+        loss, accuracy, examples = check_evaluate_result(
+            self._manager.evaluate_model(config), site=self._site
+        )
         if self._on_evaluate is not None:
-            self._on_evaluate(round_config, float(loss), float(accuracy), int(examples))
-        return float(loss), int(examples), {"accuracy": float(accuracy)}
+            self._on_evaluate(config, loss, accuracy, examples)
+        return loss, examples, {"accuracy": accuracy}
 
 
 class CallbackClient(ContactTrackingClient):
@@ -155,6 +196,8 @@ def run_client(
         If the server could not be reached in time or the connection broke.
     ClientCodeError
         If user code raised inside fit/evaluate/get_parameters.
+    ContractError
+        If user code returned something the repository contract does not allow.
     """
     started = time.monotonic()
     deadline = started + connect_timeout_s
@@ -172,6 +215,8 @@ def run_client(
             )
             return
         except Exception as exc:  # noqa: BLE001 - grpc raises many types; callers need one
+            if isinstance(client.code_error, ContractError):
+                raise client.code_error from None
             if client.code_error is not None:
                 err = client.code_error
                 raise ClientCodeError(f"{type(err).__name__}: {err}") from err

@@ -13,7 +13,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 from numpy.typing import NDArray
 
 from flops_contracts.spec import ConfigValue
@@ -146,20 +145,22 @@ class ModelManager(abc.ABC):
         """Return pip requirements of the logged model (default: inferred from the flavor)."""
         return None
 
+    def mlflow_log_options(self) -> dict[str, Any]:
+        """Return extra keyword arguments for ``mlflow.<flavor>.log_model``.
 
-def check_parameters(parameters: object, *, source: str) -> Parameters:
-    """Check that ``parameters`` is a non-empty list of NumPy arrays.
+        For example ``{"skops_trusted_types": ["mypackage.MyTransformer"]}`` for an sklearn
+        model holding a class of the repository, or ``{"serialization_format": "cloudpickle"}``.
+        FLOps passes them after its own defaults; if the flavor still cannot save the model,
+        FLOps logs it as a generic pickled pyfunc model and reports a warning.
+        """
+        return {}
 
-    Raises
-    ------
-    TypeError
-        Naming ``source`` and what is wrong.
-    """
-    if not isinstance(parameters, list | tuple):
-        raise TypeError(f"{source} must return a list of numpy arrays, got {type(parameters)!r}")
-    if not parameters:
-        raise TypeError(f"{source} returned an empty list; the model has no parameters")
-    for i, array in enumerate(parameters):
-        if not isinstance(array, np.ndarray):
-            raise TypeError(f"{source} item {i} is {type(array)!r}, not a numpy array")
-    return list(parameters)
+
+OPTIONAL_METHODS: tuple[str, ...] = ("input_example", "pip_requirements", "mlflow_log_options")
+"""Methods a ModelManager may leave out (a duck-typed class need not define them)."""
+
+
+def call_optional(manager: object, name: str) -> Any | None:
+    """Call the optional method ``name`` of ``manager``; ``None`` if it does not define it."""
+    method = getattr(manager, name, None)
+    return method() if callable(method) else None

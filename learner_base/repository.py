@@ -11,7 +11,11 @@ from types import ModuleType
 from typing import Any
 
 from flops_contracts.errors import ContractError
-from learner_base.model_manager import REQUIRED_METHODS, check_parameters
+from learner_base.autolog_guard import disable_autologging
+from learner_base.contract_checks import CallSite, check_parameters
+from learner_base.legacy_manager import adapt
+from learner_base.model_manager import REQUIRED_METHODS
+from learner_base.repo_imports import register_aliases
 
 MODEL_MANAGER_FILE = "model_manager.py"
 MODEL_MANAGER_CLASS = "ModelManager"
@@ -40,6 +44,7 @@ def _import_module(repo_dir: Path) -> ModuleType:
     if spec is None or spec.loader is None:  # pragma: no cover - only for non-files
         raise ContractError(f"{path}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
+    register_aliases(repo_dir.resolve())
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - any import error is the user's to fix
@@ -47,6 +52,8 @@ def _import_module(repo_dir: Path) -> ModuleType:
             f"{path}: importing it failed: {_short_trace(exc, path)}",
             details={"file": str(path)},
         ) from exc
+    finally:
+        disable_autologging()
     return module
 
 
@@ -83,6 +90,9 @@ def load_model_manager_class(repo_dir: Path) -> type[Any]:
 def instantiate(cls: type[Any], *, repo_dir: Path) -> Any:
     """Instantiate the ModelManager and dry-call ``get_model_parameters``.
 
+    A ModelManager written for the original FLOps (methods without arguments) is returned
+    wrapped by :func:`learner_base.legacy_manager.adapt`.
+
     Raises
     ------
     ContractError
@@ -103,11 +113,12 @@ def instantiate(cls: type[Any], *, repo_dir: Path) -> Any:
             f"{path}: {cls.__name__}.get_model_parameters() raised {_short_trace(exc, path)}",
             details={"file": str(path)},
         ) from exc
+    site = CallSite(file=str(path), cls=cls.__name__)
     try:
-        check_parameters(parameters, source=f"{cls.__name__}.get_model_parameters()")
-    except TypeError as exc:
-        raise ContractError(f"{path}: {exc}", details={"file": str(path)}) from None
-    return manager
+        check_parameters(parameters, source=site.method("get_model_parameters"))
+    except ContractError as exc:
+        raise ContractError(exc.message, details={"file": str(path)}) from None
+    return adapt(manager)
 
 
 def load_model_manager(repo_dir: Path) -> Any:

@@ -10,9 +10,12 @@ from pathlib import Path
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
+from learner_base import active_context
+from learner_base.contract_checks import CallSite
 from learner_base.flower_client import ClientCodeError, ModelManagerClient, run_client
+from learner_base.legacy_manager import unwrap
 from learner_base.model_manager import LearnerContext, RoundConfig
-from learner_base.repository import load_model_manager
+from learner_base.repository import MODEL_MANAGER_FILE, load_model_manager
 from learner_base.settings import LearnerSettings
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,7 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
         data_server=settings.data_server,
         data_partition=partition,
     )
+    active_context.publish(context)  # for flops_utils.load_dataset() (original FLOps repos)
     try:
         manager.set_model_data(context)
     except FlopsError as exc:  # e.g. no data for the tags: the message says it all
@@ -110,7 +114,8 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
         )
 
     root_cert = Path(settings.tls_root_cert).read_bytes() if settings.tls_root_cert else None
-    client = ModelManagerClient(manager, on_fit=on_fit, on_evaluate=on_evaluate)
+    site = CallSite(file=MODEL_MANAGER_FILE, cls=type(unwrap(manager)).__name__)
+    client = ModelManagerClient(manager, on_fit=on_fit, on_evaluate=on_evaluate, site=site)
     try:
         run_client(
             client,
@@ -118,6 +123,10 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
             connect_timeout_s=settings.connect_timeout_s,
             root_certificates=root_cert,
         )
+    except ContractError as exc:
+        emitter.emit(EventType.FAILED, reason=exc.message, stage="contract")
+        logger.error("%s", exc.message)
+        return ExitCode.CONTRACT
     except ConnectionError as exc:
         emitter.emit(EventType.FAILED, reason=str(exc), stage="connection")
         logger.error("%s", exc)

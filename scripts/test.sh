@@ -3,15 +3,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
-if ! command -v mosquitto >/dev/null 2>&1 && [ ! -x /usr/sbin/mosquitto ]; then
-  # The MQTT tests start a real broker; Debian's mosquitto (apt does not start it).
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq mosquitto >/dev/null
-  else sudo apt-get update -qq && sudo apt-get install -y -qq mosquitto >/dev/null; fi
-fi
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# apt_install_missing EXECUTABLE PACKAGE...: install the packages unless EXECUTABLE is there
+apt_install_missing() {
+  local executable=$1; shift
+  if ! command -v "$executable" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$executable" ]; then
+    as_root apt-get update -qq && as_root apt-get install -y -qq "$@" >/dev/null
+  fi
+}
+# The MQTT tests start a real broker; Debian's mosquitto (apt does not start it).
+apt_install_missing mosquitto mosquitto
+# A real browser renders the manager's /docs (Swagger UI) offline: Debian's headless chromium.
+apt_install_missing chromium chromium
 # Buildah, Podman, a registry and debootstrap for the container tests (their fixtures build the
-# local Python base image with scripts/build_base_image.sh)
-if [ "$(id -u)" = 0 ]; then bash scripts/setup_containers.sh
-else sudo bash scripts/setup_containers.sh; fi
+# local Python base image with scripts/build_base_image.sh), and qemu-user-static with the
+# arm64 binfmt handler: the multi-arch image and heterogeneous federation tests build and run
+# arm64 images under emulation.
+as_root env FLOPS_WITH_EMULATION=1 bash scripts/setup_containers.sh
 bash scripts/setup.sh dev,torch
 export FLWR_TELEMETRY_ENABLED=0
 # Everything above is installed, so a test skipped for a missing tool is a failure here
@@ -20,6 +28,9 @@ export FLOPS_REQUIRE_TOOLS=1
 # Containers must resolve each other's names (netavark + aardvark-dns): fail now with the cause
 # rather than after the container suites' timeouts.
 bash scripts/build_base_image.sh
+# The arm64 base (debootstrap under emulation, ~3.5 min) once per machine: it stays in local
+# container storage between runs, like the amd64 one.
+FLOPS_BASE_ARCH=arm64 bash scripts/build_base_image.sh localhost/flops-python:3.11-bookworm-arm64
 .venv/bin/flops preflight --image localhost/flops-python:3.11-bookworm
 .venv/bin/ruff check .
 .venv/bin/mypy

@@ -1,13 +1,20 @@
 #!/bin/sh
-# Create the password file from the environment (never stored in the image or the compose
-# file), then run Mosquitto in the foreground.
+# First start: the dynamic security plugin's configuration with only the manager's login
+# (later starts keep the logins the manager created; to change MQTT_MANAGER_PASSWORD, remove
+# dynamic-security.json from the mqtt-data volume while no project runs). Then run Mosquitto.
 set -eu
 : "${MQTT_MANAGER_PASSWORD:?set MQTT_MANAGER_PASSWORD in .env}"
-: "${MQTT_COMPONENT_PASSWORD:?set MQTT_COMPONENT_PASSWORD in .env}"
 umask 077
-rm -f /mosquitto/data/passwd
-touch /mosquitto/data/passwd
-mosquitto_passwd -b /mosquitto/data/passwd flops-manager "$MQTT_MANAGER_PASSWORD"
-mosquitto_passwd -b /mosquitto/data/passwd flops-component "$MQTT_COMPONENT_PASSWORD"
-chown mosquitto:mosquitto /mosquitto/data/passwd 2>/dev/null || true
-exec mosquitto -c /flops/mosquitto.conf
+plugin=$(ls /usr/lib/mosquitto_dynamic_security.so /usr/lib/*/mosquitto_dynamic_security.so \
+  2>/dev/null | head -n 1)
+if [ -z "$plugin" ]; then
+  echo "Mosquitto's dynamic security plugin (mosquitto_dynamic_security.so) is missing" >&2
+  exit 1
+fi
+config=/mosquitto/data/dynamic-security.json
+if [ ! -f "$config" ]; then
+  mosquitto_ctrl dynsec init "$config" flops-manager "$MQTT_MANAGER_PASSWORD" >/dev/null
+fi
+sed "s#@DYNSEC_PLUGIN@#$plugin#" /flops/mosquitto.conf > /mosquitto/data/mosquitto.conf
+chown mosquitto:mosquitto "$config" /mosquitto/data/mosquitto.conf 2>/dev/null || true
+exec mosquitto -c /mosquitto/data/mosquitto.conf

@@ -19,7 +19,13 @@ Layout
     * ``public`` services publish ``ports[0]`` on ``publish_host`` at a free host port;
       :meth:`DockerOrchestrator.public_url` is ``http://<public_host>:<host port>``.
     * Containers are never restarted by the engine: a failed instance shows as ``FAILED`` with
-      its exit code and last output, and the reconciler decides.
+      its exit code and last output, and the reconciler decides. A container removed behind
+      the backend's back is reported in ``ServiceStatus.missing``; ``create_service`` starts
+      it again.
+    * Concurrency: changes to a service (create, scale, remove) hold that service's lock, and
+      a project's network changes hold the project's; reads (status, logs, URLs) hold none.
+      Image pulls happen before any lock is taken, so a slow registry delays only the
+      service being created.
 
 Image builders (``privileged`` services): the options below, given as query parameters of the
 orchestrator URI, are applied to them only:
@@ -45,7 +51,9 @@ manager must hand components URIs with that name (``mqtt://host.containers.inter
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import logging
 import threading
 import urllib.parse
@@ -97,7 +105,8 @@ def instance_name(service: str, index: int) -> str:
 def container_state(state: Mapping[str, Any]) -> tuple[ServiceState, str | None]:
     """Map a container's ``State`` (from ``inspect``) to a service state and a message.
 
-    ``running``/``paused`` -> RUNNING; ``created``/``restarting`` -> PENDING; ``exited`` with 0
+    ``running``/``paused`` -> RUNNING; ``created``/``restarting``/``stopping``/``removing`` ->
+    PENDING; ``exited`` with 0
     -> STOPPED (done); any other exit, ``dead`` or an OOM kill -> FAILED.
     """
     status = str(state.get("Status", "")).lower()
@@ -106,13 +115,33 @@ def container_state(state: Mapping[str, Any]) -> tuple[ServiceState, str | None]
         return ServiceState.FAILED, f"killed: out of memory (exit code {code})"
     if status in ("running", "paused"):
         return ServiceState.RUNNING, None
-    if status in ("created", "restarting", "configured", "initialized"):
-        return ServiceState.PENDING, None
+    if status in ("created", "restarting", "configured", "initialized", "stopping", "removing"):
+        return ServiceState.PENDING, None  # on its way; what it ends as is seen next time
     if status in ("exited", "stopped") and code == 0:
         return ServiceState.STOPPED, None
     error = str(state.get("Error") or "").strip()
     detail = f"exited with code {code}" + (f": {error}" if error else "")
     return ServiceState.FAILED, detail
+
+
+def killed_from_outside(state: Mapping[str, Any]) -> bool:
+    """Whether a container's main process was ended by a signal (exit code 128+n), not OOM.
+
+    The backend stops containers only to remove them, so such a container was killed behind
+    its back (``podman kill``, ``podman stop``).
+    """
+    status = str(state.get("Status", "")).lower()
+    code = int(state.get("ExitCode", 0) or 0)
+    return status in ("exited", "stopped") and code > 128 and not state.get("OOMKilled")
+
+
+def missing_instances(service: str, instances: int, alive: list[Any]) -> tuple[str, ...]:
+    """Names of the instances ``0..instances-1`` of ``service`` without a live container.
+
+    ``alive``: the containers that exist and were not killed from outside.
+    """
+    indices = {int(c.labels.get(LABEL_INSTANCE, "0")) for c in alive}
+    return tuple(instance_name(service, i) for i in range(instances) if i not in indices)
 
 
 def service_state(states: list[ServiceState]) -> ServiceState:
@@ -264,14 +293,20 @@ class DockerOrchestrator(Orchestrator):
         self.client = client
         self.options = options or DockerOptions()
         self._specs: dict[str, ServiceSpec] = {}
-        self._lock = threading.RLock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
         self._is_podman: bool | None = None
+
+    def _lock(self, key: str) -> threading.Lock:
+        """The lock of one service (``service:NAME``) or project network (``network:ID``)."""
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
 
     # -- helpers -------------------------------------------------------------------------
 
     @contextmanager
     def _translated(self, what: str) -> Iterator[None]:
-        """Translate engine errors: unreachable/5xx -> TemporaryError, 4xx -> PermanentError."""
+        """Translate engine errors: unreachable/slow/5xx -> TemporaryError, 4xx -> Permanent."""
         try:
             yield
         except (NotFoundError, PermanentError, TemporaryError):
@@ -282,6 +317,9 @@ class DockerOrchestrator(Orchestrator):
             status = getattr(exc, "status_code", None) or 500
             error = TemporaryError if status >= 500 or status == 429 else PermanentError
             raise error(f"{what}: {_explain(exc)}") from None
+        except requests.exceptions.Timeout as exc:  # a busy engine: look again later
+            raise TemporaryError(f"{what}: container engine did not answer in time: {exc}") \
+                from None
         except (requests.exceptions.ConnectionError, docker.errors.DockerException) as exc:
             raise TemporaryError(f"{what}: container engine unreachable: {exc}") from None
 
@@ -341,7 +379,7 @@ class DockerOrchestrator(Orchestrator):
             # The host's network namespace: no hostname, aliases or published ports. Podman adds
             # its host alias there too; on Docker the host-gateway mapping above does.
             kwargs["network_mode"] = "host"
-            container = self.client.containers.create(spec.image, **kwargs)
+            container = self.client.containers.create(spec.image_of(index), **kwargs)
             container.start()
             return
         kwargs.update(network=network, hostname=name)
@@ -352,20 +390,28 @@ class DockerOrchestrator(Orchestrator):
             kwargs["ports"] = {f"{spec.ports[0]}/tcp": binding}
         kwargs["networking_config"] = {
             network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
-        container = self.client.containers.create(spec.image, **kwargs)
+        container = self.client.containers.create(spec.image_of(index), **kwargs)
         container.start()
 
-    def _status(self, name: str, containers: list[Any]) -> ServiceStatus:
+    def _status(self, name: str, containers: list[Any]) -> ServiceStatus | None:
+        """The service's status from its containers; ``None`` if none exists any more."""
         states: list[ServiceState] = []
+        present: list[Any] = []
         message = None
         for container in containers:
-            container.reload()
-            state, detail = container_state(container.attrs.get("State", {}))
+            try:  # reads take no lock: the container may be removed meanwhile
+                container.reload()
+                state, detail = container_state(container.attrs.get("State", {}))
+                if state is ServiceState.FAILED and message is None:
+                    tail = _decode(container.logs(tail=20)).strip()[-500:]
+                    message = f"instance {container.name} {detail}; last output: {tail}"
+            except docker.errors.NotFound:
+                continue
             states.append(state)
-            if state is ServiceState.FAILED and message is None:
-                tail = _decode(container.logs(tail=20)).strip()[-500:]
-                message = f"instance {container.name} {detail}; last output: {tail}"
-        first = containers[0]
+            present.append(container)
+        if not present:
+            return None
+        first = present[0]
         spec = self._specs.get(name)
         instances = spec.instances if spec else int(first.labels.get(LABEL_INSTANCES, "1"))
         port = first.labels.get(LABEL_PORT)
@@ -373,35 +419,62 @@ class DockerOrchestrator(Orchestrator):
             name=name, role=first.labels.get(LABEL_ROLE, ""), state=service_state(states),
             instances=instances, running=sum(s is ServiceState.RUNNING for s in states),
             address=f"{name}:{port}" if port else None, message=message,
+            missing=missing_instances(name, instances, [
+                c for c in present if not killed_from_outside(c.attrs.get("State", {}))]),
         )
 
-    def _call(self, what: str, body: Callable[[], T]) -> T:
-        with self._lock, self._translated(what):
+    def _call(self, what: str, body: Callable[[], T], *, lock: str | None = None) -> T:
+        """Run ``body`` translating engine errors, holding the lock named ``lock`` if given."""
+        if lock is None:
+            with self._translated(what):
+                return body()
+        with self._lock(lock), self._translated(what):
             return body()
 
     # -- the port ------------------------------------------------------------------------
 
-    def create_service(self, spec: ServiceSpec) -> ServiceStatus:  # noqa: D102
+    def create_service(self, spec: ServiceSpec) -> ServiceStatus:
+        """Create the service, or start the instances of an existing one that are missing.
+
+        The image is pulled (if absent) before the service's lock is taken.
+        """
+        what = f"create service {spec.name}"
+        if spec.resources.vgpus:
+            raise PermanentError(f"service {spec.name}: the Docker backend does not assign GPUs")
+        current = self._call(what, lambda: self._status(spec.name, self._containers(spec.name)))
+        if current is not None and not current.missing:
+            self._specs.setdefault(spec.name, spec)
+            return current
+        for image in dict.fromkeys(map(spec.image_of, range(spec.instances))):
+            self._call(what, functools.partial(self._ensure_image, image))
+
         def create() -> ServiceStatus:
             existing = self._containers(spec.name)
-            if existing:
-                self._specs.setdefault(spec.name, spec)
-                return self._status(spec.name, existing)
-            if spec.resources.vgpus:
-                raise PermanentError(f"service {spec.name}: the Docker backend does not "
-                                     "assign GPUs")
-            self._ensure_image(spec.image)
-            network = None if self._host_network(spec) else self._ensure_network(spec.project_id)
+            for container in existing:  # killed from outside: replaced below
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.reload()  # a listed container's State is only a word
+                    if killed_from_outside(container.attrs.get("State", {})):
+                        container.remove(force=True, v=True)
+            existing = self._containers(spec.name)
+            present = {int(c.labels.get(LABEL_INSTANCE, "0")) for c in existing}
             self._specs[spec.name] = spec
             try:
-                for index in range(spec.instances):
-                    self._run_instance(spec, index, network)
+                with self._lock(f"network:{spec.project_id}"):
+                    network = None if self._host_network(spec) else self._ensure_network(
+                        spec.project_id)
+                    for index in range(spec.instances):
+                        if index not in present:
+                            self._run_instance(spec, index, network)
             except Exception:
-                self._remove(spec.name)
+                if not existing:  # nothing half-made is left behind
+                    self._remove_containers(spec.name)
                 raise
-            return self._status(spec.name, self._containers(spec.name))
+            status = self._status(spec.name, self._containers(spec.name))
+            if status is None:
+                raise TemporaryError(f"service {spec.name} was removed while being created")
+            return status
 
-        return self._call(f"create service {spec.name}", create)
+        return self._call(what, create, lock=f"service:{spec.name}")
 
     def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
         def scale() -> ServiceStatus:
@@ -414,21 +487,23 @@ class DockerOrchestrator(Orchestrator):
                                      "process; remove and create it again")
             spec = dataclasses.replace(spec, instances=instances)
             self._specs[name] = spec
-            network = None if self._host_network(spec) else self._ensure_network(spec.project_id)
-            for index in range(len(containers), instances):
-                self._run_instance(spec, index, network)
+            with self._lock(f"network:{spec.project_id}"):
+                network = None if self._host_network(spec) else self._ensure_network(
+                    spec.project_id)
+                for index in range(len(containers), instances):
+                    self._run_instance(spec, index, network)
             for container in containers[instances:]:
                 container.remove(force=True, v=True)
-            return self._status(name, self._containers(name))
+            status = self._status(name, self._containers(name))
+            if status is None:
+                raise NotFoundError(f"service {name} not found")
+            return status
 
-        return self._call(f"scale service {name}", scale)
+        return self._call(f"scale service {name}", scale, lock=f"service:{name}")
 
     def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
-        def status() -> ServiceStatus | None:
-            containers = self._containers(name)
-            return self._status(name, containers) if containers else None
-
-        return self._call(f"status of service {name}", status)
+        return self._call(f"status of service {name}",
+                          lambda: self._status(name, self._containers(name)))
 
     def service_address(self, name: str) -> str | None:  # noqa: D102
         status = self.service_status(name)
@@ -461,9 +536,10 @@ class DockerOrchestrator(Orchestrator):
         return self._call(f"logs of service {name}", logs)
 
     def remove_service(self, name: str) -> bool:  # noqa: D102
-        return self._call(f"remove service {name}", lambda: self._remove(name))
+        return self._call(f"remove service {name}", lambda: self._remove_containers(name),
+                          lock=f"service:{name}")
 
-    def _remove(self, name: str) -> bool:
+    def _remove_containers(self, name: str) -> bool:
         containers = self._containers(name)
         self._specs.pop(name, None)
         projects = {c.labels.get(LABEL_PROJECT, "default") for c in containers}
@@ -477,7 +553,8 @@ class DockerOrchestrator(Orchestrator):
             except docker.errors.NotFound:
                 pass
         for project in projects:
-            self._remove_network_if_unused(project)
+            with self._lock(f"network:{None if project == 'default' else project}"):
+                self._remove_network_if_unused(project)
         return bool(containers)
 
     def _remove_network_if_unused(self, project: str) -> None:

@@ -9,6 +9,11 @@ service with ``listen_env`` gets a free loopback port per instance in that varia
 sends SIGTERM to the process group and SIGKILL after a grace period;
 :meth:`LocalOrchestrator.close` stops everything, so nothing outlives the manager.
 
+An instance killed by a signal the backend did not send (``kill -9`` from outside, the OOM
+killer) is reported as ``missing`` as well as failed: nothing is left to remove, and
+``create_service`` of the same spec starts it again (the reconcile worker decides whether it
+should, :mod:`flops_manager.lifecycle.drift`).
+
 Every started instance is recorded in ``<workdir>/pids/`` (its pid, start time and the
 manager's pid). A manager that was killed cannot re-adopt its processes, so a new
 LocalOrchestrator stops the recorded processes of managers that are no longer alive
@@ -18,12 +23,10 @@ affected projects.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -35,6 +38,7 @@ from flops_manager.local_processes import (
     start_process,
     stop_processes,
 )
+from flops_manager.port_book import PortBook
 from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import (
     IMAGE_ENV_SCHEME,
@@ -46,20 +50,13 @@ from flops_manager.ports.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.supervisor import GroupLeader, start_time, stop_groups
 
 LOG_TAIL_BYTES = 2000
+LOCAL_WORKDIR = "local"
+"""The local backend's directory under the manager's data directory."""
 
 log = logging.getLogger(__name__)
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of ``pid`` (clock ticks since boot), or ``None`` if it is not running."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[-1].split()
-    return None if fields[0] == "Z" else fields[19]
 
 
 @dataclasses.dataclass
@@ -113,6 +110,11 @@ def service_state(exit_codes: list[int | None]) -> ServiceState:
     return ServiceState.RUNNING
 
 
+def _killed(service: _Service) -> list[ManagedProcess]:
+    """Instances ended by a signal: the backend only signals services it removed."""
+    return [p for p in service.processes if (p.returncode or 0) < 0]
+
+
 def _address(host: str, service: _Service) -> str | None:
     if service.ports:
         return f"{host}:{service.ports[0]}"
@@ -136,15 +138,16 @@ class LocalOrchestrator(Orchestrator):
         self.niceness = niceness
         self._services: dict[str, _Service] = {}
         self._lock = threading.Lock()
+        self._ports = PortBook(workdir / "ports.json")
 
     @property
     def _pid_dir(self) -> Path:
         return self.workdir / "pids"
 
     def _record_pid(self, process: ManagedProcess) -> None:
-        pid = process.popen.pid
-        record = {"pid": pid, "start": _start_time(pid), "manager": os.getpid(),
-                  "manager_start": _start_time(os.getpid()), "instance": process.name}
+        record = {"pid": process.leader.pid, "start": process.leader.start,
+                  "manager": os.getpid(), "manager_start": start_time(os.getpid()),
+                  "instance": process.name}
         self._pid_dir.mkdir(parents=True, exist_ok=True)
         (self._pid_dir / f"{process.name}.json").write_text(json.dumps(record),
                                                              encoding="utf-8")
@@ -153,30 +156,36 @@ class LocalOrchestrator(Orchestrator):
         for process in processes:
             (self._pid_dir / f"{process.name}.json").unlink(missing_ok=True)
 
-    def reap_orphans(self) -> list[str]:
-        """Stop the recorded processes of managers that are no longer running.
-
-        Returns the instance names that were still running and have been killed.
-        """
-        killed: list[str] = []
-        if not self._pid_dir.is_dir():
-            return killed
-        for path in sorted(self._pid_dir.glob("*.json")):
+    def recorded(self) -> dict[str, tuple[GroupLeader, bool]]:
+        """Recorded instances: name -> (its process group, whether its manager still runs)."""
+        found: dict[str, tuple[GroupLeader, bool]] = {}
+        paths = sorted(self._pid_dir.glob("*.json")) if self._pid_dir.is_dir() else []
+        for path in paths:
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError):
                 path.unlink(missing_ok=True)
                 continue
             owner = int(record.get("manager", 0))
-            if owner and _start_time(owner) == record.get("manager_start"):
+            managed = bool(owner) and start_time(owner) == record.get("manager_start")
+            leader = GroupLeader(int(record.get("pid", 0)), record.get("start"))
+            found[str(record.get("instance"))] = (leader, managed)
+        return found
+
+    def reap_orphans(self) -> list[str]:
+        """Stop the recorded processes of managers that are no longer running.
+
+        Returns the instance names that were still running and have been killed.
+        """
+        orphans: dict[str, GroupLeader] = {}
+        for name, (leader, managed) in self.recorded().items():
+            if managed:
                 continue  # its manager still runs (another orchestrator in this process)
-            pid = int(record.get("pid", 0))
-            if pid and record.get("start") and _start_time(pid) == record["start"]:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGCONT)
-                    os.killpg(pid, signal.SIGKILL)
-                killed.append(str(record.get("instance")))
-            path.unlink(missing_ok=True)
+            if leader.pid and leader.members():
+                orphans[name] = leader
+            (self._pid_dir / f"{name}.json").unlink(missing_ok=True)
+        stop_groups(orphans.values(), grace_s=self.grace_s)
+        killed = sorted(orphans)
         if killed:
             log.warning("stopped %d processes left by a previous manager: %s", len(killed),
                         ", ".join(killed))
@@ -192,7 +201,9 @@ class LocalOrchestrator(Orchestrator):
                **spec.env, **spec.secret_env}
         if spec.listen_env:
             while len(service.ports) <= index:
-                service.ports.append(free_port(self.host))
+                # public services keep their port across restarts: saved links still work
+                service.ports.append(self._ports.port(f"{spec.name}-{index}", self.host)
+                                     if spec.public else free_port(self.host))
             env[spec.listen_env] = f"{self.host}:{service.ports[index]}"
         try:
             process = start_process(f"{spec.name}-{index}", argv, env,
@@ -224,12 +235,21 @@ class LocalOrchestrator(Orchestrator):
             running=sum(code is None for code in codes),
             address=_address(self.host, service),
             message=message,
+            missing=tuple(p.name for p in _killed(service)),
         )
+
+    def _restart_killed(self, service: _Service) -> None:
+        """Start again the instances killed from outside (same index, port and log)."""
+        for process in _killed(service):
+            index = service.processes.index(process)
+            stop_processes([process], grace_s=0)  # reap its group and close its log
+            service.processes[index] = self._start_instance(service, index)
 
     def create_service(self, spec: ServiceSpec) -> ServiceStatus:  # noqa: D102
         with self._lock:
             existing = self._services.get(spec.name)
             if existing is not None:
+                self._restart_killed(existing)
                 return self._status(existing)
             service = _Service(spec, [])
             try:
@@ -293,10 +313,10 @@ class LocalOrchestrator(Orchestrator):
         return [Cluster(id="local", name="local")]
 
     def close(self) -> None:
-        """Stop every service."""
+        """Stop every service (all at once, so the grace periods do not add up)."""
         with self._lock:
             services = list(self._services.values())
             self._services.clear()
-        for service in services:
-            stop_processes(service.processes, grace_s=self.grace_s)
-            self._forget_pids(service.processes)
+        processes = [p for service in services for p in service.processes]
+        stop_processes(processes, grace_s=self.grace_s)
+        self._forget_pids(processes)

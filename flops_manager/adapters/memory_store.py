@@ -123,9 +123,12 @@ class MemoryProjectStore(ProjectStore):
         with self._lock:
             self._rejected.append(rejected)
 
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:  # noqa: D102
+    def list_rejected_events(  # noqa: D102
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
         with self._lock:
-            return self._rejected[:limit]
+            return [r for r in self._rejected
+                    if project_id is None or r.project_id == project_id][:limit]
 
     def put_service_record(self, record: ServiceRecord) -> ServiceRecord:  # noqa: D102
         with self._lock:

@@ -98,6 +98,7 @@ class MongoProjectStore(ProjectStore):
             self._events.create_index([("project_id", 1), ("seq", 1)], unique=True)
             self._events.create_index([("event_id", 1)], unique=True)
             self._services.create_index([("owner", 1), ("kind", 1), ("created_at", 1)])
+            self._rejected.create_index([("project_id", 1), ("received_at", 1)])
         self._initialised = True
 
     def _guard(self) -> None:
@@ -262,18 +263,21 @@ class MongoProjectStore(ProjectStore):
                     "payload": rejected.payload,
                     "reason": rejected.reason,
                     "received_at": rejected.received_at,
+                    "project_id": rejected.project_id,
                     "schema_version": SCHEMA_VERSION,
                 }
             )
 
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:  # noqa: D102
+    def list_rejected_events(  # noqa: D102
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
         self._guard()
+        query = {} if project_id is None else {"project_id": project_id}
         with _translated():
-            cursor = self._rejected.find({}).sort("received_at", 1).limit(limit)
+            cursor = self._rejected.find(query).sort("received_at", 1).limit(limit)
             return [
-                RejectedEvent(
-                    str(d["_id"]), d["topic"], d["payload"], d["reason"], d["received_at"]
-                )
+                RejectedEvent(str(d["_id"]), d["topic"], d["payload"], d["reason"],
+                              d["received_at"], d.get("project_id"))
                 for d in cursor
             ]
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from flops_manager.api import health, mock_data, models, projects, tracking
+from flops_manager.api import enroll, health, mock_data, models, projects, tracking
 
-MODULES = (health, projects, models, mock_data, tracking)
+MODULES = (health, projects, models, mock_data, tracking, enroll)
 
 
 def register_blueprints(api: Api) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 from flask import Flask, g, request
 
 from flops_manager.api.context import services
+from flops_manager.api.enroll.resources import PATH as ENROLL_PATH
 from flops_manager.ports.errors import UnauthorizedError
 
-OPEN_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
+OPEN_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs", ENROLL_PATH})
+"""Paths without a user token (enrollment is authenticated by its own token in the body)."""
 
 
 def _authenticate() -> None:

@@ -6,6 +6,7 @@ import dataclasses
 
 from flask import current_app, g
 
+from flops_manager.identity.enrollment import Enrollment
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.project_store import ProjectStore
@@ -31,6 +32,7 @@ class Services:
     mock_data: MockDataService
     models: ModelService
     logs: LogService
+    enrollment: Enrollment
     streams: StreamSlots
 
 

@@ -40,6 +40,7 @@ CATALOG: dict[ErrorCode, ApiErrorSpec] = {
     ErrorCode.BACKEND_UNAVAILABLE: ApiErrorSpec(503),
     ErrorCode.TRAINING_FAILED: ApiErrorSpec(409),
     ErrorCode.UNAUTHORIZED: ApiErrorSpec(401),
+    ErrorCode.FORBIDDEN: ApiErrorSpec(403),
     ErrorCode.RATE_LIMITED: ApiErrorSpec(429),
     ErrorCode.INTERNAL: ApiErrorSpec(500, "internal error"),
 }

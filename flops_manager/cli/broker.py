@@ -1,5 +1,11 @@
 """The embedded stack's MQTT broker: Mosquitto when installed, else amqtt in its own venv.
 
+Mosquitto runs with its dynamic security plugin when the plugin is installed (Debian ships it):
+nobody is anonymous, the manager gets a fresh administrator login at every start
+(:func:`manager_broker_env`, kept in a 0600 file next to the broker's configuration) and creates
+one login per enrolled component, limited to its project's topics of its role. amqtt stays
+anonymous on loopback (see the README's threat model).
+
 amqtt is a pure-Python MQTT 3.1.1 broker (FLOps speaks 3.1.1). Its pinned dependencies clash
 with Flower's, so it lives in a private virtual environment under the data directory, created
 with ``pip`` on first use (about 10 s). ``FLOPS_BROKER=mosquitto|amqtt|auto`` chooses.
@@ -7,7 +13,10 @@ with ``pip`` on first use (about 10 s). ``FLOPS_BROKER=mosquitto|amqtt|auto`` ch
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -29,9 +38,26 @@ def mosquitto_binary() -> str | None:
     return "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
 
 
-def mosquitto_config(port: int, directory: Path, *, as_root: bool) -> str:
-    """Mosquitto configuration: loopback listener, persistence, a large in-flight queue."""
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", "persistence true",
+MANAGER_LOGIN_FILE = "manager-login.json"
+MANAGER_USERNAME = "flops-manager"
+DYNSEC_FILE = "dynamic-security.json"
+
+
+def dynsec_plugin() -> str | None:
+    """Mosquitto's dynamic security plugin, if installed."""
+    return next(iter(sorted(glob.glob("/usr/lib/*/mosquitto_dynamic_security.so"))), None)
+
+
+def mosquitto_config(port: int, directory: Path, *, as_root: bool,
+                     plugin: str | None = None) -> str:
+    """Mosquitto configuration: loopback listener, persistence, a large in-flight queue.
+
+    With ``plugin`` (the dynamic security plugin), access is by login only (``DYNSEC_FILE``).
+    """
+    access = ["allow_anonymous true"] if plugin is None else [
+        "allow_anonymous false", f"plugin {plugin}",
+        f"plugin_opt_config_file {directory / DYNSEC_FILE}"]
+    lines = [f"listener {port} 127.0.0.1", *access, "persistence true",
              f"persistence_location {directory}/", "max_queued_messages 100000"]
     if as_root:
         lines.append("user root")
@@ -95,12 +121,47 @@ def broker_command(
     directory.mkdir(parents=True, exist_ok=True)
     mosquitto = mosquitto_binary() if choice != "amqtt" else None
     if mosquitto is not None:
+        plugin = dynsec_plugin()
+        if plugin is not None:
+            _write_manager_login(directory)
         conf = directory / "mosquitto.conf"
-        conf.write_text(mosquitto_config(port, directory, as_root=os.geteuid() == 0),
-                        encoding="utf-8")
+        conf.write_text(mosquitto_config(port, directory, as_root=os.geteuid() == 0,
+                                         plugin=plugin), encoding="utf-8")
         return "mosquitto", [mosquitto, "-c", str(conf)]
     if choice == "mosquitto":
         raise FlopsError("FLOPS_BROKER=mosquitto but Mosquitto is not installed")
+    (directory / MANAGER_LOGIN_FILE).unlink(missing_ok=True)
     conf = directory / "amqtt.yaml"
     conf.write_text(amqtt_config(port), encoding="utf-8")
     return "amqtt", [str(ensure_amqtt(directory / "amqtt-venv")), "-c", str(conf)]
+
+
+def _private_write(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _write_manager_login(directory: Path) -> None:
+    """A fresh administrator login: the plugin's first configuration and the manager's copy."""
+    from flops_manager.adapters.mosquitto_dynsec import initial_config
+
+    password = secrets.token_urlsafe(24)
+    config = initial_config(MANAGER_USERNAME, password, salt=os.urandom(12))
+    _private_write(directory / DYNSEC_FILE, json.dumps(config))
+    _private_write(directory / MANAGER_LOGIN_FILE,
+                   json.dumps({"username": MANAGER_USERNAME, "password": password}))
+
+
+def manager_broker_env(directory: Path) -> dict[str, str]:
+    """The manager's broker settings for the broker configured in ``directory``.
+
+    Empty for an anonymous broker; with the dynamic security plugin, its administrator login
+    and per-component broker accounts.
+    """
+    path = directory / MANAGER_LOGIN_FILE
+    if not path.exists():
+        return {}
+    login = json.loads(path.read_text(encoding="utf-8"))
+    return {"FLOPS_MQTT_USERNAME": login["username"], "FLOPS_MQTT_PASSWORD": login["password"],
+            "FLOPS_BROKER_ACCOUNTS": "mosquitto-dynsec"}

@@ -66,21 +66,34 @@ class ApiClient:
             raise ApiError(f"event stream interrupted: {exc}") from None
 
 
+def field_errors(errors: object) -> dict[str, str]:
+    """Flatten an error body's ``errors`` (``{location: {field: [messages]}}``, or fields)."""
+    if not isinstance(errors, Mapping):
+        return {}
+    locations = [v for k, v in errors.items() if k in ("json", "query", "form", "path", "headers")
+                 and isinstance(v, Mapping)] or [errors]
+    return {str(field): ", ".join(map(str, text)) if isinstance(text, list) else str(text)
+            for location in locations for field, text in location.items()}
+
+
+def error_message(status: int, body: object) -> str:
+    """One line for an API error body: its message, and each field's errors once."""
+    if not isinstance(body, Mapping):
+        return f"HTTP {status}: {str(body)[:300]}"
+    message = str(body.get("message") or "")
+    fields = field_errors(body.get("errors"))
+    missing = "; ".join(f"{k}: {v}" for k, v in fields.items() if f"{k}: " not in message)
+    if missing:
+        message = f"{message or 'invalid request'}: {missing}"
+    return f"HTTP {status}: {message or body.get('status') or 'error'}"
+
+
 def _error_message(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
         return f"HTTP {response.status_code}: {response.text[:300]}"
-    message = str(body.get("message") or body)
-    errors = body.get("errors")
-    if isinstance(errors, Mapping):
-        fields = errors.get("json", errors)
-        if isinstance(fields, Mapping) and fields:
-            details = "; ".join(f"{k}: {', '.join(map(str, v)) if isinstance(v, list) else v}"
-                                for k, v in fields.items())
-            if details not in message:
-                message = f"{message} ({details})"
-    return f"HTTP {response.status_code}: {message}"
+    return error_message(response.status_code, body)
 
 
 def connect(directory: Path | None = None, environ: Mapping[str, str] | None = None) -> ApiClient:

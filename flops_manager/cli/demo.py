@@ -1,17 +1,15 @@
 """``flops demo``: the whole pipeline on this machine with the digits example, in one command.
 
-Starts the embedded stack if needed, submits ``examples/digits_sklearn`` (as a local Git
-repository) with Dirichlet-partitioned mock data and a held-out set no learner sees, shows each
-round's accuracy, then prints the MLflow UI, the registered model, the inference endpoint, and
-the served model's predictions for held-out digits.
+Starts the embedded stack if needed, submits ``examples/digits_sklearn`` (a snapshot in a
+local Git repository, :mod:`flops_manager.cli.local_repo`) with Dirichlet-partitioned mock data
+and a held-out set no learner sees, shows each round's accuracy, then prints the MLflow UI and
+runs view, the registered model, the inference endpoint, and the served model's predictions
+for held-out digits.
 """
 
 from __future__ import annotations
 
 import argparse
-import filecmp
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,18 +20,19 @@ import requests
 from flops_contracts.errors import FlopsError
 from flops_manager.cli import stack
 from flops_manager.cli.client import ApiClient, connect
+from flops_manager.cli.local_repo import SNAPSHOT_DIR, snapshot
 from flops_manager.cli.watch import describe, follow
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
 HOLDOUT_FRACTION = 0.2
 SEED = 0
-GIT_IDENTITY = ["-c", "user.name=FLOps demo", "-c", "user.email=demo@flops.invalid"]
 
 
-def demo_request(repo_url: str, *, rounds: int, learners: int) -> dict[str, Any]:
+def demo_request(repo_url: str, commit: str, *, rounds: int,
+                 learners: int) -> dict[str, Any]:
     """The project the demo submits."""
     return {
-        "repository": {"url": repo_url},
+        "repository": {"url": repo_url, "ref": commit},
         "spec": {
             "name": "digits-demo",
             "training": {"rounds": rounds, "learners": learners},
@@ -45,14 +44,10 @@ def demo_request(repo_url: str, *, rounds: int, learners: int) -> dict[str, Any]
     }
 
 
-def _git(repo: Path, *args: str) -> str:
-    done = subprocess.run(["git", *GIT_IDENTITY, *args], cwd=repo, check=True,  # noqa: S603
-                          capture_output=True, text=True, timeout=60)
-    return done.stdout.strip()
+def demo_repository(directory: Path, source: Path = EXAMPLE) -> tuple[str, str]:
+    """Snapshot the digits example into a Git repository under ``directory``.
 
-
-def ensure_demo_repo(directory: Path, source: Path = EXAMPLE) -> Path:
-    """Keep a Git repository of the digits example under ``directory`` up to date; return it.
+    Returns its URL and commit.
 
     Raises
     ------
@@ -62,22 +57,8 @@ def ensure_demo_repo(directory: Path, source: Path = EXAMPLE) -> Path:
     if not (source / "model_manager.py").exists():
         raise FlopsError(f"the digits example is not at {source}: run the demo from a FLOps "
                          "source checkout (git clone ...; pip install -e .)")
-    repo = directory / "demo" / "digits_sklearn"
-    try:
-        if not (repo / ".git").exists():
-            repo.mkdir(parents=True, exist_ok=True)
-            _git(repo, "init", "-q")
-        names = [p.name for p in source.iterdir() if p.is_file() and p.suffix != ".pyc"]
-        changed = [n for n in names
-                   if not (repo / n).exists() or not filecmp.cmp(source / n, repo / n, False)]
-        for name in changed:
-            shutil.copy2(source / name, repo / name)
-        if changed or not _git(repo, "rev-parse", "--verify", "-q", "HEAD"):
-            _git(repo, "add", "-A")
-            _git(repo, "commit", "-q", "--allow-empty", "-m", "digits example")
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise FlopsError(f"cannot prepare the demo repository in {repo}: {exc}") from None
-    return repo
+    bare, commit = snapshot(source, directory / SNAPSHOT_DIR)
+    return bare.as_uri(), commit
 
 
 def holdout_digits() -> tuple[Any, Any]:
@@ -141,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"starting FLOps (data in {directory}) ...", flush=True)
         record = stack.start_stack(directory)
         client = connect(directory)
-        repo = ensure_demo_repo(directory)
-        request = demo_request(repo.as_uri(), rounds=args.rounds, learners=args.learners)
+        url, commit = demo_repository(directory)
+        request = demo_request(url, commit, rounds=args.rounds, learners=args.learners)
         project = client.request("POST", "projects", json=request)
         pid = project["id"]
         print(f"submitted project {pid}: {args.learners} learners, {args.rounds} rounds, "
@@ -157,12 +138,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"flops demo: {exc.message}", file=sys.stderr)
         return 1
     model = project.get("model") or {}
+    links = project.get("links") or {}
     example = check["example"]
     print("\n".join([
         "",
         f"MLflow UI:          {record['mlflow_url']}",
+        f"training runs:      {links.get('mlflow_runs')}",
         f"registered model:   {model.get('registered_model')} version "
-        f"{model.get('model_version')}  ({(project.get('links') or {}).get('mlflow_model')})",
+        f"{model.get('model_version')}  ({links.get('mlflow_model')})",
         f"inference endpoint: {url}/invocations",
         f"held-out digits:    {check['samples']} never seen by a learner, accuracy "
         f"{check['accuracy']:.3f}",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import secrets
 import socket
 import sys
@@ -18,6 +19,16 @@ from flops_manager.local_processes import ProcessGroup, free_port
 
 READY_TIMEOUT_S = 30.0
 PROVIDER_TIMEOUT_S = 300.0
+
+
+def default_data_tag(dataset: str) -> str:
+    """The tag of ``dataset``'s mock data when neither ``--data-tag`` nor the spec names one.
+
+    ``sklearn:iris`` -> ``iris``, ``file:/d/sales.csv`` -> ``sales``.
+    """
+    source = dataset.split(":", 1)[-1]
+    name = Path(source).stem if dataset.startswith("file:") else source
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.")[:64] or "data"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,18 +12,24 @@ from typing import Any
 import yaml
 
 from flops_contracts.errors import FlopsError
+from flops_manager.cli import local_repo, stack
 from flops_manager.cli.client import ApiClient, connect
+from flops_manager.cli.log_follow import FOLLOW_WINDOW, follow_done, new_lines
+from flops_manager.cli.rejected import rejected_lines
 from flops_manager.cli.watch import describe, follow
 
 WATCH_TIMEOUT_S = 24 * 3600.0
 FAILED_PHASES = ("failed", "cancelled")
 
 
-def read_request(path: Path, *, repo: str | None, ref: str | None) -> dict[str, Any]:
+def read_request(path: Path, *, repo: str | None, ref: str | None,
+                 snapshots: Path) -> dict[str, Any]:
     """Read a project file (YAML or JSON) into an API create request.
 
     The file holds ``{"repository": {...}, "spec": {...}}``, or only the spec (then ``--repo``
-    names the repository). ``--repo`` and ``--ref`` override the file.
+    names the repository). ``--repo`` and ``--ref`` override the file; a local ``--repo``
+    directory that is not a Git repository is submitted as a snapshot under ``snapshots``
+    (:mod:`flops_manager.cli.local_repo`).
 
     Raises
     ------
@@ -47,7 +53,12 @@ def read_request(path: Path, *, repo: str | None, ref: str | None) -> dict[str, 
     else:
         request = {"spec": loaded, "repository": {}}
     if repo:
-        request["repository"]["url"] = _local_path_as_url(repo)
+        found = local_repo.resolve(repo, ref=ref, snapshots=snapshots)
+        request["repository"]["url"] = found.url
+        if found.snapshot_of is not None:
+            print(f"{found.snapshot_of} is not a Git repository: submitting a snapshot of its "
+                  f"files (commit {found.ref})", file=sys.stderr)
+        ref = found.ref
     if ref:
         request["repository"]["ref"] = ref
     if not request["repository"].get("url"):
@@ -55,15 +66,8 @@ def read_request(path: Path, *, repo: str | None, ref: str | None) -> dict[str, 
     return request
 
 
-def _local_path_as_url(repo: str) -> str:
-    path = Path(repo)
-    if "://" not in repo and path.exists():
-        return path.resolve().as_uri()
-    return repo
-
-
 def _print_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, sort_keys=True))
+    print(json.dumps(value, sort_keys=True), flush=True)  # one line, like train-local's
 
 
 def summary(project: dict[str, Any]) -> list[str]:
@@ -88,10 +92,13 @@ def summary(project: dict[str, Any]) -> list[str]:
 
 
 def _create(args: argparse.Namespace, client: ApiClient) -> int:
-    request = read_request(args.file, repo=args.repo, ref=args.ref)
+    request = read_request(args.file, repo=args.repo, ref=args.ref,
+                           snapshots=stack.data_dir(args.data_dir) / local_repo.SNAPSHOT_DIR)
     project = client.request("POST", "projects", json=request)
     if args.json:
         _print_json(project)
+    elif args.quiet:
+        print(project["id"], flush=True)
     else:
         print(f"created project {project['id']} (phase {project['phase']})")
     if args.watch:
@@ -152,22 +159,23 @@ def _logs(args: argparse.Namespace, client: ApiClient) -> int:
     params: dict[str, Any] = {"lines": args.lines}
     if args.component:
         params["component"] = args.component
-    printed: dict[str, int] = {}
+    seen: dict[str, list[str]] = {}
+    for line in rejected_lines(client, args.id):  # an owner sees attacks on their project
+        print(line, flush=True)
     while True:
         found = client.request("GET", f"projects/{args.id}/logs", params=params)["services"]
         for service in sorted(found):
             for instance, text in sorted(found[service].items()):
-                lines = text.splitlines()
-                start = printed.get(instance, 0) if args.follow else 0
-                start = start if start <= len(lines) else 0
-                for line in lines[start:]:
+                window = text.splitlines()
+                for line in new_lines(seen.get(instance, []), window):
                     print(f"{instance} | {line}", flush=True)
-                printed[instance] = len(lines)
+                seen[instance] = window
         if not args.follow:
             return 0
         project = client.request("GET", f"projects/{args.id}")
-        if project["phase"] in ("completed", *FAILED_PHASES):
+        if follow_done(project["phase"], args.component):
             return 0
+        params["lines"] = max(args.lines, FOLLOW_WINDOW)
         time.sleep(1.0)
 
 
@@ -204,6 +212,8 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     create.add_argument("--repo", help="repository URL or local path (overrides the file)")
     create.add_argument("--ref", help="branch, tag or commit (overrides the file)")
     create.add_argument("--watch", action="store_true", help="follow it until training ends")
+    create.add_argument("-q", "--quiet", action="store_true",
+                        help="print only the project's id (for ID=$(flops project create ...))")
     listing = command("list", _list, "list your projects, newest first")
     listing.add_argument("--phase", help="only projects in this phase")
     listing.add_argument("--page", type=int, default=1, help="offset page (slower when deep)")

@@ -10,12 +10,10 @@ starts its own MongoDB wire-protocol server (nx-27017). ``stack.json`` records w
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -25,13 +23,17 @@ from pathlib import Path
 from typing import Any
 
 from flops_contracts.errors import FlopsError
-from flops_manager.cli.broker import broker_command
-from flops_manager.local_processes import free_port
+from flops_manager.adapters.local_orchestrator import LOCAL_WORKDIR, LocalOrchestrator
+from flops_manager.cli.broker import broker_command, manager_broker_env
+from flops_manager.port_book import PortBook
+from flops_manager.supervisor import GroupLeader, start_time, stop_groups
 from tracking_server.__main__ import mlflow_executable
 from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
 
 STATE_FILE = "stack.json"
 TOKENS_FILE = "api-tokens.json"
+PORTS_FILE = "ports.json"
+"""The ports the stack's servers had last time, reused when free."""
 LOCAL_USER = "local"
 READY_TIMEOUT_S = 120.0
 
@@ -45,6 +47,21 @@ class StackProcess:
     port: int
     health_url: str | None
     log: str
+    start: str | None = None
+    """Start time of ``pid`` (see :mod:`flops_manager.supervisor`); unknown: never signalled."""
+
+    @property
+    def leader(self) -> GroupLeader:
+        """The process group this process leads."""
+        return GroupLeader(self.pid, self.start)
+
+
+@dataclasses.dataclass(frozen=True)
+class StopReport:
+    """What ``flops down`` stopped, and what (if anything) survived even SIGKILL."""
+
+    stopped: list[str]
+    survivors: list[int]
 
 
 def data_dir(explicit: Path | None = None) -> Path:
@@ -75,21 +92,13 @@ def read_state(directory: Path) -> dict[str, Any] | None:
     return state
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except OSError:
-        return False
+def _alive(process: StackProcess) -> bool:
+    """Whether the recorded process still runs (same pid and start time, not a zombie)."""
+    return process.start is not None and start_time(process.pid) == process.start
 
 
 def _healthy(process: StackProcess) -> bool:
-    if not _alive(process.pid):
+    if not _alive(process):
         return False
     if process.health_url is None:
         try:
@@ -113,13 +122,14 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], directory: Path, por
             argv, env={**os.environ, **env}, stdout=handle, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
-    return StackProcess(name, popen.pid, port, health_url, str(log))
+    return StackProcess(name, popen.pid, port, health_url, str(log),
+                        GroupLeader.of(popen.pid).start)
 
 
 def _wait_ready(process: StackProcess, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if not _alive(process.pid):
+        if not _alive(process):
             raise FlopsError(f"{process.name} exited during start-up; see {process.log}")
         if _healthy(process):
             return
@@ -127,23 +137,33 @@ def _wait_ready(process: StackProcess, timeout_s: float) -> None:
     raise FlopsError(f"{process.name} was not ready within {timeout_s:.0f}s; see {process.log}")
 
 
-def stop_stack(directory: Path, *, grace_s: float = 10.0) -> list[str]:
-    """Stop every process of the stack (SIGTERM, then SIGKILL); return their names."""
+STOP_ORDER = ("manager", "mlflow", "broker")
+"""The manager first (it stops its projects' services, which still report to the broker)."""
+MANAGER_GRACE_S = 30.0
+
+
+def stop_stack(directory: Path, *, grace_s: float = 10.0) -> StopReport:
+    """Stop every process of the stack in :data:`STOP_ORDER` (SIGTERM, then SIGKILL).
+
+    After the manager, services it left behind (recorded by the local backend) are stopped
+    too. Only processes whose pid and start time match the records are signalled.
+    """
     state = read_state(directory)
     if state is None:
-        return []
-    processes = [StackProcess(**p) for p in state["processes"]]
-    for process in reversed(processes):  # manager first, broker last
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while any(_alive(p.pid) for p in processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
+        return StopReport([], [])
+    processes = sorted((StackProcess(**p) for p in state["processes"]),
+                       key=lambda p: STOP_ORDER.index(p.name) if p.name in STOP_ORDER else -1)
+    services = LocalOrchestrator(directory / LOCAL_WORKDIR, grace_s=grace_s)
+    started = [leader for leader, _ in services.recorded().values()]  # before the manager
+    survivors: list[int] = []
     for process in processes:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
+        wait = MANAGER_GRACE_S if process.name == "manager" else grace_s
+        survivors += stop_groups([process.leader], grace_s=wait)
+        if process.name == "manager":
+            services.reap_orphans()  # what the manager did not stop (e.g. it was killed)
+    survivors += [pid for leader in started for pid in leader.members()]
     (directory / STATE_FILE).unlink(missing_ok=True)
-    return [p.name for p in processes]
+    return StopReport([p.name for p in processes], sorted(set(survivors)))
 
 
 def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
@@ -172,16 +192,17 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         return process
 
     try:
-        broker_port = free_port()
+        ports = PortBook(directory / PORTS_FILE)
+        broker_port = ports.port("broker")
         broker_kind, argv = broker_command(directory / "broker", broker_port)
         record["broker"] = broker_kind
         broker = launch("broker", argv, {}, broker_port, None)
-        mlflow_port = free_port()
+        mlflow_port = ports.port("mlflow")
         tracking = TrackingServerSettings(
             listen_address=f"127.0.0.1:{mlflow_port}", data_dir=directory / "mlflow")
         mlflow = launch("mlflow", server_argv(mlflow_executable(), tracking), SERVER_ENV,
                         mlflow_port, f"http://127.0.0.1:{mlflow_port}/health")
-        manager_port = port or free_port()
+        manager_port = ports.port("manager", wanted=port)
         mlflow_url = f"http://127.0.0.1:{mlflow_port}"
         manager = launch("manager", [sys.executable, "-m", "flops_manager"], {
             "FLOPS_HOST": "127.0.0.1",
@@ -192,6 +213,7 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
             "FLOPS_API_TOKENS": str(directory / TOKENS_FILE),
             "FLOPS_MLFLOW_PUBLIC_URL": mlflow_url,
             "FLOPS_TRACKING_URI": mlflow_url,
+            **manager_broker_env(directory / "broker"),
         }, manager_port, f"http://127.0.0.1:{manager_port}/health")
         for process in (broker, mlflow, manager):
             _wait_ready(process, READY_TIMEOUT_S)
@@ -261,9 +283,13 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _down(args: argparse.Namespace) -> int:
-    stopped = stop_stack(data_dir(args.data_dir))
-    _print(args, {"stopped": stopped},
-           [f"stopped {', '.join(stopped)}" if stopped else "nothing was running"])
+    report = stop_stack(data_dir(args.data_dir))
+    _print(args, dataclasses.asdict(report),
+           [f"stopped {', '.join(report.stopped)}" if report.stopped else "nothing was running"])
+    if report.survivors:
+        print(f"flops down: processes {report.survivors} survived SIGKILL (uninterruptible?); "
+              "check them with `ps -o pid,stat,cmd -p PID`", file=sys.stderr)
+        return 1
     return 0
 
 

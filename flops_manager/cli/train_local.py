@@ -14,8 +14,9 @@ from typing import Any
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
-from flops_manager.cli.local_data import LocalData, start_data_plane
+from flops_manager.cli.local_data import LocalData, default_data_tag, start_data_plane
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
+from flops_manager.cli.local_requirements import requirement_warnings
 from flops_manager.local_processes import ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
 
@@ -50,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--dataset", default="sklearn:digits",
                       help="mock data source: sklearn:NAME, file:PATH (default sklearn:digits)")
     data.add_argument("--data-tag", dest="data_tag",
-                      help="tag of the uploaded data (default: the spec's first tag or 'digits')")
+                      help="tag of the uploaded data (default: the spec's first tag, else the "
+                      "data set's name, e.g. 'iris' for sklearn:iris)")
     data.add_argument("--data-seed", dest="data_seed", type=int, default=0)
 
 
@@ -118,6 +120,8 @@ def _progress_line(event: Event) -> str | None:
     if event.event is EventType.LEARNER_FAILED:
         return f"{event.component} {event.instance}: {d.get('count')} failure(s) in round " \
                f"{d.get('round')} ({d.get('phase')})"
+    if event.event is EventType.LOG and d.get("level") == "warning":
+        return f"{event.component} {event.instance} warning: {d.get('message')}"
     if event.event in (EventType.FAILED, EventType.LOST):
         return f"{event.component} {event.instance} {event.event}: {d.get('reason')}"
     return None
@@ -131,8 +135,11 @@ def run(args: argparse.Namespace) -> int:
         from learner_base.repository import load_model_manager
 
         load_model_manager(args.repo_dir)  # fail before starting anything
+        warnings = requirement_warnings(args.repo_dir)
     except (FlopsError, ContractError) as exc:
         return _finish(args, {"status": "failed", "reason": exc.message}, 2)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="flops-train-")).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +159,8 @@ def run(args: argparse.Namespace) -> int:
     group = ProcessGroup(workdir / "logs")
     token: str | None = None
     if args.data:
-        tag = args.data_tag or (spec.data_tags[0] if spec.data_tags else "digits")
+        tag = args.data_tag or (spec.data_tags[0] if spec.data_tags
+                                else default_data_tag(args.dataset))
         learners = t.learners * _clusters(t)
         print(f"starting {learners} data servers and the mock data provider "
               f"({args.data}, tag {tag!r})", file=out, flush=True)
@@ -241,6 +249,7 @@ def run(args: argparse.Namespace) -> int:
         "model_uri": d.get("model_uri"),
         "registered_model_uri": d.get("registry_uri"),
         "workdir": str(workdir),
+        "warnings": warnings,
     }
     return _finish(args, summary, 0)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+from collections.abc import Callable
 
 from flops_contracts.errors import FlopsError
 from flops_manager.lifecycle import planner
@@ -23,7 +24,7 @@ from flops_manager.lifecycle.placement import ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import inference_spec, with_broker_login
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.errors import NotFoundError, TemporaryError
-from flops_manager.ports.orchestrator import Orchestrator
+from flops_manager.ports.orchestrator import Orchestrator, ServiceSpec
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import ABSENT, REQUESTED, ServiceRecord
 from flops_manager.services.clock import Clock, system_clock
@@ -101,6 +102,10 @@ class DeploymentReconciler:
     orchestrator: Orchestrator
     settings: Settings
     clock: Clock = system_clock
+    seal: Callable[[ServiceSpec], ServiceSpec] = lambda spec: spec
+    """Hands a deployment its credentials (``Enrollment.seal_standalone``)."""
+    unseal: Callable[[str, str], object] = lambda project_id, service: None
+    """Revokes them: (project id, service name) (``Enrollment.revoke``)."""
 
     def tick(self) -> int:
         """Reconcile every deployment that needs work once; return how many steps ran."""
@@ -126,6 +131,8 @@ class DeploymentReconciler:
         plan = plan_deployment(record, project, now=self.clock())
         if plan.step is Step.REMOVE:
             self.orchestrator.remove_service(record.name)
+            if record.project_id is not None:
+                self.unseal(str(record.project_id), record.name)
             self.store.delete_service_record(record.id)
         elif plan.step is Step.FAIL:
             self.store.observe_service_record(
@@ -141,10 +148,10 @@ class DeploymentReconciler:
         try:
             ensure_tracking_server(self.orchestrator, self.settings)
             place = placement(self.orchestrator, self.settings, project, tracking=True)
-            spec = with_broker_login(inference_spec(
+            spec = self.seal(with_broker_login(inference_spec(
                 project, self.settings, place, model_uri=str(record.request["model_uri"]),
                 name=record.name, instances=int(record.request.get("instances", 1)),
-            ), self.settings)
+            ), self.settings))
             status = self.orchestrator.create_service(spec)
             address = self.orchestrator.public_url(spec.name)
         except TemporaryError as exc:

@@ -1,8 +1,10 @@
 """Pure transition logic: project state + event or observation -> new state + actions.
 
 Nothing here performs I/O or reads the clock; callers pass ``now``. Events that are late (the
-project is terminal), duplicated or out of order (older than what was already recorded for the
-component, or a round not newer than the current one) leave the project unchanged.
+project is terminal), duplicated or out of order (of an incarnation the component has left, older
+than what was already recorded for its incarnation, or a round not newer than the current one)
+leave the project unchanged; see :mod:`.incarnations`. A component's last will is honoured
+whenever it arrives for the incarnation that sent it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.lifecycle import actions as act
+from flops_manager.lifecycle import incarnations
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
 
@@ -24,7 +27,7 @@ REQUIRED: Mapping[Phase, frozenset[Component]] = {
     Phase.BUILDING: frozenset({Component.BUILDER}),
     Phase.DEPLOYING: _TRAINING_REQUIRED | {Component.MOCK_DATA_PROVIDER},
     Phase.TRAINING: _TRAINING_REQUIRED,
-    Phase.POST_TRAINING: frozenset({Component.BUILDER}),
+    Phase.POST_TRAINING: frozenset({Component.BUILDER, Component.INFERENCE_SERVER}),
     Phase.SERVING: frozenset({Component.INFERENCE_SERVER}),
 }
 """Components whose failure or loss fails the project, per phase."""
@@ -40,7 +43,7 @@ MODEL_KEYS = (
 )
 BUILD_KEYS = (
     "env_dir", "python", "repo_dir", "commit", "cache_hit", "timings", "images",
-    "dependency_hash", "cache_key", "platforms",
+    "dependency_hash", "cache_key", "platforms", "variants",
 )
 """Keys of a builder's ``completed`` event kept in ``Project.build``."""
 BUILD_STEP = "build_image_for_trained_model"
@@ -57,13 +60,6 @@ class Decision:
     def changed_from(self, before: Project) -> bool:
         """Whether anything differs from ``before``."""
         return self.project != before
-
-
-def _parse_ts(value: str) -> dt.datetime:
-    try:
-        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def queue(project: Project, actions: tuple[Action, ...]) -> Project:
@@ -111,13 +107,10 @@ def _record_component(project: Project, event: Event) -> Project | None:
     """Record the component's latest state; ``None`` if the event is stale or a duplicate."""
     key = f"{event.component.value}/{event.instance}"
     seen = project.components.get(key)
-    if seen is not None:
-        if seen.get("event_id") == event.event_id:
-            return None
-        if _parse_ts(event.timestamp) < _parse_ts(str(seen.get("at", ""))):
-            return None
+    if not incarnations.accepts(seen, event):
+        return None
     reason = event.data.get("error") or event.data.get("reason") or event.data.get("message")
-    entry = {"state": event.event.value, "at": event.timestamp, "event_id": event.event_id}
+    entry = incarnations.record(seen, event)
     if reason is not None:
         entry["message"] = str(reason)[:500]
     return project.replace(components={**project.components, key: entry})
@@ -186,15 +179,14 @@ def _on_data_ready(project: Project, now: float) -> Decision:
 
 
 def model_built(project: Project, *, now: float) -> Decision:
-    """The trained model's image (or environment) is ready: serve it or finish."""
+    """The trained model's image (or environment) is ready: start serving it, or finish.
+
+    The project stays in ``post_training`` until the inference server reports ``started``
+    (it listens): ``serving`` and the inference link mean that a request is answered.
+    """
     if DEPLOY_STEP in _steps(project):
-        return _move(
-            project,
-            Phase.SERVING,
-            now,
-            act.remove_services(project.id, Role.MODEL_BUILDER),
-            Action(ActionKind.DEPLOY_INFERENCE, project.id),
-        )
+        return decide(project, (act.remove_services(project.id, Role.MODEL_BUILDER),
+                                Action(ActionKind.DEPLOY_INFERENCE, project.id)))
     return _move(project, Phase.COMPLETED, now, act.remove_services(project.id))
 
 
@@ -235,6 +227,9 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return _on_built(recorded, event, now)
     if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
         return _on_data_ready(recorded, now)
+    if kind is Component.INFERENCE_SERVER and what is EventType.STARTED:
+        if phase is Phase.POST_TRAINING:
+            return _move(recorded, Phase.SERVING, now)
     return Decision(recorded)
 
 
@@ -314,6 +309,19 @@ def plan_delete(project: Project, *, now: float) -> Decision:
     return Decision(queue(marked, (cleanup, final)), cancelled.actions + (cleanup, final))
 
 
+def mark_restarted(project: Project, role: Role, *, now: float) -> Project:
+    """Mark instance 0 of ``role`` as restarted at ``now``.
+
+    The stopped instance's incarnation is retired (and its events are older than this mark),
+    so its last will cannot fail the step that is redone.
+    """
+    key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
+    mark = incarnations.restarted(
+        project.components.get(key), at=dt.datetime.fromtimestamp(now, dt.UTC).isoformat()
+    )
+    return project.replace(components={**project.components, key: mark})
+
+
 def plan_lost_services(project: Project, *, now: float) -> Decision:
     """The manager restarted and its backend lost the project's services (local processes).
 
@@ -332,12 +340,7 @@ def plan_lost_services(project: Project, *, now: float) -> Decision:
     }
     if phase in redo:
         action, role = redo[phase]
-        # Events of the stopped instance (such as its last will) are older than this mark,
-        # so they cannot fail the step that is redone.
-        key = f"{ROLE_COMPONENTS[role].value}/{act.service_name(project.id, role)}-0"
-        mark = {"state": "restarted", "at": dt.datetime.fromtimestamp(now, dt.UTC).isoformat(),
-                "event_id": None}
-        marked = project.replace(components={**project.components, key: mark})
+        marked = mark_restarted(project, role, now=now)
         return decide(marked, (action,))
     return fail(
         project,

@@ -25,6 +25,7 @@ from flops_manager.lifecycle.actions import (
     service_name,
 )
 from flops_manager.lifecycle.state import Project
+from flops_manager.lifecycle.variants import learner_platforms, variant_images
 from flops_manager.ports.orchestrator import (
     IMAGE_ENV_SCHEME,
     PYTHON,
@@ -67,6 +68,8 @@ class Placement:
     tracking_uri: str | None = None
     clusters: tuple[str, ...] = ()
     resolve: Resolver = dataclasses.field(default=lambda name: name)
+    node_platforms: tuple[str | None, ...] = ()
+    """Platform reported by the node of learner ``i`` (``None``: not reported)."""
 
 
 def command(role: Role) -> tuple[str, ...]:
@@ -133,6 +136,11 @@ def _base(project: Project, role: Role, **kw: Any) -> dict[str, Any]:
     }
 
 
+def builder_resources(settings: Settings) -> Resources:
+    """What a builder may use (``settings.builder_memory_mb``, one vCPU)."""
+    return Resources(memory_mb=settings.builder_memory_mb, vcpus=1.0)
+
+
 BUILDER_TARGETS = {BuildTarget.ENVIRONMENT: "environment", BuildTarget.IMAGE: "images"}
 """``FLOPS_TARGET`` of the image builder per backend build target."""
 
@@ -159,9 +167,12 @@ def _builder_env(project: Project, settings: Settings, place: Placement) -> dict
     return env
 
 
-def _registry_secret(settings: Settings) -> dict[str, str]:
+def _registry_secret(settings: Settings, place: Placement) -> dict[str, str]:
+    """The registry login's password, for builders that push images (with its user name)."""
     password = settings.registry_password
-    return {"FLOPS_REGISTRY_PASSWORD": password} if password else {}
+    if not password or place.target is not BuildTarget.IMAGE:
+        return {}
+    return {"FLOPS_REGISTRY_PASSWORD": password}
 
 
 def builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:
@@ -171,7 +182,8 @@ def builder_spec(project: Project, settings: Settings, place: Placement) -> Serv
         **_base(project, Role.BUILDER),
         image=settings.builder_image,
         env=env,
-        secret_env=_registry_secret(settings),
+        secret_env=_registry_secret(settings, place),
+        resources=builder_resources(settings),
         one_shot=True,
         privileged=place.target is BuildTarget.IMAGE,
     )
@@ -190,7 +202,8 @@ def model_builder_spec(project: Project, settings: Settings, place: Placement) -
         **_base(project, Role.MODEL_BUILDER),
         image=settings.builder_image,
         env=env,
-        secret_env=_registry_secret(settings),
+        secret_env=_registry_secret(settings, place),
+        resources=builder_resources(settings),
         one_shot=True,
         privileged=True,
     )
@@ -338,6 +351,7 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
     if spec.mock_data is not None:
         data_server = f"grpc://{place.resolve(service_name(project.id, Role.DATA_SERVER))}"
         secret_env["FLOPS_DATA_TOKEN"] = project.secrets[DATA_TOKEN]
+    images = _learner_images(project, spec, place)
     specs = []
     for position, (name, aggregator, placed_on) in enumerate(groups):
         env = {
@@ -362,8 +376,20 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
             instances=t.learners,
             resources=_resources(spec),
             cluster=placed_on,
+            instance_images=images[position * t.learners:(position + 1) * t.learners],
         ))
     return specs
+
+
+def _learner_images(project: Project, spec: ProjectSpec, place: Placement) -> tuple[str, ...]:
+    """Each learner's platform variant of the learner image (``()``: all run the default)."""
+    if place.target is BuildTarget.ENVIRONMENT:
+        return ()
+    chosen = learner_platforms(learner_total(spec, place),
+                               requested=[str(p) for p in spec.learner_platforms],
+                               node_platforms=place.node_platforms)
+    variants = ((project.build or {}).get("variants") or {}).get("learner") or {}
+    return variant_images(chosen, variants)
 
 
 def served_model_uri(project: Project) -> str:

@@ -51,13 +51,41 @@ class PendingAction:
 
 
 @dataclasses.dataclass(frozen=True)
+class ServiceWatch:
+    """A role whose services the project expects to exist, with its drift record.
+
+    ``missing_since`` is when the reconcile worker first saw the role's services (or some of
+    their instances) gone without FLOps removing them (``None``: all present); ``repairs`` how
+    many times it recreated them.
+    """
+
+    missing_since: float | None = None
+    repairs: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the stored form."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ServiceWatch:
+        """Build from the stored form."""
+        since = raw.get("missing_since")
+        return cls(missing_since=None if since is None else float(since),
+                   repairs=int(raw.get("repairs", 0)))
+
+
+@dataclasses.dataclass(frozen=True)
 class Project:
     """A project: desired state (spec, repository) plus observed state and progress.
 
     ``version`` is the optimistic-concurrency counter; stores bump it on every save.
     ``build`` is what the builder produced (the ``completed`` event's data: environment or
     images, commit); ``endpoints`` are URLs users reach (``inference``); ``secrets`` are
-    per-project credentials handed to components (never shown by the API).
+    per-project credentials handed to components (never shown by the API); ``grants`` are the
+    enrollment grants of its services (:mod:`flops_manager.identity.grants`, never shown).
+    ``services`` holds the roles whose services were created and not yet removed (role value
+    -> :class:`ServiceWatch`): the desired state the reconcile worker compares with what the
+    orchestrator observes.
     """
 
     id: str
@@ -78,8 +106,10 @@ class Project:
     clusters: tuple[str, ...] = ()
     endpoints: dict[str, str] = dataclasses.field(default_factory=dict)
     secrets: dict[str, str] = dataclasses.field(default_factory=dict)
+    grants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     last_error: str | None = None
     pending: tuple[PendingAction, ...] = ()
+    services: dict[str, ServiceWatch] = dataclasses.field(default_factory=dict)
     deleting: bool = False
     schema_version: int = SCHEMA_VERSION
 
@@ -118,8 +148,10 @@ class Project:
             "clusters": list(self.clusters),
             "endpoints": self.endpoints,
             "secrets": self.secrets,
+            "grants": self.grants,
             "last_error": self.last_error,
             "pending": [p.to_dict() for p in self.pending],
+            "services": {role: w.to_dict() for role, w in self.services.items()},
             "deleting": self.deleting,
             "needs_work": self.needs_work,
             "schema_version": self.schema_version,
@@ -147,8 +179,11 @@ class Project:
             clusters=tuple(doc.get("clusters") or ()),
             endpoints=dict(doc.get("endpoints") or {}),
             secrets=dict(doc.get("secrets") or {}),
+            grants=dict(doc.get("grants") or {}),
             last_error=doc.get("last_error"),
             pending=tuple(PendingAction.from_dict(p) for p in doc.get("pending") or []),
+            services={str(role): ServiceWatch.from_dict(w)
+                      for role, w in (doc.get("services") or {}).items()},
             deleting=bool(doc.get("deleting", False)),
             schema_version=int(doc.get("schema_version", SCHEMA_VERSION)),
         )

@@ -1,26 +1,40 @@
 """The reconcile worker: a thread that applies planned actions through the Orchestrator.
 
 Progress (attempts, next attempt time, last error) is kept on the project document, so a
-restarted manager resumes every unfinished project from the database.
+restarted manager resumes every unfinished project from the database. Each pass compares the
+services a project should have with what the orchestrator observes (failed services of the
+phase fail it; services that disappeared are recreated or fail it, :mod:`.drift`), then runs
+its due actions. Projects are reconciled concurrently by a bounded pool
+(``settings.reconcile_workers``), one pass of a project at a time, so one slow backend call
+(an image pull) delays only its own project.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import logging
+import queue
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
-from flops_manager.lifecycle import planner
+from flops_manager.identity.enrollment import Enrollment
+from flops_manager.lifecycle import drift, planner
 from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
 from flops_manager.lifecycle.deployments import DeploymentReconciler
 from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
-from flops_manager.ports.orchestrator import BuildTarget, Cluster, Orchestrator, ServiceState
+from flops_manager.ports.orchestrator import (
+    BuildTarget,
+    Cluster,
+    Orchestrator,
+    ServiceState,
+    ServiceStatus,
+)
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.services.clock import Clock, system_clock
 from flops_manager.services.mutate import mutate_project, record_missing_phase_change
@@ -57,6 +71,42 @@ def _without(project: Project, key: str) -> Project:
     return project.replace(pending=kept)
 
 
+def _done(project: Project, action: Action, created: tuple[Role, ...]) -> Project:
+    """Drop the finished ``action`` and record the services it created or removed."""
+    project = _without(project, action.key)
+    if action.kind is ActionKind.REMOVE_SERVICES:
+        return drift.record_removed(project, action.roles)
+    return drift.record_created(project, created)
+
+
+def _observed(
+    project: Project, statuses: Mapping[str, ServiceStatus | None]
+) -> tuple[dict[Role, str], dict[Role, tuple[str, ...]]]:
+    """Failed watched roles (role -> message) and, per drift-watched role, what is gone.
+
+    ``statuses`` maps the service names the worker could observe to their status (``None``:
+    the service does not exist); roles with an unobserved service are left out.
+    """
+    failed: dict[Role, str] = {}
+    for role in planner.watched_roles(project.phase):
+        for name in services_of(project, (role,)):
+            status = statuses.get(name)
+            if status is not None and status.state is ServiceState.FAILED:
+                failed[role] = status.message or f"service {name} failed"
+    gone: dict[Role, tuple[str, ...]] = {}
+    for role in drift.watched(project):
+        names = services_of(project, (role,))
+        if any(name not in statuses for name in names):
+            continue
+        gone[role] = tuple(missing for name in names for missing in _gone(name, statuses[name]))
+    return failed, gone
+
+
+def _gone(name: str, status: ServiceStatus | None) -> tuple[str, ...]:
+    """What of service ``name`` is gone: all of it, or the instances its status names."""
+    return (name,) if status is None else status.missing
+
+
 def _after_restart(project: Project, *, now: float) -> Project:
     return planner.plan_lost_services(project, now=now).project
 
@@ -71,8 +121,10 @@ class ReconcileWorker:
         settings: Settings,
         *,
         clock: Clock = system_clock,
+        enrollment: Enrollment | None = None,
     ) -> None:
         self.store = store
+        self.enrollment = enrollment or Enrollment(store, settings, clock=clock)
         self.orchestrator = orchestrator
         self.settings = settings
         self.clock = clock
@@ -80,8 +132,15 @@ class ReconcileWorker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
-        self.deployments = DeploymentReconciler(store, orchestrator, settings, clock=clock)
+        self.drift = drift.DriftPolicy(grace_s=settings.drift_grace_s,
+                                       max_repairs=settings.drift_max_repairs)
+        self.deployments = DeploymentReconciler(
+            store, orchestrator, settings, clock=clock, seal=self.enrollment.seal_standalone,
+            unseal=lambda project_id, name: self.enrollment.revoke(project_id, service=name))
         self._recovered = True
+        self._passes = _DaemonPool(settings.reconcile_workers)
+        self._in_flight: set[str] = set()
+        self._flight_lock = threading.Lock()
 
     def start(self) -> None:
         """Start the background thread (first pass immediately).
@@ -98,7 +157,7 @@ class ReconcileWorker:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ask the thread to stop and wait for it."""
+        """Ask the thread to stop and wait for it (projects' passes end after their action)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
@@ -143,7 +202,9 @@ class ReconcileWorker:
         while not self._stop.is_set():
             try:
                 self._recover()
-                self.tick()
+                for future in self._dispatch():
+                    future.add_done_callback(_log_failure)
+                self.deployments.tick()  # inference deployments asked for through the API
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("reconcile pass failed")
             self._wake.wait(self.settings.reconcile_interval_s)
@@ -153,18 +214,45 @@ class ReconcileWorker:
         """Run the next pass now instead of after the interval (e.g. an event arrived)."""
         self._wake.set()
 
-    def tick(self) -> int:
-        """Reconcile every project, then every deployment, that needs work once.
-
-        Returns how many actions ran.
-        """
-        ran = 0
+    def _dispatch(self) -> list[concurrent.futures.Future[int]]:
+        """Submit a pass of every project that needs work and has no pass running."""
+        futures = []
         for project in self.store.list_projects_needing_work():
-            try:
-                ran += self.reconcile(project.id)
-            except NotFoundError:
-                continue
-        return ran + self.deployments.tick()
+            with self._flight_lock:
+                if project.id in self._in_flight:
+                    continue
+                self._in_flight.add(project.id)
+            futures.append(self._passes.submit(functools.partial(self._pass, project.id)))
+        return futures
+
+    def _landed(self, project_id: str) -> None:
+        with self._flight_lock:
+            self._in_flight.discard(project_id)
+
+    def _pass(self, project_id: str) -> int:
+        try:
+            return self.reconcile(project_id)
+        except NotFoundError:
+            return 0
+        finally:
+            self._landed(project_id)
+
+    def tick(self) -> int:
+        """Reconcile every project that needs work once, concurrently, then every deployment.
+
+        Returns how many actions ran. Projects whose pass is already running are skipped.
+
+        Raises
+        ------
+        Exception
+            The first error of a project's pass, after every pass ended.
+        """
+        futures = self._dispatch()
+        concurrent.futures.wait(futures)
+        errors = [error for f in futures if (error := f.exception()) is not None]
+        if errors:
+            raise errors[0]
+        return sum(f.result() for f in futures) + self.deployments.tick()
 
     def reconcile(self, project_id: str) -> int:
         """Apply timers, then run due pending actions of one project in order."""
@@ -175,12 +263,13 @@ class ReconcileWorker:
             lambda p: planner.plan_tick(p, now=now, timeouts=self.timeouts).project,
             now=now,
         )
-        failed = self._failed_services(project)
-        if failed:
+        failed, gone = _observed(project, self._statuses(project))
+        if failed or any(gone.values()) or any(
+                w.missing_since is not None for w in project.services.values()):
             project = mutate_project(
                 self.store,
                 project_id,
-                lambda p: planner.plan_observation(p, failed, now=now).project,
+                functools.partial(self._apply_observation, failed=failed, gone=gone, now=now),
                 now=now,
             )
         ran = 0
@@ -190,7 +279,7 @@ class ReconcileWorker:
                 break
             action = Action.from_dict(pending.action)
             try:
-                self._execute(action, project)
+                created = self._execute(action, project)
             except TemporaryError as exc:
                 self._retry_later(project, pending, action, exc)
                 break
@@ -205,26 +294,32 @@ class ReconcileWorker:
             if action.kind is ActionKind.DELETE_PROJECT:
                 return ran
             project = mutate_project(
-                self.store, project_id, functools.partial(_without, key=action.key),
-                now=self.clock(),
+                self.store, project_id,
+                functools.partial(_done, action=action, created=created), now=self.clock(),
             )
         return ran
 
-    def _failed_services(self, project: Project) -> dict[Role, str]:
-        """Services of roles the project needs now that the orchestrator reports as failed."""
-        if project.terminal:
+    def _apply_observation(self, project: Project, *, failed: Mapping[Role, str],
+                           gone: Mapping[Role, tuple[str, ...]], now: float) -> Project:
+        observed = planner.plan_observation(project, failed, now=now).project
+        return drift.plan_drift(observed, gone, now=now, policy=self.drift).project
+
+    def _statuses(self, project: Project) -> dict[str, ServiceStatus | None]:
+        """Status of every service the project needs now (unavailable ones left out).
+
+        Nothing is read when ``settings.service_status_polling`` is off (failures are then
+        noticed through events and last wills only, and drift is not detected).
+        """
+        if project.terminal or not self.settings.service_status_polling:
             return {}
-        failed: dict[Role, str] = {}
-        for role in planner.watched_roles(project.phase):
-            for name in services_of(project, (role,)):
-                try:
-                    status = self.orchestrator.service_status(name)
-                except TemporaryError as exc:  # look again on the next pass
-                    log.warning("status of %s unavailable: %s", name, exc.message)
-                    continue
-                if status is not None and status.state is ServiceState.FAILED:
-                    failed[role] = status.message or f"service {name} failed"
-        return failed
+        roles = {*planner.watched_roles(project.phase), *drift.watched(project)}
+        statuses: dict[str, ServiceStatus | None] = {}
+        for name in services_of(project, tuple(roles)):
+            try:
+                statuses[name] = self.orchestrator.service_status(name)
+            except TemporaryError as exc:  # look again on the next pass
+                log.warning("status of %s unavailable: %s", name, exc.message)
+        return statuses
 
     def _prepare(self, action: Action, project: Project) -> Project:
         """Record decisions an action depends on (the clusters of a hierarchical project)."""
@@ -243,37 +338,45 @@ class ReconcileWorker:
             self.store, project.id, lambda p: p.replace(clusters=clusters), now=self.clock()
         )
 
-    def _execute(self, action: Action, project: Project) -> None:
+    def _execute(self, action: Action, project: Project) -> tuple[Role, ...]:
+        """Run ``action``; return the roles of the services it created."""
         log.info("running %s", action.key)
         if action.kind is ActionKind.REMOVE_SERVICES:
             for name in services_of(project, action.roles):
                 self.orchestrator.remove_service(name)
-            return
+            if project.terminal:  # the project ended: so do its credentials
+                self.enrollment.revoke(project.id)
+            return ()
         if action.kind is ActionKind.DEPLOY_TRACKING:
             ensure_tracking_server(self.orchestrator, self.settings)
-            return
+            return ()
         if action.kind is ActionKind.DELETE_PROJECT:
             for record in self.store.list_service_records(
                 owner=project.owner, kind=Role.INFERENCE_SERVER.value, project_id=project.id
             ):
                 self.orchestrator.remove_service(record.name)  # e.g. extra inference servers
                 self.store.delete_service_record(record.id)
+            self.enrollment.revoke(project.id, standalone=True)
             self.store.delete_project(project.id)
-            return
+            return ()
         if (action.kind is ActionKind.BUILD_MODEL_IMAGE
                 and build_target(self.orchestrator, self.settings) is BuildTarget.ENVIRONMENT):
             # The project's environment already holds everything the inference server needs.
             mutate_project(self.store, project.id,
                            lambda p: planner.model_built(p, now=self.clock()).project,
                            now=self.clock())
-            return
+            return ()
         project = self._prepare(action, project)
         place = placement(self.orchestrator, self.settings, project,
                           tracking=action.kind in NEEDS_TRACKING)
+        created: list[Role] = []
         for spec in action_specs(action, project, self.settings, place):
+            spec = self.enrollment.seal(spec)  # credentials only through enrollment
             self.orchestrator.create_service(spec)
+            created.append(Role(spec.role))
             if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
                 self._record_endpoint(project.id, "inference", spec.name)
+        return tuple(dict.fromkeys(created))
 
     def _record_endpoint(self, project_id: str, key: str, service: str) -> None:
         url = self.orchestrator.public_url(service)
@@ -322,3 +425,40 @@ class ReconcileWorker:
             return planner.fail(dropped, f"{action.kind.value} failed: {reason}", now).project
 
         mutate_project(self.store, project.id, update, now=now)
+
+
+def _log_failure(future: concurrent.futures.Future[int]) -> None:
+    """Log the error of a background pass (the next pass tries again)."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("reconcile pass failed", exc_info=future.exception())
+
+
+class _DaemonPool:
+    """At most ``size`` daemon threads running submitted calls in order.
+
+    Unlike ``ThreadPoolExecutor`` (whose threads the interpreter joins at exit), a call blocked
+    in a slow backend request never delays the manager's exit.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.SimpleQueue[tuple[Callable[[], int], concurrent.futures.Future[int]]]
+        self._queue = queue.SimpleQueue()
+        for index in range(size):
+            threading.Thread(target=self._serve, name=f"flops-reconcile-{index}",
+                             daemon=True).start()
+
+    def submit(self, call: Callable[[], int]) -> concurrent.futures.Future[int]:
+        """Queue ``call``; its future holds the result or the exception."""
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._queue.put((call, future))
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            call, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                future.set_exception(exc)

@@ -41,6 +41,12 @@ class UnauthorizedError(FlopsError):
     default_code = ErrorCode.UNAUTHORIZED
 
 
+class ForbiddenError(FlopsError):
+    """The caller's credentials are valid but do not cover what it asked for."""
+
+    default_code = ErrorCode.FORBIDDEN
+
+
 class TemporaryError(BackendUnavailableError):
     """A failure worth retrying later (the reconciler backs off and retries)."""
 

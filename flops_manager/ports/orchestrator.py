@@ -70,6 +70,9 @@ class ServiceSpec:
         Needs extended privileges (the container image builder).
     platforms
         Platforms (``linux/amd64``...) the service may be placed on; empty = any.
+    instance_images
+        Image of instance ``i`` where it differs from ``image`` (``""`` or missing: ``image``),
+        e.g. the arm64 variant of a multi-platform image pinned by digest.
     """
 
     name: str
@@ -89,6 +92,13 @@ class ServiceSpec:
     one_shot: bool = False
     privileged: bool = False
     platforms: tuple[str, ...] = ()
+    instance_images: tuple[str, ...] = ()
+
+    def image_of(self, index: int) -> str:
+        """Return the image instance ``index`` runs."""
+        if index < len(self.instance_images) and self.instance_images[index]:
+            return self.instance_images[index]
+        return self.image
 
 
 class ServiceState(enum.StrEnum):
@@ -102,7 +112,12 @@ class ServiceState(enum.StrEnum):
 
 @dataclasses.dataclass(frozen=True)
 class ServiceStatus:
-    """What the orchestrator reports about a service."""
+    """What the orchestrator reports about a service.
+
+    ``missing`` names the instances that are gone although FLOps did not remove them: a
+    container removed behind its back, a local process killed by a signal FLOps did not send.
+    ``create_service`` of the same spec starts them again.
+    """
 
     name: str
     role: str
@@ -111,6 +126,7 @@ class ServiceStatus:
     running: int = 0
     address: str | None = None
     message: str | None = None
+    missing: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +143,8 @@ class Orchestrator(abc.ABC):
 
     Constraints
     -----------
-    * ``create_service`` MUST be idempotent: if a service of that name exists, return its status.
+    * ``create_service`` MUST be idempotent: if a service of that name exists, start the
+      instances it reports as ``missing`` (if any) and return its status.
     * ``remove_service`` MUST be idempotent: removing a missing service returns ``False``.
     """
 
@@ -141,7 +158,7 @@ class Orchestrator(abc.ABC):
 
     @abc.abstractmethod
     def create_service(self, spec: ServiceSpec) -> ServiceStatus:
-        """Create (or find) the service named ``spec.name`` and start its instances."""
+        """Create (or find) the service named ``spec.name`` and start its missing instances."""
 
     @abc.abstractmethod
     def scale_service(self, name: str, *, instances: int) -> ServiceStatus:

@@ -88,8 +88,10 @@ class ProjectStore(abc.ABC):
         """Keep a message that failed validation."""
 
     @abc.abstractmethod
-    def list_rejected_events(self, *, limit: int = 100) -> list[RejectedEvent]:
-        """Return rejected messages, oldest first."""
+    def list_rejected_events(
+        self, *, limit: int = 100, project_id: str | None = None
+    ) -> list[RejectedEvent]:
+        """Return rejected messages (only ``project_id``'s when given), oldest first."""
 
     @abc.abstractmethod
     def put_service_record(self, record: ServiceRecord) -> ServiceRecord:

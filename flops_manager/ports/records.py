@@ -41,6 +41,8 @@ class RejectedEvent:
     payload: str
     reason: str
     received_at: float
+    project_id: str | None = None
+    """The project the message claimed to concern (``None`` when it named none)."""
 
 
 REQUESTED = "requested"

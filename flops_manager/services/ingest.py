@@ -1,4 +1,11 @@
-"""Event ingestion: validate a raw message, store it, feed it to the lifecycle planner."""
+"""Event ingestion: validate a raw message, store it, feed it to the lifecycle planner.
+
+A message is accepted only if its topic is a FLOps event topic, its payload names the same
+project, component and instance, the project exists, and its component may send it
+(:mod:`flops_manager.identity.event_policy`). The broker binds each component's login to its
+project's topics of its role, so the topic is the sender's identity. Everything else is kept
+as a rejected event with the reason (of the project it claimed to concern, for its owner).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import uuid
 from flops_contracts.errors import EventFormatError
 from flops_contracts.events import Event
 from flops_contracts.topics import parse_event_topic
+from flops_manager.identity import event_policy
 from flops_manager.lifecycle import planner
 from flops_manager.ports.errors import NotFoundError, UnstorableError
 from flops_manager.ports.project_store import ProjectStore
@@ -46,10 +54,11 @@ class EventIngest:
         self.store = store
         self.clock = clock
 
-    def _reject(self, topic: str, payload: bytes, reason: str) -> IngestResult:
+    def _reject(self, topic: str, payload: bytes, reason: str,
+                project_id: str | None = None) -> IngestResult:
         text = payload[:MAX_KEPT_PAYLOAD].decode("utf-8", errors="replace")
         self.store.add_rejected_event(
-            RejectedEvent(uuid.uuid4().hex, topic, text, reason, self.clock())
+            RejectedEvent(uuid.uuid4().hex, topic, text, reason, self.clock(), project_id)
         )
         log.warning("rejected event on %s: %s", topic, reason)
         return IngestResult(Outcome.REJECTED, reason)
@@ -87,11 +96,15 @@ class EventIngest:
             if expected != got
         ]
         if mismatch:
-            return self._reject(topic, payload, f"topic does not match payload: {mismatch}")
+            return self._reject(topic, payload, f"topic does not match payload: {mismatch}",
+                                parts.project_id)
         try:
             self.store.get_project(event.project_id)
         except NotFoundError:
             return self._reject(topic, payload, f"unknown project {event.project_id}")
+        forbidden = event_policy.refusal(event)
+        if forbidden is not None:
+            return self._reject(topic, payload, forbidden, event.project_id)
         now = self.clock()
         try:
             stored = self.store.append_event(event.project_id, event.to_dict(), received_at=now)

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from flops_manager.lifecycle.actions import PROJECT_ROLES, Role
 from flops_manager.lifecycle.service_specs import services_of
 from flops_manager.ports.errors import NotFoundError
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.services.projects import ProjectService
 
+ANSI_ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+"""Terminal control sequences (CSI such as colours, OSC, two-byte escapes)."""
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour and control sequences."""
+    return ANSI_ESCAPE.sub("", text)
+
 
 def tail_lines(text: str, lines: int) -> str:
-    """Return the last ``lines`` lines of ``text``."""
-    kept = text.splitlines()[-lines:] if lines > 0 else []
+    """Return the last ``lines`` lines of ``text``, without terminal control sequences."""
+    kept = strip_ansi(text).splitlines()[-lines:] if lines > 0 else []
     return "\n".join(kept) + ("\n" if kept else "")
 
 

@@ -14,10 +14,14 @@ from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.ports.cursor import Cursor, decode_cursor, encode_cursor
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
-from flops_manager.ports.records import Page, StoredEvent
+from flops_manager.ports.records import Page, RejectedEvent, StoredEvent
 from flops_manager.services.clock import Clock, IdFactory, new_project_id, system_clock
 from flops_manager.services.mutate import mutate_project
-from flops_manager.services.repo_url import check_ref, check_repository_url
+from flops_manager.services.repo_url import (
+    check_local_repository,
+    check_ref,
+    check_repository_url,
+)
 
 
 def _invalid(errors: dict[str, list[str]]) -> FlopsError:
@@ -45,7 +49,9 @@ def validate_request(
     except FlopsError as exc:
         for field, messages in exc.details.get("errors", {}).items():
             errors[f"spec.{field}"] = list(messages)
-    url_problem = check_repository_url(str(repository.get("url", "")), allow_local=allow_local)
+    url = str(repository.get("url", ""))
+    url_problem = check_repository_url(url, allow_local=allow_local) or (
+        check_local_repository(url) if allow_local else None)
     if url_problem:
         errors["repository.url"] = [url_problem]
     ref = repository.get("ref")
@@ -154,6 +160,11 @@ class ProjectService:
             lambda p: planner.plan_delete(p, now=now).project,
             now=now,
         )
+
+    def rejected_events(self, project_id: str, *, owner: str, limit: int) -> list[RejectedEvent]:
+        """Return the messages refused for the project (oldest first)."""
+        self.get(project_id, owner=owner)
+        return self.store.list_rejected_events(project_id=project_id, limit=limit)
 
     def events(
         self, project_id: str, *, owner: str, after_seq: int, limit: int

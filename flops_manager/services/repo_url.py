@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlparse
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 _SCP_LIKE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*@[A-Za-z0-9][A-Za-z0-9.-]*:"
                        r"[A-Za-z0-9_./~][A-Za-z0-9_./~-]*$")
@@ -55,4 +56,27 @@ def check_ref(ref: str) -> str | None:
     """Return a message if ``ref`` is not a plausible branch, tag or commit name."""
     if not _REF.match(ref) or ".." in ref or ref.endswith((".lock", "/", ".")):
         return "must be a branch, tag or commit name (letters, digits, '_', '.', '/', '-')"
+    return None
+
+
+def local_path(url: str) -> Path | None:
+    """The directory a ``file://`` URL or absolute path names; ``None`` for remote URLs."""
+    if url.startswith("/"):
+        return Path(url)
+    parsed = urlparse(url)
+    return Path(unquote(parsed.path)) if parsed.scheme.lower() == "file" else None
+
+
+def check_local_repository(url: str) -> str | None:
+    """Return a message if the local repository ``url`` names is missing or not Git."""
+    path = local_path(url)
+    if path is None:
+        return None
+    if not path.is_dir():
+        return (f"{path} does not exist on the manager's machine (or is not a directory): "
+                "pass an existing Git repository")
+    if not (path / ".git").exists() and not (path / "HEAD").is_file():
+        return (f"{path} is not a Git repository: commit it (git init && git add -A && "
+                "git commit -m init), or submit it with `flops project create --repo "
+                f"{path}`, which sends a snapshot of a plain directory")
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,14 @@ import pytest
 
 from flops_contracts.errors import FlopsError
 from flops_dataplane.partitioners import holdout_split
-from flops_manager.cli.broker import amqtt_config, broker_command, mosquitto_config
+from flops_manager.cli.broker import (
+    amqtt_config,
+    broker_command,
+    dynsec_plugin,
+    manager_broker_env,
+    mosquitto_binary,
+    mosquitto_config,
+)
 from flops_manager.cli.project import read_request
 from flops_manager.cli.watch import describe, progress_bar
 from learner_base.settings import LearnerSettings
@@ -19,24 +27,27 @@ from tracking_server.settings import TrackingServerSettings, server_argv
 def test_project_file_with_or_without_repository(tmp_path: Path) -> None:
     full = tmp_path / "p.yaml"
     full.write_text("spec:\n  training: {rounds: 2}\nrepository:\n  url: https://h/r.git\n")
-    assert read_request(full, repo=None, ref="v1") == {
+    snaps = tmp_path / "snapshots"
+    assert read_request(full, repo=None, ref="v1", snapshots=snaps) == {
         "spec": {"training": {"rounds": 2}},
         "repository": {"url": "https://h/r.git", "ref": "v1"},
     }
     bare = tmp_path / "spec.json"
     bare.write_text('{"training": {"rounds": 3}}')
     with pytest.raises(FlopsError, match="--repo"):
-        read_request(bare, repo=None, ref=None)
-    local = read_request(bare, repo=str(tmp_path), ref=None)
-    assert local["repository"]["url"] == tmp_path.resolve().as_uri()
+        read_request(bare, repo=None, ref=None, snapshots=snaps)
+    (tmp_path / "repo").mkdir()
+    local = read_request(bare, repo=str(tmp_path / "repo"), ref=None, snapshots=snaps)
+    assert local["repository"]["url"].startswith(snaps.as_uri())  # a snapshot: not Git
+    assert len(local["repository"]["ref"]) == 40
     bad = tmp_path / "bad.yaml"
     bad.write_text("spec: [unclosed")
     with pytest.raises(FlopsError, match="not valid YAML"):
-        read_request(bad, repo="x", ref=None)
+        read_request(bad, repo="x", ref=None, snapshots=snaps)
     extra = tmp_path / "extra.yaml"
     extra.write_text("spec: {}\nrepo: x\n")
     with pytest.raises(FlopsError, match="unknown top-level keys"):
-        read_request(extra, repo="x", ref=None)
+        read_request(extra, repo="x", ref=None, snapshots=snaps)
 
 
 def test_event_lines() -> None:
@@ -62,6 +73,21 @@ def test_broker_configurations(tmp_path: Path) -> None:
     assert "bind: 127.0.0.1:1884" in amqtt_config(1884)
     with pytest.raises(FlopsError, match="use auto, mosquitto or amqtt"):
         broker_command(tmp_path, 1, {"FLOPS_BROKER": "rabbit"})
+    locked = mosquitto_config(1883, tmp_path, as_root=False, plugin="/p/dynsec.so")
+    assert "allow_anonymous false" in locked and "plugin /p/dynsec.so" in locked
+    assert "allow_anonymous true" not in locked
+
+
+def test_embedded_mosquitto_gets_a_private_administrator_login(tmp_path: Path) -> None:
+    if dynsec_plugin() is None or mosquitto_binary() is None:
+        pytest.skip("Mosquitto with the dynamic security plugin is not installed")
+    kind, argv = broker_command(tmp_path, 1883, {"FLOPS_BROKER": "mosquitto"})
+    env = manager_broker_env(tmp_path)
+    assert kind == "mosquitto" and env["FLOPS_BROKER_ACCOUNTS"] == "mosquitto-dynsec"
+    for name in ("manager-login.json", "dynamic-security.json"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    assert env["FLOPS_MQTT_PASSWORD"] not in " ".join(argv)
+    assert env["FLOPS_MQTT_PASSWORD"] not in (tmp_path / "dynamic-security.json").read_text()
 
 
 def test_tracking_server_command_line(tmp_path: Path) -> None:

@@ -71,7 +71,59 @@ def test_up_status_down(tmp_path):
         assert processes_using(directory)
     finally:
         down = flops("down", "--data-dir", str(directory), "--json")
-    assert sorted(json.loads(down.stdout)["stopped"]) == ["broker", "manager", "mlflow"]
+    assert json.loads(down.stdout) == {"stopped": ["manager", "mlflow", "broker"], "survivors": []}
     assert processes_using(directory) == []  # nothing left, the embedded database included
     after = flops("status", "--data-dir", str(directory))
     assert after.returncode == 3 and "not running" in after.stdout
+
+
+def test_down_never_signals_a_recycled_pid(tmp_path):
+    """stack.json names a pid that now belongs to another process: `flops down` spares it."""
+    from flops_manager.supervisor import start_time
+
+    stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        real = start_time(stranger.pid)
+        assert real is not None
+        record = {"data_dir": str(tmp_path), "processes": [
+            {"name": name, "pid": stranger.pid, "port": 1, "health_url": None, "log": "x",
+             "start": str(int(real) - 100)} for name in ("broker", "mlflow", "manager")]}
+        (tmp_path / "stack.json").write_text(json.dumps(record))
+        down = flops("down", "--data-dir", str(tmp_path), "--json")
+        assert down.returncode == 0, down.stderr
+        assert json.loads(down.stdout) == {"stopped": ["manager", "mlflow", "broker"],
+                                           "survivors": []}
+        assert stranger.poll() is None and start_time(stranger.pid) == real
+        assert not (tmp_path / "stack.json").exists()
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_down_stops_services_a_dead_manager_left(tmp_path):
+    """The manager dies without stopping its services: `flops down` stops them (SIGTERM, then
+    SIGKILL for one that ignores SIGTERM) and checks in /proc that none remains."""
+    from flops_manager.supervisor import start_time
+
+    manager = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    service = subprocess.Popen(["bash", "-c", "trap '' TERM; sleep 600 & wait"],
+                               start_new_session=True)
+    try:
+        record = {"data_dir": str(tmp_path), "processes": [
+            {"name": "manager", "pid": manager.pid, "port": 1, "health_url": None, "log": "x",
+             "start": start_time(manager.pid)}]}
+        (tmp_path / "stack.json").write_text(json.dumps(record))
+        pids = tmp_path / "local" / "pids"
+        pids.mkdir(parents=True)
+        (pids / "p-inference-server-0.json").write_text(json.dumps({
+            "pid": service.pid, "start": start_time(service.pid), "manager": manager.pid,
+            "manager_start": start_time(manager.pid), "instance": "p-inference-server-0"}))
+        down = flops("down", "--data-dir", str(tmp_path), "--json")
+        assert down.returncode == 0, down.stderr
+        assert json.loads(down.stdout) == {"stopped": ["manager"], "survivors": []}
+        assert manager.wait(timeout=30) is not None and service.wait(timeout=30) is not None
+        assert not list(pids.glob("*.json"))
+    finally:
+        for popen in (manager, service):
+            popen.kill()
+            popen.wait()

@@ -75,21 +75,21 @@ def test_data_survives_restarts_and_the_oakestra_network_is_configurable(
     assert "oakestra" in services["manager"]["networks"]
 
 
-def test_broker_requires_logins_and_limits_components_to_event_topics() -> None:
+def test_broker_requires_logins_and_the_manager_creates_per_project_ones(
+    compose: dict[str, Any]
+) -> None:
     conf = (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
-    assert "allow_anonymous false" in conf and "acl_file /flops/acl" in conf
-    assert "persistence true" in conf
-    rules: dict[str, list[str]] = {}
-    user = ""
-    for line in (ROOT / "deploy" / "mosquitto" / "acl").read_text(encoding="utf-8").splitlines():
-        if line.startswith("user "):
-            user = line.split()[1]
-        elif line.startswith(("topic ", "pattern ")):
-            rules.setdefault(user, []).append(line)
-    assert rules == {
-        "flops-manager": ["topic read flops/#", "topic read $SYS/#"],
-        "flops-component": ["topic write flops/v1/projects/+/+/+/events"],
-    }
+    assert "allow_anonymous false" in conf and "persistence true" in conf
+    assert "plugin @DYNSEC_PLUGIN@" in conf
+    assert "plugin_opt_config_file /mosquitto/data/dynamic-security.json" in conf
+    assert "password_file" not in conf and "acl_file" not in conf
+    entrypoint = (ROOT / "deploy" / "mosquitto" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "mosquitto_ctrl dynsec init" in entrypoint
+    manager = compose["services"]["manager"]["environment"]
+    assert manager["FLOPS_BROKER_ACCOUNTS"] == "mosquitto-dynsec"
+    assert manager["FLOPS_MQTT_USERNAME"] == "flops-manager"
+    assert not any(k.startswith("FLOPS_COMPONENT_MQTT") for k in manager)
+    assert manager["FLOPS_COMPONENT_API_URL"].startswith("http://")
 
 
 def test_podman_compose_accepts_the_file(tmp_path: Path) -> None:

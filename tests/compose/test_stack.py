@@ -129,8 +129,7 @@ def test_every_service_image_starts_and_answers_its_health_check(
     # with the compose file's entrypoint, configuration and password variables
     mosquitto = start(containers, images["offline-mosquitto"], "--entrypoint", "/bin/sh",
                       "-v", f"{ROOT / 'deploy' / 'mosquitto'}:/flops:ro",
-                      env={"MQTT_MANAGER_PASSWORD": "pw-" + uuid.uuid4().hex,
-                           "MQTT_COMPONENT_PASSWORD": "pw-" + uuid.uuid4().hex},
+                      env={"MQTT_MANAGER_PASSWORD": "pw-" + uuid.uuid4().hex},
                       command=("/flops/entrypoint.sh",))
     # the inference server needs a model: a tiny scikit-learn model logged to a file store
     model_dir = tmp_path / "model"
@@ -219,7 +218,6 @@ def stack(images: dict[str, str],
         "OAKESTRA_NETWORK": network,
         "MONGO_USERNAME": "flops", "MONGO_PASSWORD": secrets.token_hex(12),
         "MQTT_MANAGER_PASSWORD": secrets.token_hex(12),
-        "MQTT_COMPONENT_PASSWORD": secrets.token_hex(12),
         "FLOPS_PUBLIC_HOST": "host.containers.internal",
         "FLOPS_API_PORT": ports["api"], "FLOPS_MLFLOW_PORT": ports["mlflow"],
         "FLOPS_MQTT_PORT": ports["mqtt"], "FLOPS_REGISTRY_PORT": ports["registry"],

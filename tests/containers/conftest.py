@@ -7,27 +7,40 @@ scripts/setup_containers.sh installs them.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from image_builder import BuilderSettings
 from image_builder.runtime_layer import copy_runtime
 from tests.fixtures.events import Recorder, recorder  # noqa: F401 - shared fixture
-from tests.fixtures.podman import podman_service, stop
-from tests.fixtures.servers import free_port, wait_for
+from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
+    BASE_IMAGE,
+    CA_BUNDLE,
+    MAIN,
+    base_image,
+    podman_socket,
+    registry,
+)
 from tests.fixtures.tools import require_tools
 
-MAIN = Path(__file__).resolve().parents[2]
+from .stack import (  # noqa: F401 - session fixtures shared by the manager-level suites
+    broker,
+    builder_image,
+    engine,
+    manager,
+    mlflow_port,
+    storage_volume,
+)
+
 EXAMPLE = MAIN / "examples" / "digits_sklearn"
-BASE_IMAGE = "localhost/flops-python:3.11-bookworm"
+ARM64_BASE_IMAGE = "localhost/flops-python:3.11-bookworm-arm64"
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
-CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 
@@ -56,47 +69,37 @@ def make_repo(path: Path, extra: Mapping[str, str] | None = None) -> Path:
 
 
 @pytest.fixture(scope="session")
-def base_image() -> str:
-    """The local debootstrap Python image (built once by scripts/build_base_image.sh)."""
-    subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), BASE_IMAGE],
-                   check=True, timeout=900)
-    return BASE_IMAGE
+def arm64_base_image() -> str:
+    """The local arm64 debootstrap image (built once per machine under emulation, ~3.5 min)."""
+    subprocess.run(["bash", str(MAIN / "scripts" / "build_base_image.sh"), ARM64_BASE_IMAGE],
+                   check=True, timeout=1200, env={**os.environ, "FLOPS_BASE_ARCH": "arm64"})
+    return ARM64_BASE_IMAGE
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A docker-registry on a free loopback port with temporary storage: ``host:port``."""
-    root = tmp_path_factory.mktemp("registry")
-    port = free_port()
-    config = root / "config.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-        f"    rootdirectory: {root / 'data'}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n"
-    )
-    with (root / "registry.log").open("wb") as log:
-        proc = subprocess.Popen(["docker-registry", "serve", str(config)], stdout=log,
-                                stderr=subprocess.STDOUT)
-    address = f"127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return requests.get(f"http://{address}/v2/", timeout=1).status_code == 200
-        except requests.RequestException:
-            return False
-
-    try:
-        wait_for(ready, timeout=30, what="registry")
-        yield address
-    finally:
-        stop(proc)
+def registry_base_image(base_image: str, arm64_base_image: str,  # noqa: F811 - imported
+                        registry: str) -> str:  # noqa: F811 - the imported fixtures
+    """Both base images as one manifest list in the registry (builds take either platform)."""
+    ref = f"{registry}/flops/python:3.11-bookworm"
+    subprocess.run(["bash", str(MAIN / "scripts" / "push_base_manifest.sh"), ref, base_image,
+                    arm64_base_image], check=True, capture_output=True, timeout=600,
+                   env={**os.environ, "FLOPS_REGISTRY_TLS_VERIFY": "false"})
+    return ref
 
 
 @pytest.fixture(scope="session")
-def podman_socket(tmp_path_factory: pytest.TempPathFactory, registry: str) -> Iterator[str]:
-    """``podman system service`` on a socket in a temp dir: ``unix:///.../podman.sock``."""
-    with podman_service(tmp_path_factory.mktemp("podman"), registry) as sock:
-        yield f"unix://{sock}"
+def repos_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where tests create user repositories (the manager's builder reads them from here)."""
+    return tmp_path_factory.mktemp("repos")
+
+
+@pytest.fixture(scope="session")
+def edge_repo_url(repos_root: Path) -> str:
+    """The digits example for multi-platform builds: built on the host by the multi-arch test
+    and again by the manager's builder for the heterogeneous federation (a registry hit when
+    the first ran)."""
+    return make_repo(repos_root / "digits-edge").as_uri()
+
 
 
 @pytest.fixture(scope="session")
@@ -119,7 +122,8 @@ def buildah_shim(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def image_settings(tmp_path_factory: pytest.TempPathFactory, base_image: str, registry: str,
+def image_settings(tmp_path_factory: pytest.TempPathFactory,
+                   base_image: str, registry: str,  # noqa: F811 - the imported fixtures
                    runtime_snapshot: Path,
                    buildah_shim: tuple[Path, Path]) -> Callable[..., BuilderSettings]:
     cache = tmp_path_factory.mktemp("builder-cache")

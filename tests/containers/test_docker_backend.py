@@ -164,3 +164,109 @@ def test_missing_image_is_permanent(orchestrator: DockerOrchestrator, registry: 
     assert orchestrator.service_status("dockertest-none") is None
 
 
+
+
+class SilentRegistry:
+    """A loopback 'registry' that accepts connections and never answers until closed.
+
+    An image pull from it hangs (in the TLS handshake) for as long as the test wants.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.connected = threading.Event()
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            self.held.append(conn)
+            self.connected.set()
+
+    def still_waiting(self) -> bool:
+        """Whether every held connection is still open from the client's side."""
+        import socket
+
+        for conn in self.held:
+            try:
+                if conn.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b"":
+                    return False  # the client gave up
+            except BlockingIOError:
+                continue
+        return True
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.server.close()
+
+
+def test_a_hanging_pull_does_not_block_other_services(orchestrator: DockerOrchestrator,
+                                                      base_image: str) -> None:
+    """While one service's image pull hangs, another project's service is read and logged."""
+    import threading
+
+    steady = spec("dockertest-steady", base_image,
+                  ("python3", "-c", "print('up', flush=True); import time; time.sleep(600)"))
+    registry = SilentRegistry()
+    slow = ServiceSpec(name="dockerslow-learners", role="learners", project_id="dockerslow",
+                       image=f"{registry.address}/flops/never:1", command=("true",))
+    errors: list[BaseException] = []
+
+    def create_slow() -> None:
+        try:
+            orchestrator.create_service(slow)
+        except BaseException as exc:  # noqa: BLE001 - the pull fails once released
+            errors.append(exc)
+
+    try:
+        orchestrator.create_service(steady)
+        pulling = threading.Thread(target=create_slow, daemon=True)
+        pulling.start()
+        assert registry.connected.wait(60), "the engine never contacted the registry"
+        status = orchestrator.service_status("dockertest-steady")
+        logs = orchestrator.service_logs("dockertest-steady")
+        assert status is not None and status.state in (ServiceState.RUNNING,
+                                                       ServiceState.PENDING)
+        assert set(logs) == {"dockertest-steady-0"}
+        # both answered while the pull was still waiting for the registry
+        assert registry.still_waiting() and pulling.is_alive()
+    finally:
+        registry.close()
+        orchestrator.remove_service("dockertest-steady")
+    pulling.join(120)
+    assert errors and orchestrator.service_status("dockerslow-learners") is None
+
+
+def test_removed_or_killed_containers_are_missing_and_recreated(
+        orchestrator: DockerOrchestrator, base_image: str, engine: docker.DockerClient) -> None:
+    sleeper = spec("dockertest-drift", base_image,
+                   ("python3", "-c", "import time; time.sleep(600)"), instances=2)
+    try:
+        orchestrator.create_service(sleeper)
+        wait_state(orchestrator, "dockertest-drift", {ServiceState.RUNNING})
+        engine.containers.get("dockertest-drift-1").remove(force=True)  # behind its back
+        status = orchestrator.service_status("dockertest-drift")
+        assert status is not None and status.missing == ("dockertest-drift-1",)
+        assert orchestrator.create_service(sleeper).missing == ()
+        engine.api.kill("dockertest-drift-0", signal=9)
+        deadline = time.monotonic() + 60
+        while (killed := orchestrator.service_status("dockertest-drift")) is None \
+                or killed.missing != ("dockertest-drift-0",):
+            assert time.monotonic() < deadline, "the killed container never showed as missing"
+            time.sleep(0.3)
+        assert killed.state is ServiceState.FAILED
+        repaired = orchestrator.create_service(sleeper)
+        assert repaired.missing == ()
+        assert wait_state(orchestrator, "dockertest-drift", {ServiceState.RUNNING}) \
+            is ServiceState.RUNNING
+    finally:
+        orchestrator.remove_service("dockertest-drift")

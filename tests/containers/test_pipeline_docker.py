@@ -12,29 +12,20 @@ two and must not clobber them). Deleting the project leaves no container and no 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import docker  # type: ignore[import-untyped]
 import pytest
-import requests
 from mlflow.tracking import MlflowClient
 
-from tests.fixtures.podman import stop
-from tests.fixtures.servers import MosquittoServer, free_port, wait_for
+from tests.fixtures.servers import wait_for
 
-from .conftest import CA_BUNDLE, MAIN, make_repo
+from .conftest import make_repo
+from .stack import Manager, project_containers, round_durations, wait_phase
 
 pytestmark = pytest.mark.integration
 
-HOST = "host.containers.internal"
-TOKEN = "tok-" + uuid.uuid4().hex[:8]
 USER_FILES = {
     # The user's own entry point and Dockerfile: FLOps must neither run nor overwrite them.
     "main.py": "raise SystemExit('the user main.py must not be run by FLOps')\n",
@@ -42,174 +33,9 @@ USER_FILES = {
 }
 
 
-def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
-
-
-def _http_ok(url: str, headers: dict[str, str] | None = None) -> Callable[[], bool]:
-    def check() -> bool:
-        try:
-            return requests.get(url, headers=headers, timeout=2).status_code == 200
-        except requests.RequestException:
-            return False
-
-    return check
-
-
 @pytest.fixture(scope="module")
-def registry_base_image(base_image: str, registry: str) -> str:
-    """The local base image in the registry: nested buildah pulls it from there."""
-    ref = f"{registry}/flops/python:3.11-bookworm"
-    subprocess.run(["buildah", "push", "--quiet", "--tls-verify=false", base_image,
-                    f"docker://{ref}"], check=True, capture_output=True, timeout=300)
-    return ref
-
-
-@pytest.fixture(scope="module")
-def builder_image(base_image: str) -> str:
-    """FLOps' image builder service image, built from this tree (layers cached by buildah)."""
-    image = "localhost/flops/image-builder:test"
-    env = {**os.environ, "FLOPS_BASE_IMAGE": base_image, "FLOPS_PYTHON": sys.executable}
-    out = subprocess.run(["bash", str(MAIN / "containers" / "build.sh"), "image-builder", image],
-                         env=env, capture_output=True, text=True, timeout=1500)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return image
-
-
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """Mosquitto on all addresses (containers reach it as host.containers.internal)."""
-    server = MosquittoServer(tmp_path_factory.mktemp("mosquitto"), host="0.0.0.0").start()
-    try:
-        yield server.port
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def mlflow_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """An MLflow server on the host (``python -m tracking_server``) on all addresses."""
-    root = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    env = {**os.environ, "FLOPS_LISTEN_ADDRESS": f"0.0.0.0:{port}",
-           "FLOPS_DATA_DIR": str(root / "data"), "FLOPS_ALLOWED_HOSTS": json.dumps([HOST])}
-    proc = _start([sys.executable, "-m", "tracking_server"], env, root / "mlflow.log")
-    try:
-        wait_for(_http_ok(f"http://127.0.0.1:{port}/health"), timeout=120, what="MLflow server")
-        yield port
-    finally:
-        stop(proc)
-
-
-class Manager:
-    def __init__(self, base: str) -> None:
-        self.base = base + "/api/v1"
-        self.headers = {"Authorization": f"Bearer {TOKEN}"}
-
-    def post(self, path: str, body: Any = None) -> requests.Response:
-        return requests.post(f"{self.base}/{path}", json=body, headers=self.headers, timeout=30)
-
-    def delete(self, path: str) -> requests.Response:
-        return requests.delete(f"{self.base}/{path}", headers=self.headers, timeout=30)
-
-    def project(self, pid: str) -> dict[str, Any]:
-        response = requests.get(f"{self.base}/projects/{pid}", headers=self.headers, timeout=30)
-        assert response.status_code == 200, response.text
-        return dict(response.json())
-
-    def events(self, pid: str) -> list[dict[str, Any]]:
-        response = requests.get(f"{self.base}/projects/{pid}/events", params={"limit": 1000},
-                                headers=self.headers, timeout=30)
-        return [e["event"] for e in response.json()["items"]]
-
-
-@pytest.fixture(scope="module")
-def engine(podman_socket: str) -> Iterator[docker.DockerClient]:
-    client = docker.DockerClient(base_url=podman_socket)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def storage_volume(engine: docker.DockerClient) -> Iterator[str]:
-    """A named volume for the builder's container storage (its layer cache between builds)."""
-    name = "flops-test-builder-storage-" + uuid.uuid4().hex[:6]
-    yield name
-    try:
-        engine.volumes.get(name).remove(force=True)
-    except docker.errors.NotFound:
-        pass
-
-
-@pytest.fixture(scope="module")
-def user_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_repo(tmp_path_factory.mktemp("docker-pipeline") / "digits", USER_FILES)
-
-
-@pytest.fixture(scope="module")
-def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, registry: str,
-            registry_base_image: str, builder_image: str, broker: int, mlflow_port: int,
-            storage_volume: str, user_repo: Path) -> Iterator[Manager]:
-    root = tmp_path_factory.mktemp("manager")
-    cache = root / "build-cache"
-    cache.mkdir()
-    ca_in_builder = "/run/flops/ca-bundle.pem"
-    mounts = [f"{storage_volume}:/var/lib/containers", f"{cache}:{cache}",
-              f"{user_repo}:{user_repo}:ro"]
-    if CA_BUNDLE.is_file():
-        mounts.append(f"{CA_BUNDLE}:{ca_in_builder}:ro")
-    query = "&".join(["builder_network=host", *(f"builder_mount={m}" for m in mounts)])
-    port = free_port()
-    env = {
-        **os.environ,
-        "FLOPS_PORT": str(port), "FLOPS_STORE_URI": "memory://", "FLOPS_DATA_DIR": str(root),
-        "FLOPS_API_TOKENS": json.dumps({TOKEN: "alice"}),
-        "FLOPS_MQTT_URL": f"mqtt://127.0.0.1:{broker}",
-        "FLOPS_MQTT_CLIENT_ID": "mgr-" + uuid.uuid4().hex[:8],
-        "FLOPS_EVENTS_URI": f"mqtt://{HOST}:{broker}",
-        "FLOPS_TRACKING_URI": f"http://{HOST}:{mlflow_port}",
-        "FLOPS_ORCHESTRATOR_URI": podman_socket.replace("unix://", "docker+unix://") + "?" + query,
-        "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
-        "FLOPS_BASE_IMAGE": registry_base_image, "FLOPS_BUILDER_IMAGE": builder_image,
-        "FLOPS_BUILDER_CACHE_DIR": str(cache), "FLOPS_ALLOW_LOCAL_REPOS": "true",
-        "FLOPS_RECONCILE_INTERVAL_S": "0.5",
-    }
-    if CA_BUNDLE.is_file():
-        env["FLOPS_EXTRA_CA_BUNDLE"] = ca_in_builder
-    log = root / "manager.log"
-    proc = _start([sys.executable, "-m", "flops_manager"], env, log)
-    try:
-        wait_for(_http_ok(f"http://127.0.0.1:{port}/ready",
-                          {"Authorization": f"Bearer {TOKEN}"}), timeout=60,
-                 what="manager /ready")
-        yield Manager(f"http://127.0.0.1:{port}")
-    finally:
-        stop(proc)
-        print(log.read_text()[-5000:])
-
-
-def _project_containers(engine: docker.DockerClient, pid: str) -> list[dict[str, Any]]:
-    """The project's containers (one list call: no per-container inspect that races removal)."""
-    return list(engine.api.containers(all=True, filters={"label": f"io.flops.project={pid}"}))
-
-
-def _wait_phase(mgr: Manager, engine: docker.DockerClient, pid: str, phase: str,
-                timeout: float, seen: dict[str, set[str]]) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        project = mgr.project(pid)
-        for c in _project_containers(engine, pid):
-            role = (c.get("Labels") or {}).get("io.flops.role", "?")
-            seen.setdefault(role, set()).update(n.lstrip("/") for n in c.get("Names") or [])
-        if project["phase"] == phase:
-            return project
-        if project["phase"] in ("failed", "cancelled"):
-            raise AssertionError(f"project {pid} {project['phase']}: {project['last_error']}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"phase {phase!r} not reached within {timeout:.0f} s: phase "
-                                 f"{project['phase']}, error {project['last_error']}")
-        time.sleep(1)
+def user_repo(repos_root: Path) -> Path:
+    return make_repo(repos_root / "digits-docker", USER_FILES)
 
 
 @pytest.mark.timeout(2400)
@@ -222,7 +48,7 @@ def test_project_builds_trains_and_registers_in_containers(
     assert created.status_code == 201, created.text
     pid = created.json()["id"]
     seen: dict[str, set[str]] = {}
-    project = _wait_phase(manager, engine, pid, "completed", 1800, seen)
+    project = wait_phase(manager, engine, pid, "completed", 1800, seen)
 
     # the builder ran as a container and pushed both images to the registry
     assert "builder" in seen, seen
@@ -241,6 +67,7 @@ def test_project_builds_trains_and_registers_in_containers(
     history = client.get_metric_history(model["mlflow_run_id"], "accuracy")
     assert sorted(m.step for m in history) == [1, 2]
     assert max(m.value for m in history) > 0.8
+    print("amd64 learners round_duration_s:", round_durations(client, model["mlflow_run_id"]))
     version = client.get_model_version(model["registered_model"], model["model_version"])
     assert version.status == "READY"
 
@@ -264,7 +91,7 @@ def test_project_builds_trains_and_registers_in_containers(
     for project_id in (pid, second):
         assert manager.delete(f"projects/{project_id}").status_code == 202
     for project_id in (pid, second):
-        wait_for(lambda p=project_id: not _project_containers(engine, p),  # type: ignore[misc]
+        wait_for(lambda p=project_id: not project_containers(engine, p),  # type: ignore[misc]
                  timeout=180, what=f"removal of the containers of {project_id}")
         wait_for(lambda p=project_id: not engine.networks.list(names=[f"flops-{p}"]),  # type: ignore[misc]
                  timeout=60, what=f"removal of network flops-{project_id}")

@@ -16,6 +16,7 @@ from flops_manager.ports.errors import PermanentError
 from flops_manager.ports.orchestrator import ServiceSpec, ServiceState
 from image_builder import containerfile as cf
 from image_builder.buildah import BudOptions, auth_file_content, bud_argv, push_argv
+from image_builder.image_pipeline import missing_platforms
 from image_builder.image_tags import (
     TagInputs,
     image_name,
@@ -29,8 +30,10 @@ from image_builder.pins import merge_requirements
 from image_builder.platforms import (
     missing_emulation,
     normalize_platform,
+    read_binfmt_handlers,
     requested_platforms,
 )
+from image_builder.registry_client import digest_reference
 from image_builder.slim import slim
 
 RECIPE = cf.Recipe(
@@ -119,6 +122,31 @@ def test_platforms_and_emulation() -> None:
     assert missing_emulation(plats, "linux/amd64", {}) == ["linux/arm64"]
     assert missing_emulation(plats, "linux/amd64", {"qemu-aarch64": False}) == ["linux/arm64"]
     assert missing_emulation(plats, "linux/amd64", {"qemu-aarch64": True}) == []
+
+
+def test_binfmt_handlers_are_read_from_the_configured_directory(tmp_path: Path) -> None:
+    (tmp_path / "register").write_text("")
+    (tmp_path / "status").write_text("enabled\n")
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu\n")
+    (tmp_path / "qemu-riscv64").write_text("disabled\n")
+    assert read_binfmt_handlers(tmp_path) == {"qemu-aarch64": True, "qemu-riscv64": False}
+    assert read_binfmt_handlers(tmp_path / "absent") == {}
+
+
+def test_registry_variants_become_digest_references_and_missing_platforms() -> None:
+    ref = "reg:5000/flops/digits-learner:abc"
+    assert digest_reference(ref, "sha256:1") == "reg:5000/flops/digits-learner@sha256:1"
+    found = {"learner": {"linux/amd64": "x@1", "linux/arm64": "x@2"},
+             "aggregator": {"linux/amd64": "y@1"}}
+    assert missing_platforms(found, ("linux/amd64", "linux/arm64")) == {
+        "learner": [], "aggregator": ["linux/arm64"]}
+    assert missing_platforms({"learner": {}}, ("linux/amd64",)) == {"learner": ["linux/amd64"]}
+
+
+def test_a_service_instance_runs_its_variant_or_the_default_image() -> None:
+    spec = ServiceSpec(name="s", role="learners", image="reg/l:1", instances=3,
+                       instance_images=("reg/l@sha256:a", ""))
+    assert [spec.image_of(i) for i in range(3)] == ["reg/l@sha256:a", "reg/l:1", "reg/l:1"]
 
 
 def test_buildah_argv_has_no_secrets(tmp_path: Path) -> None:

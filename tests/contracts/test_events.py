@@ -21,6 +21,15 @@ def test_round_trip():
     assert again.version == 1 and len(again.event_id) == 32
 
 
+def test_incarnation_is_optional_and_round_trips():
+    legacy = make_event().to_dict()
+    assert "incarnation" not in legacy  # events of older components read as before
+    assert Event.from_dict(legacy).incarnation is None
+    stamped = make_event().with_incarnation("c0ffee")
+    assert Event.from_json(stamped.to_json()) == stamped
+    assert stamped.with_incarnation("other").incarnation == "c0ffee"
+
+
 @pytest.mark.parametrize(
     ("mutate", "needle"),
     [
@@ -32,6 +41,8 @@ def test_round_trip():
         (lambda d: d.update(data=[1]), "data"),
         (lambda d: d.update(extra=1), "unknown"),
         (lambda d: d.pop("instance"), "instance"),
+        (lambda d: d.update(incarnation="a/b"), "incarnation"),
+        (lambda d: d.update(incarnation=7), "incarnation"),
     ],
 )
 def test_invalid_events_are_rejected_with_reason(mutate, needle):

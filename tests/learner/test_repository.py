@@ -85,4 +85,5 @@ def test_import_error(tmp_path):
 def test_parameters_must_be_arrays(tmp_path):
     source = GOOD.replace("return [np.zeros(3)]", "return [[1, 2, 3]]")
     message = contract_error(write_repo(tmp_path, source))
-    assert "not a numpy array" in message
+    assert "get_model_parameters() returned item 0 [1, 2, 3] (list)" in message
+    assert "it must return a non-empty list of numpy arrays" in message

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -113,9 +116,42 @@ def test_422_bad_repository_url(client: FlaskClient, url: str) -> None:
 
 
 @pytest.mark.parametrize("url", ["https://h/u/r", "ssh://git@h:22/u/r.git", "git@h:u/r.git",
-                                 "file:///srv/repo", "/srv/repo"])
-def test_allowed_repository_urls(client: FlaskClient, url: str) -> None:
-    create(client, {"spec": {}, "repository": {"url": url}})
+                                 "file://{git}", "{git}"])
+def test_allowed_repository_urls(client: FlaskClient, url: str, tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    create(client, {"spec": {}, "repository": {"url": url.format(git=tmp_path)}})
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda d: d / "missing", "does not exist on the manager's machine"),
+    (lambda d: d, "is not a Git repository: commit it"),
+])
+def test_local_repositories_are_checked_at_submission(
+    client: FlaskClient, tmp_path: Path, make: Callable[[Path], Path], message: str
+) -> None:
+    path = make(tmp_path)
+    for url in (path.as_uri(), str(path)):
+        r = client.post("/api/v1/projects", json={"spec": {}, "repository": {"url": url}},
+                        headers=ALICE)
+        assert r.status_code == 422
+        [problem] = r.json["errors"]["json"]["repository.url"]
+        assert str(path) in problem and message in problem
+
+
+def test_index_is_open_and_links_the_docs(client: FlaskClient) -> None:
+    r = client.get("/")
+    assert r.status_code == 200
+    assert r.json["docs"] == "/docs" and r.json["api"] == "/api/v1"
+    assert client.get(r.json["openapi"]).status_code == 200
+
+
+def test_swagger_ui_is_served_by_the_manager(client: FlaskClient) -> None:
+    page = client.get("/docs").get_data(as_text=True)
+    assert "cdn" not in page and "/docs/static/swagger-ui-bundle.js" in page
+    bundle = client.get("/docs/static/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.data) > 100_000
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    assert client.get("/docs/static/../settings.py").status_code == 404
 
 
 def test_unknown_body_field_rejected(client: FlaskClient) -> None:

@@ -120,3 +120,48 @@ def test_components_and_their_children_run_at_lower_cpu_priority(tmp_path):
         assert words[:3] == ["nice", str(min(own + 7, 19)), str(min(own + 7, 19))]
     finally:
         orch.close()
+
+
+def test_an_instance_killed_from_outside_is_missing_and_started_again(orchestrator):
+    import signal
+
+    orchestrator.create_service(spec("svc", SLEEPER, instances=2))
+    wait_for(lambda: all("hello from" in log
+                         for log in orchestrator.service_logs("svc").values()), timeout=20)
+    victim = orchestrator._services["svc"].processes[1].popen.pid
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: orchestrator.service_status("svc").missing == ("svc-1",), timeout=20,
+             what="svc-1 reported missing")
+    status = orchestrator.service_status("svc")
+    assert status.state is ServiceState.FAILED and status.running == 1
+    repaired = orchestrator.create_service(spec("svc", SLEEPER, instances=2))
+    assert repaired.missing == () and repaired.running == 2
+    assert orchestrator._services["svc"].processes[1].popen.pid != victim
+    wait_for(lambda: orchestrator.service_logs("svc")["svc-1"].count("hello from svc-1") == 2,
+             timeout=20, what="the restarted instance's output appended to its log")
+
+
+def test_public_services_keep_their_port_across_managers(tmp_path):
+    """Saved inference links keep working after `flops down` / `flops up`."""
+    public = spec("p-inference", SLEEPER, listen_env="FLOPS_LISTEN_ADDRESS", public=True)
+    first = LocalOrchestrator(tmp_path, grace_s=1.0)
+    address = first.create_service(public).address
+    first.close()
+    second = LocalOrchestrator(tmp_path, grace_s=1.0)
+    try:
+        assert second.create_service(public).address == address
+        private = second.create_service(spec("p-learner", SLEEPER, listen_env="FLOPS_X"))
+        assert private.address != address
+    finally:
+        second.close()
+
+
+def test_close_stops_every_service_even_stubborn_ones(tmp_path):
+    orch = LocalOrchestrator(tmp_path, grace_s=1.0)
+    for name in ("a", "b", "c"):
+        orch.create_service(spec(name, STUBBORN))
+    wait_for(lambda: all("ready" in log for name in ("a", "b", "c")
+                         for log in orch.service_logs(name).values()), timeout=20)
+    pids = [p.popen.pid for s in orch._services.values() for p in s.processes]
+    orch.close()
+    assert not any(alive(pid) for pid in pids)

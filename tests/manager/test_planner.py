@@ -58,8 +58,12 @@ CASES = [
     (Phase.TRAINING, [], ev("learner", "lost"), Phase.TRAINING, []),
     (Phase.TRAINING, [], ev("aggregator", "log", message="hi"), Phase.TRAINING, []),
     (Phase.POST_TRAINING, BUILD, ev("builder", "completed"), Phase.COMPLETED, ["remove_services"]),
-    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("builder", "completed"), Phase.SERVING,
+    # serving only once the inference server listens (its started event)
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("builder", "completed"), Phase.POST_TRAINING,
      ["remove_services", "deploy_tracking", "deploy_inference"]),
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("inference_server", "started"), Phase.SERVING, []),
+    (Phase.POST_TRAINING, BUILD_DEPLOY, ev("inference_server", "failed", reason="no model"),
+     Phase.FAILED, ["remove_services"]),
     (Phase.POST_TRAINING, BUILD, ev("builder", "failed"), Phase.FAILED, ["remove_services"]),
     (Phase.SERVING, BUILD_DEPLOY, ev("inference_server", "lost"), Phase.FAILED,
      ["remove_services"]),
@@ -204,7 +208,7 @@ def test_failed_services_fail_the_project_only_when_needed() -> None:
 
 def test_model_built_serves_or_completes() -> None:
     serve = planner.model_built(proj(Phase.POST_TRAINING, BUILD_DEPLOY), now=3)
-    assert serve.project.phase is Phase.SERVING
+    assert serve.project.phase is Phase.POST_TRAINING  # until the server reports started
     assert kinds(serve) == ["remove_services", "deploy_tracking", "deploy_inference"]
     done = planner.model_built(proj(Phase.POST_TRAINING, BUILD), now=3)
     assert done.project.phase is Phase.COMPLETED

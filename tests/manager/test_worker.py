@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import dataclasses
+import threading
 from pathlib import Path
 
 import pymongo
+import pytest
 
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.adapters.nx_launcher import EmbeddedMongo
 from flops_manager.lifecycle.state import Phase
 from flops_manager.lifecycle.worker import ReconcileWorker
+from flops_manager.ports.orchestrator import ServiceSpec, ServiceState, ServiceStatus
 from flops_manager.services.projects import ProjectService
 from tests.manager.conftest import make_settings
 
@@ -92,3 +96,74 @@ def test_embedded_nx_launcher(tmp_path: Path) -> None:
     finally:
         embedded.stop()
     assert (tmp_path / "db" / "flops.db").exists()
+
+
+class BlockingOrchestrator(MemoryOrchestrator):
+    """Creating a service whose name starts with ``blocked`` waits until ``release`` is set."""
+
+    def __init__(self, blocked: str) -> None:
+        super().__init__()
+        self.blocked = blocked
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def create_service(self, spec: ServiceSpec) -> ServiceStatus:
+        if spec.name.startswith(self.blocked):
+            self.entered.set()
+            assert self.release.wait(60), "never released"
+        return super().create_service(spec)
+
+
+def test_a_blocked_project_does_not_stall_the_others() -> None:
+    """Project A's step blocks inside the orchestrator; project B is built meanwhile."""
+    from tests.fixtures.servers import wait_for
+
+    store = MemoryProjectStore()
+    projects = ProjectService(store, allow_local_repos=True)
+    a = projects.create(owner="alice", spec={}, repository={"url": "https://h/u/a"}).id
+    orch = BlockingOrchestrator(blocked=a)
+    worker = ReconcileWorker(store, orch, make_settings(reconcile_workers=2,
+                                                        reconcile_interval_s=0.05))
+    worker.start()
+    try:
+        wait_for(orch.entered.is_set, what="project A's builder creation to block")
+        b = projects.create(owner="alice", spec={}, repository={"url": "https://h/u/b"}).id
+        wait_for(lambda: f"{b}-builder" in orch.services, what="project B's builder")
+        assert f"{a}-builder" not in orch.services  # A is still blocked
+        assert store.get_project(a).pending, "A's action is still running"
+        orch.release.set()
+        wait_for(lambda: f"{a}-builder" in orch.services, what="project A's builder")
+        assert orch.created == [f"{b}-builder", f"{a}-builder"]
+    finally:
+        orch.release.set()
+        worker.stop()
+
+
+def test_tick_reconciles_every_project_and_waits_for_all() -> None:
+    store, orch, worker, clock, pid = setup(reconcile_workers=3)
+    projects = ProjectService(store, allow_local_repos=True, clock=clock)
+    others = [projects.create(owner="alice", spec={}, repository={"url": f"https://h/u/{i}"}).id
+              for i in range(3)]
+    assert worker.tick() == 4
+    assert {f"{p}-builder" for p in [pid, *others]} <= set(orch.services)
+
+
+class DeadServices(MemoryOrchestrator):
+    """Reports every service it created as failed (a process that exited)."""
+
+    def _status(self, spec):  # type: ignore[no-untyped-def]
+        status: ServiceStatus = super()._status(spec)
+        return dataclasses.replace(status, state=ServiceState.FAILED, message="exited with -9")
+
+
+@pytest.mark.parametrize(("polling", "expected"), [(True, Phase.FAILED), (False, Phase.BUILDING)])
+def test_service_status_polling_can_be_turned_off(polling: bool, expected: Phase) -> None:
+    store, _, _, clock, pid = setup()
+    settings = make_settings(service_status_polling=polling)
+    worker = ReconcileWorker(store, DeadServices(), settings, clock=clock)
+    worker.tick()  # creates the builder
+    worker.tick()  # reads its status only when polling
+    project = store.get_project(pid)
+    assert project.phase is expected
+    if polling:
+        assert "exited with -9" in (project.last_error or "")

@@ -47,6 +47,11 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
         sub.disconnect()
     assert [Event.from_json(p).event_id for _, p in got] == [e.event_id for e in sent]
     assert parse_event_topic(got[0][0]) == ("p1", Component.LEARNER, "learner-0")
+    # every event of the connection carries its incarnation; another publisher has its own
+    assert {Event.from_json(p).incarnation for _, p in got} == {publisher.incarnation}
+    other = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
+                             instance="learner-0")
+    assert other.incarnation != publisher.incarnation
 
 
 def test_publish_without_broker_returns_false_quickly(monkeypatch):
@@ -92,6 +97,7 @@ def test_last_will_marks_a_killed_component_lost(broker):
         sub.disconnect()
     assert will.event is EventType.LOST
     assert (will.project_id, will.instance) == ("p9", "doomed")
+    assert will.incarnation is not None and will.incarnation == first.incarnation
 
 
 def test_events_queued_while_broker_down_arrive_after_restart(broker, tmp_path):
@@ -136,8 +142,24 @@ def test_file_and_log_publishers(tmp_path, caplog):
 @pytest.mark.parametrize(
     ("uri", "needle"),
     [("kafka://x", "unsupported"), ("mqtt://user:pw@host:1883", "credentials"),
-     ("file://relative", "absolute")],
+     ("file://relative", "absolute"), ("mqtt://host?keepalive_s=0", "keepalive"),
+     ("mqtt://host?keepalive_s=2.5", "keepalive"), ("mqtt://host?qos=2", "unknown")],
 )
 def test_bad_uris_are_rejected(uri, needle):
     with pytest.raises(ConfigError, match=needle):
         create_publisher(uri, project_id="p", component=Component.MANAGER, instance="m")
+
+
+@pytest.mark.parametrize(("uri", "env", "expected"), [
+    ("mqtt://host:1883", {}, 30),
+    ("mqtt://host:1883", {"FLOPS_MQTT_KEEPALIVE_S": "7"}, 7),
+    ("mqtt://host:1883?keepalive_s=2", {"FLOPS_MQTT_KEEPALIVE_S": "7"}, 2),
+])
+def test_keepalive_from_the_uri_or_the_environment(uri, env, expected):
+    from flops_messaging.mqtt_publisher import MqttPublisher
+
+    publisher = create_publisher(uri, project_id="p", component=Component.AGGREGATOR,
+                                 instance="a", environ=env)
+    assert isinstance(publisher, MqttPublisher)
+    assert publisher._settings.keepalive_s == expected  # noqa: SLF001
+

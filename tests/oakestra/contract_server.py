@@ -5,7 +5,8 @@ shapes, double-encoded JSON and ``{"$oid"}`` ids (unless ``fixed_encoding``), ``
 ``GET /api/application/<id>``, always-200 deploy answers, the three error shapes, 500/501 on
 second deletes. Version quirks: v0.4.400 reports ``cpu``/``memory`` and no instance status before
 the first report, later versions ``cpu_percent``/``memory_percent``, ``CLUSTER_SCHEDULED``
-instances and the candidate fields of clusters.
+instances and the candidate fields of clusters. As the real v0.4.400 does (reference Appendix C
+item 2), its ``GET /api/services/<appId>`` lists the services of every application.
 
 Deployed instances really run as local processes (see :mod:`.contract_state`): ``env://<dir>``
 images with that environment's interpreter, and, for services with a loopback round-robin IP
@@ -393,6 +394,8 @@ def create_app(state: OakestraState) -> Flask:  # noqa: C901 - one route table
             if doc is None:
                 return smorest(404)
             jobs = [state.jobs[j] for j in doc.get("microservices") or [] if j in state.jobs]
+            if state.version == "v0.4.400":  # Appendix C item 2: every application's jobs
+                jobs = list(state.jobs.values())
             for job in jobs:
                 state.refresh(job)
             return dbl([rendered(j) for j in jobs])

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import socket
-import stat
 import sys
 from pathlib import Path
 
 import pytest
 
-from flops_manager.adapters.oakestra import addresses, names, sla
+from flops_manager.adapters.oakestra import addresses, sla
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
+from flops_manager.adapters.oakestra.errors import InvalidSpecError
 from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
 from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import BuildTarget, ServiceSpec, ServiceState
@@ -70,7 +70,7 @@ def test_listener_service_runs_and_is_idempotent(start_server, options):
     assert orch.build_target is BuildTarget.IMAGE
     port = free_port()
     service = spec("proj1-aggregator", command=("python", "-c", LISTENER), ports=(port,),
-                   listen_env="FLOPS_LISTEN", secret_env={"FLOPS_TOKEN": SECRET})
+                   listen_env="FLOPS_LISTEN")
     first = orch.create_service(service)
     assert first.name == "proj1-aggregator" and first.instances == 1
     status = wait_state(orch, "proj1-aggregator", ServiceState.RUNNING, running=1)
@@ -86,7 +86,6 @@ def test_listener_service_runs_and_is_idempotent(start_server, options):
     assert len(requests_to(server, "POST", "/api/service/")) == 1
     assert "listening" in "".join(orch.service_logs("proj1-aggregator").values())
     assert orch.public_url("proj1-aggregator") is None  # not public
-    assert SECRET not in server.state.bodies()
     assert orch.remove_service("proj1-aggregator") is True
     orch.close()
 
@@ -208,23 +207,15 @@ def test_address_collision_is_retried_with_the_next_address(server, orchestrator
     assert len(requests_to(server, "POST", "/api/service/")) == 3
 
 
-def test_secrets_are_written_to_files_not_slas(start_server, tmp_path):
+def test_secrets_are_refused_before_anything_is_created(start_server):
     server = start_server()
     server.state.add_cluster("clusterA")
-    settings = make_settings(server, secrets_dir=str(tmp_path / "secrets"))
+    settings = make_settings(server)
     orch = OakestraOrchestrator(RootOrchestratorClient(settings), settings)
-    orch.create_service(spec("proj1-aggregator", secret_env={"FLOPS_TOKEN": SECRET}))
+    with pytest.raises(InvalidSpecError, match="enrollment"):
+        orch.create_service(spec("proj1-aggregator", secret_env={"FLOPS_TOKEN": SECRET}))
     assert SECRET not in server.state.bodies()
-    (job,) = server.state.jobs.values()
-    env = dict(e.split("=", 1) for e in job["environment"])
-    app_name = names.application_name("proj1")
-    path = tmp_path / "secrets" / app_name / f"{job['microservice_name']}.json"
-    assert env["FLOPS_SECRETS_FILE"] == f"/run/flops/secrets/{app_name}/{path.name}"
-    assert env["FLOPS_SECRET_KEYS"] == "FLOPS_TOKEN"
-    assert SECRET in path.read_text()
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert orch.remove_service("proj1-aggregator")
-    assert not path.exists()
+    assert not requests_to(server, "POST", "/api/service/")
     orch.close()
 
 
@@ -242,17 +233,13 @@ def test_status_survives_a_restart_of_the_manager(server, orchestrator):
 
 
 def test_loopback_round_robin_addresses_are_listened_on(server, tmp_path):
-    settings = make_settings(server, rr_subnet="127.30.0.0/16", allow_environment_images=True,
-                             secrets_dir=str(tmp_path), secrets_mount=str(tmp_path))
+    settings = make_settings(server, rr_subnet="127.30.0.0/16", allow_environment_images=True)
     orch = OakestraOrchestrator(RootOrchestratorClient(settings), settings)
-    show = ("python", "-c", "import json, os, sys; from flops_contracts.entrypoint import "
-            "load_secrets_file; load_secrets_file(os.environ); "
-            "print(os.environ['FLOPS_TOKEN'], sys.executable, flush=True); " + LISTENER)
+    show = ("python", "-c", "import sys; print(sys.executable, flush=True); " + LISTENER)
     venv = Path(sys.executable).parent.parent
     for name in ("proj1-aggregator", "proj1-inference-server"):  # same port, two addresses
         orch.create_service(spec(name, command=show, image=f"env://{venv}", ports=(18080,),
-                                 listen_env="FLOPS_LISTEN", public=True,
-                                 secret_env={"FLOPS_TOKEN": SECRET}))
+                                 listen_env="FLOPS_LISTEN", public=True))
     for name in ("proj1-aggregator", "proj1-inference-server"):
         status = wait_state(orch, name, ServiceState.RUNNING, running=1)
         host = status.address.removesuffix(":18080")
@@ -261,7 +248,6 @@ def test_loopback_round_robin_addresses_are_listened_on(server, tmp_path):
                  what=f"{name} listening on {host}")
         assert orch.public_url(name) == f"http://{host}:18080"
         logs = "".join(orch.service_logs(name).values())
-        assert f"{SECRET} {venv}/bin/python" in logs and "listening" in logs
-    assert SECRET not in server.state.bodies()
+        assert f"{venv}/bin/python" in logs and "listening" in logs
     assert orch.remove_service("proj1-aggregator") and orch.remove_service("proj1-inference-server")
     orch.close()

@@ -11,8 +11,13 @@ server included. Single-host settings of the backend make that work on one machi
   runs with that environment's interpreter;
 * ``FLOPS_OAKESTRA_RR_SUBNET=127.30.0.0/16``: round-robin service IPs are loopback addresses;
   the contract server makes each instance listen on its service's address;
-* ``FLOPS_OAKESTRA_SECRETS_DIR`` = ``FLOPS_OAKESTRA_SECRETS_MOUNT``: the secrets files the
-  backend writes are where the instances look for them.
+
+Like a real worker, the contract server mounts nothing into an instance: each gets its SLA's
+environment and nothing else of the manager's. Every credential therefore reaches components
+through enrollment (an enrollment token in the SLA, exchanged at the manager's API), and the
+broker is Mosquitto with the dynamic security plugin, where each enrolled instance gets its
+own login. The tests scan every SLA for every credential the manager holds (read from its
+database).
 
 Every wait has a deadline and fails naming what it waited for.
 """
@@ -30,6 +35,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pymongo
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
@@ -38,8 +44,9 @@ from flops_manager.adapters.oakestra import addresses, names
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
 from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
 from flops_manager.adapters.oakestra.settings import OakestraSettings
+from flops_manager.identity import grants
 from tests.fixtures.repos import git_repo, processes_mentioning
-from tests.fixtures.servers import MosquittoServer, free_port, wait_for
+from tests.fixtures.servers import MosquittoServer, NxServer, free_port, wait_for
 from tests.oakestra.contract_server import ContractServer
 
 pytestmark = pytest.mark.integration
@@ -50,6 +57,10 @@ TOKEN = "tok-oak-e2e"
 RR_SUBNET = "127.30.0.0/16"
 CLUSTERS = ("clusterA", "clusterB")
 TRACKING = "flops-tracking-server"
+MQTT_ADMIN = ("flops-manager", "mqtt-admin-pass-4e1f0c")
+REGISTRY_PASSWORD = "registry-pass-9b7d21"
+OAKESTRA_PASSWORD = "Admin"
+SLA_PATHS = ("/api/application/", "/api/service/")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -76,7 +87,7 @@ class Env:
     """The running environment: contract server, broker, manager and its REST API."""
 
     def __init__(self, server: ContractServer, manager: subprocess.Popen[bytes], base: str,
-                 settings: OakestraSettings, directory: Path, repo: str) -> None:
+                 settings: OakestraSettings, directory: Path, repo: str, mongo: str) -> None:
         self.server = server
         self.manager = manager
         self.base = base + "/api/v1"
@@ -84,6 +95,24 @@ class Env:
         self.settings = settings
         self.directory = directory
         self.repo = repo
+        self.mongo = mongo
+
+    def stored_project(self, pid: str) -> dict[str, Any]:
+        """The manager's own record of ``pid`` (with its secrets and grants)."""
+        with pymongo.MongoClient(self.mongo, serverSelectionTimeoutMS=5000) as client:
+            found = client["flops"]["projects"].find_one({"_id": pid})
+        assert found is not None, pid
+        return dict(found)
+
+    def manager_credentials(self) -> dict[str, str]:
+        """Every credential the manager holds: its settings' and every project's secrets."""
+        held = {"API token": TOKEN, "broker admin": MQTT_ADMIN[1],
+                "registry": REGISTRY_PASSWORD, "Oakestra": OAKESTRA_PASSWORD}
+        with pymongo.MongoClient(self.mongo, serverSelectionTimeoutMS=5000) as client:
+            for doc in client["flops"]["projects"].find({}):
+                for key, value in (doc.get("secrets") or {}).items():
+                    held[f"{doc['_id']} {key}"] = value
+        return held
 
     def manager_log(self, *, full: bool = False) -> str:
         path = self.directory / "manager.log"
@@ -136,18 +165,43 @@ def small_spec(name: str, **training: Any) -> dict[str, Any]:
     }
 
 
+def leftovers(oak: Env, pid: str) -> list[str]:
+    """Project ``pid``'s application, services and processes that still exist."""
+    app_name = names.application_name(pid)
+    state = oak.server.state
+    with state.lock:
+        apps = [a["application_name"] for a in state.apps.values()
+                if a["application_name"] == app_name]
+        jobs = [j["microservice_name"] for j in state.jobs.values()
+                if j["app_name"] == app_name or pid in "".join(j.get("environment") or [])]
+    return apps + jobs + [f"pid {p}" for p in processes_mentioning(pid)]
+
+
+def delete_and_wait_gone(oak: Env, pid: str) -> None:
+    """Delete project ``pid`` through the API; wait until nothing of it is left."""
+    response = requests.delete(f"{oak.base}/projects/{pid}", headers=oak.headers, timeout=30)
+    assert response.status_code == 202, response.text
+    wait_for(lambda: oak.get(f"projects/{pid}").status_code == 404, timeout=60,
+             what=f"project {pid} deleted")
+    deadline = time.monotonic() + 60
+    while leftovers(oak, pid):
+        assert time.monotonic() < deadline, f"left behind by the deletion: {leftovers(oak, pid)}"
+        time.sleep(0.5)
+
+
 # ---------------------------------------------------------------------------- environment
 
 
-@pytest.fixture(scope="module")
-def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    directory = tmp_path_factory.mktemp("oak-e2e")
+@contextlib.contextmanager
+def environment(directory: Path, *, version: str = "v0.4.411",
+                clusters: tuple[str, ...] = CLUSTERS) -> Iterator[Env]:
+    """Contract server of Oakestra ``version``, broker and manager in ``directory``."""
     repo = git_repo(directory / "repos" / "digits", DIGITS).as_uri()
-    secrets = directory / "secrets"
-    server = ContractServer(directory / "oakestra", port=free_port()).start()
-    for name in CLUSTERS:
+    mongo = NxServer(directory / "mongo").start()
+    server = ContractServer(directory / "oakestra", port=free_port(), version=version).start()
+    for name in clusters:
         server.state.add_cluster(name)
-    broker = MosquittoServer(directory / "mosquitto").start()
+    broker = MosquittoServer(directory / "mosquitto", dynsec=MQTT_ADMIN).start()
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLOPS_")}
     env.update({
@@ -155,17 +209,22 @@ def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "FLOPS_DATA_DIR": str(directory / "manager"),
         "FLOPS_ORCHESTRATOR_URI": server.uri,
         "FLOPS_MQTT_URL": broker.url,
+        "FLOPS_MQTT_USERNAME": MQTT_ADMIN[0],
+        "FLOPS_MQTT_PASSWORD": MQTT_ADMIN[1],
+        "FLOPS_BROKER_ACCOUNTS": "mosquitto-dynsec",
+        "FLOPS_MONGO_URL": mongo.url,
+        "FLOPS_REGISTRY_USERNAME": "flops-push",
+        "FLOPS_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
         "FLOPS_API_TOKENS": json.dumps({TOKEN: "alice"}),
         "FLOPS_BUILD_TARGET": "environment",
         "FLOPS_ALLOW_LOCAL_REPOS": "true",
         "FLOPS_RECONCILE_INTERVAL_S": "0.5",
         "FLOPS_ACTION_BACKOFF_S": "0.5",
         "FLOPS_OAKESTRA_USERNAME": "Admin",
-        "FLOPS_OAKESTRA_PASSWORD": "Admin",
+        "FLOPS_OAKESTRA_PASSWORD": OAKESTRA_PASSWORD,
+        "FLOPS_OAKESTRA_VERSION": version,
         "FLOPS_OAKESTRA_RR_SUBNET": RR_SUBNET,
         "FLOPS_OAKESTRA_ALLOW_ENVIRONMENT_IMAGES": "true",
-        "FLOPS_OAKESTRA_SECRETS_DIR": str(secrets),
-        "FLOPS_OAKESTRA_SECRETS_MOUNT": str(secrets),
         "FLOPS_OAKESTRA_BACKOFF_S": "0.05",
         "FLOPS_OAKESTRA_BACKOFF_MAX_S": "0.2",
     })
@@ -174,9 +233,10 @@ def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
                                stderr=subprocess.STDOUT)
     settings = OakestraSettings.model_validate({
         "base_url": server.url, "username": "Admin", "password": "Admin",
-        "rr_subnet": RR_SUBNET, "allow_environment_images": True,
+        "rr_subnet": RR_SUBNET, "allow_environment_images": True, "version": version,
     })
-    oak_env = Env(server, manager, f"http://127.0.0.1:{port}", settings, directory, repo)
+    oak_env = Env(server, manager, f"http://127.0.0.1:{port}", settings, directory, repo,
+                  mongo.url)
     try:
         wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/ready", timeout=2,
                                       headers=oak_env.headers).ok,
@@ -192,6 +252,62 @@ def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         log.close()
         server.stop()
         broker.stop()
+        mongo.stop()
+
+
+def check_credentials(oak: Env, pid: str) -> None:
+    """Every credential came through enrollment; no SLA holds one; all revoked at the end."""
+    bodies = "\n".join(r.body for r in list(oak.server.state.requests)
+                        if r.method == "POST" and r.path in SLA_PATHS and r.body)
+    assert pid in bodies
+    for what, value in oak.manager_credentials().items():
+        assert value not in bodies, f"an SLA holds the {what} credential"
+    stored = oak.stored_project(pid)
+    services = sla_services(oak.server, pid)
+    assert services
+    for service in services:
+        env = env_of(service)
+        assert not any(k.startswith("FLOPS_SECRET") for k in env), env
+        parts = grants.parse_token(env["FLOPS_ENROLL_TOKEN"])
+        assert parts is not None and parts.project_id == pid
+        grant = stored["grants"][parts.grant_id]
+        assert grant["role"] == env["FLOPS_SERVICE_ROLE"] == env["FLOPS_ENROLL_ROLE"]
+        assert parts.secret not in json.dumps(stored, default=str)  # the manager keeps a digest
+    used = [g for g in stored["grants"].values() if g["enrolled"]]
+    roles = {g["role"] for g in used}
+    assert {"builder", "aggregator", "learners"} <= roles, roles
+    assert all(e["username"] for g in used for e in g["enrolled"]), "every login is its own"
+    wait_for(lambda: all(g["revoked"] for g in oak.stored_project(pid)["grants"].values()),
+             timeout=30, what="every grant revoked once the project ended")
+    # after the end nothing works any more: the broker knows none of the project's logins,
+    # the manager refuses its tokens (and the owner sees that), its data server is gone
+    dynsec = oak.directory / "mosquitto" / "dynamic-security.json"
+    wait_for(lambda: not [c for c in json.loads(dynsec.read_text())["clients"]
+                          if pid in c["username"]], timeout=30,
+             what="the project's broker logins deleted")
+    token = env_of(services[0])["FLOPS_ENROLL_TOKEN"]
+    replay = requests.post(f"{oak.base}/enroll", timeout=10, json={
+        "token": token, "project_id": pid, "role": env_of(services[0])["FLOPS_ENROLL_ROLE"]})
+    assert replay.status_code in (401, 403), replay.text
+    refused = oak.get(f"projects/{pid}/events", rejected="true").json()["rejected"]
+    assert any(r["topic"] == "api:POST /api/v1/enroll" for r in refused), refused
+    wait_for(lambda: not oak.server.state.jobs_named(f"{pid}-data-server"), timeout=30,
+             what="the project's data server removed")
+
+
+@pytest.fixture(scope="module")
+def oak(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    with environment(tmp_path_factory.mktemp("oak-e2e")) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def oak400(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """v0.4.400, whose service listing holds every application's services (one cluster: its
+    ``addons`` placement is only right with a single active cluster)."""
+    with environment(tmp_path_factory.mktemp("oak400-e2e"), version="v0.4.400",
+                     clusters=CLUSTERS[:1]) as env:
+        yield env
 
 
 # ---------------------------------------------------------------------------- tests
@@ -218,8 +334,8 @@ def test_classic_project_completes_and_registers_the_model(oak: Env) -> None:
     assert version.status == "READY"
     history = client.get_metric_history(model["mlflow_run_id"], "accuracy")
     assert sorted(m.step for m in history) == [1, 2]
-    # what went through Oakestra: env:// images, loopback round-robin addresses, secrets as
-    # files only, every service of the project gone once it completed
+    # what went through Oakestra: env:// images, loopback round-robin addresses, credentials
+    # only through enrollment, every service of the project gone once it completed
     services = {env_of(s)["FLOPS_SERVICE_ROLE"]: s for s in sla_services(oak.server, pid)}
     assert set(services) >= {"builder", "data_server", "mock_data_provider", "aggregator",
                              "learners"}
@@ -227,10 +343,12 @@ def test_classic_project_completes_and_registers_the_model(oak: Env) -> None:
     assert services["aggregator"]["code"] == services["learners"]["code"]
     for role in ("data_server", "aggregator"):
         assert addresses.AddressPool(RR_SUBNET).contains(services[role]["addresses"]["rr_ip"])
-    secret_file = env_of(services["learners"])["FLOPS_SECRETS_FILE"]
-    assert secret_file.startswith(str(oak.directory / "secrets"))
-    assert "FLOPS_DATA_TOKEN=" not in oak.server.state.bodies()
-    assert env_of(services["learners"])["FLOPS_SECRET_KEYS"] == "FLOPS_DATA_TOKEN"
+    check_credentials(oak, pid)
+    data_grants = [g for g in oak.stored_project(pid)["grants"].values()
+                   if g["role"] in ("data_server", "learners")]
+    assert all(g["secret_keys"] == ["FLOPS_DATA_TOKEN"] for g in data_grants), data_grants
+    learners = [g for g in data_grants if g["role"] == "learners"]
+    assert sum(len(g["enrolled"]) for g in learners) == 3, "one exchange per learner instance"
     wait_for(lambda: not oak.server.state.jobs_named(f"{pid}-aggregator"), timeout=30,
              what="the aggregator service removed after completion")
 
@@ -254,6 +372,7 @@ def test_hierarchical_project_on_two_clusters_completes(oak: Env) -> None:
     learners = [s for s in sla_services(oak.server, pid)
                 if env_of(s)["FLOPS_SERVICE_ROLE"] == "learners"]
     assert sorted(env_of(s)["FLOPS_LEARNER_INDEX_OFFSET"] for s in learners) == ["0", "2"]
+    check_credentials(oak, pid)
 
 
 def test_delete_removes_every_application_service_and_process(oak: Env) -> None:
@@ -263,27 +382,35 @@ def test_delete_removes_every_application_service_and_process(oak: Env) -> None:
     app_name = names.application_name(pid)
     assert any(a["application_name"] == app_name for a in oak.server.state.apps.values())
     assert processes_mentioning(pid), "the project's instances should be running"
-    response = requests.delete(f"{oak.base}/projects/{pid}", headers=oak.headers, timeout=30)
-    assert response.status_code == 202, response.text
-    wait_for(lambda: oak.get(f"projects/{pid}").status_code == 404, timeout=60,
-             what=f"project {pid} deleted")
-
-    def leftovers() -> list[str]:
-        state = oak.server.state
-        with state.lock:
-            apps = [a["application_name"] for a in state.apps.values()
-                    if a["application_name"] == app_name]
-            jobs = [j["microservice_name"] for j in state.jobs.values()
-                    if j["app_name"] == app_name or pid in "".join(j.get("environment") or [])]
-        return apps + jobs + [f"pid {p}" for p in processes_mentioning(pid)]
-
-    deadline = time.monotonic() + 60
-    while leftovers():
-        assert time.monotonic() < deadline, f"left behind by the deletion: {leftovers()}"
-        time.sleep(0.5)
-    secrets = oak.directory / "secrets" / app_name
-    assert not list(secrets.glob("*.json")) if secrets.exists() else True
+    delete_and_wait_gone(oak, pid)
     assert oak.server.state.jobs_named(TRACKING), "the shared tracking server must stay"
+
+
+def test_v0_4_400_delete_removes_its_application_and_only_its_services(oak400: Env) -> None:
+    """Appendix C item 2: the listing of one application holds every application's services.
+
+    With a second project training, deleting the first must still delete its application (the
+    backend must not believe services remain) and must leave the second project's services,
+    processes and training alone.
+    """
+    keep, gone = (oak400.submit(small_spec(name, rounds=500, learners=2))
+                  for name in ("oak400-keep", "oak400-gone"))
+    for pid in (keep, gone):
+        oak400.wait(pid, lambda p: p["phase"] == "training" and (p["progress"]["round"] or 0)
+                    >= 1, timeout=300, what="training round 1")
+    kept_jobs = {j["microserviceID"] for j in oak400.server.state.jobs.values()
+                 if j["app_name"] == names.application_name(keep)}
+    kept_pids = processes_mentioning(keep)
+    assert kept_jobs and kept_pids
+    delete_and_wait_gone(oak400, gone)  # its application included
+    state = oak400.server.state
+    with state.lock:
+        assert kept_jobs <= set(state.jobs), "the other project's services must stay"
+    assert set(kept_pids) <= set(processes_mentioning(keep))
+    round_before = oak400.project(keep)["progress"]["round"]
+    oak400.wait(keep, lambda p: p["phase"] == "training" and p["progress"]["round"]
+                > round_before, timeout=120, what="the other project still training")
+    delete_and_wait_gone(oak400, keep)
 
 
 def test_client_survives_expired_tokens_and_server_errors(oak: Env) -> None:

@@ -8,18 +8,30 @@ report is rendered there by ``scripts/reliability_report.py``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
 import time
+import urllib.parse
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.reliability.harness import ROOT, Stack, kill_project_processes, slow_digits_repo
+from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
+    base_image,
+    build_builder_image,
+    builder_mounts,
+    podman_socket,
+    push_base_image,
+    registry,
+)
+from tests.fixtures.tools import require_tools
+from tests.reliability.harness import ROOT, DockerStack, Stack, slow_digits_repo
 
 RESULTS: dict[str, dict[str, Any]] = {}
 
@@ -55,9 +67,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     record: Scenario | None = getattr(item, "flops_scenario", None)
     if record is None or not record.id:
         return
+    callspec = getattr(item, "callspec", None)
+    backend = callspec.params.get("stack", "local") if callspec is not None else "local"
     entry = RESULTS.setdefault(item.nodeid, {
         "id": record.id, "title": record.title, "expected": record.expected,
-        "node": item.nodeid, "outcome": "passed", "duration_s": 0.0, "error": None,
+        "node": item.nodeid, "backend": backend, "outcome": "passed", "duration_s": 0.0,
+        "error": None,
     })
     entry["duration_s"] = round(entry["duration_s"] + report.duration, 1)
     entry["observed"] = list(record.observed)
@@ -113,10 +128,44 @@ def stack(tmp_path_factory: pytest.TempPathFactory, cache_dir: Path) -> Iterator
         running.stop()
 
 
+_CONTAINER_TOOLS = ("buildah", "podman", "docker-registry")
+
+
+@pytest.fixture(scope="session")
+def docker_stack(tmp_path_factory: pytest.TempPathFactory, slow_repo: str,
+                 request: pytest.FixtureRequest) -> Iterator[DockerStack]:
+    """The same stack on the Docker backend (Podman's API): images built once, shared.
+
+    The builder image and the base image in the registry are made here; the first project
+    builds the FL images of the slow digits repository, every later one finds them cached.
+    """
+    require_tools(_CONTAINER_TOOLS, "run scripts/setup_containers.sh")
+    base = request.getfixturevalue("base_image")
+    address = request.getfixturevalue("registry")
+    socket = request.getfixturevalue("podman_socket")
+    builder = build_builder_image(base)
+    cache = tmp_path_factory.mktemp("docker-build-cache")
+    volume = "flops-rel-builder-storage-" + uuid.uuid4().hex[:6]
+    mounts, env = builder_mounts(volume, cache, Path(urllib.parse.urlparse(slow_repo).path))
+    running = DockerStack(tmp_path_factory.mktemp("docker-stack"), cache, socket=socket,
+                          registry=address, base_image=push_base_image(base, address),
+                          builder_image=builder, mounts=mounts, extra_env=env).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+        import docker  # type: ignore[import-untyped]
+
+        engine = docker.DockerClient(base_url=socket)
+        with contextlib.suppress(docker.errors.NotFound):
+            engine.volumes.get(volume).remove(force=True)
+        engine.close()
+
+
 @pytest.fixture()
 def cleanup_projects(stack: Stack) -> Iterator[list[str]]:
-    """Project ids a test created; their processes are killed afterwards whatever happened."""
+    """Project ids a test created; what is left of them is removed afterwards."""
     created: list[str] = []
     yield created
     for pid in created:
-        kill_project_processes(pid)
+        stack.cleanup(pid)

@@ -2,7 +2,13 @@
 
 Mosquitto, nx-27017 and the MLflow server each keep their port across restarts, so the
 manager and the FL components reconnect to the same addresses. The manager runs the local
-orchestrator backend (``local://``) in its own session, as ``flops up`` starts it.
+orchestrator backend (``local://``) in its own session, as ``flops up`` starts it;
+:class:`DockerStack` runs the same stack with the Docker backend (Podman's Docker API), the
+components as containers.
+
+Faults are injected into a project's service instances through the stack, whatever the
+backend: :meth:`Stack.instances` lists them (instance name -> a handle), :meth:`Stack.signal`
+signals one, :meth:`Stack.remove` makes one disappear behind FLOps' back.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from tracking_server.__main__ import mlflow_executable
 from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
 
 ROOT = Path(__file__).resolve().parents[2]
+HOST_ALIAS = "host.containers.internal"
+"""The host as containers see it (Podman adds the name)."""
 DIGITS = ROOT / "examples" / "digits_sklearn"
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
 ALICE = {"Authorization": "Bearer tok-alice"}
@@ -179,16 +187,26 @@ class Proc:
 
 
 class Stack:
-    """Broker, database, MLflow server and manager (local backend), each restartable."""
+    """Broker, database, MLflow server and manager (local backend), each restartable.
 
-    def __init__(self, directory: Path, cache_dir: Path) -> None:
+    ``listen_host`` is where the broker and MLflow listen (``0.0.0.0`` when containers must
+    reach them); ``manager_settings`` (``FLOPS_*``) add to or override the manager's;
+    ``{mqtt_url}`` in a value is replaced by the broker's URL.
+    """
+
+    backend = "local"
+
+    def __init__(self, directory: Path, cache_dir: Path,
+                 manager_settings: dict[str, str] | None = None, *,
+                 listen_host: str = "127.0.0.1") -> None:
         self.dir = directory
         logs = directory / "logs"
         broker_dir = directory / "broker"
         broker_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(broker_dir, 0o777)
         bport = free_port()
-        lines = [f"listener {bport} 127.0.0.1", "allow_anonymous true", "persistence true",
+        self.broker_port = bport
+        lines = [f"listener {bport} {listen_host}", "allow_anonymous true", "persistence true",
                  f"persistence_location {broker_dir}/", "max_queued_messages 100000",
                  "autosave_interval 1", f"log_dest file {broker_dir}/mosquitto.log"]
         if os.geteuid() == 0:
@@ -203,13 +221,14 @@ class Stack:
         self.db = Proc("nx-27017", [nx, "--db", str(directory / "db" / "flops.db"),
                                     "--host", "127.0.0.1", "-p", str(dport),
                                     "--log-file", str(logs / "nx.log"),
-                                    # its own pid file: the default /tmp one is shared by every
-                                    # nx-27017 on the machine and refuses a second server
+                                    # its own pid file: the default one is shared machine-wide
                                     "--pid-file", str(directory / "db" / "nx.pid")],
-                           dport, logs / "db.log")
+                       dport, logs / "db.log")
         mport = free_port()
-        tracking = TrackingServerSettings(listen_address=f"127.0.0.1:{mport}",
-                                          data_dir=directory / "mlflow")
+        tracking = TrackingServerSettings(listen_address=f"{listen_host}:{mport}",
+                                          data_dir=directory / "mlflow",
+                                          allowed_hosts=[HOST_ALIAS])
+        self.mlflow_port = mport
         self.mlflow_url = f"http://127.0.0.1:{mport}"
         self.mlflow = Proc("mlflow", server_argv(mlflow_executable(), tracking), mport,
                            logs / "mlflow.log", SERVER_ENV, f"{self.mlflow_url}/health")
@@ -231,8 +250,11 @@ class Stack:
             "FLOPS_ALLOW_LOCAL_REPOS": "true",
             "FLOPS_RECONCILE_INTERVAL_S": "0.5",
             "FLOPS_ACTION_BACKOFF_S": "0.5",
+            "FLOPS_DRIFT_GRACE_S": "2",
             "FLOPS_SSE_MAX_S": "2",  # event streams end quickly under the fuzzer
         }
+        manager_env.update({k: v.replace("{mqtt_url}", self.mqtt_url)
+                            for k, v in (manager_settings or {}).items()})
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,
                             logs / "manager.log", manager_env, f"{self.api_url}/health")
 
@@ -245,6 +267,32 @@ class Stack:
         for proc in (self.manager, self.mlflow, self.db, self.broker):
             with contextlib.suppress(Exception):
                 proc.stop()
+
+    # -- the project's service instances (local processes) -------------------------------
+    def spec(self, **kw: Any) -> dict[str, Any]:
+        """A project spec for this backend (see :func:`spec`)."""
+        return spec(**kw)
+
+    def instances(self, project_id: str, prefix: str) -> dict[str, str]:
+        """Running instances whose name starts with ``prefix``: name -> handle (a pid)."""
+        return {environ_of(pid)["FLOPS_INSTANCE"]: str(pid)
+                for pid in service_pids(project_id, prefix)}
+
+    def signal(self, handle: str, sig: int) -> None:
+        """Send ``sig`` to the instance ``handle`` names."""
+        os.kill(int(handle), sig)
+
+    def remove(self, handle: str) -> None:
+        """Make the instance disappear behind FLOps' back (a process: SIGKILL)."""
+        os.kill(int(handle), signal.SIGKILL)
+
+    def leftovers(self, project_id: str) -> list[str]:
+        """What of the project still runs (processes)."""
+        return [str(pid) for pid in service_pids(project_id, project_id)]
+
+    def cleanup(self, project_id: str) -> None:
+        """Kill whatever of the project is left, after a test."""
+        kill_project_processes(project_id)
 
     # -- REST helpers -------------------------------------------------------------------
     def post(self, path: str, body: Any = None, headers: dict[str, str] = ALICE
@@ -278,11 +326,13 @@ class Stack:
                 project = self.project(pid)
                 if done(project):
                     return project
-                if not allow_terminal and project["phase"] in ("completed", "failed",
-                                                               "cancelled"):
-                    raise AssertionError(
-                        f"waiting for {what}: project {pid} ended {project['phase']}: "
-                        f"{project.get('last_error')}")
+            # outside the suppression: a project that ended otherwise (and has nothing left
+            # to do) fails the wait at once
+            if not allow_terminal and project.get("phase") in (
+                    "completed", "failed", "cancelled") and not project.get("pending_actions"):
+                raise AssertionError(
+                    f"waiting for {what}: project {pid} ended {project['phase']}: "
+                    f"{project.get('last_error')}")
             if time.monotonic() > deadline:
                 raise AssertionError(
                     f"{what} not reached within {timeout:.0f} s: phase "
@@ -333,3 +383,88 @@ def registered_versions(stack: Stack, name: str, project_id: str) -> list[Any]:
     versions = client.search_model_versions(f"name = '{name}'")
     return [v for v in versions if (v.tags or {}).get("flops.project_id") == project_id
             or client.get_run(v.run_id).data.tags.get("flops.project_id") == project_id]
+
+
+class DockerStack(Stack):
+    """The same stack with the Docker backend: every component runs as a container.
+
+    The broker and MLflow listen on all addresses (containers reach them as
+    ``host.containers.internal``); builders run on the host network, with the repository,
+    the build cache and a layer-cache volume mounted, and push to ``registry``.
+    Mock data is left out of specs: the dataplane has no image here, and the digits example
+    loads its own data.
+    """
+
+    backend = "docker"
+
+    def __init__(self, directory: Path, cache_dir: Path, *, socket: str, registry: str,
+                 base_image: str, builder_image: str, mounts: list[str],
+                 extra_env: dict[str, str]) -> None:
+        import docker  # type: ignore[import-untyped]
+
+        query = "&".join(["builder_network=host", *(f"builder_mount={m}" for m in mounts)])
+        super().__init__(directory, cache_dir, listen_host="0.0.0.0", manager_settings={
+            "FLOPS_ORCHESTRATOR_URI": socket.replace("unix://", "docker+unix://") + "?" + query,
+            "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
+            "FLOPS_BASE_IMAGE": base_image, "FLOPS_BUILDER_IMAGE": builder_image,
+            "FLOPS_BUILDER_MEMORY_MB": "16384",  # a cold build: >8 GB seen (page cache)
+            **extra_env,
+        })
+        self.manager.env.update({
+            "FLOPS_EVENTS_URI": f"mqtt://{HOST_ALIAS}:{self.broker_port}",
+            "FLOPS_TRACKING_URI": f"http://{HOST_ALIAS}:{self.mlflow_port}",
+            # containers enroll at the manager through the host alias
+            "FLOPS_HOST": "0.0.0.0",
+            "FLOPS_COMPONENT_API_URL": f"http://{HOST_ALIAS}:{self.manager.port}",
+        })
+        self.engine = docker.DockerClient(base_url=socket)
+
+    def spec(self, **kw: Any) -> dict[str, Any]:  # noqa: D102
+        body = spec(**kw)
+        del body["mock_data"]
+        return body
+
+    def _containers(self, project_id: str, *, running: bool) -> list[dict[str, Any]]:
+        return list(self.engine.api.containers(
+            all=not running, filters={"label": f"io.flops.project={project_id}"}))
+
+    def instances(self, project_id: str, prefix: str) -> dict[str, str]:
+        """Running containers whose name starts with ``prefix``: name -> container id."""
+        found = {}
+        for c in self._containers(project_id, running=True):
+            name = (c.get("Names") or ["?"])[0].lstrip("/")
+            if name.startswith(prefix):
+                found[name] = str(c["Id"])
+        return found
+
+    def signal(self, handle: str, sig: int) -> None:
+        """Signal the container; SIGSTOP/SIGCONT pause/unpause it (cgroup freezer).
+
+        Images run tini as PID 1, which forwards signals but would itself be the only
+        process stopped by a SIGSTOP.
+        """
+        if sig == signal.SIGSTOP:
+            self.engine.api.pause(handle)
+        elif sig == signal.SIGCONT:
+            self.engine.api.unpause(handle)
+        else:
+            self.engine.api.kill(handle, signal=int(sig))
+
+    def remove(self, handle: str) -> None:
+        """Remove the container (``podman rm -f``)."""
+        self.engine.api.remove_container(handle, force=True)
+
+    def leftovers(self, project_id: str) -> list[str]:  # noqa: D102
+        return [str(c["Id"]) for c in self._containers(project_id, running=False)]
+
+    def cleanup(self, project_id: str) -> None:  # noqa: D102
+        for handle in self.leftovers(project_id):
+            with contextlib.suppress(Exception):
+                self.engine.api.remove_container(handle, force=True)
+        for network in self.engine.networks.list(names=[f"flops-{project_id}"]):
+            with contextlib.suppress(Exception):
+                network.remove()
+
+    def stop(self) -> None:  # noqa: D102
+        super().stop()
+        self.engine.close()

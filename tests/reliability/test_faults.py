@@ -1,8 +1,11 @@
-"""Fault injection on the real stack (local backend, through the manager's REST API).
+"""Fault injection on the real stack, through the manager's REST API, on both backends.
 
-Each test states the outcome it expects within a stated time, then checks that nothing was lost
-or duplicated: unique event ids, contiguous sequence numbers, phase changes in order, one
-round_completed per round and exactly one registered model version per completed project.
+Every scenario runs on the local backend (components are processes) and on the Docker backend
+(components are containers of Podman's Docker API; one image set and one stack shared by all
+scenarios). Each test states the outcome it expects within a stated time, then checks that
+nothing was lost or duplicated: unique event ids, contiguous sequence numbers, phase changes in
+order, one round_completed per round and exactly one registered model version per completed
+project.
 """
 
 from __future__ import annotations
@@ -20,14 +23,48 @@ from tests.reliability.harness import (
     Stack,
     check_event_log,
     registered_versions,
-    service_pids,
-    spec,
     wait_until,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+
+DOCKER_SCENARIOS = ("test_aggregator_killed_fails_naming_it", "test_learner_gone_is_recreated")
+"""Scenarios that also run on the Docker backend by default: the cold image build and each
+containerised project cost minutes on 2 cores, so CI runs the two whose outcome depends most on
+the backend (a container killed; a container removed behind FLOps' back).
+``FLOPS_DOCKER_FAULTS=all`` runs every scenario on both backends."""
+
+
+def _docker_backend_selected(test_name: str) -> bool:
+    return os.environ.get("FLOPS_DOCKER_FAULTS") == "all" or test_name in DOCKER_SCENARIOS
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``backend``: every scenario on local, the selected ones on Docker too."""
+    if "backend" in metafunc.fixturenames:
+        backends = ["local"]
+        if _docker_backend_selected(metafunc.function.__name__):
+            backends.append("docker")
+        metafunc.parametrize("backend", backends, scope="session")
+
+
+@pytest.fixture(scope="session")
+def stack(request: pytest.FixtureRequest, backend: str) -> Stack:
+    """The scenario's stack: the local one, or the Docker one (fails without Podman in CI)."""
+    name = "stack" if backend == "local" else "docker_stack"
+    return request.getfixturevalue(name)  # type: ignore[no-any-return]
+
+
+def learners_of(stack: Stack, pid: str, count: int = 3) -> list[str]:
+    """Handles of the project's ``count`` running learner instances, in instance order."""
+    found = wait_until(lambda: len(running := stack.instances(pid, f"{pid}-learners")) == count
+                       and running, timeout=300, what=f"{count} learner instances")
+    return [found[name] for name in sorted(found)]
+
 ROUND_S = 3.0  # each learner's fit sleeps this long, so faults land mid-round
+START_S = 900
+"""Until a project trains: the first project of the Docker stack builds its images cold."""
 
 
 def submit(stack: Stack, repo: str, cleanup: list[str], body_spec: dict[str, Any]) -> str:
@@ -40,7 +77,7 @@ def submit(stack: Stack, repo: str, cleanup: list[str], body_spec: dict[str, Any
 def wait_round(stack: Stack, pid: str, round_: int = 1) -> None:
     """Wait until the project trains and has completed round ``round_``."""
     stack.wait(pid, lambda p: p["phase"] == "training" and p["progress"]["round"] >= round_,
-               timeout=300, what=f"training round {round_}")
+               timeout=START_S, what=f"training round {round_}")
 
 
 def completes_with_one_model(stack: Stack, pid: str, name: str, *, timeout: float,
@@ -63,16 +100,14 @@ def test_learner_sigkill_mid_round(stack: Stack, slow_repo: str, scenario: Scena
                      "completes within 300 s; learner_failed recorded; one model version")
     started = time.monotonic()
     name = "f1"
-    pid = submit(stack, slow_repo, cleanup_projects, spec(
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(
         name=name, rounds=3, sleep_s=ROUND_S, min_fit_learners=2, min_evaluate_learners=2,
         min_available_learners=3))
-    stack.wait(pid, lambda p: p["phase"] == "training", timeout=300, what="training")
-    learners = wait_until(lambda: len(service_pids(pid, f"{pid}-learners")) == 3
-                          and service_pids(pid, f"{pid}-learners"), timeout=60,
-                          what="3 learner processes")
+    stack.wait(pid, lambda p: p["phase"] == "training", timeout=START_S, what="training")
+    learners = learners_of(stack, pid)
     stack.wait(pid, lambda p: p["progress"]["round"] >= 1, timeout=120, what="round 1")
     time.sleep(ROUND_S / 2)  # deliberately inside round 2's fit (each fit sleeps ROUND_S)
-    os.kill(learners[0], signal.SIGKILL)
+    stack.signal(learners[0], signal.SIGKILL)
     completes_with_one_model(stack, pid, name, timeout=300, scenario=scenario)
     failed = [e for e in stack.events(pid) if e["event"]["event"] == "learner_failed"]
     assert failed, "the aggregator should report the killed learner"
@@ -87,22 +122,20 @@ def test_learner_sigstop_round_timeout(stack: Stack, slow_repo: str, scenario: S
                      "rounds proceed without it after round_timeout_s; completes within "
                      f"rounds x round_timeout + 60 s = {rounds * timeout_s + 60} s of the stop")
     name = "f2"
-    pid = submit(stack, slow_repo, cleanup_projects, spec(
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(
         name=name, rounds=rounds, sleep_s=1.0, min_fit_learners=2, min_evaluate_learners=2,
         min_available_learners=3, round_timeout_s=timeout_s))
-    stack.wait(pid, lambda p: p["phase"] == "training", timeout=300, what="training")
-    learners = wait_until(lambda: len(service_pids(pid, f"{pid}-learners")) == 3
-                          and service_pids(pid, f"{pid}-learners"), timeout=60,
-                          what="3 learner processes")
+    stack.wait(pid, lambda p: p["phase"] == "training", timeout=START_S, what="training")
+    learners = learners_of(stack, pid)
     stack.wait(pid, lambda p: p["progress"]["round"] >= 1, timeout=120, what="round 1")
     stopped = time.monotonic()
-    os.kill(learners[1], signal.SIGSTOP)
+    stack.signal(learners[1], signal.SIGSTOP)
     try:
         completes_with_one_model(stack, pid, name, timeout=rounds * timeout_s + 60,
                                  scenario=scenario)
     finally:
-        with contextlib.suppress(ProcessLookupError):  # removed with the project's services
-            os.kill(learners[1], signal.SIGCONT)
+        with contextlib.suppress(Exception):  # removed with the project's services
+            stack.signal(learners[1], signal.SIGCONT)
     took = time.monotonic() - stopped
     failed = [e["event"]["data"] for e in stack.events(pid)
               if e["event"]["event"] == "learner_failed"]
@@ -115,18 +148,19 @@ def test_aggregator_killed_fails_naming_it(stack: Stack, slow_repo: str, scenari
                                            cleanup_projects: list[str]) -> None:
     scenario.declare("F3", "the aggregator killed (SIGKILL) mid-training",
                      "failed within 20 s, last_error names the aggregator; no process left")
-    pid = submit(stack, slow_repo, cleanup_projects, spec(name="f3", rounds=20, sleep_s=1.0))
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(name="f3", rounds=20,
+                                                                 sleep_s=1.0))
     wait_round(stack, pid)
-    [aggregator] = service_pids(pid, f"{pid}-aggregator")
+    [aggregator] = stack.instances(pid, f"{pid}-aggregator").values()
     killed = time.monotonic()
-    os.kill(aggregator, signal.SIGKILL)
+    stack.signal(aggregator, signal.SIGKILL)
     project = stack.wait_final(pid, timeout=20, what="failed after the aggregator's death")
     took = time.monotonic() - killed
     assert project["phase"] == "failed", project
     assert "aggregator" in project["last_error"], project["last_error"]
     check_event_log(stack, pid)
-    wait_until(lambda: not service_pids(pid, pid), timeout=30,
-               what=f"no process of {pid} left")
+    wait_until(lambda: not stack.leftovers(pid), timeout=60,
+               what=f"nothing of {pid} left")
     scenario.observe(f"failed after {took:.1f} s: {project['last_error'][:160]}")
 
 
@@ -136,7 +170,8 @@ def test_broker_restart_mid_training(stack: Stack, slow_repo: str, scenario: Sce
     scenario.declare("F4", "the MQTT broker (Mosquitto) restarted mid-training (down 3 s)",
                      "completes within 240 s; every round_completed event arrives exactly once")
     name = "f4"
-    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=rounds, sleep_s=2.0))
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(name=name, rounds=rounds,
+                                                                    sleep_s=2.0))
     wait_round(stack, pid)
     started = time.monotonic()
     stack.broker.stop()
@@ -158,7 +193,8 @@ def test_broker_down_when_training_ends(stack: Stack, slow_repo: str, scenario: 
                      "the aggregator keeps its 'completed' event until the broker is back; "
                      "the project completes within 120 s (never stuck in training)")
     name = "f4b"
-    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=2, sleep_s=1.0))
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(name=name, rounds=2,
+                                                                    sleep_s=1.0))
     wait_round(stack, pid, 2)
     stack.broker.stop()
     stopped = time.time()
@@ -182,7 +218,8 @@ def test_mlflow_restart_mid_training(stack: Stack, slow_repo: str, scenario: Sce
     scenario.declare("F5", "the MLflow server restarted mid-training",
                      "completes within 240 s with every round's metrics and one model version")
     name = "f5"
-    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=rounds, sleep_s=2.0))
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(name=name, rounds=rounds,
+                                                                    sleep_s=2.0))
     wait_round(stack, pid)
     started = time.monotonic()
     stack.mlflow.restart(timeout=120)
@@ -204,11 +241,12 @@ def test_manager_sigkill_then_restart(stack: Stack, slow_repo: str, scenario: Sc
                      "after the restart the project reaches a final phase within 180 s "
                      "(completed, or failed naming the lost processes); no orphan process")
     name = f"f6{phase[:2]}"
-    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=3, sleep_s=1.0))
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(name=name, rounds=3,
+                                                                    sleep_s=1.0))
     if phase == "training":
         wait_round(stack, pid)
     else:
-        stack.wait(pid, lambda p: p["phase"] == phase, timeout=300, what=phase)
+        stack.wait(pid, lambda p: p["phase"] == phase, timeout=START_S, what=phase)
     stack.manager.kill()
     stack.manager.start(timeout=120)
     restarted = time.monotonic()
@@ -219,8 +257,8 @@ def test_manager_sigkill_then_restart(stack: Stack, slow_repo: str, scenario: Sc
         assert len(registered_versions(stack, f"{name}-model", pid)) == 1
     else:
         assert project["last_error"], project
-    wait_until(lambda: not service_pids(pid, pid), timeout=30,
-               what=f"no process of {pid} left after it ended")
+    wait_until(lambda: not stack.leftovers(pid), timeout=60,
+               what=f"nothing of {pid} left after it ended")
     scenario.observe(f"{project['phase']} {took:.0f} s after the restart"
                      + (f": {project['last_error'][:200]}" if project["last_error"] else ""))
 
@@ -232,7 +270,8 @@ def test_database_restart(stack: Stack, slow_repo: str, scenario: Scenario,
                      "the project completes within 240 s with no event lost")
     name = "f7"
     rounds = 4
-    pid = submit(stack, slow_repo, cleanup_projects, spec(name=name, rounds=rounds, sleep_s=2.0))
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(name=name, rounds=rounds,
+                                                                    sleep_s=2.0))
     wait_round(stack, pid)
     stack.db.stop()
     import requests
@@ -248,3 +287,25 @@ def test_database_restart(stack: Stack, slow_repo: str, scenario: Scenario,
     assert down.status_code == 503, (down.status_code, down.text)
     scenario.observe(f"API {down.status_code} while down, answered again {answered:.1f} s after "
                      "the restart")
+
+
+def test_learner_gone_is_recreated(stack: Stack, slow_repo: str, scenario: Scenario,
+                                   cleanup_projects: list[str]) -> None:
+    scenario.declare("F8", "drift: a learner removed behind FLOps' back mid-training (a "
+                     "process killed from outside / a container removed; min_available 3: "
+                     "the next round waits for it); drift grace 2 s",
+                     "the worker starts the same instance again; completes within 300 s with "
+                     "one model version")
+    name = "f8"
+    pid = submit(stack, slow_repo, cleanup_projects, stack.spec(
+        name=name, rounds=5, sleep_s=2.0, min_fit_learners=2, min_evaluate_learners=2,
+        min_available_learners=3))
+    wait_round(stack, pid)
+    instance, victim = sorted(stack.instances(pid, f"{pid}-learners").items())[-1]
+    stack.remove(victim)
+    removed = time.monotonic()
+    wait_until(lambda: stack.instances(pid, instance).get(instance, victim) != victim,
+               timeout=60, what=f"{instance} started again")
+    scenario.observe(f"{instance} started again {time.monotonic() - removed:.1f} s after "
+                     "it was removed")
+    completes_with_one_model(stack, pid, name, timeout=300, scenario=scenario)

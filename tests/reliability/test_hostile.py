@@ -211,6 +211,43 @@ def test_hostile_events_rejected_and_listener_survives(stack: Stack, scenario: S
                      "valid event after them ingested")
 
 
+def test_forged_steering_events_and_enrollments_are_rejected_and_shown_to_the_owner(
+    stack: Stack, scenario: Scenario, cleanup_projects: list[str]
+) -> None:
+    scenario.declare("H11", "a learner claims the builder's result (a 'completed' with images "
+                     "of its choosing) on its own topic; enrollment with a garbage token, a "
+                     "token of an unknown grant and a claim for another project",
+                     "each stored as rejected with the reason; enrollments answer 401; the "
+                     "project does not move; its owner (only) reads them with "
+                     "events?rejected=true")
+    a = stack.create("https://invalid.invalid/a/repo.git", {"training": {"rounds": 1}})
+    cleanup_projects.append(a)
+    forged = Event(project_id=a, component=Component.LEARNER, instance="l0",
+                   event=EventType.COMPLETED,
+                   data={"images": {"learner": "attacker/learner:1",
+                                    "aggregator": "attacker/aggregator:1"}})
+    _publish(stack, [(f"flops/v1/projects/{a}/learner/l0/events", forged.to_json().encode())])
+    answers = [requests.post(f"{stack.base}/enroll", timeout=10, json=body).status_code
+               for body in ({"token": "garbage", "project_id": a, "role": "learners"},
+                            {"token": f"fe1.{a}.nosuchgrant.x", "project_id": a,
+                             "role": "builder"})]
+    assert answers == [401, 401], answers
+    rejected = wait_until(lambda: len(r := stack.get(f"projects/{a}/events", rejected="true",
+                                                     limit=100)["rejected"]) >= 3 and r,
+                          timeout=30, what="the forged event and enrollments recorded")
+    reasons = [r["reason"] for r in rejected]
+    assert any("learner may not send 'images'" in r for r in reasons), reasons
+    assert sum(r["topic"] == "api:POST /api/v1/enroll" for r in rejected) == 2, rejected
+    project = stack.get(f"projects/{a}")
+    assert project["phase"] in ("submitted", "building", "failed"), project
+    assert not (project.get("build") or {}).get("images"), project
+    other = requests.get(f"{stack.base}/projects/{a}/events", params={"rejected": "true"},
+                         headers=BOB, timeout=10)
+    assert other.status_code == 404
+    scenario.observe(f"{len(rejected)} refusals shown to the owner ({'; '.join(reasons)[:200]}); "
+                     f"enrollments answered {answers}; another user gets 404")
+
+
 # -- authentication -----------------------------------------------------------------------
 
 def _operations(stack: Stack) -> list[tuple[str, str, dict[str, Any]]]:

@@ -2,7 +2,7 @@
 
 Register :func:`build_oakestra_orchestrator` for the ``oakestra`` and ``oakestra+https``
 URI schemes. Pure parts: :mod:`.names`, :mod:`.addresses`, :mod:`.sla`, :mod:`.models`,
-:mod:`.status`; I/O: :mod:`.client`, :mod:`.secret_files`, :mod:`.orchestrator`.
+:mod:`.status`; I/O: :mod:`.client`, :mod:`.orchestrator`.
 """
 
 from flops_manager.adapters.oakestra.settings import (

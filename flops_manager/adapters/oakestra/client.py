@@ -17,7 +17,8 @@ method, URL, status and a body excerpt.
 
 Quirks handled (see the reference §2.6): double-encoded JSON, ``null`` from
 ``GET /api/application/<id>``, always-200 deploy/undeploy answers, the three error shapes,
-500 when deleting a service twice and 501 when deleting an application twice.
+500 when deleting a service twice and 501 when deleting an application twice, and (Appendix C)
+v0.4.400's service listing that is not filtered by application.
 """
 
 from __future__ import annotations
@@ -383,7 +384,12 @@ class RootOrchestratorClient:
         return result
 
     def list_services(self, app_id: str) -> list[models.Service] | None:
-        """Return the services of application ``app_id`` (``None`` if it does not exist)."""
+        """Return the services of application ``app_id`` (``None`` if it does not exist).
+
+        v0.4.400 answers with the services of every application (its resource abstractor
+        ignores the application filter, reference Appendix C item 2), so the listing is
+        filtered here by each service's ``applicationID``.
+        """
         path = f"/api/services/{quote(app_id, safe='')}"
         response = self._request("GET", path)
         if response.status_code == 404:
@@ -392,7 +398,7 @@ class RootOrchestratorClient:
         services: list[models.Service] = self._parse(
             "GET", path, response, models.parse_services
         )
-        return services
+        return models.services_of(services, app_id)
 
     def get_service(self, service_id: str) -> models.Service | None:
         """Return service ``service_id`` (``None`` if it does not exist)."""

@@ -174,6 +174,10 @@ class Service:
     environment: Mapping[str, str]
     command: tuple[str, ...] = ()
 
+    def belongs_to(self, app_id: str) -> bool:
+        """Whether this service is one of application ``app_id``'s."""
+        return self.app_id == app_id
+
 
 def parse_service(raw: object) -> Service:
     """Parse one service document."""
@@ -207,6 +211,14 @@ def parse_service(raw: object) -> Service:
 def parse_services(raw: object) -> list[Service]:
     """Parse a list of service documents."""
     return [parse_service(item) for item in _list(raw, "services")]
+
+
+def services_of(services: list[Service], app_id: str) -> list[Service]:
+    """The services of application ``app_id`` among ``services``.
+
+    v0.4.400's listing of one application holds every application's services.
+    """
+    return [service for service in services if service.belongs_to(app_id)]
 
 
 @dataclasses.dataclass(frozen=True)

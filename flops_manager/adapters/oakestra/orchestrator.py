@@ -23,13 +23,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from pathlib import Path
 
 from flops_manager.adapters.oakestra import names, sla
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
 from flops_manager.adapters.oakestra.errors import InvalidSpecError, OakestraConflictError
 from flops_manager.adapters.oakestra.models import Application, Service
-from flops_manager.adapters.oakestra.secret_files import SecretFiles
 from flops_manager.adapters.oakestra.settings import OakestraSettings
 from flops_manager.adapters.oakestra.status import instance_state, service_state
 from flops_manager.adapters.oakestra.versions import CAPABILITIES
@@ -62,9 +60,13 @@ def _main_port(service: Service) -> int | None:
     return int(first) if first.isdigit() else None
 
 
-def _find(services: list[Service], name: str) -> Service | None:
+def _find(services: list[Service], name: str, *, app_id: str) -> Service | None:
+    """The service of application ``app_id`` that FLOps named ``name``.
+
+    Never another application's, even if a listing returned it.
+    """
     for service in services:
-        if _flops_name(service) == name:
+        if service.belongs_to(app_id) and _flops_name(service) == name:
             return service
     return None
 
@@ -83,7 +85,7 @@ class OakestraOrchestrator(Orchestrator):
     client
         The root-orchestrator client.
     settings
-        Backend settings (version, namespace, secrets directory...).
+        Backend settings (version, namespace, addresses...).
     """
 
     build_target = BuildTarget.IMAGE
@@ -93,7 +95,6 @@ class OakestraOrchestrator(Orchestrator):
         self._settings = settings
         self._options = settings.sla_options()
         self._pool = settings.address_pool()
-        self._secrets = SecretFiles(Path(settings.secrets_dir)) if settings.secrets_dir else None
         self._app_ids: dict[str, str] = {}
         self._where: dict[str, str] = {}
         self._wanted: dict[str, int] = {}
@@ -142,7 +143,7 @@ class OakestraOrchestrator(Orchestrator):
         if app_id is not None:
             services = self._client.list_services(app_id)
             if services is not None:
-                found = _find(services, name)
+                found = _find(services, name, app_id=app_id)
                 if found is not None:
                     app = Application(app_id, "", self._options.namespace, ())
                     return _Located(app, found)
@@ -154,7 +155,7 @@ class OakestraOrchestrator(Orchestrator):
         apps.sort(key=lambda a: a.name not in likely)
         for app in apps:
             services = self._client.list_services(app.app_id) or []
-            found = _find(services, name)
+            found = _find(services, name, app_id=app.app_id)
             if found is not None:
                 self._where[name] = app.app_id
                 return _Located(app, found)
@@ -210,7 +211,7 @@ class OakestraOrchestrator(Orchestrator):
                 self._forget_app(app.app_id)
                 app = self._ensure_app(key, spec.owner)
                 services = self._client.list_services(app.app_id) or []
-            existing = _find(services, spec.name)
+            existing = _find(services, spec.name, app_id=app.app_id)
             if existing is not None:
                 self._where[spec.name] = app.app_id
                 if existing.status is None and not existing.instances and spec.instances:
@@ -232,16 +233,6 @@ class OakestraOrchestrator(Orchestrator):
 
     def _append(self, spec: ServiceSpec, app: sla.ApplicationRef, *,
                 taken: list[str | None]) -> str:
-        microservice = names.microservice_name(spec.name, app_key=app.key)
-        if spec.secret_env:
-            if self._secrets is not None:
-                self._secrets.write(app_name=app.name, microservice=microservice,
-                                    values=spec.secret_env)
-            else:
-                logger.warning("service %s has secrets: provision %s on the workers", spec.name,
-                               sla.secrets_file_path(mount=self._options.secrets_mount,
-                                                     app_name=app.name,
-                                                     microservice=microservice))
         failures: list[str] = []
         for _ in range(self._settings.create_attempts):
             rr_ip = self._pool.allocate(app=app.key, service=spec.name, taken=taken)
@@ -327,11 +318,6 @@ class OakestraOrchestrator(Orchestrator):
             existed = self._client.delete_service(located.service.service_id)
             self._where.pop(name, None)
             app_id = located.app.app_id
-            if self._secrets is not None:
-                app_name = located.app.name or next(
-                    (a.name for a in self._client.list_applications() if a.app_id == app_id), "")
-                if app_name:
-                    self._secrets.remove(app_name=app_name, microservice=located.service.name)
             remaining = self._client.list_services(app_id)
             if remaining == []:
                 self._client.delete_application(app_id)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from flops_contracts.config import load_settings
 from flops_contracts.errors import ConfigError
 from flops_manager.adapters.oakestra.addresses import DEFAULT_SUBNET, AddressPool, parse_subnet
-from flops_manager.adapters.oakestra.sla import DEFAULT_SECRETS_MOUNT, SlaOptions
+from flops_manager.adapters.oakestra.sla import SlaOptions
 from flops_manager.adapters.oakestra.versions import CURRENT, OakestraVersion
 
 if TYPE_CHECKING:
@@ -48,10 +48,6 @@ class OakestraSettings(BaseModel):
     ca_bundle: str | None = Field(None, description="CA file for oakestra+https")
     token_refresh_margin_s: float = Field(60.0, ge=0)
     namespace: str = Field("flops", pattern=r"^[a-zA-Z0-9]{1,30}$")
-    secrets_dir: str | None = Field(
-        None, description="directory (shared with the workers) the backend writes secrets to"
-    )
-    secrets_mount: str = Field(DEFAULT_SECRETS_MOUNT, description="that directory in containers")
     addons: dict[str, list[str]] = Field(
         default_factory=dict,
         description='node addons per role, e.g. {"builder": ["image-builder"]}',
@@ -90,7 +86,6 @@ class OakestraSettings(BaseModel):
         return SlaOptions(
             version=self.version,
             namespace=self.namespace,
-            secrets_mount=self.secrets_mount,
             addons={role: tuple(values) for role, values in self.addons.items()},
             allow_environment_images=self.allow_environment_images,
         )

@@ -8,9 +8,8 @@ microservice per ServiceSpec. Each microservice carries:
   ``spec.command`` (``"python"`` stays ``"python"``: the image's interpreter; an empty command
   leaves the image's entrypoint), ``virtualization: "container"``;
 * ``environment`` = ``spec.env`` plus ``FLOPS_SERVICE_NAME``, ``FLOPS_SERVICE_ROLE``,
-  ``FLOPS_SERVICE_PORTS`` (comma-separated ``spec.ports``), ``<listen_env>=0.0.0.0:<ports[0]>``
-  and, when the service has secrets, ``FLOPS_SECRETS_FILE`` and ``FLOPS_SECRET_KEYS`` (see
-  below). Configuration never travels as positional command arguments;
+  ``FLOPS_SERVICE_PORTS`` (comma-separated ``spec.ports``) and ``<listen_env>=0.0.0.0:<ports[0]>``.
+  Configuration never travels as positional command arguments;
 * ``memory`` (MB), ``vcpus`` (rounded up: Oakestra counts whole vCPUs), ``vgpus``, ``storage``;
 * ``one_shot`` and ``privileged`` (both in the v0.4.400 and the develop schema);
 * ``addresses.rr_ip``: the round-robin IP chosen by :mod:`.addresses`;
@@ -22,13 +21,12 @@ microservice per ServiceSpec. Each microservice carries:
   develop); ``{"type": "addons", "needs": [...]}`` for roles configured with node addons, on
   v0.4.400 only (later versions ignore it).
 
-Secrets: ``spec.secret_env`` values NEVER appear in an SLA. Anyone who can read the
-application, the scheduler, the network plugin and the cluster managers receive the SLA. The
-SLA only carries ``FLOPS_SECRETS_FILE=<mount>/<application>/<microservice>.json`` and the
-*names* of the variables in ``FLOPS_SECRET_KEYS``; the JSON file (``{"NAME": "value"}``) is
-written by the backend into a directory shared with the worker nodes, or provisioned by the
-operator, and the component loads it at start. A spec whose plain env or command contains a
-secret value is refused.
+Secrets: an SLA carries none. Anyone who can read the application, the scheduler, the network
+plugin and the cluster managers receive the SLA, and a real worker mounts no host directory
+into a container, so the environment is the only channel to a component. The manager therefore
+hands every project service a single-use, short-lived enrollment token in its plain
+environment (``flops_manager.identity``), which the component trades at start for its working
+credentials; a spec that still has ``secret_env`` is refused.
 """
 
 from __future__ import annotations
@@ -53,7 +51,6 @@ MAX_VGPUS = 64
 MAX_STORAGE_MB = 1 << 30
 MAX_INSTANCES = 1000
 MAX_IMAGE_LENGTH = 512
-SECRET_SUBSTRING_MIN = 8
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 IMAGE_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
@@ -62,13 +59,7 @@ CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SERVICE_NAME_VAR = "FLOPS_SERVICE_NAME"
 SERVICE_ROLE_VAR = "FLOPS_SERVICE_ROLE"
 SERVICE_PORTS_VAR = "FLOPS_SERVICE_PORTS"
-SECRETS_FILE_VAR = "FLOPS_SECRETS_FILE"
-SECRET_KEYS_VAR = "FLOPS_SECRET_KEYS"
-RESERVED_VARS = frozenset(
-    {SERVICE_NAME_VAR, SERVICE_ROLE_VAR, SERVICE_PORTS_VAR, SECRETS_FILE_VAR, SECRET_KEYS_VAR}
-)
-
-DEFAULT_SECRETS_MOUNT = "/run/flops/secrets"
+RESERVED_VARS = frozenset({SERVICE_NAME_VAR, SERVICE_ROLE_VAR, SERVICE_PORTS_VAR})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,8 +72,6 @@ class SlaOptions:
         Target Oakestra version (decides which constraints are emitted).
     namespace
         Namespace of the applications (``^[a-zA-Z0-9]{1,30}$``).
-    secrets_mount
-        Directory in which components find their secrets files.
     addons
         Node addons per role (``{"builder": ("image-builder",)}``), emitted on v0.4.400.
     allow_environment_images
@@ -91,7 +80,6 @@ class SlaOptions:
 
     version: OakestraVersion
     namespace: str = names.DEFAULT_NAMESPACE
-    secrets_mount: str = DEFAULT_SECRETS_MOUNT
     addons: Mapping[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
     allow_environment_images: bool = False
 
@@ -186,26 +174,16 @@ def _check_ports(spec: ServiceSpec) -> None:
 
 
 def _check_secrets(spec: ServiceSpec) -> None:
-    _check_env(spec, spec.secret_env, "secret")
-    clash = set(spec.secret_env) & (set(spec.env) | RESERVED_VARS | {spec.listen_env})
-    if clash:
-        raise _fail(spec, f"secret variables {sorted(clash)} are also set in plain env")
-    plain = [*spec.env.values(), *spec.command]
-    for key, value in spec.secret_env.items():
-        if not value:
-            continue
-        for text in plain:
-            if text == value or (len(value) >= SECRET_SUBSTRING_MIN and value in text):
-                raise _fail(
-                    spec, f"the value of secret {key} also appears in plain env or command"
-                )
+    if spec.secret_env:
+        raise _fail(spec, f"secrets {sorted(spec.secret_env)} cannot travel in an SLA; hand "
+                    "them to the component through enrollment (Enrollment.seal)")
 
 
 def validate_spec(spec: ServiceSpec, *, allow_environment_images: bool = False) -> None:
     """Raise :class:`InvalidSpecError` if ``spec`` cannot become a valid SLA.
 
     Checks names, image (``env://`` only with ``allow_environment_images``), command,
-    environment (names, reserved variables, secret leaks), resources (integers within
+    environment (names, reserved variables, no secrets), resources (integers within
     Oakestra's range), instances, ports and the cluster.
     """
     names.check_flops_name(spec.name, what="service name")
@@ -236,11 +214,6 @@ def validate_spec(spec: ServiceSpec, *, allow_environment_images: bool = False) 
         raise _fail(spec, f"cluster name {spec.cluster!r} is invalid")
 
 
-def secrets_file_path(*, mount: str, app_name: str, microservice: str) -> str:
-    """Return where a component finds its secrets file."""
-    return f"{mount.rstrip('/')}/{app_name}/{microservice}.json"
-
-
 def environment(spec: ServiceSpec, *, app: ApplicationRef, options: SlaOptions) -> list[str]:
     """Return the SLA ``environment`` (``KEY=value`` entries, sorted by key)."""
     env: dict[str, str] = dict(spec.env)
@@ -250,13 +223,6 @@ def environment(spec: ServiceSpec, *, app: ApplicationRef, options: SlaOptions) 
         env[SERVICE_PORTS_VAR] = ",".join(str(p) for p in spec.ports)
     if spec.listen_env is not None:
         env[spec.listen_env] = f"0.0.0.0:{spec.ports[0]}"
-    if spec.secret_env:
-        env[SECRETS_FILE_VAR] = secrets_file_path(
-            mount=options.secrets_mount,
-            app_name=app.name,
-            microservice=names.microservice_name(spec.name, app_key=app.key),
-        )
-        env[SECRET_KEYS_VAR] = ",".join(sorted(spec.secret_env))
     return [f"{key}={env[key]}" for key in sorted(env)]
 
 

@@ -1,5 +1,5 @@
 # mypy: disable-error-code="untyped-decorator"
-"""Liveness (``/health``, no auth) and readiness (``/ready``)."""
+"""The index (``/``), liveness (``/health``; both without auth) and readiness (``/ready``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,40 @@ class StatusSchema(StrictSchema):
     """A status answer."""
 
     status = fields.String(required=True)
+
+
+class IndexSchema(StrictSchema):
+    """Where things are."""
+
+    name = fields.String(required=True)
+    docs = fields.String(required=True, metadata={"description": "interactive API docs"})
+    openapi = fields.String(required=True)
+    api = fields.String(required=True, metadata={"description": "the REST API's prefix"})
+    health = fields.String(required=True)
+    ready = fields.String(required=True)
+    auth = fields.String(required=True)
+
+
+INDEX = {
+    "name": "FLOps manager",
+    "docs": "/docs",
+    "openapi": "/openapi.json",
+    "api": "/api/v1",
+    "health": "/health",
+    "ready": "/ready",
+    "auth": "send 'Authorization: Bearer <token>' to /api/v1 and /ready",
+}
+
+
+@blp.route("/")
+class Index(MethodView):
+    """The index."""
+
+    @blp.response(200, IndexSchema)
+    @blp.doc(security=[])
+    def get(self) -> dict[str, Any]:
+        """Links to the docs, the OpenAPI document and the API (no token needed)."""
+        return INDEX
 
 
 @blp.route("/health")

@@ -13,7 +13,7 @@ from flops_manager.api.context import current_user, services
 from flops_manager.api.openapi import PROJECT_LINKS, links
 from flops_manager.api.projects import schemas
 from flops_manager.api.projects.stream import sse_events
-from flops_manager.api.projects.views import event_view, project_view
+from flops_manager.api.projects.views import event_view, project_view, rejected_view
 from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.state import Phase
 from flops_manager.services.projects import next_cursor as next_cursor_after
@@ -123,7 +123,13 @@ class ProjectEvents(MethodView):
     @blp.arguments(schemas.EventQuerySchema, location="query")
     @blp.response(200, schemas.EventPageSchema)
     def get(self, args: dict[str, Any], project_id: str) -> dict[str, Any]:
-        """Return events with ``seq > after`` in sequence order."""
+        """Return events with ``seq > after`` in sequence order (or the rejected ones)."""
+        if args["rejected"]:
+            refused = services().projects.rejected_events(
+                project_id, owner=current_user(), limit=args["limit"]
+            )
+            return {"items": [], "rejected": [rejected_view(r) for r in refused],
+                    "total": len(refused), "next_after": args["after"]}
         items, total = services().projects.events(
             project_id, owner=current_user(), after_seq=args["after"], limit=args["limit"]
         )

@@ -59,6 +59,8 @@ class LinksSchema(StrictSchema):
 
     tracking = fields.String(allow_none=True)
     inference = fields.String(allow_none=True, metadata={"description": "inference endpoint"})
+    mlflow_runs = fields.String(
+        allow_none=True, metadata={"description": "the experiment's training runs (MLflow UI)"})
     mlflow_run = fields.String(allow_none=True)
     mlflow_model = fields.String(allow_none=True)
 
@@ -110,6 +112,11 @@ class EventQuerySchema(StrictSchema):
 
     after = fields.Integer(load_default=0, validate=validate.Range(min=0, max=2**53))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+    rejected = fields.Boolean(
+        load_default=False,
+        metadata={"description": "list the messages refused for this project instead "
+                  "(forged or misdirected events, refused enrollments)"},
+    )
 
 
 class StreamQuerySchema(StrictSchema):
@@ -126,10 +133,21 @@ class StoredEventSchema(StrictSchema):
     event = fields.Dict(required=True)
 
 
+class RejectedEventSchema(StrictSchema):
+    """A message refused for a project, with the reason."""
+
+    id = fields.String(required=True)
+    topic = fields.String(required=True)
+    payload = fields.String(required=True)
+    reason = fields.String(required=True)
+    received_at = fields.String(required=True)
+
+
 class EventPageSchema(StrictSchema):
-    """Events after a sequence number."""
+    """Events after a sequence number (with ``rejected=true``: the refused messages)."""
 
     items = fields.List(fields.Nested(StoredEventSchema), required=True)
+    rejected = fields.List(fields.Nested(RejectedEventSchema))
     total = fields.Integer(required=True)
     next_after = fields.Integer(required=True)
 

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
+from flops_contracts.tracking_ui import runs_view_url
 from flops_manager.api.common import iso
-from flops_manager.lifecycle.state import Project
-from flops_manager.ports.records import StoredEvent
+from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.ports.records import RejectedEvent, StoredEvent
 
 
 def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
-    """Return browser links into MLflow for the project's run and model."""
+    """Return browser links into MLflow (the runs view, run, model) and to the inference server.
+
+    The inference link appears once the project is ``serving`` (its server listens).
+    """
     base = tracking_url.rstrip("/") if tracking_url else None
     model = project.model or {}
     run, experiment = model.get("mlflow_run_id"), model.get("mlflow_experiment_id")
     name, version = model.get("registered_model"), model.get("model_version")
     return {
         "tracking": base,
-        "inference": project.endpoints.get("inference"),
+        "inference": project.endpoints.get("inference")
+        if project.phase is Phase.SERVING
+        else None,
+        "mlflow_runs": runs_view_url(base, str(experiment))
+        if base and experiment is not None
+        else None,
         "mlflow_run": f"{base}/#/experiments/{experiment}/runs/{run}"
         if base and run and experiment is not None
         else None,
@@ -27,7 +36,8 @@ def links(project: Project, tracking_url: str | None) -> dict[str, str | None]:
     }
 
 
-BUILD_FIELDS = ("commit", "cache_hit", "timings", "images", "platforms", "dependency_hash")
+BUILD_FIELDS = ("commit", "cache_hit", "timings", "images", "platforms", "dependency_hash",
+                "variants")
 """What users see of a build (not paths on the manager's machine)."""
 
 
@@ -69,3 +79,9 @@ def project_view(project: Project, tracking_url: str | None) -> dict[str, Any]:
 def event_view(stored: StoredEvent) -> dict[str, Any]:
     """Return the API form of a stored event."""
     return {"seq": stored.seq, "received_at": iso(stored.received_at), "event": stored.event}
+
+
+def rejected_view(rejected: RejectedEvent) -> dict[str, Any]:
+    """Return the API form of a refused message."""
+    return {"id": rejected.id, "topic": rejected.topic, "payload": rejected.payload,
+            "reason": rejected.reason, "received_at": iso(rejected.received_at)}

@@ -1,0 +1,208 @@
+"""Save the trained model with its MLflow flavor, or as a generic pickled model (always saved).
+
+:func:`log_trained_model` tries ``mlflow.<flavor>.log_model`` with FLOps' known flavor options
+(for sklearn's skops format: trust the library types the model is made of), updated by the
+repository's ``ModelManager.mlflow_log_options()``. If that fails, the model is logged as a
+:class:`aggregator.pickled_model.PickledModel` pyfunc model and a warning says why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import sys
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from flops_contracts.errors import ContractError
+from learner_base.model_manager import call_optional
+
+logger = logging.getLogger(__name__)
+
+_FLAVOR_BY_MODULE = {
+    "sklearn": "sklearn",
+    "torch": "pytorch",
+    "keras": "keras",
+    "tensorflow": "tensorflow",
+    "xgboost": "xgboost",
+    "lightgbm": "lightgbm",
+}
+_FLAVOR_PACKAGES = {
+    "sklearn": ["scikit-learn", "numpy", "skops"],
+    "pytorch": ["torch", "numpy"],
+    "keras": ["keras", "numpy"],
+    "tensorflow": ["tensorflow", "numpy"],
+    "xgboost": ["xgboost", "numpy"],
+    "lightgbm": ["lightgbm", "numpy"],
+    "pyfunc": ["cloudpickle", "numpy"],
+}
+TRUSTED_LIBRARIES = ("sklearn", "numpy", "scipy")
+"""Libraries whose types an sklearn model saved with skops may hold and FLOps trusts."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedModel:
+    """What was logged: the model's URI and version, its flavor and any warning."""
+
+    model_uri: str
+    version: str | None
+    flavor: str
+    warning: str | None = None
+
+
+def infer_flavor(manager: Any, model: Any) -> str:
+    """Return the MLflow flavor for ``model``.
+
+    Raises
+    ------
+    ContractError
+        If no flavor is declared and none can be inferred from the model's type.
+    """
+    declared = getattr(manager, "mlflow_flavor", None)
+    if declared:
+        return str(declared)
+    root = type(model).__module__.split(".")[0]
+    if root in _FLAVOR_BY_MODULE:
+        return _FLAVOR_BY_MODULE[root]
+    import mlflow.pyfunc
+
+    if isinstance(model, mlflow.pyfunc.PythonModel):
+        return "pyfunc"
+    raise ContractError(
+        f"cannot tell how to log a model of type {type(model).__module__}."
+        f"{type(model).__name__} to MLflow; set ModelManager.mlflow_flavor "
+        f"(one of {', '.join(sorted(set(_FLAVOR_BY_MODULE.values())))}, pyfunc)"
+    )
+
+
+def default_pip_requirements(flavor: str) -> list[str]:
+    """Pin the flavor's packages to the versions installed here."""
+    requirements = []
+    for package in _FLAVOR_PACKAGES.get(flavor, ["numpy"]):
+        try:
+            version = metadata.version(package).split("+")[0]
+        except metadata.PackageNotFoundError:
+            continue
+        requirements.append(f"{package}=={version}")
+    return requirements
+
+
+def trusted_library_types(untrusted: Iterable[str],
+                          libraries: Iterable[str] = TRUSTED_LIBRARIES) -> list[str]:
+    """Return the type names of ``untrusted`` that belong to ``libraries`` (pure)."""
+    roots = set(libraries)
+    return sorted({name for name in untrusted if name.split(".")[0] in roots})
+
+
+def flavor_defaults(flavor: str, model: Any, *, input_example: Any | None) -> dict[str, Any]:
+    """FLOps' options for ``mlflow.<flavor>.log_model`` that the flavor needs for ``model``.
+
+    sklearn (skops format): trust the library types the model is made of. PyTorch: without an
+    input example, MLflow's default traced format (``pt2``) cannot save, so pickle the module.
+    """
+    if flavor == "pytorch" and input_example is None:
+        return {"serialization_format": "pickle"}
+    if flavor != "sklearn":
+        return {}
+    try:
+        import skops.io
+    except ImportError:  # MLflow then needs another serialization format anyway
+        return {}
+    try:
+        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    except Exception:  # noqa: BLE001 - skops cannot even dump it: the flavor will say so
+        return {}
+    trusted = trusted_library_types(untrusted)
+    return {"skops_trusted_types": trusted} if trusted else {}
+
+
+def log_trained_model(
+    manager: Any,
+    *,
+    registered_model_name: str | None,
+    source_dir: Path | None = None,
+) -> SavedModel:
+    """Log ``manager.get_model()`` into the active MLflow run; fall back to a pickled model.
+
+    Parameters
+    ----------
+    manager
+        The repository's ModelManager (optional methods may be missing).
+    registered_model_name
+        Register the model under this name (``None``: do not register).
+    source_dir
+        The repository; its modules are pickled by value in a fallback model.
+    """
+    model = manager.get_model()
+    common: dict[str, Any] = {"name": "model", "registered_model_name": registered_model_name}
+    example = call_optional(manager, "input_example")
+    if example is not None:
+        common["input_example"] = example
+    try:
+        flavor = infer_flavor(manager, model)
+        options = {**flavor_defaults(flavor, model, input_example=example),
+                   **(call_optional(manager, "mlflow_log_options") or {})}
+        requirements = call_optional(manager, "pip_requirements") or \
+            default_pip_requirements(flavor)
+        module = importlib.import_module(f"mlflow.{flavor}")
+        if flavor == "pyfunc":
+            info = module.log_model(python_model=model, pip_requirements=requirements,
+                                    **common, **options)
+        else:
+            info = module.log_model(model, pip_requirements=requirements, **common, **options)
+        return _saved(info, flavor)
+    except Exception as exc:  # noqa: BLE001 - a trained model is always saved
+        first_line = (str(exc).strip().splitlines() or [""])[0][:300]
+        why = f"{type(exc).__name__}: {first_line}"
+    warning = (f"the model could not be saved with its MLflow flavor ({why}); it was saved as a "
+               "generic pickled pyfunc model instead (see ModelManager.mlflow_log_options to "
+               "pass flavor options)")
+    logger.warning("%s", warning)
+    info = _log_pickled(model, common=common, source_dir=source_dir)
+    return dataclasses.replace(_saved(info, "pyfunc"), warning=warning)
+
+
+def _saved(info: Any, flavor: str) -> SavedModel:
+    version = getattr(info, "registered_model_version", None)
+    return SavedModel(model_uri=str(info.model_uri),
+                      version=None if version is None else str(version), flavor=flavor)
+
+
+def _log_pickled(model: Any, *, common: dict[str, Any], source_dir: Path | None) -> Any:
+    import cloudpickle  # type: ignore[import-untyped]
+    import mlflow.pyfunc
+
+    from aggregator import pickled_model
+
+    modules = [pickled_model, *_repository_modules(source_dir)]
+    for module in modules:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return mlflow.pyfunc.log_model(
+            python_model=pickled_model.PickledModel(model),
+            pip_requirements=fallback_requirements(model),
+            **common,
+        )
+    finally:
+        for module in modules:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def fallback_requirements(model: Any) -> list[str]:
+    """Requirements of a pickled model: its library's (if known) and cloudpickle's."""
+    library = _FLAVOR_BY_MODULE.get(type(model).__module__.split(".")[0], "pyfunc")
+    return list(dict.fromkeys([*default_pip_requirements(library),
+                               *default_pip_requirements("pyfunc")]))
+
+
+def _repository_modules(source_dir: Path | None) -> list[Any]:
+    if source_dir is None:
+        return []
+    root = str(Path(source_dir).resolve())
+    return [
+        module for module in list(sys.modules.values())
+        if str(getattr(module, "__file__", None) or "").startswith(root + "/")
+    ]

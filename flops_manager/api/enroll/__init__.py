@@ -1,0 +1,3 @@
+from flops_manager.api.enroll.resources import blp
+
+__all__ = ["blp"]
