@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
@@ -30,11 +31,11 @@ class CountingWorker(ReconcileWorker):
         self.passes = 0
         self.passed = threading.Condition()
 
-    def tick(self) -> int:
+    def _dispatch(self) -> list[concurrent.futures.Future[int]]:  # one call per loop pass
         with self.passed:
             self.passes += 1
             self.passed.notify_all()
-        return 0
+        return []
 
 
 def test_wake_runs_the_next_pass_without_waiting_for_the_interval() -> None:
