@@ -5,7 +5,7 @@ Both runs: digits_sklearn, 3 learners, 3 rounds, Dirichlet(0.5) mock data on a d
 same MLflow server. Runs alternate (pipeline, train-local, pipeline, ...) so machine noise hits
 both alike; medians are reported.
 
-    python bench/pipeline_latency.py [--repeats 3]
+    python bench/pipeline_latency.py [--repeats 3] [--interval-only]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -61,7 +63,27 @@ def pipeline_run(api: str, headers: dict[str, str], repo: str) -> dict[str, floa
         out[previous_name] = at - previous_at
         previous_name, previous_at = name, at
     out["total"] = changes[-1][1] - started
+    print(json.dumps({"deploying_timeline": deploying_timeline(events)}), flush=True)
     return out
+
+
+def deploying_timeline(events: list[dict[str, Any]]) -> list[str]:
+    """Each component event while deploying, as seconds since deploying began (where it goes)."""
+    timeline: list[str] = []
+    began: float | None = None
+    for item in events:
+        event = item["event"]
+        at = _ts(event["timestamp"])
+        if event["event"] == "phase_changed":
+            if event["data"].get("to") == "deploying":
+                began = at
+            elif began is not None:
+                timeline.append(f"{at - began:5.1f} s phase -> {event['data'].get('to')}")
+                break
+        elif began is not None:
+            timeline.append(f"{at - began:5.1f} s {event['component']}/{event['instance']} "
+                            f"{event['event']}")
+    return timeline
 
 
 def train_local_run(mlflow_url: str, workdir: Path) -> float:
@@ -80,7 +102,11 @@ def main() -> None:
     """Run the comparison and print a Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--interval-only", action="store_true",
+                        help="baseline: the reconciler runs every interval, not on events")
     args = parser.parse_args()
+    if args.interval_only:
+        os.environ["FLOPS_RECONCILE_ON_EVENTS"] = "false"  # inherited by the stack's manager
     scratch = Path(tempfile.mkdtemp(prefix="flops-bench-"))
     directory = scratch / "stack"
     repo = scratch / "digits"

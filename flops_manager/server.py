@@ -20,6 +20,7 @@ from flops_manager.api_server import ApiServer
 from flops_manager.app import create_app
 from flops_manager.dependency_names import host_names, wait_for_names
 from flops_manager.identity.enrollment import Enrollment, default_api_url
+from flops_manager.lifecycle.wakeup import waking
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.services.ingest import EventIngest
 
@@ -79,7 +80,8 @@ def main() -> int:
         enrollment.api_url = default_api_url(settings, port)  # the port bound (FLOPS_PORT=0)
         worker.start()  # first: recovers projects whose processes a restart lost
         if events is not None:
-            events.start(EventIngest(store).handle)
+            ingest = EventIngest(store).handle
+            events.start(waking(ingest, worker.wake) if settings.reconcile_on_events else ingest)
         log.info("FLOps manager listening on http://%s:%s", settings.host, port)
         server.serve()
     finally:

@@ -128,6 +128,10 @@ class Settings(BaseModel):
         "so that the API and the database stay responsive while projects train",
     )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
+    reconcile_on_events: bool = Field(
+        True, description="run a reconcile pass as soon as an event is stored, not only every "
+        "reconcile_interval_s (false: the interval only, as before)",
+    )
     builder_memory_mb: int = Field(
         4096, ge=256, description="memory limit of image builder services (pip and nested "
         "Buildah; with a component's 512 MB a container builder was OOM-killed)",

@@ -12,7 +12,6 @@ from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
 from learner_base import active_context
 from learner_base.contract_checks import CallSite
-from learner_base.data import claim_partition
 from learner_base.flower_client import ClientCodeError, ModelManagerClient, run_client
 from learner_base.legacy_manager import unwrap
 from learner_base.model_manager import LearnerContext, RoundConfig
@@ -57,6 +56,9 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
     index, partition = settings.learner_index, settings.data_partition
     if settings.claims_partition:
         assert settings.data_server is not None
+        # here only: pyarrow and Flight cost every learner ~33 MB, and most read no data server
+        from learner_base.data import claim_partition
+
         try:
             index = partition = claim_partition(
                 settings.data_server, settings.data_tags,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import threading
 from collections.abc import Collection, Mapping
 from typing import Any
 
 from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.ports.cursor import Cursor
 from flops_manager.ports.errors import ConflictError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import (
@@ -58,15 +60,29 @@ class MemoryProjectStore(ProjectStore):
     def list_projects(  # noqa: D102
         self, *, owner: str, phase: Phase | None = None, page: int = 1, page_size: int = 20
     ) -> Page[Project]:
+        mine = self._listed(owner, phase)
+        mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
+        start = (page - 1) * page_size
+        return Page(items=mine[start : start + page_size], total=len(mine))
+
+    def list_projects_after(  # noqa: D102
+        self, *, owner: str, phase: Phase | None = None, after: Cursor | None, limit: int
+    ) -> list[Project]:
+        older = [
+            p
+            for p in self._listed(owner, phase)
+            if after is None or after.precedes(p.created_at, p.id)
+        ]
+        return heapq.nlargest(limit, older, key=lambda p: (p.created_at, p.id))
+
+    def _listed(self, owner: str, phase: Phase | None) -> list[Project]:
+        """The owner's projects a listing shows (not being deleted, optionally one phase)."""
         with self._lock:
-            mine = [
+            return [
                 p
                 for p in self._projects.values()
                 if p.owner == owner and not p.deleting and (phase is None or p.phase is phase)
             ]
-        mine.sort(key=lambda p: (p.created_at, p.id), reverse=True)
-        start = (page - 1) * page_size
-        return Page(items=mine[start : start + page_size], total=len(mine))
 
     def list_projects_needing_work(self) -> list[Project]:  # noqa: D102
         with self._lock:

@@ -24,7 +24,9 @@ from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DocumentTooLarge, DuplicateKeyError, PyMongoError
 
+from flops_manager.adapters.indexed_query import indexable
 from flops_manager.lifecycle.state import SCHEMA_VERSION, Phase, Project
+from flops_manager.ports.cursor import Cursor
 from flops_manager.ports.errors import (
     BackendUnavailableError,
     ConflictError,
@@ -145,9 +147,7 @@ class MongoProjectStore(ProjectStore):
         self, *, owner: str, phase: Phase | None = None, page: int = 1, page_size: int = 20
     ) -> Page[Project]:
         self._guard()
-        query: dict[str, Any] = {"owner": owner, "deleting": False}
-        if phase is not None:
-            query["phase"] = phase.value
+        query = _listing_query(owner, phase)
         with _translated():
             total = _count(self._projects, query)
             cursor = (
@@ -159,15 +159,40 @@ class MongoProjectStore(ProjectStore):
             items = [Project.from_doc(d) for d in cursor]
         return Page(items=items, total=total)
 
+    def list_projects_after(  # noqa: D102
+        self, *, owner: str, phase: Phase | None = None, after: Cursor | None, limit: int
+    ) -> list[Project]:
+        self._guard()
+        query = _listing_query(owner, phase)
+        if after is not None:
+            # created_at <= cursor, then the cursor's tie (the cursor's own project, usually)
+            # dropped here: an $or or an _id range would be filtered outside nx-27017's SQL
+            # tier (a full scan), this is one query on the (owner, created_at) index.
+            query["created_at"] = {"$lte": after.created_at}
+        skipped = 1
+        while True:
+            with _translated():
+                cursor = self._projects.find(query).sort([("created_at", -1), ("_id", -1)])
+                docs = list(cursor.limit(limit + skipped))
+            kept = [
+                d for d in docs if after is None or after.precedes(d["created_at"], str(d["_id"]))
+            ]
+            if len(kept) >= limit or len(docs) < limit + skipped:
+                return [Project.from_doc(d) for d in kept[:limit]]
+            skipped *= 2  # more ties with the cursor than expected: read further
+
     def list_projects_needing_work(self) -> list[Project]:  # noqa: D102
         self._guard()
         with _translated():
-            return [Project.from_doc(d) for d in self._projects.find({"needs_work": True})]
+            return [
+                Project.from_doc(d)
+                for d in self._projects.find(indexable({"needs_work": True}))
+            ]
 
     def delete_project(self, project_id: str) -> bool:  # noqa: D102
         self._guard()
         with _translated():
-            self._events.delete_many({"project_id": project_id})
+            self._events.delete_many(indexable({"project_id": project_id}))
             return self._projects.delete_one({"_id": project_id}).deleted_count == 1
 
     def append_event(  # noqa: D102
@@ -210,7 +235,9 @@ class MongoProjectStore(ProjectStore):
         self._guard()
         with _translated():
             cursor = (
-                self._events.find({"project_id": project_id, "seq": {"$gt": after_seq}})
+                self._events.find(
+                    indexable({"project_id": project_id, "seq": {"$gt": after_seq}})
+                )
                 .sort("seq", 1)
                 .limit(limit)
             )
@@ -224,7 +251,7 @@ class MongoProjectStore(ProjectStore):
     def count_events(self, project_id: str) -> int:  # noqa: D102
         self._guard()
         with _translated():
-            return _count(self._events, {"project_id": project_id})
+            return _count(self._events, indexable({"project_id": project_id}))
 
     def add_rejected_event(self, rejected: RejectedEvent) -> None:  # noqa: D102
         self._guard()
@@ -298,7 +325,7 @@ class MongoProjectStore(ProjectStore):
 
     def _find_services(self, query: dict[str, Any]) -> list[ServiceRecord]:
         with _translated():
-            cursor = self._services.find(query).sort([("created_at", 1), ("_id", 1)])
+            cursor = self._services.find(indexable(query)).sort([("created_at", 1), ("_id", 1)])
             return [_service_record(d) for d in cursor]
 
     def delete_service_record(self, record_id: str) -> bool:  # noqa: D102
@@ -318,6 +345,14 @@ class MongoProjectStore(ProjectStore):
 
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 """MongoDB's limit on one document."""
+
+
+def _listing_query(owner: str, phase: Phase | None) -> dict[str, Any]:
+    """The filter of a project listing: the owner's projects not being deleted."""
+    query: dict[str, Any] = {"owner": owner, "deleting": False}
+    if phase is not None:
+        query["phase"] = phase.value
+    return indexable(query)
 
 
 def _check_size(doc: dict[str, Any]) -> None:

@@ -108,6 +108,8 @@ def _create(args: argparse.Namespace, client: ApiClient) -> int:
 
 def _list(args: argparse.Namespace, client: ApiClient) -> int:
     params: dict[str, Any] = {"page": args.page, "page_size": args.page_size}
+    if args.cursor is not None:
+        params = {"cursor": args.cursor, "page_size": args.page_size}
     if args.phase:
         params["phase"] = args.phase
     page = client.request("GET", "projects", params=params)
@@ -120,7 +122,10 @@ def _list(args: argparse.Namespace, client: ApiClient) -> int:
         shown = f"{acc:.3f}" if isinstance(acc, int | float) else "-"
         print(f"{p['id']:18} {(p['spec'].get('name') or '-')[:20]:20} {p['phase']:14} "
               f"{p['progress']['round']:>3}/{p['progress']['total_rounds']:<3}  {shown}")
-    print(f"({len(page['items'])} of {page['total']})")
+    total = "" if page["total"] is None else f" of {page['total']}"
+    print(f"({len(page['items'])}{total})")
+    if page.get("next_cursor"):
+        print(f"next page: flops project list --cursor {page['next_cursor']}")
     return 0
 
 
@@ -211,7 +216,8 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
                         help="print only the project's id (for ID=$(flops project create ...))")
     listing = command("list", _list, "list your projects, newest first")
     listing.add_argument("--phase", help="only projects in this phase")
-    listing.add_argument("--page", type=int, default=1)
+    listing.add_argument("--page", type=int, default=1, help="offset page (slower when deep)")
+    listing.add_argument("--cursor", help="the next page after a listing (as it printed)")
     listing.add_argument("--page-size", dest="page_size", type=int, default=20)
     command("status", _status, "show one project").add_argument("id")
     watch = command("watch", _watch, "follow a project's events live")

@@ -129,6 +129,7 @@ class ReconcileWorker:
         self.settings = settings
         self.clock = clock
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.timeouts: Mapping[Phase, float | None] = dict(settings.phase_timeouts)
         self.drift = drift.DriftPolicy(grace_s=settings.drift_grace_s,
@@ -158,6 +159,7 @@ class ReconcileWorker:
     def stop(self, timeout: float = 10.0) -> None:
         """Ask the thread to stop and wait for it (projects' passes end after their action)."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -205,7 +207,12 @@ class ReconcileWorker:
                 self.deployments.tick()  # inference deployments asked for through the API
             except Exception:  # noqa: BLE001 - the loop must survive anything
                 log.exception("reconcile pass failed")
-            self._stop.wait(self.settings.reconcile_interval_s)
+            self._wake.wait(self.settings.reconcile_interval_s)
+            self._wake.clear()
+
+    def wake(self) -> None:
+        """Run the next pass now instead of after the interval (e.g. an event arrived)."""
+        self._wake.set()
 
     def _dispatch(self) -> list[concurrent.futures.Future[int]]:
         """Submit a pass of every project that needs work and has no pass running."""

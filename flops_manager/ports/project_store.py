@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.ports.cursor import Cursor
 from flops_manager.ports.records import (
     ABSENT,
     OBSERVED_FIELDS,
@@ -47,6 +48,16 @@ class ProjectStore(abc.ABC):
         self, *, owner: str, phase: Phase | None = None, page: int = 1, page_size: int = 20
     ) -> Page[Project]:
         """Return the owner's projects, newest first, excluding ones being deleted."""
+
+    @abc.abstractmethod
+    def list_projects_after(
+        self, *, owner: str, phase: Phase | None = None, after: Cursor | None, limit: int
+    ) -> list[Project]:
+        """Return up to ``limit`` of the owner's projects older than ``after``, newest first.
+
+        Keyset pagination: ``after`` is the ``(created_at, id)`` of the previous page's last
+        project (``None``: the newest); projects being deleted are excluded; nothing is counted.
+        """
 
     @abc.abstractmethod
     def list_projects_needing_work(self) -> list[Project]:

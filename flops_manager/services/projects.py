@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flops_contracts.errors import ErrorCode, FlopsError
@@ -11,6 +11,7 @@ from flops_contracts.spec import parse_spec
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.ports.cursor import Cursor, decode_cursor, encode_cursor
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import Page, RejectedEvent, StoredEvent
@@ -59,6 +60,13 @@ def validate_request(
     if errors:
         raise _invalid(errors)
     return normalised
+
+
+def next_cursor(items: Sequence[Project], *, more: bool) -> str | None:
+    """The cursor of the page after ``items`` (newest first); ``None`` without ``more``."""
+    if not more or not items:
+        return None
+    return encode_cursor(Cursor(items[-1].created_at, items[-1].id))
 
 
 class ProjectService:
@@ -110,6 +118,22 @@ class ProjectService:
     ) -> Page[Project]:
         """Return one page of the owner's projects, newest first."""
         return self.store.list_projects(owner=owner, phase=phase, page=page, page_size=page_size)
+
+    def list_after(
+        self, *, owner: str, phase: Phase | None, cursor: str | None, page_size: int
+    ) -> tuple[list[Project], str | None]:
+        """Return one keyset page of the owner's projects, newest first, and the next cursor.
+
+        ``cursor`` is ``None`` for the newest page or a ``next_cursor`` of an earlier page; the
+        next cursor is ``None`` on the last page. Nothing is counted, so every page costs the
+        same however many projects are stored.
+        """
+        after = decode_cursor(cursor) if cursor else None
+        found = self.store.list_projects_after(
+            owner=owner, phase=phase, after=after, limit=page_size + 1
+        )
+        items = found[:page_size]
+        return items, next_cursor(items, more=len(found) > page_size)
 
     def cancel(self, project_id: str, *, owner: str) -> Project:
         """Cancel a running project; the reconciler removes its services."""

@@ -261,6 +261,30 @@ def test_50_concurrent_creations(app: Flask) -> None:
     assert listed["total"] == 50 and {p["id"] for p in listed["items"]} == set(ids)
 
 
+def test_cursor_pages_list_every_project_once(client: FlaskClient) -> None:
+    ids = {create(client)["id"] for _ in range(5)}
+    first = client.get("/api/v1/projects?page_size=2", headers=ALICE).json
+    assert first["total"] == 5 and first["page"] == 1 and first["next_cursor"]
+    seen = [p["id"] for p in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = client.get(f"/api/v1/projects?page_size=2&cursor={cursor}", headers=ALICE).json
+        assert page["total"] is None and page["page"] is None
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == 5 and set(seen) == ids
+    newest = client.get("/api/v1/projects?cursor=&page_size=5", headers=ALICE).json
+    assert [p["id"] for p in newest["items"]] == seen and newest["next_cursor"] is None
+    assert client.get("/api/v1/projects?cursor=", headers=BOB).json["items"] == []
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "WyJ4IiwxXQ", "W10"])
+def test_bad_cursor_is_a_422_naming_the_parameter(client: FlaskClient, cursor: str) -> None:
+    r = client.get(f"/api/v1/projects?cursor={cursor}", headers=ALICE)
+    assert r.status_code == 422, r.json
+    assert "cursor" in r.json["message"]
+
+
 @pytest.mark.parametrize(("extra", "says"), [
     ({"x": 10**30}, "64-bit"), ({"a\x00b": 1}, "NUL"), ({"$where": 1}, "'$'"),
     ({"a.b": 1}, "'.'"), ({"s": "y" * 5000}, "4096"),

@@ -8,6 +8,7 @@ import pytest
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.adapters.mongo_store import MongoProjectStore
 from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.ports.cursor import Cursor
 from flops_manager.ports.errors import ConflictError, NotFoundError, UnstorableError
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import ABSENT, RejectedEvent, ServiceRecord
@@ -71,6 +72,31 @@ class StoreContract:
         store.save_project(p2.replace(phase=Phase.TRAINING), expected_version=p2.version)
         training = store.list_projects(owner="alice", phase=Phase.TRAINING)
         assert [p.id for p in training.items] == ["p2"]
+
+    def test_keyset_pages_walk_every_project_once_newest_first(
+        self, store: ProjectStore
+    ) -> None:
+        """Ties on created_at are broken by id, so a page boundary inside a tie loses nothing."""
+        created = [5.0, 4.0, 4.0, 4.0, 3.0, 2.0, 2.0, 1.0]
+        for i, at in enumerate(created):
+            store.create_project(project(f"p{i}", created=at))
+        store.create_project(project("q", owner="bob", created=9.0))
+        gone = store.create_project(project("gone", created=6.0))
+        store.save_project(gone.replace(deleting=True), expected_version=1)
+        walked: list[str] = []
+        after: Cursor | None = None
+        while page := store.list_projects_after(owner="alice", after=after, limit=3):
+            walked += [p.id for p in page]
+            after = Cursor(page[-1].created_at, page[-1].id)
+        expected = sorted(store.list_projects(owner="alice", page_size=20).items,
+                          key=lambda p: (p.created_at, p.id), reverse=True)
+        assert walked == [p.id for p in expected] and len(walked) == 8
+        assert walked[:4] == ["p0", "p3", "p2", "p1"]
+        p2 = store.get_project("p2")
+        store.save_project(p2.replace(phase=Phase.TRAINING), expected_version=p2.version)
+        training = store.list_projects_after(owner="alice", phase=Phase.TRAINING, after=None,
+                                             limit=5)
+        assert [p.id for p in training] == ["p2"]
 
     def test_needing_work_and_delete(self, store: ProjectStore) -> None:
         a = store.create_project(project("a"))

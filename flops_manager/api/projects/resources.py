@@ -16,6 +16,7 @@ from flops_manager.api.projects.stream import sse_events
 from flops_manager.api.projects.views import event_view, project_view, rejected_view
 from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.state import Phase
+from flops_manager.services.projects import next_cursor as next_cursor_after
 
 blp = Blueprint(
     "projects", __name__, url_prefix="/api/v1/projects", description="Federated learning projects"
@@ -42,16 +43,26 @@ class Projects(MethodView):
     @blp.arguments(schemas.ProjectQuerySchema, location="query")
     @blp.response(200, schemas.ProjectPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
-        """List the caller's projects, newest first."""
+        """List the caller's projects, newest first (keyset pages with ``cursor``)."""
         phase = Phase(args["phase"]) if args.get("phase") else None
-        page = services().projects.list_projects(
-            owner=current_user(), phase=phase, page=args["page"], page_size=args["page_size"]
-        )
+        size = args["page_size"]
+        if "cursor" in args:
+            items, next_cursor = services().projects.list_after(
+                owner=current_user(), phase=phase, cursor=args["cursor"], page_size=size
+            )
+            page, total = None, None
+        else:
+            page, found = args["page"], services().projects.list_projects(
+                owner=current_user(), phase=phase, page=args["page"], page_size=size
+            )
+            items, total = list(found.items), found.total
+            next_cursor = next_cursor_after(items, more=page * size < total)
         return {
-            "items": [_view(p) for p in page.items],
-            "page": args["page"],
-            "page_size": args["page_size"],
-            "total": page.total,
+            "items": [_view(p) for p in items],
+            "page": page,
+            "page_size": size,
+            "total": total,
+            "next_cursor": next_cursor,
         }
 
     @blp.arguments(schemas.ProjectCreateSchema)

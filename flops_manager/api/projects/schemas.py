@@ -35,6 +35,15 @@ class ProjectQuerySchema(StrictSchema):
     page = PAGE
     page_size = PAGE_SIZE
     phase = fields.String(validate=validate.OneOf([p.value for p in Phase]))
+    cursor = fields.String(
+        validate=validate.Length(max=512),
+        metadata={
+            "description": "keyset pagination: the next_cursor of the previous page, or empty "
+            "for the newest page. With a cursor, page is ignored and total is not counted "
+            "(null), so every page costs the same at any depth; page=N (offset) still works "
+            "but gets slower with depth and counts the total"
+        },
+    )
 
 
 class ProgressSchema(StrictSchema):
@@ -85,9 +94,17 @@ class ProjectPageSchema(StrictSchema):
     """One page of projects."""
 
     items = fields.List(fields.Nested(ProjectSchema), required=True)
-    page = fields.Integer(required=True)
+    page = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "null with a cursor"}
+    )
     page_size = fields.Integer(required=True)
-    total = fields.Integer(required=True)
+    total = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "null with a cursor"}
+    )
+    next_cursor = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "pass as cursor for the next page; null on the last page"},
+    )
 
 
 class EventQuerySchema(StrictSchema):
