@@ -232,9 +232,12 @@ def stack(images: dict[str, str],
     env_file = root / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
     env_file.chmod(0o600)
+    # the manager checks a local repository at submission: it sees the same path as builders
+    local_repos = root / "local-repos.yml"
+    local_repos.write_text(f"services:\n  manager:\n    volumes:\n      - {repo}:{repo}:ro\n")
     stack = Stack(f"flops-test-{suffix}", env_file, [
         ROOT / "docker-compose.yml", ROOT / "deploy" / "compose" / "offline.yml",
-        ROOT / "deploy" / "compose" / "docker-backend.yml"])
+        ROOT / "deploy" / "compose" / "docker-backend.yml", local_repos])
     api = Api(f"http://127.0.0.1:{ports['api']}", token)
     infrastructure = ("mongo", "mqtt", "mlflow", "registry")
     try:
