@@ -7,9 +7,9 @@ incarnations it has retired. The rules:
 * an event already recorded (same ``event_id``) changes nothing;
 * an event of a retired incarnation (replaced by a newer one, or ended by its ``lost``) changes
   nothing;
-* the ``lost`` last will of the current incarnation is honoured whenever it arrives (it is
-  stamped when the connection opened, so its timestamp says nothing about its order), unless
-  that incarnation already reported ``completed`` or ``failed``;
+* the ``lost`` last will of the current incarnation counts only if nothing newer of that
+  incarnation was recorded (its timestamp is the connection's opening) and the component had
+  not finished (``completed``/``failed``); see :func:`accepts` for why;
 * a ``lost`` of an incarnation never seen is ignored while another incarnation reports (it
   cannot be placed relative to the current one);
 * another event of a new incarnation is accepted and retires the previous one;
@@ -68,8 +68,13 @@ def accepts(seen: Entry | None, event: Event) -> bool:
     if incarnation is None or current is None:
         return not _older(event, seen)
     if incarnation == current:
-        if event.event is EventType.LOST:
-            return str(seen.get("state")) not in FINISHED
+        # A will is stamped when its connection opened, so within one incarnation it is older
+        # than anything the component reported since: honouring it anyway failed running
+        # projects whenever the broker restarted (Mosquitto delivers the wills of the dropped
+        # connections while the components reconnect and go on). Until a will can be told from
+        # a death, within one incarnation the timestamp order decides, as for any event.
+        if event.event is EventType.LOST and str(seen.get("state")) in FINISHED:
+            return False
         return not _older(event, seen)
     return event.event is not EventType.LOST
 

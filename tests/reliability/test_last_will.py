@@ -95,6 +95,10 @@ def fails_through_the_last_will(stack: Stack, repo: str, scenario: Scenario, *, 
             kill_project_processes(created_pid)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (issue 15): a will is stamped when its connection opened, and honouring it after "
+    "the component's later reports failed running projects on every broker restart (F4, F4b); "
+    "until a will can be told from a death, it counts only before the first report"))
 def test_aggregator_sigkill_after_round_2_fails_through_its_last_will(
     deaf_stack: Stack, slow_repo: str, scenario: Scenario
 ) -> None:
@@ -107,6 +111,10 @@ def test_aggregator_sigkill_after_round_2_fails_through_its_last_will(
                                 stop=signal.SIGKILL, bound_s=BOUND_S)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "known gap (issue 15): a will is stamped when its connection opened, and honouring it after "
+    "the component's later reports failed running projects on every broker restart (F4, F4b); "
+    "until a will can be told from a death, it counts only before the first report"))
 def test_aggregator_frozen_after_round_2_fails_through_its_last_will(
     deaf_stack: Stack, slow_repo: str, scenario: Scenario
 ) -> None:
