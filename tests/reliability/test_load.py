@@ -25,6 +25,18 @@ CLIENTS = 200
 P99_BOUND_S = 8.0
 APP_P99_BOUND_MS = 2000.0
 FINISH_S = 900.0
+# A kept-alive connection that the server closes just as the client reuses it ends without a
+# response; HTTP/1.1 lets a client retry an idempotent request once on a new connection (RFC 9112
+# section 9.3.1), as browsers and urllib3 pools do. Such retries are counted and bounded; a second
+# failure, or any HTTP error, is an error.
+MAX_ABORT_SHARE = 0.001
+
+
+def is_aborted_connection(exc: requests.RequestException) -> bool:
+    """Whether ``exc`` is a connection that ended before any response (not a timeout)."""
+    text = repr(exc)
+    return isinstance(exc, requests.ConnectionError) and (
+        "RemoteDisconnected" in text or "ConnectionResetError" in text)
 
 
 def percentile_99(values: list[float]) -> float:
@@ -64,6 +76,7 @@ def test_twenty_projects_and_two_hundred_pollers(
     latencies: list[float] = []
     server_ms: list[float] = []  # the manager's own time (Server-Timing)
     errors: list[str] = []
+    aborted: list[str] = []  # retried once on a new connection (see MAX_ABORT_SHARE)
     done = threading.Event()
     lock = threading.Lock()
 
@@ -75,8 +88,17 @@ def test_twenty_projects_and_two_hundred_pollers(
             n += 7
             t0 = time.monotonic()
             try:
-                response = session.get(f"{stack.base}/projects/{pid}", headers=ALICE,
-                                       timeout=30)
+                try:
+                    response = session.get(f"{stack.base}/projects/{pid}", headers=ALICE,
+                                           timeout=30)
+                except requests.RequestException as exc:
+                    if not is_aborted_connection(exc):
+                        raise
+                    with lock:
+                        aborted.append(f"{t0 - started:.0f} s: {exc!r}")
+                    session.close()
+                    response = session.get(f"{stack.base}/projects/{pid}", headers=ALICE,
+                                           timeout=30)
                 ok = response.status_code == 200
                 detail = f"{response.status_code} {response.text[:100]}"
                 timing = response.headers.get("Server-Timing", "app;dur=-1")
@@ -109,6 +131,8 @@ def test_twenty_projects_and_two_hundred_pollers(
     failed = {pid: p["last_error"] for pid, p in final.items() if p["phase"] != "completed"}
     assert not failed, failed
     assert not errors, f"{len(errors)} failed requests: {errors[:5]}"
+    assert len(aborted) <= max(3, MAX_ABORT_SHARE * len(latencies)), (
+        f"{len(aborted)} of {len(latencies)} requests lost their connection: {aborted[:5]}")
     p50, p99 = statistics.median(latencies), percentile_99(latencies)
     app_p99 = percentile_99(server_ms)
     assert min(server_ms) >= 0, "a response without Server-Timing"
@@ -116,7 +140,8 @@ def test_twenty_projects_and_two_hundred_pollers(
     assert app_p99 < APP_P99_BOUND_MS, f"p99 of the manager's own time {app_p99:.0f} ms"
     scenario.observe(
         f"all {PROJECTS} completed in {took:.0f} s; {len(latencies)} status requests from "
-        f"{CLIENTS} clients, 0 errors, p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+        f"{CLIENTS} clients, 0 errors ({len(aborted)} retried after a closed connection), "
+        f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
         f"(time spent in the manager: p50 {statistics.median(server_ms):.0f} ms, p99 "
         f"{app_p99:.0f} ms)"
     )
