@@ -476,31 +476,6 @@ class DockerOrchestrator(Orchestrator):
 
         return self._call(what, create, lock=f"service:{spec.name}")
 
-    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
-        def scale() -> ServiceStatus:
-            containers = self._containers(name)
-            if not containers:
-                raise NotFoundError(f"service {name} not found")
-            spec = self._specs.get(name)
-            if spec is None:
-                raise PermanentError(f"service {name}: its spec is unknown to this manager "
-                                     "process; remove and create it again")
-            spec = dataclasses.replace(spec, instances=instances)
-            self._specs[name] = spec
-            with self._lock(f"network:{spec.project_id}"):
-                network = None if self._host_network(spec) else self._ensure_network(
-                    spec.project_id)
-                for index in range(len(containers), instances):
-                    self._run_instance(spec, index, network)
-            for container in containers[instances:]:
-                container.remove(force=True, v=True)
-            status = self._status(name, self._containers(name))
-            if status is None:
-                raise NotFoundError(f"service {name} not found")
-            return status
-
-        return self._call(f"scale service {name}", scale, lock=f"service:{name}")
-
     def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
         return self._call(f"status of service {name}",
                           lambda: self._status(name, self._containers(name)))

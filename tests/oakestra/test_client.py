@@ -170,7 +170,6 @@ def test_typed_errors_for_rejections(server):
     assert client.delete_service("0123456789abcdef01234567") is False
     assert client.delete_application("0123456789abcdef01234567") is False
     assert client.list_services("0123456789abcdef01234567") is None
-    assert client.application_exists("0123456789abcdef01234567") is False
 
 
 def test_token_expiry_reads_exp():

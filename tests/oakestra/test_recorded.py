@@ -79,8 +79,6 @@ CASES: list[tuple[int, str, Any]] = [
     (19, "create_app", OakestraPermanentError),
     (20, "create_app", OakestraTemporaryError),
     (21, "create_app", OakestraPermanentError),
-    (22, "app_exists", lambda r: r is True),
-    (23, "app_exists", lambda r: r is False),
     (24, "list_apps", lambda r: [a.name for a in r] == ["projabc123"]),
     (26, "list_apps", lambda r: r[0].user_id == "Admin"),
     (27, "append", lambda r: len(r.job_id) == 24 and r.deployed == ("flearnerabc",)
@@ -133,7 +131,6 @@ def call(client: RootOrchestratorClient, name: str, app_id: str = APP) -> Any:
         "clusters": lambda: client.list_clusters(),
         "clusters_all": lambda: client.list_clusters(active_only=False),
         "create_app": lambda: client.create_application(sla),
-        "app_exists": lambda: client.application_exists(APP),
         "list_apps": lambda: client.list_applications(),
         "append": lambda: client.append_services(sla),
         "get_service": lambda: client.get_service(SVC),

@@ -345,15 +345,6 @@ class RootOrchestratorClient:
         user = self._settings.username
         return [a for a in apps if a.user_id in (None, user)]
 
-    def application_exists(self, app_id: str) -> bool:
-        """Return whether application ``app_id`` exists (its GET answers ``null``)."""
-        path = f"/api/application/{quote(app_id, safe='')}"
-        response = self._request("GET", path)
-        if response.status_code == 404:
-            return False
-        self._expect("GET", path, response)
-        return True
-
     def delete_application(self, app_id: str) -> bool:
         """Delete the application and all its services; return whether it existed."""
         path = f"/api/application/{quote(app_id, safe='')}"
