@@ -12,7 +12,7 @@ from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
 from aggregator.settings import AggregatorRole, AggregatorSettings
 from aggregator.tracking import MlflowTracker, RegisteredModel
-from flops_contracts.errors import ContractError, TrainingError
+from flops_contracts.errors import ConfigError, ContractError, TrainingError
 from flops_contracts.events import Component, EventType, training_data
 from flops_contracts.spec import TrainingSpec
 from flops_messaging import EventEmitter, create_emitter
@@ -52,7 +52,8 @@ def server_certificates(settings: AggregatorSettings) -> tuple[bytes, bytes, byt
     """Read (CA, certificate, key) for a TLS-enabled Flower server, if configured."""
     if not settings.tls_cert_file:
         return None
-    assert settings.tls_ca_file and settings.tls_key_file
+    if not settings.tls_ca_file or not settings.tls_key_file:
+        raise ConfigError("TLS needs a CA file and a key file next to the certificate file")
     return (
         Path(settings.tls_ca_file).read_bytes(),
         Path(settings.tls_cert_file).read_bytes(),
@@ -106,7 +107,8 @@ def run_aggregator(settings: AggregatorSettings) -> int:
 
 
 def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
-    assert settings.repo_dir is not None
+    if settings.repo_dir is None:
+        raise ConfigError("the aggregator needs the repository directory (FLOPS_REPO_DIR)")
     training = settings.training
     root = settings.role is AggregatorRole.ROOT
     try:
@@ -230,7 +232,7 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         if tracker is not None:
             tracker.finish(failed=True)
         return ExitCode.CONTRACT
-    except Exception as exc:  # noqa: BLE001 - report, then fail loudly
+    except Exception as exc:
         reason = f"aggregator error: {type(exc).__name__}: {exc}"
         emitter.emit(EventType.FAILED, reason=reason, stage="internal")
         logger.exception("%s", reason)
@@ -273,9 +275,10 @@ def _register_best(
     manager.set_model_parameters(best.best_parameters)
     if tracker is None:
         return None
-    report = best.best_report
-    assert report is not None and best.best_value is not None
-    summary = {f"best_{best.metric}": best.best_value, "best_round": float(report.server_round)}
+    report, value = best.best_report, best.best_value
+    if report is None or value is None:
+        raise TrainingError("no round produced an evaluated global model to keep")
+    summary = {f"best_{best.metric}": value, "best_round": float(report.server_round)}
     tracker.log_summary(summary)
     name = settings.registered_model_name or (
         f"flops-{settings.project_name or settings.project_id}"

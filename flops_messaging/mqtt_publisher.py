@@ -141,7 +141,7 @@ class MqttPublisher(EventPublisher):
             return False
         deadline = time.monotonic() + s.ack_timeout_s
         while time.monotonic() < deadline:
-            if info._published:  # noqa: SLF001 - paho offers no non-raising accessor
+            if info._published:
                 return True
             time.sleep(0.01)
         with self._lock:
@@ -162,7 +162,7 @@ class MqttPublisher(EventPublisher):
             with self._lock:
                 self._unacknowledged = [
                     i for i in self._unacknowledged
-                    if not i._published  # noqa: SLF001 - see publish()
+                    if not i._published
                 ]
                 waiting = len(self._unacknowledged)
             if not waiting or not self._ever_connected:

@@ -7,6 +7,7 @@ round. Moving to another Flower API means rewriting this module only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -214,7 +215,7 @@ def run_client(
                 insecure=root_certificates is None,
             )
             return
-        except Exception as exc:  # noqa: BLE001 - grpc raises many types; callers need one
+        except Exception as exc:
             if isinstance(client.code_error, ContractError):
                 raise client.code_error from None
             if client.code_error is not None:
@@ -251,8 +252,6 @@ def run_client(
 def _grpc_summary(exc: BaseException) -> str:
     details = getattr(exc, "details", None)
     if callable(details):
-        try:
+        with contextlib.suppress(Exception):  # a broken details() falls back to str(exc)
             return f"{type(exc).__name__}: {details()}"
-        except Exception:  # noqa: BLE001
-            pass
     return f"{type(exc).__name__}: {exc}"

@@ -127,7 +127,7 @@ class MqttEventSource(EventSource):
             log.warning("cannot store MQTT message on %s yet (%s); retrying", item.topic,
                         exc.message)
             return False
-        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+        except Exception:
             log.exception("handling MQTT message on %s failed", item.topic)
         return True
 

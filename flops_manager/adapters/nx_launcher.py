@@ -70,7 +70,8 @@ class EmbeddedMongo:
             If it exits or does not answer within ``start_timeout_s``.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        argv = _executable() + [
+        argv = [
+            *_executable(),
             "--db", str(self.directory / "flops.db"),
             "--host", self.host,
             "-p", str(self.port),
@@ -79,7 +80,7 @@ class EmbeddedMongo:
         ]  # fmt: skip
         log.info("starting embedded database: %s", " ".join(argv))
         with open(self.directory / "nx-27017.out", "ab") as out:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
                 argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ)
             )
         self._wait_ready()

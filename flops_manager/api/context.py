@@ -39,7 +39,8 @@ class Services:
 def services() -> Services:
     """Return the current app's services."""
     found = current_app.extensions[EXTENSION]
-    assert isinstance(found, Services)
+    if not isinstance(found, Services):
+        raise TypeError(f"app.extensions[{EXTENSION!r}] holds {type(found).__name__}")
     return found
 
 

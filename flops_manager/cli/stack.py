@@ -179,7 +179,7 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         return state
     stop_stack(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    token = api_token(directory)
+    api_token(directory)  # creates the API token file once; the token is never printed
     started: list[StackProcess] = []
     record: dict[str, Any] = {"data_dir": str(directory), "processes": []}
 
@@ -227,7 +227,6 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         "token_file": str(directory / TOKENS_FILE),
     })
     (directory / STATE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    assert token  # created above; never printed
     return record
 
 

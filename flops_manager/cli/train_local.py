@@ -197,7 +197,8 @@ def run(args: argparse.Namespace) -> int:
             started = group.start(plan.name, plan.argv, plan.env)
             if plan is main_process(plans):
                 main = started
-        assert main is not None
+        if main is None:
+            raise FlopsError("no aggregator among the processes to start")
         deadline = time.monotonic() + limit
         while True:
             exited = main.returncode is not None

@@ -227,9 +227,9 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return _on_built(recorded, event, now)
     if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
         return _on_data_ready(recorded, now)
-    if kind is Component.INFERENCE_SERVER and what is EventType.STARTED:
-        if phase is Phase.POST_TRAINING:
-            return _move(recorded, Phase.SERVING, now)
+    if (kind is Component.INFERENCE_SERVER and what is EventType.STARTED
+            and phase is Phase.POST_TRAINING):
+        return _move(recorded, Phase.SERVING, now)
     return Decision(recorded)
 
 
@@ -306,7 +306,7 @@ def plan_delete(project: Project, *, now: float) -> Decision:
     final = Action(ActionKind.DELETE_PROJECT, project.id)
     cleanup = act.remove_services(project.id)
     marked = cancelled.project.replace(deleting=True)
-    return Decision(queue(marked, (cleanup, final)), cancelled.actions + (cleanup, final))
+    return Decision(queue(marked, (cleanup, final)), (*cancelled.actions, cleanup, final))
 
 
 def mark_restarted(project: Project, role: Role, *, now: float) -> Project:

@@ -43,7 +43,7 @@ AGGREGATOR_PORT = 8080
 DATA_PORT = 11027
 TRACKING_PORT = 5000
 INFERENCE_PORT = 8080
-DATA_TOKEN = "data_token"
+DATA_TOKEN = "data_token"  # noqa: S105 - a key of Project.secrets, not a secret
 """Key of the project's data server token in ``Project.secrets``."""
 
 _MODULE = {

@@ -23,7 +23,7 @@ PROJECT = {"id": "p0123456789abcdef", "spec": {"name": "digits"}, "phase": "trai
 
 
 class _FakeApi(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path.startswith("/api/v1/projects?"):
             body = {"items": [PROJECT] * 500, "total": 500}
         elif self.path.startswith(f"/api/v1/projects/{PROJECT['id']}/logs"):

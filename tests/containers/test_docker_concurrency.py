@@ -52,7 +52,7 @@ class FakeEngine:
         self.created: list[str] = []
 
     # containers
-    def list(self, all: bool = False, filters: dict[str, Any] | None = None,  # noqa: A002
+    def list(self, all: bool = False, filters: dict[str, Any] | None = None,
              names: list[str] | None = None) -> list[Any]:
         if names is not None:  # networks.list
             return [object()]

@@ -64,7 +64,7 @@ def test_current_managers_are_not_wrapped() -> None:
 
 def test_context_is_only_available_in_a_learner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(active_context, "_SLOT", [])
-    with pytest.raises(FlopsError, match="inside ModelManager.set_model_data"):
+    with pytest.raises(FlopsError, match=r"inside ModelManager.set_model_data"):
         active_context.current()
 
 

@@ -12,7 +12,7 @@ from flops_manager.lifecycle.state import Phase, Project
 
 PID = "p0123456789abcdef"
 BUILD = ["build_image_for_trained_model"]
-BUILD_DEPLOY = BUILD + ["deploy_trained_model_image"]
+BUILD_DEPLOY = [*BUILD, "deploy_trained_model_image"]
 
 
 def proj(phase: Phase, steps: list[str] | None = None, **kw: Any) -> Project:

@@ -209,7 +209,7 @@ class TestMongoStore(StoreContract):
     ) -> None:
         """BSON's encoding errors (not PyMongoErrors) become UnstorableError, nothing stored."""
         store.create_project(project("p1"))
-        with pytest.raises(UnstorableError, match="cannot be stored.*64-bit"):
+        with pytest.raises(UnstorableError, match=r"cannot be stored.*64-bit"):
             store.append_event("p1", {"event_id": "e1", "data": data}, received_at=1.0)
         with pytest.raises(UnstorableError):
             store.create_project(project("p2").replace(spec={"extra": data}))

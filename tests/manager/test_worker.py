@@ -74,7 +74,7 @@ def test_timeout_fails_and_delete_cleans_up() -> None:
 
 
 def test_resume_from_store_with_new_worker() -> None:
-    store, orch, worker, clock, pid = setup()
+    store, orch, _worker, clock, pid = setup()
     fresh = ReconcileWorker(store, orch, make_settings(), clock=clock)
     fresh.start()
     try:

@@ -114,7 +114,7 @@ def test_events_queued_while_broker_down_arrive_after_restart(broker, tmp_path):
     broker.start()
     sub, received = subscriber(broker.port)
     try:
-        topic, payload = received.get(timeout=20)
+        _topic, payload = received.get(timeout=20)
     finally:
         publisher.close()
         sub.loop_stop()
@@ -161,5 +161,5 @@ def test_keepalive_from_the_uri_or_the_environment(uri, env, expected):
     publisher = create_publisher(uri, project_id="p", component=Component.AGGREGATOR,
                                  instance="a", environ=env)
     assert isinstance(publisher, MqttPublisher)
-    assert publisher._settings.keepalive_s == expected  # noqa: SLF001
+    assert publisher._settings.keepalive_s == expected
 

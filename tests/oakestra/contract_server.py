@@ -38,7 +38,7 @@ def _reason(code: int) -> str:
     return http.HTTPStatus(code).phrase
 
 
-def create_app(state: OakestraState) -> Flask:  # noqa: C901 - one route table
+def create_app(state: OakestraState) -> Flask:
     app = Flask("oakestra-contract")
 
     # ------------------------------------------------------------------ encoding helpers

@@ -184,7 +184,7 @@ def test_pinned_cluster_and_public_url(server, orchestrator):
 
 def test_address_collision_is_retried_with_the_next_address(server, orchestrator):
     # another application already holds the address the service would get first
-    client = orchestrator._client  # noqa: SLF001
+    client = orchestrator._client
     options = sla.SlaOptions(version=server.state.version)
     other = sla.application_ref("otherproj", options)
     app_id = client.create_application(sla.application_sla(other))[0].app_id

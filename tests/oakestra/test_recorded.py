@@ -34,7 +34,7 @@ def load(version: str) -> dict[int, dict[str, Any]]:
 def response(entry: dict[str, Any]) -> requests.Response:
     resp = requests.Response()
     resp.status_code = entry["status"]
-    resp._content = entry["raw_body"].encode()  # noqa: SLF001
+    resp._content = entry["raw_body"].encode()
     resp.headers["Content-Type"] = entry["content_type"]
     resp.encoding = "utf-8"
     return resp
@@ -90,8 +90,8 @@ CASES: list[tuple[int, str, Any]] = [
      and r.rr_ip == "10.30.1.2"),
     (32, "deploy", lambda r: r is None),
     (33, "get_service", lambda r: r.status == "CLUSTER_SCHEDULED" and len(r.instances) == 1),
-    (35, "get_service", lambda r: r.status == "RUNNING" and r.instances[0].status == "RUNNING"
-     and r.instances[0].public_ip == "192.168.1.10" and r.instances[0].cpu_percent == 1.5
+    (35, "get_service", lambda r: (r.status == "RUNNING" and r.instances[0].status == "RUNNING"
+     and r.instances[0].public_ip == "192.168.1.10" and r.instances[0].cpu_percent == 1.5)
      or r.instances[0].cpu_percent is None),
     (36, "list_services", lambda r: r[0].name == "flearnerabc" and r[0].one_shot),
     (37, "list_services", lambda r: len(r) == 1),

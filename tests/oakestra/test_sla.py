@@ -112,7 +112,7 @@ def test_microservice_fields():
 def test_cluster_pinning_uses_direct_and_addons_only_on_v0_4_400():
     specs = hierarchical_project()
     for version in OakestraVersion:
-        app, options, addrs = generate(specs, version)
+        app, options, _addrs = generate(specs, version)
         learners = sla.microservice(specs[2], app=app, rr_ip=None, options=options)
         kinds = [c["type"] for c in learners["constraints"]]
         assert {"type": "direct", "cluster": "clusterA"} in learners["constraints"]

@@ -44,7 +44,7 @@ class Scenario:
     observed: list[str] = dataclasses.field(default_factory=list)
     started: float = dataclasses.field(default_factory=time.monotonic)
 
-    def declare(self, id: str, title: str, expected: str) -> Scenario:  # noqa: A002
+    def declare(self, id: str, title: str, expected: str) -> Scenario:
         self.id, self.title, self.expected = id, title, expected
         return self
 

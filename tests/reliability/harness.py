@@ -83,10 +83,10 @@ def service_pids(project_id: str, instance_prefix: str) -> list[int]:
     pids = []
     for pid in processes_of(project_id):
         with contextlib.suppress(OSError):
-            if environ_of(pid).get("FLOPS_INSTANCE", "").startswith(instance_prefix):
-                # the service's own process (session leader), not helper children
-                if os.getsid(pid) == pid:
-                    pids.append(pid)
+            # the service's own process (session leader), not helper children
+            if (environ_of(pid).get("FLOPS_INSTANCE", "").startswith(instance_prefix)
+                    and os.getsid(pid) == pid):
+                pids.append(pid)
     return sorted(pids)
 
 
@@ -419,7 +419,7 @@ class DockerStack(Stack):
         })
         self.engine = docker.DockerClient(base_url=socket)
 
-    def spec(self, **kw: Any) -> dict[str, Any]:  # noqa: D102
+    def spec(self, **kw: Any) -> dict[str, Any]:
         body = spec(**kw)
         del body["mock_data"]
         return body
@@ -454,10 +454,10 @@ class DockerStack(Stack):
         """Remove the container (``podman rm -f``)."""
         self.engine.api.remove_container(handle, force=True)
 
-    def leftovers(self, project_id: str) -> list[str]:  # noqa: D102
+    def leftovers(self, project_id: str) -> list[str]:
         return [str(c["Id"]) for c in self._containers(project_id, running=False)]
 
-    def cleanup(self, project_id: str) -> None:  # noqa: D102
+    def cleanup(self, project_id: str) -> None:
         for handle in self.leftovers(project_id):
             with contextlib.suppress(Exception):
                 self.engine.api.remove_container(handle, force=True)
@@ -465,6 +465,6 @@ class DockerStack(Stack):
             with contextlib.suppress(Exception):
                 network.remove()
 
-    def stop(self) -> None:  # noqa: D102
+    def stop(self) -> None:
         super().stop()
         self.engine.close()

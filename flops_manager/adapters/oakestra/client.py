@@ -284,7 +284,9 @@ class RootOrchestratorClient:
 
     def _refresh_token(self) -> str:
         path = "/api/auth/refresh"
-        assert self._refresh is not None
+        if self._refresh is None:
+            raise OakestraAuthError(method="POST", url=self.base_url + path, status=401,
+                                    body="", reason="no refresh token: log in first")
         response = self._raw("POST", self.base_url + path, token=self._refresh)
         self._expect("POST", path, response)
         tokens = self._parse("POST", path, response, models.parse_tokens)
