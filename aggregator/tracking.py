@@ -16,6 +16,7 @@ from typing import Any
 
 from aggregator.model_saving import log_trained_model
 from aggregator.rounds import RoundReport
+from flops_contracts.backoff import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class MlflowTracker:
                     logger.warning("dropping %s metrics after %s attempts", len(metrics),
                                    self.RETRIES, exc_info=True)
                 else:
-                    time.sleep(min(0.5 * 2**attempt, 5.0))
+                    time.sleep(backoff_delay(attempt, base_s=0.5, cap_s=5.0))
 
     def flush(self) -> None:
         """Wait until every queued metric was written (or given up on)."""

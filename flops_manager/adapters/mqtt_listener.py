@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from flops_contracts.backoff import backoff_delay
 from flops_contracts.errors import ConfigError
 from flops_contracts.topics import SUBSCRIPTION
 from flops_manager.ports.errors import BackendUnavailableError
@@ -136,11 +137,12 @@ class MqttEventSource(EventSource):
             item = self._queue.get()
             if item is None:
                 return
-            delay = RETRY_MIN_S
+            attempt = 0
             while not self._handle(item):  # in order: later messages wait for this one
+                delay = backoff_delay(attempt, base_s=RETRY_MIN_S, cap_s=RETRY_MAX_S)
                 if self._stopping.wait(delay):
                     return  # not acknowledged: the broker redelivers it to the next manager
-                delay = min(delay * 2, RETRY_MAX_S)
+                attempt += 1
             if item.qos > 0:
                 self._client.ack(item.mid, item.qos)
 

@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from flops_contracts.backoff import backoff_delay
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.lifecycle import actions as act
 from flops_manager.lifecycle import incarnations
@@ -288,7 +289,7 @@ def plan_tick(
 
 def retry_delay(attempts: int, base_s: float) -> float:
     """Seconds before the next try after ``attempts`` failed ones (doubling, at most 60 s)."""
-    return min(base_s * 2.0 ** (attempts - 1), 60.0)
+    return backoff_delay(max(attempts - 1, 0), base_s=base_s, cap_s=60.0)
 
 
 def plan_cancel(project: Project, *, now: float) -> Decision:

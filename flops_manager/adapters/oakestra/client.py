@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import requests
 
+from flops_contracts.backoff import backoff_delay
 from flops_manager.adapters.oakestra import models
 from flops_manager.adapters.oakestra.errors import (
     OakestraAuthError,
@@ -122,7 +123,7 @@ class RootOrchestratorClient:
 
     def _backoff(self, attempt: int) -> float:
         s = self._settings
-        return float(min(s.backoff_max_s, s.backoff_s * (2**attempt)))
+        return backoff_delay(attempt, base_s=s.backoff_s, cap_s=s.backoff_max_s)
 
     def _raw(
         self,
