@@ -19,7 +19,7 @@ from aggregator.flower_api import (
 )
 from aggregator.rounds import RoundRecorder, RoundReport
 from aggregator.runtime import ExitCode, learner_round_config, make_emitter, server_certificates
-from aggregator.settings import AggregatorSettings
+from flops_contracts.aggregator_settings import AggregatorSettings
 from flops_contracts.errors import ConfigError, TrainingError
 from flops_contracts.events import EventType, training_data
 from flops_messaging import EventEmitter

@@ -10,8 +10,8 @@ from typing import Any
 from aggregator.experiment_kind import mark_model_training
 from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower_strategy
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
-from aggregator.settings import AggregatorRole, AggregatorSettings
 from aggregator.tracking import MlflowTracker, RegisteredModel
+from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.errors import ConfigError, ContractError, TrainingError
 from flops_contracts.events import Component, EventType, training_data
 from flops_contracts.spec import TrainingSpec

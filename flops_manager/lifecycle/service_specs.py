@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aggregator.settings import AggregatorRole, AggregatorSettings
+from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.config import settings_to_env
 from flops_contracts.spec import ProjectSpec, TrainingMode
 from flops_manager.lifecycle.actions import (

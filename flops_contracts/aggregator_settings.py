@@ -1,4 +1,8 @@
-"""Aggregator configuration (environment variables ``FLOPS_*`` or a JSON file)."""
+"""Aggregator configuration, a contract between the manager and the aggregator.
+
+The manager writes it into a service's environment (``FLOPS_*`` variables); the aggregator
+reads it back from there (or from a JSON file).
+"""
 
 from __future__ import annotations
 
