@@ -87,7 +87,9 @@ def create_app(
     enrollment = enrollment or Enrollment(
         store, settings, broker=registry.build_broker_accounts(settings)
     )
-    projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed)
+    node_service = NodeService(nodes or registry.build_node_store(settings))
+    projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed,
+                              nodes=node_service)
     app = Flask("flops_manager")
     app.config.update(openapi_config(settings))
     app.extensions[EXTENSION] = Services(
@@ -101,7 +103,7 @@ def create_app(
         logs=LogService(orchestrator, projects),
         enrollment=enrollment,
         streams=StreamSlots(stream_limits(settings)),
-        nodes=NodeService(nodes or registry.build_node_store(settings)),
+        nodes=node_service,
     )
     app.register_blueprint(docs_assets.blueprint)
     api = Api(app)
