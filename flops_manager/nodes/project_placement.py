@@ -17,6 +17,21 @@ def uses_nodes(spec: Mapping[str, Any]) -> bool:
     return bool(spec.get("data_tags")) and spec.get("mock_data") is None
 
 
+def node_learner_default(spec: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return ``spec`` with ``learners`` = ``min_available_learners`` for node data.
+
+    Only when it trains on node data without a learner count: placement sets the count, so
+    the default of 2 must not make a larger ``min_available_learners`` invalid.
+    """
+    training = spec.get("training")
+    if not uses_nodes(spec) or not isinstance(training, Mapping) or "learners" in training:
+        return spec
+    wanted = training.get("min_available_learners")
+    if not isinstance(wanted, int) or isinstance(wanted, bool):
+        return spec
+    return {**spec, "training": {**training, "learners": wanted}}
+
+
 def learner_token_key(project_id: str, learner: int) -> str:
     """The secret name of learner ``learner``'s data token."""
     return LEARNER_DATA_TOKEN + service_name(project_id, Role.LEARNERS, learner)

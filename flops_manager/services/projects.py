@@ -11,7 +11,11 @@ from flops_contracts.spec import parse_spec
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
-from flops_manager.nodes.project_placement import place_project, uses_nodes
+from flops_manager.nodes.project_placement import (
+    node_learner_default,
+    place_project,
+    uses_nodes,
+)
 from flops_manager.nodes.service import NodeService
 from flops_manager.ports.cursor import Cursor, decode_cursor, encode_cursor
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
@@ -93,7 +97,8 @@ class ProjectService:
         self, *, owner: str, spec: Mapping[str, Any], repository: Mapping[str, Any]
     ) -> Project:
         """Validate and store a new project in phase ``submitted``."""
-        normalised = validate_request(spec, repository, allow_local=self.allow_local_repos)
+        normalised = validate_request(node_learner_default(spec), repository,
+                                      allow_local=self.allow_local_repos)
         training = normalised["training"]
         total = training["cycles"] if training["mode"] == "hierarchical" else training["rounds"]
         now = self.clock()
