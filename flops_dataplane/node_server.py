@@ -28,7 +28,13 @@ import pyarrow.flight as flight
 from flops_dataplane import data_tokens
 from flops_dataplane.auth import AUTH_HEADER
 from flops_dataplane.names import DatasetKey
-from flops_dataplane.server import DataServer, _criteria_tags, _decode_id, _put_target
+from flops_dataplane.server import (
+    DataServer,
+    _criteria_tags,
+    _decode_id,
+    _key_from_descriptor,
+    _put_target,
+)
 from flops_dataplane.store import DatasetStore
 
 log = logging.getLogger(__name__)
@@ -178,14 +184,14 @@ class NodeDataServer(DataServer):
 
     def get_flight_info(self, context: Any, descriptor: Any) -> Any:
         """Describe one data set (``read`` on its tag)."""
-        info = super().get_flight_info(context, descriptor)
-        tag = info.descriptor.path[0]
-        tag = tag.decode() if isinstance(tag, bytes) else tag
-        try:
-            self._claims(context).require(data_tokens.READ, tag)
+        try:  # authorise before looking: a refusal must not reveal whether the data exists
+            key = _key_from_descriptor(descriptor)
+            self._claims(context).require(data_tokens.READ, key.tag)
         except data_tokens.TokenRefused as exc:
             raise self._refuse(exc) from None
-        return info
+        except ValueError as exc:
+            raise flight.FlightServerError(f"flight info refused: {exc}") from None
+        return super().get_flight_info(context, descriptor)
 
     def do_get(self, context: Any, ticket: Any) -> Any:
         """Stream a data set if the token may read its tag; record the read."""

@@ -181,3 +181,20 @@ def test_restart_reuses_credentials_and_keeps_data(manager: str, alice: ApiClien
         assert json.loads((tmp_path / "edge-9" / "node.json").read_text())["owner"] == "alice"
     finally:
         second.server.shutdown()
+
+
+def test_describe_needs_read_on_the_tag(start_node: StartNode, alice: ApiClient,
+                                        tmp_path: Path) -> None:
+    start_node("edge-1")
+    wait_for(lambda: node_view(alice, "edge-1")["location"], timeout=10)
+    data_cli.push(alice, "edge-1", "t", write_csv(tmp_path / "d.csv", [(1, 1.0, 0)]))
+    other = alice.request("POST", "nodes/edge-1/data-grant", json={"ops": ["read"],
+                                                                  "tags": ["u"]})
+    with DataClient(other["location"], other["token"]) as client:
+        with pytest.raises(DataPlaneError, match="does not allow read on tag 't'"):
+            client.describe("t/d")
+        assert client.list() == []  # tags it may not read are not listed
+    mine = alice.request("POST", "nodes/edge-1/data-grant", json={"ops": ["read"],
+                                                                 "tags": ["t"]})
+    with DataClient(mine["location"], mine["token"]) as client:
+        assert client.describe("t/d")["rows"] == 1
