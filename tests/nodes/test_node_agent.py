@@ -198,3 +198,20 @@ def test_describe_needs_read_on_the_tag(start_node: StartNode, alice: ApiClient,
                                                                  "tags": ["t"]})
     with DataClient(mine["location"], mine["token"]) as client:
         assert client.describe("t/d")["rows"] == 1
+
+
+def test_push_parquet_and_refuse_other_files(start_node: StartNode, alice: ApiClient,
+                                             tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    start_node("edge-1")
+    wait_for(lambda: node_view(alice, "edge-1")["location"], timeout=10)
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"id": list(range(200_000)), "label": [i % 4 for i in
+                                                                 range(200_000)]}), path)
+    manifest = data_cli.push(alice, "edge-1", "p", path, label="label")
+    assert manifest["id"] == "p/big" and manifest["rows"] == 200_000
+    with pytest.raises(FlopsError, match="only .csv and .parquet"):
+        data_cli.push(alice, "edge-1", "p", write_csv(tmp_path / "x.txt", [(1, 1.0, 1)]))
+    with pytest.raises(FlopsError, match="label column 'nope' is not in"):
+        data_cli.push(alice, "edge-1", "p", path, name="again", label="nope")
