@@ -297,6 +297,8 @@ def aggregator_specs(
         registered_model_name=spec.model.registered_model_name,
         repository_url=str(project.repository.get("url")),
         commit=build.get("commit"),
+        data_placement=[{k: v for k, v in p.items() if k != "location"}
+                        for p in project.placement],
     )
     env = _component_env(main, exclude=("listen_address",))
     if place.target is not BuildTarget.ENVIRONMENT:

@@ -8,6 +8,7 @@ from typing import Any
 from flops_contracts.errors import ErrorCode, FlopsError
 from flops_manager.lifecycle.actions import Role, service_name
 from flops_manager.lifecycle.service_specs import LEARNER_DATA_TOKEN
+from flops_manager.nodes.model import Node
 from flops_manager.nodes.placement import PlacementError, place_by_data
 from flops_manager.nodes.service import NodeService
 
@@ -30,6 +31,16 @@ def node_learner_default(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     if not isinstance(wanted, int) or isinstance(wanted, bool):
         return spec
     return {**spec, "training": {**training, "learners": wanted}}
+
+
+def label_histogram(node: Node, tags: list[str]) -> dict[str, int]:
+    """The label counts of ``node``'s data under ``tags`` (where a label column was named)."""
+    total: dict[str, int] = {}
+    for dataset in node.datasets:
+        if dataset["tag"] in tags:
+            for label, count in (dataset.get("label_histogram") or {}).items():
+                total[label] = total.get(label, 0) + int(count)
+    return dict(sorted(total.items()))
 
 
 def learner_token_key(project_id: str, learner: int) -> str:
@@ -73,5 +84,7 @@ def place_project(nodes: NodeService, *, owner: str, project_id: str,
         for p in placed
     }
     training["learners"] = len(placed)
-    placement = [{**p.to_dict(), "location": by_name[p.node].location} for p in placed]
+    placement = [{**p.to_dict(), "location": by_name[p.node].location,
+                  "label_histogram": label_histogram(by_name[p.node], spec["data_tags"])}
+                 for p in placed]
     return placement, tokens, {**spec, "training": training}

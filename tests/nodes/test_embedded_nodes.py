@@ -106,6 +106,16 @@ def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
         print(f"federated accuracy {project['progress']['metrics']['accuracy']:.3f}, "
               f"held-out accuracy {held_out:.3f}")
         assert held_out >= ACCURACY_THRESHOLD, held_out
+        # per-learner data statistics next to the accuracy curve: node, rows, label histogram
+        from mlflow.tracking import MlflowClient
+
+        params = MlflowClient(record["mlflow_url"]).get_run(
+            project["model"]["mlflow_run_id"]).data.params
+        rows = {r["node"]: r["rows"] for r in listing}
+        for index, node in enumerate(NODES):
+            assert params[f"data.learner_{index}.node"] == node
+            assert params[f"data.learner_{index}.rows"] == str(rows[node])
+            assert json.loads(params[f"data.learner_{index}.labels"]) == histograms[node]
         # each node's bytes exist only under its own directory
         for node, path in zip(NODES, files, strict=True):
             parquet = data / "nodes" / node / "data" / "digits" / f"{path.stem}.parquet"
