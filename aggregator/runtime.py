@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -90,6 +91,12 @@ def training_params(settings: AggregatorSettings) -> dict[str, Any]:
         **{f"learner_config.{k}": v for k, v in learner_round_config(t).items()},
         **{f"strategy.{k}": v for k, v in t.strategy.params.items()},
     }
+    for placed in settings.data_placement:
+        prefix = f"data.learner_{placed.get('learner')}"
+        params[f"{prefix}.node"] = placed.get("node")
+        params[f"{prefix}.rows"] = placed.get("rows")
+        if placed.get("label_histogram"):
+            params[f"{prefix}.labels"] = json.dumps(placed["label_histogram"], sort_keys=True)
     if t.cycles is not None:
         params["cycles"] = t.cycles
     if t.differential_privacy is not None:

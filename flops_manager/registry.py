@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 from flops_contracts.errors import ConfigError
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
+from flops_manager.ports.node_store import NodeStore
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.settings import Settings
@@ -117,6 +118,18 @@ def orchestrator_registry() -> Registry[Orchestrator]:
 def build_store(settings: Settings) -> ProjectStore:
     """Build the store named by ``FLOPS_STORE_URI`` or ``FLOPS_MONGO_URL``."""
     return store_registry().build(settings.store_uri or settings.mongo_url, settings)
+
+
+def build_node_store(settings: Settings) -> NodeStore:
+    """Build the node store next to the project store (same database)."""
+    uri = settings.store_uri or settings.mongo_url
+    if uri and urlparse(uri).scheme == "mongodb":
+        from flops_manager.adapters.mongo_node_store import MongoNodeStore
+
+        return MongoNodeStore(uri, db_name=settings.mongo_db)
+    from flops_manager.adapters.memory_node_store import MemoryNodeStore
+
+    return MemoryNodeStore()
 
 
 def build_orchestrator(settings: Settings) -> Orchestrator:
