@@ -23,6 +23,7 @@ def _load(repo: str):
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_mm", Path(repo) / "model_manager.py")
+    assert spec is not None and spec.loader is not None, repo
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.ModelManager()

@@ -18,8 +18,10 @@ from flops_messaging.file_publisher import read_events
 from image_builder import BuildError, BuilderSettings
 from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
+from tests.fixtures.events import Recorder
+from tests.fixtures.podman import CA_BUNDLE
 
-from .conftest import CA_BUNDLE, Recorder, git, make_repo
+from .conftest import git, make_repo
 
 pytestmark = pytest.mark.integration
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from flops_contracts.errors import ErrorCode, FlopsError
@@ -5,11 +7,12 @@ from flops_contracts.spec import ProjectSpec, SelectionMode, parse_spec
 from flops_contracts.strategy_spec import PARAMS_BY_STRATEGY, StrategyName
 
 
-def errors_of(data: dict) -> dict[str, list[str]]:
+def errors_of(data: dict[str, Any]) -> dict[str, list[str]]:
     with pytest.raises(FlopsError) as info:
         parse_spec(data)
     assert info.value.code is ErrorCode.INVALID_SPEC
-    return info.value.details["errors"]
+    errors: dict[str, list[str]] = info.value.details["errors"]
+    return errors
 
 
 def test_defaults_are_valid_and_derived_minimums_follow_learners():

@@ -14,8 +14,9 @@ import pytest
 
 from flops_contracts.errors import ContractError
 from image_builder import BuildError, BuilderSettings, SourceError, build_environment
+from tests.fixtures.events import Recorder
 
-from .conftest import MAIN, Recorder, commit_files, git, new_repo
+from .conftest import MAIN, commit_files, git, new_repo
 
 Settings = Callable[..., BuilderSettings]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -149,7 +150,8 @@ def test_hierarchical_root_records_global_model_accuracy(tmp_path):
     import sys
     sys.path.insert(0, str(EXAMPLES / "digits_sklearn"))
     try:
-        from data import load_partition
+        # the example's own data module, importable only from its directory
+        load_partition = importlib.import_module("data").load_partition
     finally:
         sys.path.pop(0)
     from learner_base import LearnerContext

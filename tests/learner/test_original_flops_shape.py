@@ -17,14 +17,16 @@ from learner_base.model_manager import LearnerContext, RoundConfig
 from learner_base.repo_imports import package_aliases, register_aliases
 
 
-class Original:
+class Shared:
     mlflow_flavor = "sklearn"
-
-    def set_model_data(self):
-        self.context = active_context.current()
 
     def get_model_parameters(self):
         return [np.zeros(2)]
+
+
+class Original(Shared):
+    def set_model_data(self):
+        self.context = active_context.current()
 
     def fit_model(self):
         return 7
@@ -33,7 +35,7 @@ class Original:
         return 0.5, 0.9, 3
 
 
-class Current(Original):
+class Current(Shared):
     def set_model_data(self, context):
         self.context = context
 

@@ -85,7 +85,7 @@ class Listener:
         self.client.username_pw_set(*admin(broker))
         self.client.on_connect = lambda c, *a: c.subscribe("flops/#", qos=1)
         self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
+        self.client.on_message = lambda c, u, m: self.got.append((m.topic, bytes(m.payload)))
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         assert self.ready.wait(10), "the manager's login could not subscribe"

@@ -151,7 +151,7 @@ def test_tick_reconciles_every_project_and_waits_for_all() -> None:
 class DeadServices(MemoryOrchestrator):
     """Reports every service it created as failed (a process that exited)."""
 
-    def _status(self, spec):  # type: ignore[no-untyped-def]
+    def _status(self, spec: ServiceSpec) -> ServiceStatus:
         status: ServiceStatus = super()._status(spec)
         return dataclasses.replace(status, state=ServiceState.FAILED, message="exited with -9")
 

@@ -16,16 +16,17 @@ from flops_contracts.topics import SUBSCRIPTION, parse_event_topic
 from flops_messaging import EventEmitter, create_publisher
 from flops_messaging.file_publisher import FilePublisher, read_events
 from flops_messaging.log_publisher import LogPublisher
+from flops_messaging.mqtt_publisher import MqttPublisher
 from tests.fixtures.servers import free_port
 
 
 def subscriber(port: int) -> tuple[mqtt.Client, "queue.Queue[tuple[str, bytes]]"]:
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
-    ready = queue.Queue()
+    ready: queue.Queue[bool] = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-sub")
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(SUBSCRIPTION, qos=1)
     client.on_subscribe = lambda c, u, mid, rcs, p: ready.put(True)
-    client.on_message = lambda c, u, m: received.put((m.topic, m.payload))
+    client.on_message = lambda c, u, m: received.put((m.topic, bytes(m.payload)))
     client.connect("127.0.0.1", port)
     client.loop_start()
     ready.get(timeout=10)
@@ -37,6 +38,7 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     try:
         publisher = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
                                      instance="learner-0")
+        assert isinstance(publisher, MqttPublisher)
         emitter = EventEmitter(publisher, project_id="p1", component=Component.LEARNER,
                                instance="learner-0")
         sent = [emitter.emit(EventType.PROGRESS, round=i) for i in range(50)]
@@ -51,6 +53,7 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     assert {Event.from_json(p).incarnation for _, p in got} == {publisher.incarnation}
     other = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
                              instance="learner-0")
+    assert isinstance(other, MqttPublisher)
     assert other.incarnation != publisher.incarnation
 
 
@@ -84,6 +87,7 @@ def test_last_will_marks_a_killed_component_lost(broker):
     """)
     env = {**os.environ, "FLOPS_MQTT_KEEPALIVE_S": "1"}
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
     try:
         assert proc.stdout.readline().strip() == b"ready"
         first = Event.from_json(received.get(timeout=10)[1])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 from pathlib import Path
@@ -38,6 +39,12 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def accepts(host: str, port: int) -> bool:
+    """Connect to ``host:port`` (raising when nothing listens there) and hang up."""
+    socket.create_connection((host, port), timeout=1).close()
+    return True
 
 
 def spec(name: str, **kw) -> ServiceSpec:
@@ -80,8 +87,7 @@ def test_listener_service_runs_and_is_idempotent(start_server, options):
     host, _, main_port = status.address.partition(":")
     assert POOL.contains(host) and main_port == str(port)
     assert orch.service_address("proj1-aggregator") == status.address
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
-             what="listener")
+    wait_for(functools.partial(accepts, "127.0.0.1", port), what="listener")
     again = orch.create_service(service)
     assert again.state is ServiceState.RUNNING
     assert len(requests_to(server, "POST", "/api/application/")) == 1
@@ -218,6 +224,7 @@ def test_status_survives_a_restart_of_the_manager(server, orchestrator):
     settings = make_settings(server)
     fresh = OakestraOrchestrator(RootOrchestratorClient(settings), settings)
     status = fresh.service_status("proj1-learners")
+    assert status is not None
     assert status.state is ServiceState.RUNNING and status.instances == 2
     assert fresh.create_service(spec("proj1-learners", role="learners", instances=2)).running == 2
     assert len(requests_to(server, "POST", "/api/service/")) == 1
@@ -237,8 +244,7 @@ def test_loopback_round_robin_addresses_are_listened_on(server, tmp_path):
         status = wait_state(orch, name, ServiceState.RUNNING, running=1)
         host = status.address.removesuffix(":18080")
         assert settings.address_pool().contains(host)
-        wait_for(lambda h=host: socket.create_connection((h, 18080), timeout=1).close() or True,
-                 what=f"{name} listening on {host}")
+        wait_for(functools.partial(accepts, host, 18080), what=f"{name} listening on {host}")
         assert orch.public_url(name) == f"http://{host}:18080"
         logs = "".join(orch.service_logs(name).values())
         assert f"{venv}/bin/python" in logs and "listening" in logs

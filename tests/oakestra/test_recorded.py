@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import requests
@@ -61,8 +61,10 @@ class ReplaySession:
 def client_for(version: str, answer: int) -> tuple[RootOrchestratorClient, ReplaySession]:
     session = ReplaySession(load(version), answer)
     settings = OakestraSettings(base_url="http://oak:10000", username="Admin",
-                                password="Admin", retries=0)  # type: ignore[arg-type]
-    return RootOrchestratorClient(settings, session_factory=lambda: session), session
+                                password="Admin", retries=0)
+    # the replay stands in for the requests.Session the client would build
+    return RootOrchestratorClient(settings, session_factory=lambda: cast(requests.Session, session)
+                                  ), session
 
 
 APP = "6b028662427be4af4d5de27f"
@@ -173,8 +175,12 @@ def test_login_answers(version):
         session.entries = {**entries, 1: entries[n]}
         settings = OakestraSettings(base_url="http://oak:10000", username="Admin",
                                     password="nope", organization="nope",
-                                    retries=0)  # type: ignore[arg-type]
-        client = RootOrchestratorClient(settings, session_factory=lambda s=session: s)
+                                    retries=0)
+
+        def replay(s: ReplaySession = session) -> requests.Session:
+            return cast(requests.Session, s)  # the replay stands in for a requests.Session
+
+        client = RootOrchestratorClient(settings, session_factory=replay)
         with pytest.raises(OakestraAuthError, match=expected) as info:
             client.login()
         assert "nope" not in info.value.body  # the password is never echoed

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -25,7 +26,7 @@ SCHEMAS = {
 ADDONS = {"builder": ("image-builder",), "learners": ("FLOps-learner",)}
 
 
-def validate_both(document: dict) -> None:
+def validate_both(document: dict[str, Any]) -> None:
     for schema in SCHEMAS.values():
         jsonschema.validate(document, schema)
 
@@ -50,7 +51,8 @@ def classic_project(pid: str = "proj42") -> list[ServiceSpec]:
     ]
 
 
-def hierarchical_project(pid: str = "proj42", clusters=("clusterA", "edge-b", "c3")) -> list:
+def hierarchical_project(pid: str = "proj42",
+                         clusters=("clusterA", "edge-b", "c3")) -> list[ServiceSpec]:
     specs = [spec(f"{pid}-root-aggregator", "aggregator", ports=(8080,),
                   listen_env="FLOPS_LISTEN")]
     for cluster in clusters:

@@ -9,7 +9,7 @@ Instances are real (sleeping) processes of the contract server's "workers".
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -37,7 +37,7 @@ def orchestrator(server: ContractServer, namespace: str) -> OakestraOrchestrator
 
 
 @pytest.fixture
-def v400(start_server) -> ContractServer:  # type: ignore[no-untyped-def]
+def v400(start_server: Callable[..., ContractServer]) -> ContractServer:
     server: ContractServer = start_server(version="v0.4.400")
     server.state.add_cluster("clusterA")
     return server

@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -258,7 +258,7 @@ class Stack:
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,
                             logs / "manager.log", manager_env, f"{self.api_url}/health")
 
-    def start(self) -> Stack:
+    def start(self) -> Self:
         for proc in (self.broker, self.db, self.mlflow, self.manager):
             proc.start(timeout=120)
         return self
@@ -377,12 +377,19 @@ def check_event_log(stack: Stack, pid: str) -> list[dict[str, Any]]:
 
 
 def registered_versions(stack: Stack, name: str, project_id: str) -> list[Any]:
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     versions = client.search_model_versions(f"name = '{name}'")
-    return [v for v in versions if (v.tags or {}).get("flops.project_id") == project_id
-            or client.get_run(v.run_id).data.tags.get("flops.project_id") == project_id]
+
+    def of_project(version: ModelVersion) -> bool:
+        if (version.tags or {}).get("flops.project_id") == project_id:
+            return True
+        assert version.run_id is not None, version  # a registered FLOps model has its run
+        return client.get_run(version.run_id).data.tags.get("flops.project_id") == project_id
+
+    return [v for v in versions if of_project(v)]
 
 
 class DockerStack(Stack):
