@@ -8,6 +8,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
+from flops_manager import local_processes
 from flops_manager.adapters import nx_launcher
 from flops_manager.adapters.nx_launcher import EarlyExitError, EmbeddedMongo
 from tests.fixtures.tools import require_module
@@ -23,7 +24,7 @@ def test_a_port_taken_meanwhile_is_replaced_by_another(tmp_path: Path,
         squatter.listen()
         taken = squatter.getsockname()[1]
         offered = iter([taken])
-        real_free_port = nx_launcher.free_port
+        real_free_port = local_processes.free_port
         monkeypatch.setattr(nx_launcher, "free_port",
                             lambda host="127.0.0.1": next(offered, None) or real_free_port())
         database = EmbeddedMongo(tmp_path)

@@ -27,7 +27,8 @@ ACCURACY_THRESHOLD = 0.85
 """Held-out accuracy the federation must reach (centralised training gets ~0.95)."""
 
 
-def flops(env: dict[str, str], *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def flops(env: dict[str, str], *args: str,
+          timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "flops_manager.cli.main", *args], env=env,
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -9,6 +9,7 @@ import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -32,8 +33,10 @@ def write_csv(path: Path, rows: list[tuple[int, float, int]],
     return path
 
 
-def node_view(client: ApiClient, name: str) -> dict:
-    return client.request("GET", f"nodes/{name}")
+def node_view(client: ApiClient, name: str) -> dict[str, Any]:
+    view = client.request("GET", f"nodes/{name}")
+    assert isinstance(view, dict)
+    return view
 
 
 def test_enroll_report_and_owner_scope(start_node: StartNode, alice: ApiClient,
@@ -80,7 +83,7 @@ def test_push_ls_rm(start_node: StartNode, alice: ApiClient, tmp_path: Path) -> 
     manifest = data_cli.push(alice, "edge-1", "digits", source, label="label")
     assert manifest["id"] == "digits/part-0" and manifest["rows"] == 300
 
-    def reported() -> list[dict]:
+    def reported() -> list[dict[str, Any]]:
         return list(data_cli.listing(alice, "edge-1"))
 
     wait_for(lambda: reported(), timeout=10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,7 +17,7 @@ from tests.nodes.test_node_agent import write_csv
 REPO = {"url": "https://git.example/u/repo.git", "ref": "main"}
 
 
-def submit(client: ApiClient, **training: object) -> dict:
+def submit(client: ApiClient, **training: object) -> dict[str, Any]:
     spec = {"data_tags": ["digits"], "training": {"rounds": 1, **training}}
     return dict(client.request("POST", "projects", json={"spec": spec, "repository": REPO}))
 
