@@ -38,9 +38,23 @@ orchestrator URI, are applied to them only:
       (``FLOPS_BUILDER_CACHE_DIR``), a CA bundle (``FLOPS_EXTRA_CA_BUNDLE``), a volume at
       ``/var/lib/containers`` that keeps the layer cache between builds.
 
+    * ``builder_binfmt=PATH`` (default ``/proc/sys/fs/binfmt_misc``; empty: none): the engine
+      host's binfmt_misc directory, mounted read-only into builders at
+      :data:`BUILDER_BINFMT_DIR` and named by ``FLOPS_BINFMT_DIR``. Emulation of foreign
+      platforms (qemu-user-static) is a property of the engine host's kernel, and a
+      container's own ``/proc/sys/fs/binfmt_misc`` does not show it: this way the builder's
+      emulation check (``image_builder.platforms``) sees the handlers the nested build uses.
+    * ``builder_pip_config=PATH``: a ``pip.conf`` on the engine host (index, extra indexes,
+      find-links, trusted hosts), mounted read-only into builders at
+      :data:`BUILDER_PIP_CONFIG` with ``PIP_CONFIG_FILE`` pointing there and
+      ``FLOPS_PIP_FROM_HOST=true``: builders install from where that configuration says, as
+      a build on the host with ``FLOPS_PIP_FROM_HOST`` does. The file never reaches a
+      command line or the container's environment; local directories it names
+      (``file://`` indexes, find-links) need a ``builder_mount`` at the same path.
+
     Example: ``docker+unix:///run/podman/podman.sock?builder_network=host&builder_mount=
     flops-builder-storage:/var/lib/containers&builder_mount=/etc/ssl/certs/ca-certificates.crt:
-    /run/flops/ca.pem:ro``.
+    /run/flops/ca.pem:ro&builder_pip_config=/etc/pip.conf``.
 
 Reaching the host (MQTT broker, MLflow): containers reach the host as
 :attr:`DockerOrchestrator.host_alias` (``host.containers.internal``). Podman adds that name
@@ -88,6 +102,12 @@ LABEL_INSTANCE = "io.flops.instance"
 LABEL_PORT = "io.flops.port"
 LABEL_INSTANCES = "io.flops.instances"
 HOST_ALIAS = "host.containers.internal"
+HOST_BINFMT_DIR = "/proc/sys/fs/binfmt_misc"
+"""The engine host's binfmt_misc directory (default of ``builder_binfmt``)."""
+BUILDER_BINFMT_DIR = "/run/flops/host-binfmt_misc"
+"""Where builders see the engine host's binfmt_misc handlers (``FLOPS_BINFMT_DIR``)."""
+BUILDER_PIP_CONFIG = "/run/flops/pip.conf"
+"""Where builders see ``builder_pip_config`` (``PIP_CONFIG_FILE``)."""
 LOG_TAIL_LINES = 2000
 T = TypeVar("T")
 
@@ -243,6 +263,11 @@ class DockerOptions:
         ``None``: the project network like every other service.
     builder_mounts
         Mounts of privileged services.
+    builder_binfmt
+        The engine host's binfmt_misc directory, shown to privileged services (``None``:
+        not shown).
+    builder_pip_config
+        A pip configuration file on the engine host privileged services install with.
     """
 
     owner: str = "flops"
@@ -252,7 +277,38 @@ class DockerOptions:
     pull: bool = True
     builder_network: str | None = None
     builder_mounts: tuple[Mount, ...] = ()
+    builder_binfmt: str | None = HOST_BINFMT_DIR
+    builder_pip_config: str | None = None
     preflight_image: str = DEFAULT_BASE_IMAGE
+
+
+@dataclasses.dataclass(frozen=True)
+class BuilderExtras:
+    """What privileged services (image builders) get beyond their spec: mounts and variables."""
+
+    mounts: tuple[Mount, ...] = ()
+    env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+
+def builder_extras(options: DockerOptions) -> BuilderExtras:
+    """Return the mounts and variables of image builders under ``options``.
+
+    The ``builder_mount`` mounts, the engine host's binfmt_misc directory (read-only, named by
+    ``FLOPS_BINFMT_DIR``) and the pip configuration file (read-only, named by
+    ``PIP_CONFIG_FILE``, used with ``FLOPS_PIP_FROM_HOST``).
+    """
+    mounts = list(options.builder_mounts)
+    env: dict[str, str] = {}
+    if options.builder_binfmt:
+        mounts.append(Mount(options.builder_binfmt, BUILDER_BINFMT_DIR, read_only=True))
+        env["FLOPS_BINFMT_DIR"] = BUILDER_BINFMT_DIR
+    if options.builder_pip_config:
+        mounts.append(Mount(options.builder_pip_config, BUILDER_PIP_CONFIG, read_only=True))
+        env.update(PIP_CONFIG_FILE=BUILDER_PIP_CONFIG, FLOPS_PIP_FROM_HOST="true")
+    return BuilderExtras(tuple(mounts), env)
+
+
+_OPTION_NAMES = ("builder_network", "builder_mount", "builder_binfmt", "builder_pip_config")
 
 
 def parse_options(query: str) -> DockerOptions:
@@ -264,15 +320,45 @@ def parse_options(query: str) -> DockerOptions:
         On an unknown parameter or an invalid value.
     """
     values = urllib.parse.parse_qs(query, keep_blank_values=True, strict_parsing=False)
-    unknown = sorted(set(values) - {"builder_network", "builder_mount"})
+    unknown = sorted(set(values) - set(_OPTION_NAMES))
     if unknown:
         raise PermanentError(f"unknown Docker orchestrator URI parameter(s): {', '.join(unknown)}"
-                             " (known: builder_network, builder_mount)")
+                             f" (known: {', '.join(_OPTION_NAMES)})")
     network = values.get("builder_network", [""])[-1] or None
     if network not in (None, "host"):
         raise PermanentError(f"builder_network={network!r}: only 'host' is supported")
     mounts = tuple(Mount.parse(text) for text in values.get("builder_mount", []))
-    return DockerOptions(builder_network=network, builder_mounts=mounts)
+    binfmt = values.get("builder_binfmt", [HOST_BINFMT_DIR])[-1] or None
+    pip_config = values.get("builder_pip_config", [""])[-1] or None
+    for name, path in (("builder_binfmt", binfmt), ("builder_pip_config", pip_config)):
+        if path is not None and not path.startswith("/"):
+            raise PermanentError(f"{name}={path!r}: give an absolute path on the engine host")
+    return DockerOptions(builder_network=network, builder_mounts=mounts,
+                         builder_binfmt=binfmt, builder_pip_config=pip_config)
+
+
+def container_config(spec: ServiceSpec, index: int, options: DockerOptions) -> dict[str, Any]:
+    """Return the Docker SDK ``containers.create`` arguments of instance ``index`` (no network).
+
+    Privileged services (image builders) also get :func:`builder_extras`: their mounts, and
+    their variables under the spec's own.
+    """
+    env = container_env(spec, index)
+    kwargs: dict[str, Any] = {
+        "name": instance_name(spec.name, index), "detach": True, "environment": env,
+        "labels": labels_for(spec, index, options.owner),
+        "mem_limit": f"{spec.resources.memory_mb}m",
+        "nano_cpus": int(spec.resources.vcpus * 1_000_000_000),
+        "privileged": spec.privileged,
+    }
+    if spec.command:
+        kwargs["command"] = list(spec.command)
+    if spec.privileged:
+        extras = builder_extras(options)
+        kwargs["environment"] = {**extras.env, **env}
+        if extras.mounts:
+            kwargs["volumes"] = {m.source: m.as_volume() for m in extras.mounts}
+    return kwargs
 
 
 class DockerOrchestrator(Orchestrator):
@@ -362,17 +448,7 @@ class DockerOrchestrator(Orchestrator):
 
     def _run_instance(self, spec: ServiceSpec, index: int, network: str | None) -> None:
         name = instance_name(spec.name, index)
-        kwargs: dict[str, Any] = {
-            "name": name, "detach": True, "environment": container_env(spec, index),
-            "labels": labels_for(spec, index, self.options.owner),
-            "mem_limit": f"{spec.resources.memory_mb}m",
-            "nano_cpus": int(spec.resources.vcpus * 1_000_000_000),
-            "privileged": spec.privileged,
-        }
-        if spec.command:
-            kwargs["command"] = list(spec.command)
-        if spec.privileged and self.options.builder_mounts:
-            kwargs["volumes"] = {m.source: m.as_volume() for m in self.options.builder_mounts}
+        kwargs = container_config(spec, index, self.options)
         if not self._podman():
             kwargs["extra_hosts"] = {HOST_ALIAS: "host-gateway"}
         if network is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker  # type: ignore[import-untyped]
 import pytest
@@ -15,6 +17,7 @@ from flops_manager.adapters.docker_orchestrator import (
 )
 from flops_manager.ports.errors import NotFoundError
 from flops_manager.ports.orchestrator import BuildTarget, Resources, ServiceSpec, ServiceState
+from image_builder.platforms import read_binfmt_handlers
 
 pytestmark = pytest.mark.integration
 
@@ -267,3 +270,35 @@ def test_removed_or_killed_containers_are_missing_and_recreated(
             is ServiceState.RUNNING
     finally:
         orchestrator.remove_service("dockertest-drift")
+
+
+BUILDER_VIEW = ("import json, os, pathlib\n"
+                "binfmt = pathlib.Path(os.environ['FLOPS_BINFMT_DIR'])\n"
+                "handlers = {p.name: p.read_text().splitlines()[:1] == ['enabled']\n"
+                "            for p in binfmt.iterdir() if p.name not in ('register', 'status')}\n"
+                "pip = pathlib.Path(os.environ['PIP_CONFIG_FILE']).read_text()\n"
+                "print(json.dumps({'handlers': handlers, 'pip': pip,\n"
+                "                  'from_host': os.environ['FLOPS_PIP_FROM_HOST']}))\n")
+
+
+def test_builders_see_the_engine_hosts_binfmt_handlers_and_pip_config(
+        podman_socket: str, base_image: str, tmp_path: Path) -> None:
+    """A privileged container (a builder) sees the host's binfmt_misc handlers, which its own
+    /proc does not show, and the pip.conf given as builder_pip_config, both read-only."""
+    pip_conf = tmp_path / "pip.conf"
+    pip_conf.write_text("[global]\nindex-url = https://mirror.example/simple\n")
+    uri = podman_socket.replace("unix://", "docker+unix://") + f"?builder_pip_config={pip_conf}"
+    orch = build_docker_orchestrator(uri, None)
+    assert isinstance(orch, DockerOrchestrator)
+    probe = spec("dockertest-builder", base_image, ("python3", "-c", BUILDER_VIEW),
+                 one_shot=True, privileged=True)
+    try:
+        orch.create_service(probe)
+        assert wait_state(orch, "dockertest-builder",
+                          {ServiceState.STOPPED, ServiceState.FAILED}) is ServiceState.STOPPED
+        seen = json.loads(orch.service_logs("dockertest-builder")["dockertest-builder-0"])
+        assert seen == {"handlers": read_binfmt_handlers(), "pip": pip_conf.read_text(),
+                        "from_host": "true"}
+    finally:
+        orch.remove_service("dockertest-builder")
+        orch.close()

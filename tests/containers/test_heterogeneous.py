@@ -2,7 +2,9 @@
 
 The project asks for images of both platforms and one learner per platform
 (``learner_platforms``); the manager's builder pushes one manifest list per role (a registry
-hit when the multi-arch build test built the same repository first) and the manager runs each
+hit when the multi-arch build test built the same repository first; on a miss the builder
+container builds both platforms itself, its emulation check reading the engine host's
+binfmt_misc handlers that the Docker backend mounts into it) and the manager runs each
 learner's variant by digest: the arm64 one under qemu emulation, against one amd64 aggregator.
 The project completes with the usual accuracy, and each container's architecture is proven in
 its image config and inside (``uname -m``) while it trains.
@@ -49,12 +51,6 @@ def _image_platform(engine: docker.DockerClient, name: str) -> str:
     return f"{image.attrs['Os']}/{image.attrs['Architecture']}"
 
 
-@pytest.mark.timeout(3600)
-@pytest.mark.xfail(strict=False, reason=(
-    "known failure (issue 17 stays open): the manager's builder container refuses linux/arm64 "
-    "at once ('no enabled binfmt_misc emulation handler'): its emulation check reads "
-    "/proc/sys/fs/binfmt_misc inside the container, where the host's handlers are not visible; "
-    "the test passed on its branch only when the host build had filled the registry"))
 @pytest.mark.timeout(3600)  # a first run on a machine builds the arm64 variant under emulation
 def test_arm64_and_amd64_learners_train_one_model(
         manager: Manager, engine: docker.DockerClient, edge_repo_url: str,

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from flops_contracts.config import load_settings
 from flops_manager.adapters.docker_orchestrator import (
+    BUILDER_BINFMT_DIR,
+    BUILDER_PIP_CONFIG,
+    HOST_BINFMT_DIR,
     Mount,
+    container_config,
     container_env,
     container_state,
     parse_options,
@@ -34,6 +39,7 @@ from image_builder.platforms import (
     requested_platforms,
 )
 from image_builder.registry_client import digest_reference
+from image_builder.settings import BuilderSettings
 from image_builder.slim import slim
 
 RECIPE = cf.Recipe(
@@ -201,6 +207,38 @@ def test_docker_uri_options_for_builders() -> None:
         with pytest.raises(PermanentError):
             parse_options(bad)
 
+
+
+def test_builders_see_the_engine_hosts_binfmt_handlers_and_pip_config() -> None:
+    """Builder containers get the engine host's binfmt_misc directory and pip.conf, read-only,
+    and variables that make the builder's settings use them; other services get neither."""
+    options = parse_options("builder_mount=store:/var/lib/containers"
+                            "&builder_pip_config=/etc/flops/pip.conf")
+    builder = ServiceSpec(name="p-builder", role="builder", image="b", privileged=True,
+                          env={"FLOPS_PROJECT_ID": "p", "FLOPS_TARGET": "environment"})
+    config = container_config(builder, 0, options)
+    assert config["volumes"] == {
+        "store": {"bind": "/var/lib/containers", "mode": "rw"},
+        HOST_BINFMT_DIR: {"bind": BUILDER_BINFMT_DIR, "mode": "ro"},
+        "/etc/flops/pip.conf": {"bind": BUILDER_PIP_CONFIG, "mode": "ro"},
+    }
+    env = config["environment"]
+    assert env["PIP_CONFIG_FILE"] == BUILDER_PIP_CONFIG
+    settings = load_settings(BuilderSettings, environ=env)
+    assert settings.binfmt_dir == Path(BUILDER_BINFMT_DIR)
+    assert settings.pip_from_host and settings.pip_config is None
+    assert "pip.conf" not in " ".join(config.get("command", []))
+
+    plain = container_config(ServiceSpec(name="p-agg", role="aggregator", image="a"), 0, options)
+    assert "volumes" not in plain
+    assert not {"FLOPS_BINFMT_DIR", "PIP_CONFIG_FILE", "FLOPS_PIP_FROM_HOST"} & set(
+        plain["environment"])
+
+    bare = container_config(builder, 0, parse_options("builder_binfmt="))
+    assert "volumes" not in bare and "FLOPS_BINFMT_DIR" not in bare["environment"]
+    for bad in ("builder_binfmt=proc", "builder_pip_config=pip.conf"):
+        with pytest.raises(PermanentError):
+            parse_options(bad)
 
 def test_slim_strips_tools_tests_and_sources_but_keeps_code_and_licenses(
         tmp_path: Path) -> None:
