@@ -70,7 +70,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     if record is None or not record.id:
         return
     callspec = getattr(item, "callspec", None)
-    backend = callspec.params.get("stack", "local") if callspec is not None else "local"
+    backend = str(callspec.params.get("backend", "local")) if callspec is not None else "local"
     entry = RESULTS.setdefault(item.nodeid, {
         "id": record.id, "title": record.title, "expected": record.expected,
         "node": item.nodeid, "backend": backend, "outcome": "passed", "duration_s": 0.0,
