@@ -214,7 +214,7 @@ def test_hostile_events_rejected_and_listener_survives(stack: Stack, scenario: S
 def test_forged_steering_events_and_enrollments_are_rejected_and_shown_to_the_owner(
     stack: Stack, scenario: Scenario, cleanup_projects: list[str]
 ) -> None:
-    scenario.declare("H11", "a learner claims the builder's result (a 'completed' with images "
+    scenario.declare("H12", "a learner claims the builder's result (a 'completed' with images "
                      "of its choosing) on its own topic; enrollment with a garbage token, a "
                      "token of an unknown grant and a claim for another project",
                      "each stored as rejected with the reason; enrollments answer 401; the "
