@@ -34,7 +34,7 @@ INFERENCE_SERVER = cf.Role(
     env={"FLOPS_MODEL_URI": cf.MODEL_DIR, "FLOPS_LISTEN_ADDRESS": f"0.0.0.0:{INFERENCE_PORT}"},
     expose=(INFERENCE_PORT,),
 )
-SERVER_ROOTS = ("starlette", "uvicorn")
+SERVER_ROOTS = ("starlette", "uvicorn", "prometheus-client")
 """Libraries of the inference server beyond the runtime's roots (versions from the pins)."""
 
 

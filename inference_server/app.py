@@ -21,12 +21,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inference_server.errors import RequestError, error_code
-from inference_server.metrics import RequestMetrics, render_json, render_prometheus
+from inference_server.metrics import (
+    MODEL_LABELS,
+    PROMETHEUS_CONTENT_TYPE,
+    RequestMetrics,
+    render_json,
+    render_prometheus,
+)
 from inference_server.payload import media_type
 from inference_server.scoring import Predict, score
 from inference_server.validation import InputSignature
 
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ENDPOINTS = ("/ping", "/health", "/version", "/invocations", "/metadata", "/metrics")
 
 
@@ -70,6 +75,7 @@ def create_app(context: AppContext) -> Starlette:
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.add_middleware(MetricsMiddleware, metrics=context.metrics)
+    context.metrics.set_model({key: _text(context.metadata.get(key)) for key in MODEL_LABELS})
     return app
 
 
@@ -86,14 +92,11 @@ async def _metadata(context: AppContext, request: Request) -> Response:
 
 
 async def _metrics(context: AppContext, request: Request) -> Response:
-    snapshot = context.metrics.snapshot()
     wants_json = (request.query_params.get("format") == "json"
                   or "application/json" in request.headers.get("accept", ""))
     if wants_json:
-        return JSONResponse(render_json(snapshot))
-    info = {key: _text(context.metadata.get(key))
-            for key in ("model_name", "model_version", "model_uri", "run_id")}
-    return Response(render_prometheus(snapshot, info=info), media_type=PROMETHEUS_CONTENT_TYPE)
+        return JSONResponse(render_json(context.metrics.snapshot()))
+    return Response(render_prometheus(context.metrics), media_type=PROMETHEUS_CONTENT_TYPE)
 
 
 async def _invocations(context: AppContext, request: Request) -> Response:

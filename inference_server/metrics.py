@@ -1,15 +1,21 @@
 """Request counters and latency histograms, rendered as Prometheus text or JSON.
 
-``RequestMetrics`` holds the state (thread-safe); rendering and quantile estimation are pure.
+``RequestMetrics`` keeps them in ``prometheus_client`` metrics (thread-safe), which also render
+the Prometheus text; the JSON view and quantile estimation are pure.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE_LATEST
+MODEL_LABELS = ("model_name", "model_version", "model_uri", "run_id")
+"""Labels of the ``flops_inference_model_info`` gauge."""
 
 # Seconds; the last bucket is +Inf.
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -38,6 +44,10 @@ class MetricsSnapshot:
 class RequestMetrics:
     """Counts requests per (endpoint, status) and their latency per endpoint.
 
+    The values live in ``prometheus_client`` metrics of a registry of this object's own (no
+    process-wide default registry), which :func:`render_prometheus` exposes; :meth:`snapshot`
+    reads them back for the JSON view and the quantiles.
+
     Parameters
     ----------
     buckets
@@ -45,48 +55,67 @@ class RequestMetrics:
     """
 
     def __init__(self, buckets: Sequence[float] = DEFAULT_BUCKETS) -> None:
-        self._buckets = tuple(buckets)
-        self._lock = threading.Lock()
-        self._requests: dict[tuple[str, int], int] = {}
-        self._counts: dict[str, list[int]] = {}
-        self._sums: dict[str, float] = {}
-        self._rows = 0
-        self._in_flight = 0
+        self._buckets = tuple(float(b) for b in buckets)
+        self.registry = CollectorRegistry()
+        self._model = Gauge("flops_inference_model_info",
+                            "The served model (value is always 1).", list(MODEL_LABELS),
+                            registry=self.registry)
+        self._requests = Counter("flops_inference_requests",
+                                 "HTTP requests by endpoint and status.", ["endpoint", "status"],
+                                 registry=self.registry)
+        self._latency = Histogram("flops_inference_request_duration_seconds",
+                                  "Request latency by endpoint.", ["endpoint"],
+                                  buckets=self._buckets, registry=self.registry)
+        self._rows = Counter("flops_inference_rows_scored",
+                             "Rows scored by successful invocations.", registry=self.registry)
+        self._in_flight = Gauge("flops_inference_requests_in_flight",
+                                "Requests being served now.", registry=self.registry)
+
+    def set_model(self, info: Mapping[str, str | None]) -> None:
+        """Label the ``flops_inference_model_info`` gauge with the served model."""
+        self._model.clear()
+        self._model.labels(**{k: "" if info.get(k) is None else str(info.get(k))
+                              for k in MODEL_LABELS}).set(1)
 
     def request_started(self) -> None:
         """Count a request as in flight."""
-        with self._lock:
-            self._in_flight += 1
+        self._in_flight.inc()
 
     def observe(self, *, endpoint: str, status: int, seconds: float) -> None:
         """Record one finished request."""
-        index = bisect.bisect_left(self._buckets, seconds)
-        with self._lock:
-            self._in_flight -= 1
-            key = (endpoint, status)
-            self._requests[key] = self._requests.get(key, 0) + 1
-            counts = self._counts.setdefault(endpoint, [0] * (len(self._buckets) + 1))
-            counts[index] += 1
-            self._sums[endpoint] = self._sums.get(endpoint, 0.0) + seconds
+        self._in_flight.dec()
+        self._requests.labels(endpoint=endpoint, status=str(status)).inc()
+        self._latency.labels(endpoint=endpoint).observe(seconds)
 
     def add_rows(self, rows: int) -> None:
         """Count rows scored by successful ``/invocations`` requests."""
-        with self._lock:
-            self._rows += rows
+        self._rows.inc(rows)
 
     def snapshot(self) -> MetricsSnapshot:
-        """Return a copy of the current values."""
-        with self._lock:
-            return MetricsSnapshot(
-                buckets=self._buckets,
-                requests=dict(self._requests),
-                latency={
-                    endpoint: LatencyHistogram(tuple(counts), sum(counts), self._sums[endpoint])
-                    for endpoint, counts in self._counts.items()
-                },
-                rows_scored=self._rows,
-                in_flight=self._in_flight,
-            )
+        """Return a copy of the current values (each metric read once)."""
+        requests: dict[tuple[str, int], int] = {}
+        cumulative: dict[str, list[int]] = {}
+        sums: dict[str, float] = {}
+        rows = in_flight = 0
+        for family in self.registry.collect():
+            for sample in family.samples:
+                labels = sample.labels
+                if sample.name == "flops_inference_requests_total":
+                    requests[(labels["endpoint"], int(labels["status"]))] = int(sample.value)
+                elif sample.name == "flops_inference_request_duration_seconds_bucket":
+                    cumulative.setdefault(labels["endpoint"], []).append(int(sample.value))
+                elif sample.name == "flops_inference_request_duration_seconds_sum":
+                    sums[labels["endpoint"]] = float(sample.value)
+                elif sample.name == "flops_inference_rows_scored_total":
+                    rows = int(sample.value)
+                elif sample.name == "flops_inference_requests_in_flight":
+                    in_flight = int(sample.value)
+        latency = {}
+        for endpoint, counts in cumulative.items():
+            per_bucket = tuple(c - p for p, c in zip([0, *counts[:-1]], counts, strict=True))
+            latency[endpoint] = LatencyHistogram(per_bucket, counts[-1], sums.get(endpoint, 0.0))
+        return MetricsSnapshot(buckets=self._buckets, requests=requests, latency=latency,
+                               rows_scored=rows, in_flight=in_flight)
 
 
 def quantile(buckets: Sequence[float], counts: Sequence[int], q: float) -> float | None:
@@ -141,62 +170,9 @@ def render_json(snapshot: MetricsSnapshot) -> dict[str, Any]:
             "in_flight": snapshot.in_flight}
 
 
-def render_prometheus(snapshot: MetricsSnapshot, *, info: Mapping[str, str | None]) -> str:
-    """Render metrics in the Prometheus text exposition format (version 0.0.4).
-
-    Parameters
-    ----------
-    snapshot
-        The values to render.
-    info
-        Labels of the ``flops_inference_model_info`` gauge (model name, version, ...).
-    """
-    lines = [
-        "# HELP flops_inference_model_info The served model (value is always 1).",
-        "# TYPE flops_inference_model_info gauge",
-        f"flops_inference_model_info{_labels(info)} 1",
-        "# HELP flops_inference_requests_total HTTP requests by endpoint and status.",
-        "# TYPE flops_inference_requests_total counter",
-    ]
-    for (endpoint, status), count in sorted(snapshot.requests.items()):
-        labels = _labels({"endpoint": endpoint, "status": str(status)})
-        lines.append(f"flops_inference_requests_total{labels} {count}")
-    lines += [
-        "# HELP flops_inference_request_duration_seconds Request latency by endpoint.",
-        "# TYPE flops_inference_request_duration_seconds histogram",
-    ]
-    for endpoint, hist in sorted(snapshot.latency.items()):
-        cumulative = 0
-        bounds = [*(_number(b) for b in snapshot.buckets), "+Inf"]
-        for bound, count in zip(bounds, hist.counts, strict=True):
-            cumulative += count
-            labels = _labels({"endpoint": endpoint, "le": bound})
-            lines.append(f"flops_inference_request_duration_seconds_bucket{labels} {cumulative}")
-        base = _labels({"endpoint": endpoint})
-        lines.append(f"flops_inference_request_duration_seconds_sum{base} {hist.total_s:.6f}")
-        lines.append(f"flops_inference_request_duration_seconds_count{base} {hist.count}")
-    lines += [
-        "# HELP flops_inference_rows_scored_total Rows scored by successful invocations.",
-        "# TYPE flops_inference_rows_scored_total counter",
-        f"flops_inference_rows_scored_total {snapshot.rows_scored}",
-        "# HELP flops_inference_requests_in_flight Requests being served now.",
-        "# TYPE flops_inference_requests_in_flight gauge",
-        f"flops_inference_requests_in_flight {snapshot.in_flight}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _labels(values: Mapping[str, str | None]) -> str:
-    parts = []
-    for key, value in values.items():
-        text = "" if value is None else str(value)
-        text = text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-        parts.append(f'{key}="{text}"')
-    return "{" + ",".join(parts) + "}"
-
-
-def _number(value: float) -> str:
-    return repr(float(value))
+def render_prometheus(metrics: RequestMetrics) -> bytes:
+    """The Prometheus text exposition of ``metrics`` (``prometheus_client`` renders it)."""
+    return bytes(generate_latest(metrics.registry))
 
 
 def _rounded(value: float | None) -> float | None:

@@ -79,13 +79,19 @@ def test_metrics_render_counts_and_latency() -> None:
     assert doc["requests"] == {"/invocations": {"200": 2, "400": 1}}
     assert doc["latency"]["/invocations"]["count"] == 3
     assert doc["rows_scored"] == 7 and doc["in_flight"] == 0
-    text = render_prometheus(snapshot, info={"model_name": 'a"b', "model_version": None})
-    assert 'flops_inference_model_info{model_name="a\\"b",model_version=""} 1' in text
-    assert 'flops_inference_requests_total{endpoint="/invocations",status="200"} 2' in text
-    assert ('flops_inference_request_duration_seconds_bucket{endpoint="/invocations",le="0.1"} 3'
-            in text)
-    assert 'le="+Inf"} 3' in text
-    assert "flops_inference_rows_scored_total 7" in text
+    metrics.set_model({"model_name": 'a"b', "model_version": None})
+    text = render_prometheus(metrics).decode()
+    assert ('flops_inference_model_info{model_name="a\\"b",model_uri="",model_version="",'
+            'run_id=""} 1.0') in text
+    assert 'flops_inference_requests_total{endpoint="/invocations",status="200"} 2.0' in text
+    assert ('flops_inference_request_duration_seconds_bucket{endpoint="/invocations",le="0.1"} '
+            '3.0') in text
+    assert 'le="+Inf"} 3.0' in text
+    assert "flops_inference_rows_scored_total 7.0" in text
+    assert "flops_inference_requests_in_flight 0.0" in text
+    latency = snapshot.latency["/invocations"]
+    assert latency.counts == (2, 1, 0) and latency.count == 3  # per bucket: 0.01, 0.1, +Inf
+    assert latency.total_s == pytest.approx(0.056)
 
 
 def test_settings_from_environment() -> None:
