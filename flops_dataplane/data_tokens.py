@@ -27,6 +27,21 @@ ANY_TAG = "*"
 READ, WRITE, DROP = "read", "write", "drop"
 OPERATIONS = frozenset({READ, WRITE, DROP})
 MAX_TOKEN_LENGTH = 4096
+LEARNER_SUBJECT = "learner:"
+"""Prefix of a learner token's subject: ``learner:<project id>/<learner index>``."""
+
+
+def learner_subject(project_id: str, learner: int) -> str:
+    """The subject of learner ``learner``'s token of project ``project_id``."""
+    return f"{LEARNER_SUBJECT}{project_id}/{learner}"
+
+
+def learner_project(subject: str) -> str | None:
+    """The project id of a learner token's subject (``None`` for other subjects)."""
+    if not subject.startswith(LEARNER_SUBJECT):
+        return None
+    project_id, _, _ = subject.removeprefix(LEARNER_SUBJECT).partition("/")
+    return project_id or None
 
 
 class TokenRefused(Exception):

@@ -204,7 +204,8 @@ class NodeAgent:
         """Send the inventory once; return whether the manager accepted it."""
         body = {"location": self.location, "platform": node_platform(),
                 "cluster": self.settings.cluster, "interval_s": self.settings.report_interval_s,
-                "datasets": inventory(self.server)}
+                "datasets": inventory(self.server),
+                "learner_projects": self.server.tokens.learner_projects()}
         try:
             status, answer = _http("PUT", self.settings.manager_url + REPORT_PATH, body,
                                    {"Authorization": f"Node {self.creds.credential}"})
@@ -214,6 +215,10 @@ class NodeAgent:
         if status != 200:
             log.warning("inventory report refused (HTTP %s): %s", status, answer)
             return False
+        revoked = answer.get("revoked") if isinstance(answer, dict) else None
+        if revoked:
+            log.info("learner data access revoked for ended projects %s", revoked)
+            self.server.tokens.revoke(str(p) for p in revoked)
         return True
 
     def run(self) -> None:

@@ -18,7 +18,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,19 @@ class DataTokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignor
     def __init__(self, key: str, node_id: str, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self._key, self._node_id, self._clock = key, node_id, clock
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+        self._revoked: set[str] = set()
+
+    def learner_projects(self) -> list[str]:
+        """Projects whose learner tokens this node accepted (and has not revoked yet)."""
+        with self._lock:
+            return sorted(self._seen - self._revoked)
+
+    def revoke(self, project_ids: Iterable[str]) -> None:
+        """Refuse the learner tokens of ``project_ids`` from now on (their projects ended)."""
+        with self._lock:
+            self._revoked.update(project_ids)
 
     def start_call(self, info: Any, headers: dict[str, list[Any]]) -> _Claims:
         """Return the call's claims, or refuse the call."""
@@ -65,10 +78,17 @@ class DataTokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignor
             raise flight.FlightUnauthenticatedError(
                 "missing 'authorization: Bearer <data token>' (ask the manager for one)")
         try:
-            return _Claims(data_tokens.verify(self._key, token, node=self._node_id,
-                                              now=self._clock()))
+            claims = data_tokens.verify(self._key, token, node=self._node_id, now=self._clock())
         except data_tokens.TokenRefused as exc:
             raise flight.FlightUnauthenticatedError(str(exc)) from None
+        project = data_tokens.learner_project(claims.sub)
+        if project is not None:
+            with self._lock:
+                if project in self._revoked:
+                    raise flight.FlightUnauthenticatedError(
+                        f"project {project} ended: its learners' data access was revoked")
+                self._seen.add(project)
+        return _Claims(claims)
 
 
 def schema_fingerprint(schema: pa.Schema) -> str:
@@ -121,9 +141,9 @@ class NodeDataServer(DataServer):
     def __init__(self, root_dir: Path, *, node_id: str, data_key: str, access_log: AccessLog,
                  host: str = "127.0.0.1", port: int = 0,
                  on_change: Callable[[], None] | None = None) -> None:
+        self.tokens = DataTokenMiddlewareFactory(data_key, node_id)
         flight.FlightServerBase.__init__(
-            self, f"grpc://{host}:{port}",
-            middleware={MIDDLEWARE: DataTokenMiddlewareFactory(data_key, node_id)})
+            self, f"grpc://{host}:{port}", middleware={MIDDLEWARE: self.tokens})
         self.store = DatasetStore(root_dir)
         self.host = host
         self.emitter = None

@@ -120,7 +120,7 @@ class NodeService:
     def learner_grant(self, node: Node, *, project_id: str, learner: int,
                       tags: Sequence[str]) -> dict[str, Any]:
         """A read-only data token of one learner of ``project_id`` on ``node``."""
-        return self._grant(node, sub=f"learner:{project_id}/{learner}",
+        return self._grant(node, sub=data_tokens.learner_subject(project_id, learner),
                            ops=[data_tokens.READ], tags=tags, ttl_s=LEARNER_GRANT_TTL_S)
 
     def _grant(self, node: Node, *, sub: str, ops: Sequence[str], tags: Sequence[str],
@@ -183,8 +183,8 @@ class NodeService:
             raise UnauthorizedError("node credential revoked or replaced; enroll the node again")
         return node
 
-    def report(self, credential: str, body: dict[str, Any]) -> None:
-        """Store a node's inventory report and mark it seen now.
+    def report(self, credential: str, body: dict[str, Any]) -> Node:
+        """Store a node's inventory report and mark it seen now; return the node.
 
         Raises
         ------
@@ -207,3 +207,4 @@ class NodeService:
         if body.get("cluster"):
             changes["cluster"] = _checked(str(body["cluster"]), "cluster")
         self.store.update_node(node.id, changes)
+        return node

@@ -11,7 +11,9 @@ from flask_smorest import Blueprint
 
 from flops_manager.api.context import current_user, services
 from flops_manager.api.nodes import schemas
-from flops_manager.ports.errors import UnauthorizedError
+from flops_manager.lifecycle.state import Project
+from flops_manager.nodes.revocation import ended_projects
+from flops_manager.ports.errors import NotFoundError, UnauthorizedError
 
 blp = Blueprint("nodes", __name__, url_prefix="/api/v1/nodes",
                 description="FLOps nodes (data servers where the data lives), owner-scoped")
@@ -87,12 +89,19 @@ class AgentReport(MethodView):
 
     @agent_blp.doc(security=[])
     @agent_blp.arguments(schemas.ReportSchema)
-    @agent_blp.response(200, schemas.NodeListSchema)
+    @agent_blp.response(200, schemas.ReportAnswerSchema)
     @agent_blp.alt_response(401, description="missing or bad 'Authorization: Node <credential>'")
     def put(self, body: dict[str, Any]) -> dict[str, Any]:
         """Report the node's data server address and data sets (header ``Node <credential>``)."""
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme != "Node" or not credential.strip():
             raise UnauthorizedError("missing 'Authorization: Node <credential>' header")
-        services().nodes.report(credential.strip(), body)
-        return {"items": []}
+        node = services().nodes.report(credential.strip(), body)
+        return {"revoked": ended_projects(node.owner, body["learner_projects"], _project_or_none)}
+
+
+def _project_or_none(project_id: str) -> Project | None:
+    try:
+        return services().store.get_project(project_id)
+    except NotFoundError:
+        return None

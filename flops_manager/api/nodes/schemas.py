@@ -96,3 +96,15 @@ class ReportSchema(StrictSchema):
     interval_s = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=86400))
     datasets = fields.List(fields.Dict(), load_default=list,
                            validate=validate.Length(max=1000))
+    learner_projects = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
+        validate=validate.Length(max=1000),
+        metadata={"description": "projects whose learner tokens the node accepted"})
+
+
+class ReportAnswerSchema(StrictSchema):
+    """The manager's answer to an inventory report."""
+
+    revoked = fields.List(fields.String(), required=True, metadata={
+        "description": "of the reported learner_projects, those that ended: the node refuses "
+                       "their learner tokens from now on"})
