@@ -92,7 +92,9 @@ def record(seen: Entry | None, event: Event) -> dict[str, Any]:
     """The component's new record after accepting ``event``.
 
     A new incarnation retires the previous one; a ``lost`` retires its own, so a repeated will
-    or a late event of the dead connection changes nothing.
+    or a late event of the dead connection changes nothing. The record keeps the incarnation's
+    latest connection number and drops a pending will (:mod:`.wills`): an accepted event of
+    the incarnation is a sign of life.
     """
     previous = None if seen is None else seen.get("incarnation")
     ended = [previous if previous != event.incarnation else None]
@@ -102,6 +104,8 @@ def record(seen: Entry | None, event: Event) -> dict[str, Any]:
                              "event_id": event.event_id}
     if event.incarnation is not None:
         entry["incarnation"] = event.incarnation
+        if seen is not None and previous == event.incarnation and "connection" in seen:
+            entry["connection"] = seen["connection"]  # see :mod:`.wills`
     gone = _retiring(seen, *ended)
     if gone:
         entry["retired"] = gone
