@@ -105,6 +105,9 @@ def online(seen: Entry | None, event: Event) -> dict[str, Any] | None:
             return None
         entry = incarnations.record(seen, event)
         entry["connection"] = connection
+        # stamped when the connection opened: events created before it (published once it
+        # opened) are not older than anything the incarnation said
+        entry["at"] = ""
         return entry
     if connection <= _connection(seen):
         return None

@@ -139,3 +139,11 @@ def test_will_before_any_report_also_waits_for_the_grace() -> None:
     suspected = apply(training(), will(1), now=10.0)
     assert suspected.phase is Phase.TRAINING
     assert after(suspected, 15.0).last_error == f"aggregator 'agg-0' lost: {REASON}"
+
+
+def test_online_does_not_make_earlier_created_events_stale() -> None:
+    """A publisher connects on its first publish: ``online`` is newer than that event."""
+    connected = agg(EventType.ONLINE, "2026-01-01T00:00:09Z", data=connection_data(1))
+    first = agg(EventType.STARTED, "2026-01-01T00:00:01Z")
+    assert apply(training().replace(phase=Phase.DEPLOYING), connected, first).phase is (
+        Phase.TRAINING)
