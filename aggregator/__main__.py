@@ -9,7 +9,7 @@ from flops_contracts.entrypoint import start_component
 
 def main() -> int:
     """Entry point of the aggregator process."""
-    from aggregator.settings import AggregatorRole, AggregatorSettings
+    from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 
     settings = start_component(AggregatorSettings, prog="flops-aggregator")
     if settings.role is AggregatorRole.CLUSTER:

@@ -19,8 +19,8 @@ from aggregator.flower_api import (
 )
 from aggregator.rounds import RoundRecorder, RoundReport
 from aggregator.runtime import ExitCode, learner_round_config, make_emitter, server_certificates
-from aggregator.settings import AggregatorSettings
-from flops_contracts.errors import TrainingError
+from flops_contracts.aggregator_settings import AggregatorSettings
+from flops_contracts.errors import ConfigError, TrainingError
 from flops_contracts.events import EventType, training_data
 from flops_messaging import EventEmitter
 from learner_base.flower_client import CallbackClient, run_client
@@ -143,7 +143,8 @@ def run_cluster_aggregator(settings: AggregatorSettings) -> int:
 
 def _run_cluster(settings: AggregatorSettings, emitter: EventEmitter) -> int:
     cluster = ClusterAggregator(settings, emitter)
-    assert settings.root_address is not None
+    if settings.root_address is None:
+        raise ConfigError("a cluster aggregator needs FLOPS_ROOT_ADDRESS (its root aggregator)")
     root_ca = Path(settings.root_tls_ca_file).read_bytes() if settings.root_tls_ca_file else None
     try:
         cluster.session.start()
@@ -163,7 +164,7 @@ def _run_cluster(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         emitter.emit(EventType.FAILED, reason=str(exc), stage="connection")
         logger.error("%s", exc)
         return ExitCode.CONNECTION
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         reason = f"cluster aggregator error: {type(exc).__name__}: {exc}"
         emitter.emit(EventType.FAILED, reason=reason, stage="training")
         logger.exception("%s", reason)

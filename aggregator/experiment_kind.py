@@ -23,7 +23,7 @@ def mark_model_training(tracking_uri: str, experiment_id: str) -> bool:
     try:
         for key, value in experiment_tags().items():
             client.set_experiment_tag(experiment_id, key, value)
-    except Exception:  # noqa: BLE001 - the UI's default view is not worth failing a training
+    except Exception:
         logger.warning("could not tag MLflow experiment %s for the UI", experiment_id,
                        exc_info=True)
         return False

@@ -340,7 +340,7 @@ class FlowerSession:
             return
         try:
             Server(client_manager=self._client_manager).disconnect_all_clients(timeout=timeout_s)
-        except Exception:  # noqa: BLE001 - best effort on shutdown
+        except Exception:
             logger.debug("disconnecting clients failed", exc_info=True)
         grpc_server.stop(grace=1)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -10,9 +12,9 @@ from typing import Any
 from aggregator.experiment_kind import mark_model_training
 from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower_strategy
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
-from aggregator.settings import AggregatorRole, AggregatorSettings
 from aggregator.tracking import MlflowTracker, RegisteredModel
-from flops_contracts.errors import ContractError, TrainingError
+from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
+from flops_contracts.errors import ConfigError, ContractError, TrainingError
 from flops_contracts.events import Component, EventType, training_data
 from flops_contracts.spec import TrainingSpec
 from flops_messaging import EventEmitter, create_emitter
@@ -52,7 +54,8 @@ def server_certificates(settings: AggregatorSettings) -> tuple[bytes, bytes, byt
     """Read (CA, certificate, key) for a TLS-enabled Flower server, if configured."""
     if not settings.tls_cert_file:
         return None
-    assert settings.tls_ca_file and settings.tls_key_file
+    if not settings.tls_ca_file or not settings.tls_key_file:
+        raise ConfigError("TLS needs a CA file and a key file next to the certificate file")
     return (
         Path(settings.tls_ca_file).read_bytes(),
         Path(settings.tls_cert_file).read_bytes(),
@@ -88,6 +91,12 @@ def training_params(settings: AggregatorSettings) -> dict[str, Any]:
         **{f"learner_config.{k}": v for k, v in learner_round_config(t).items()},
         **{f"strategy.{k}": v for k, v in t.strategy.params.items()},
     }
+    for placed in settings.data_placement:
+        prefix = f"data.learner_{placed.get('learner')}"
+        params[f"{prefix}.node"] = placed.get("node")
+        params[f"{prefix}.rows"] = placed.get("rows")
+        if placed.get("label_histogram"):
+            params[f"{prefix}.labels"] = json.dumps(placed["label_histogram"], sort_keys=True)
     if t.cycles is not None:
         params["cycles"] = t.cycles
     if t.differential_privacy is not None:
@@ -105,10 +114,97 @@ def run_aggregator(settings: AggregatorSettings) -> int:
         emitter.close()
 
 
-def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
-    assert settings.repo_dir is not None
+@dataclasses.dataclass(frozen=True)
+class RoundPlan:
+    """How many rounds with how many participants: learners, or cluster aggregators (root)."""
+
+    participant: str
+    minimum: int
+    target: int
+    num_rounds: int
+    call_timeout_s: float
+    min_fit: int
+    min_evaluate: int
+
+
+def round_plan(settings: AggregatorSettings) -> RoundPlan:
+    """The plan of a classic aggregator (learners) or a root aggregator (clusters)."""
     training = settings.training
-    root = settings.role is AggregatorRole.ROOT
+    if settings.role is AggregatorRole.ROOT:
+        minimum = training.min_clusters
+        return RoundPlan(
+            participant="cluster aggregators",
+            minimum=minimum,
+            target=settings.expected_clients or len(training.clusters or []) or minimum,
+            num_rounds=training.cycles or 1,
+            # One root round runs a whole cluster cycle: give each call time for all its rounds.
+            call_timeout_s=training.round_timeout_s * (2 * training.rounds + 1),
+            min_fit=minimum,
+            min_evaluate=minimum,
+        )
+    minimum = training.effective_min_available
+    return RoundPlan(
+        participant="learners",
+        minimum=minimum,
+        target=max(settings.expected_clients or training.learners, minimum),
+        num_rounds=training.rounds,
+        call_timeout_s=training.round_timeout_s,
+        min_fit=training.effective_min_fit,
+        min_evaluate=training.effective_min_evaluate,
+    )
+
+
+def run_tags(settings: AggregatorSettings, num_rounds: int) -> dict[str, str]:
+    """The MLflow tags of the training run (and of the registered model)."""
+    training = settings.training
+    return {
+        "flops.project_id": settings.project_id,
+        "flops.repository": settings.repository_url or str(settings.repo_dir),
+        "flops.commit": settings.commit or "unknown",
+        "flops.strategy": training.strategy.name.value,
+        "flops.rounds": str(num_rounds),
+        "flops.mode": training.mode.value,
+    }
+
+
+def _tracker(settings: AggregatorSettings) -> MlflowTracker | None:
+    if not settings.mlflow_tracking_uri:
+        return None
+    name = settings.project_name or settings.project_id
+    return MlflowTracker(
+        tracking_uri=settings.mlflow_tracking_uri,
+        experiment_name=settings.mlflow_experiment or f"flops-{name}",
+        run_name=f"{name}-training",
+        artifact_location=settings.mlflow_artifact_location,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """How the aggregator reports an error that ended training."""
+
+    stage: str
+    reason: str
+    exit_code: ExitCode
+    details: dict[str, Any]
+    unexpected: bool = False
+    """Log the traceback: the error is not one FLOps raises on purpose."""
+
+
+def failure_of(exc: Exception) -> Failure:
+    """Map an error that ended training to its ``failed`` event and exit code."""
+    if isinstance(exc, TrainingError):
+        return Failure("training", exc.message, ExitCode.TRAINING, dict(exc.details))
+    if isinstance(exc, ContractError):
+        return Failure("model", exc.message, ExitCode.CONTRACT, {})
+    return Failure("internal", f"aggregator error: {type(exc).__name__}: {exc}",
+                   ExitCode.INTERNAL, {}, unexpected=True)
+
+
+def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
+    if settings.repo_dir is None:
+        raise ConfigError("the aggregator needs the repository directory (FLOPS_REPO_DIR)")
+    training = settings.training
     try:
         manager = load_model_manager(Path(settings.repo_dir))
         initial = manager.get_model_parameters()
@@ -117,39 +213,9 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         logger.error("%s", exc.message)
         return ExitCode.CONTRACT
 
-    if root:
-        participant = "cluster aggregators"
-        minimum = training.min_clusters
-        target = settings.expected_clients or len(training.clusters or []) or minimum
-        num_rounds = training.cycles or 1
-        # One root round runs a whole cluster cycle: give each call time for all its rounds.
-        call_timeout = training.round_timeout_s * (2 * training.rounds + 1)
-        min_fit = min_evaluate = minimum
-    else:
-        participant = "learners"
-        minimum = training.effective_min_available
-        target = max(settings.expected_clients or training.learners, minimum)
-        num_rounds = training.rounds
-        call_timeout = training.round_timeout_s
-        min_fit, min_evaluate = training.effective_min_fit, training.effective_min_evaluate
-
-    tracker: MlflowTracker | None = None
-    if settings.mlflow_tracking_uri:
-        tracker = MlflowTracker(
-            tracking_uri=settings.mlflow_tracking_uri,
-            experiment_name=settings.mlflow_experiment
-            or f"flops-{settings.project_name or settings.project_id}",
-            run_name=f"{settings.project_name or settings.project_id}-training",
-            artifact_location=settings.mlflow_artifact_location,
-        )
-    tags = {
-        "flops.project_id": settings.project_id,
-        "flops.repository": settings.repository_url or str(settings.repo_dir),
-        "flops.commit": settings.commit or "unknown",
-        "flops.strategy": training.strategy.name.value,
-        "flops.rounds": str(num_rounds),
-        "flops.mode": training.mode.value,
-    }
+    plan = round_plan(settings)
+    tracker = _tracker(settings)
+    tags = run_tags(settings, plan.num_rounds)
     best = BestModelTracker(
         metric=training.selection_metric, mode=training.effective_selection_mode
     )
@@ -162,7 +228,7 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
         improved = best.offer(report, parameters)
         emitter.emit(EventType.ROUND_COMPLETED, **training_data(
             round=report.server_round,
-            total_rounds=num_rounds,
+            total_rounds=plan.num_rounds,
             metrics={"loss": report.loss, "accuracy": report.accuracy},
             answered=report.fit_answered,
             failed=report.fit_failed + report.evaluate_failed,
@@ -192,51 +258,40 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
             if tracker.experiment_id is not None:
                 mark_model_training(tracker.tracking_uri, tracker.experiment_id)
         emitter.emit(
-            EventType.STARTED, address=settings.listen_address, expected=target,
-            rounds=num_rounds, mlflow_run_id=tracker.run_id if tracker else None,
+            EventType.STARTED, address=settings.listen_address, expected=plan.target,
+            rounds=plan.num_rounds, mlflow_run_id=tracker.run_id if tracker else None,
         )
         connected = session.wait_for_clients(
-            target=target, minimum=minimum, timeout_s=training.connect_timeout_s
+            target=plan.target, minimum=plan.minimum, timeout_s=training.connect_timeout_s
         )
-        logger.info("%s %s connected; starting %s rounds", connected, participant, num_rounds)
+        logger.info("%s %s connected; starting %s rounds", connected, plan.participant,
+                    plan.num_rounds)
         strategy = RecordingStrategy(
-            build_flower_strategy(
-                training, initial_parameters=initial, min_fit=min_fit, min_evaluate=min_evaluate
-            ),
-            recorder=RoundRecorder(
-                min_fit=min_fit, min_evaluate=min_evaluate, participant=participant
-            ),
-            round_config={} if root else learner_round_config(training),
+            build_flower_strategy(training, initial_parameters=initial, min_fit=plan.min_fit,
+                                  min_evaluate=plan.min_evaluate),
+            recorder=RoundRecorder(min_fit=plan.min_fit, min_evaluate=plan.min_evaluate,
+                                   participant=plan.participant),
+            round_config=({} if settings.role is AggregatorRole.ROOT
+                          else learner_round_config(training)),
             on_report=on_report,
             on_failures=on_failures,
         )
-        session.fit(strategy, num_rounds=num_rounds, round_timeout_s=call_timeout)
-        if len(reports) < num_rounds:
+        session.fit(strategy, num_rounds=plan.num_rounds, round_timeout_s=plan.call_timeout_s)
+        if len(reports) < plan.num_rounds:
             raise TrainingError(
-                f"training ended after {len(reports)} of {num_rounds} rounds without "
+                f"training ended after {len(reports)} of {plan.num_rounds} rounds without "
                 "evaluation results"
             )
         session.stop()  # let learners go before the (slower) model logging
         model = _register_best(settings, manager, best, tracker, tags, emitter)
-    except TrainingError as exc:
-        emitter.emit(EventType.FAILED, reason=exc.message, stage="training", **exc.details)
-        logger.error("%s", exc.message)
+    except Exception as exc:  # noqa: BLE001 - every error ends training with a failed event
+        failure = failure_of(exc)
+        emitter.emit(EventType.FAILED, reason=failure.reason, stage=failure.stage,
+                     **failure.details)
+        (logger.exception if failure.unexpected else logger.error)("%s", failure.reason)
         if tracker is not None:
             tracker.finish(failed=True)
-        return ExitCode.TRAINING
-    except ContractError as exc:
-        emitter.emit(EventType.FAILED, reason=exc.message, stage="model")
-        logger.error("%s", exc.message)
-        if tracker is not None:
-            tracker.finish(failed=True)
-        return ExitCode.CONTRACT
-    except Exception as exc:  # noqa: BLE001 - report, then fail loudly
-        reason = f"aggregator error: {type(exc).__name__}: {exc}"
-        emitter.emit(EventType.FAILED, reason=reason, stage="internal")
-        logger.exception("%s", reason)
-        if tracker is not None:
-            tracker.finish(failed=True)
-        return ExitCode.INTERNAL
+        return failure.exit_code
     finally:
         session.stop()
 
@@ -273,9 +328,10 @@ def _register_best(
     manager.set_model_parameters(best.best_parameters)
     if tracker is None:
         return None
-    report = best.best_report
-    assert report is not None and best.best_value is not None
-    summary = {f"best_{best.metric}": best.best_value, "best_round": float(report.server_round)}
+    report, value = best.best_report, best.best_value
+    if report is None or value is None:
+        raise TrainingError("no round produced an evaluated global model to keep")
+    summary = {f"best_{best.metric}": value, "best_round": float(report.server_round)}
     tracker.log_summary(summary)
     name = settings.registered_model_name or (
         f"flops-{settings.project_name or settings.project_id}"

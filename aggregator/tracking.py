@@ -16,6 +16,7 @@ from typing import Any
 
 from aggregator.model_saving import log_trained_model
 from aggregator.rounds import RoundReport
+from flops_contracts.backoff import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ class MlflowTracker:
                 self.experiment_id = client.create_experiment(
                     self.experiment_name, artifact_location=self.artifact_location
                 )
-            except Exception:  # noqa: BLE001 - created concurrently by another run
+            except Exception:
                 experiment = client.get_experiment_by_name(self.experiment_name)
                 if experiment is None:
                     raise
@@ -99,11 +100,17 @@ class MlflowTracker:
         )
         return self.run_id
 
+    def _started(self) -> str:
+        """The run's id; raises ``RuntimeError`` before :meth:`start`."""
+        if self.run_id is None:
+            raise RuntimeError("start() the tracker first")
+        return self.run_id
+
     def log_round(self, report: RoundReport, *, step: int | None = None) -> None:
         """Queue the round's metrics for step ``report.server_round`` (written in background)."""
         from mlflow.entities import Metric
 
-        assert self.run_id is not None, "start() first"
+        self._started()
         now = int(time.time() * 1000)
         at = report.server_round if step is None else step
         metrics = [Metric(k, float(v), now, at) for k, v in report.metrics().items()]
@@ -136,14 +143,14 @@ class MlflowTracker:
     def _write(self, client: Any, metrics: list[Any]) -> None:
         for attempt in range(self.RETRIES):
             try:
-                client.log_batch(self.run_id, metrics=metrics)
+                client.log_batch(self._started(), metrics=metrics)
                 return
-            except Exception:  # noqa: BLE001 - the tracking server may be restarting
+            except Exception:
                 if attempt == self.RETRIES - 1:
                     logger.warning("dropping %s metrics after %s attempts", len(metrics),
                                    self.RETRIES, exc_info=True)
                 else:
-                    time.sleep(min(0.5 * 2**attempt, 5.0))
+                    time.sleep(backoff_delay(attempt, base_s=0.5, cap_s=5.0))
 
     def flush(self) -> None:
         """Wait until every queued metric was written (or given up on)."""
@@ -154,11 +161,11 @@ class MlflowTracker:
         """Log final summary metrics (no step)."""
         from mlflow.entities import Metric
 
-        assert self.run_id is not None, "start() first"
+        run_id = self._started()
         self.flush()
         now = int(time.time() * 1000)
         self._client().log_batch(
-            self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
+            run_id, metrics=[Metric(k, float(v), now, 0) for k, v in values.items()]
         )
 
     def log_model(
@@ -172,9 +179,9 @@ class MlflowTracker:
         """Log ``manager.get_model()`` (always saved, see :mod:`aggregator.model_saving`)."""
         import mlflow
 
-        assert self.run_id is not None, "start() first"
+        run_id = self._started()
         mlflow.set_tracking_uri(self.tracking_uri)
-        with mlflow.start_run(run_id=self.run_id):
+        with mlflow.start_run(run_id=run_id):
             saved = log_trained_model(manager, registered_model_name=registered_model_name,
                                       source_dir=source_dir)
         if registered_model_name and saved.version is not None:
@@ -201,5 +208,5 @@ class MlflowTracker:
             self._writer = None
         try:
             self._client().set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
-        except Exception:  # noqa: BLE001 - best effort: the server may be gone
+        except Exception:
             logger.warning("could not mark MLflow run %s terminated", self.run_id, exc_info=True)

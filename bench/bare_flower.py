@@ -13,15 +13,17 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 
-def _load(repo: str):  # noqa: ANN202
+def _load(repo: str):
     sys.path.insert(0, repo)
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_mm", Path(repo) / "model_manager.py")
+    assert spec is not None and spec.loader is not None, repo
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.ModelManager()
@@ -37,15 +39,15 @@ def client(repo: str, address: str, index: int) -> None:
     manager.set_model_data(LearnerContext(learner_index=index))
 
     class Client(flwr.client.NumPyClient):
-        def get_parameters(self, config):  # noqa: ANN001, ANN201
+        def get_parameters(self, config):
             return manager.get_model_parameters()
 
-        def fit(self, parameters, config):  # noqa: ANN001, ANN201
+        def fit(self, parameters, config):
             manager.set_model_parameters(parameters)
             n = manager.fit_model(RoundConfig.from_flower(config))
             return manager.get_model_parameters(), n, {}
 
-        def evaluate(self, parameters, config):  # noqa: ANN001, ANN201
+        def evaluate(self, parameters, config):
             manager.set_model_parameters(parameters)
             loss, acc, n = manager.evaluate_model(RoundConfig.from_flower(config))
             return loss, n, {"accuracy": acc}
@@ -78,14 +80,14 @@ def main() -> None:
     for proc in procs:
         proc.start()
     class TimedFedAvg(FedAvg):
-        round_seconds: list[float] = []
+        round_seconds: ClassVar[list[float]] = []
 
-        def configure_fit(self, server_round, parameters, client_manager):  # noqa: ANN001, ANN201
+        def configure_fit(self, server_round, parameters, client_manager):
             client_manager.wait_for(self.min_available_clients)  # time the round, not the join
             self._t0 = time.perf_counter()
             return super().configure_fit(server_round, parameters, client_manager)
 
-        def aggregate_evaluate(self, server_round, results, failures):  # noqa: ANN001, ANN201
+        def aggregate_evaluate(self, server_round, results, failures):
             out = super().aggregate_evaluate(server_round, results, failures)
             self.round_seconds.append(time.perf_counter() - self._t0)
             return out

@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,15 +30,11 @@ from typing import Any
 import numpy as np
 import requests
 
+from flops_manager.local_processes import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAME = "bench-digits"
 COLUMNS = [f"x{i}" for i in range(64)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class DigitsManager:

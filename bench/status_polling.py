@@ -29,7 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from api_latency import QUERIES, bench_stack  # bench/ is on the path when run as a script
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the repository, so that bench.api_latency imports as a script too
+
+from bench.api_latency import QUERIES, bench_stack  # noqa: E402
 
 
 def poll(url: str, ids: list[str], clients: int, seconds: float, out: Any) -> None:

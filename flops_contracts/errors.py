@@ -83,3 +83,43 @@ class TrainingError(FlopsError):
     """Federated training could not complete (for example too few learners remained)."""
 
     default_code = ErrorCode.TRAINING_FAILED
+
+
+class NotFoundError(FlopsError):
+    """The requested object does not exist (or belongs to somebody else)."""
+
+    default_code = ErrorCode.NOT_FOUND
+
+
+class ConflictError(FlopsError):
+    """A concurrent update or a duplicate key."""
+
+    default_code = ErrorCode.CONFLICT
+
+
+class BackendUnavailableError(FlopsError):
+    """A backend (database, broker, orchestrator, identity provider) cannot be reached."""
+
+    default_code = ErrorCode.BACKEND_UNAVAILABLE
+
+
+class UnauthorizedError(FlopsError):
+    """The caller did not present valid credentials."""
+
+    default_code = ErrorCode.UNAUTHORIZED
+
+
+class ForbiddenError(FlopsError):
+    """The caller's credentials are valid but do not cover what it asked for."""
+
+    default_code = ErrorCode.FORBIDDEN
+
+
+class TemporaryError(BackendUnavailableError):
+    """A failure worth retrying later (the reconciler backs off and retries)."""
+
+
+class PermanentError(FlopsError):
+    """A failure that retrying cannot fix (the reconciler fails the project)."""
+
+    default_code = ErrorCode.INTERNAL

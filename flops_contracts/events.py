@@ -211,7 +211,7 @@ def connection_of(event: Event) -> int | None:
 def training_data(
     *,
     metrics: Mapping[str, float | None],
-    round: int | None = None,  # noqa: A002 - the contract's field name
+    round: int | None = None,
     total_rounds: int | None = None,
     **details: Any,
 ) -> dict[str, Any]:

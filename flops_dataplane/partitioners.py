@@ -128,7 +128,7 @@ def split_train_test(
         raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     rng = np.random.default_rng(seed)
     shuffled = rng.permutation(indices)
-    n_test = min(int(round(test_fraction * len(indices))), max(len(indices) - 1, 0))
+    n_test = min(round(test_fraction * len(indices)), max(len(indices) - 1, 0))
     return np.sort(shuffled[n_test:]), np.sort(shuffled[:n_test])
 
 

@@ -29,7 +29,6 @@ from flops_dataplane.manifest import Manifest
 from flops_dataplane.names import DatasetKey, new_dataset_name
 from flops_dataplane.protocol import (
     ACTION_DESCRIBE,
-    ACTION_DROP,
     ACTIONS,
     parse_commit_message,
 )
@@ -223,8 +222,7 @@ class DataServer(flight.FlightServerBase):  # type: ignore[misc]
             key = _decode_id(action.body)
             if action.type == ACTION_DESCRIBE:
                 manifest = self.store.describe(key)
-            else:
-                assert action.type == ACTION_DROP
+            else:  # ACTION_DROP, the only other action
                 manifest = self.store.drop(key)
                 log.info("dropped %s", key.dataset_id)
         return iter([manifest.to_json().encode()])

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from flops_contracts.ids import check_identifier
 
 SERVER_ENV_PREFIX = "FLOPS_DATA_"
-TOKEN_ENV_VAR = "FLOPS_DATA_TOKEN"
+TOKEN_ENV_VAR = "FLOPS_DATA_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 
 class DataServerSettings(BaseModel):

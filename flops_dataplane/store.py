@@ -116,7 +116,7 @@ class PendingUpload:
         if self._writer is not None:
             try:
                 self._writer.close()
-            except Exception:  # noqa: BLE001 - the file is discarded anyway
+            except Exception:
                 log.debug("closing an aborted upload failed", exc_info=True)
             self._writer = None
         self.temp_path.unlink(missing_ok=True)

@@ -16,8 +16,10 @@ from flops_manager.api.errors import register_error_handlers
 from flops_manager.api.openapi import document, openapi_config
 from flops_manager.api.timing import install_timing
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.nodes.service import NodeService
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
+from flops_manager.ports.node_store import NodeStore
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.services.logs import LogService
@@ -64,6 +66,7 @@ def create_app(
     events: EventSource | None = None,
     authenticator: Authenticator | None = None,
     enrollment: Enrollment | None = None,
+    nodes: NodeStore | None = None,
 ) -> Flask:
     """Create the manager's Flask app.
 
@@ -76,13 +79,17 @@ def create_app(
     enrollment
         The components' enrollment (shared with the reconcile worker; default: one on
         ``store`` with the broker accounts of ``settings``).
+    nodes
+        The node store (default: next to the project store, from ``settings``).
     """
     store = store or registry.build_store(settings)
     orchestrator = orchestrator or registry.build_orchestrator(settings)
     enrollment = enrollment or Enrollment(
         store, settings, broker=registry.build_broker_accounts(settings)
     )
-    projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed)
+    node_service = NodeService(nodes or registry.build_node_store(settings))
+    projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed,
+                              nodes=node_service)
     app = Flask("flops_manager")
     app.config.update(openapi_config(settings))
     app.extensions[EXTENSION] = Services(
@@ -96,6 +103,7 @@ def create_app(
         logs=LogService(orchestrator, projects),
         enrollment=enrollment,
         streams=StreamSlots(stream_limits(settings)),
+        nodes=node_service,
     )
     app.register_blueprint(docs_assets.blueprint)
     api = Api(app)

@@ -92,7 +92,7 @@ def stop_processes(processes: list[ManagedProcess], *, grace_s: float = 5.0) -> 
     survivors = stop_groups([p.leader for p in processes], grace_s=grace_s,
                             reap=lambda: [p.returncode for p in processes])
     for process in processes:
-        process._log.close()  # noqa: SLF001
+        process._log.close()
     return survivors
 
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
 from urllib.parse import urlparse
 
 from flops_contracts.errors import ConfigError
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
+from flops_manager.ports.node_store import NodeStore
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.settings import Settings
 
-StoreBuilder = Callable[[str, Settings], ProjectStore]
-OrchestratorBuilder = Callable[[str, Settings], Orchestrator]
+T = TypeVar("T")
+Builder = Callable[[str, Settings], T]
+"""Builds a backend from its URI and the manager's settings (imports its adapter lazily)."""
 
 
 def _memory_store(uri: str, settings: Settings) -> ProjectStore:
@@ -44,15 +47,16 @@ def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     return orchestrator
 
 
-class Registry:
-    """Maps URI schemes to builders for one kind of backend."""
+class Registry(Generic[T]):
+    """Maps URI schemes to builders of one port type ``T`` (a store, an orchestrator)."""
 
-    def __init__(self, what: str, variable: str) -> None:
+    def __init__(self, what: str, variable: str,
+                 builders: Mapping[str, Builder[T]] | None = None) -> None:
         self.what = what
         self.variable = variable
-        self._builders: dict[str, Callable[[str, Settings], object]] = {}
+        self._builders: dict[str, Builder[T]] = dict(builders or {})
 
-    def register(self, scheme: str, builder: Callable[[str, Settings], object]) -> None:
+    def register(self, scheme: str, builder: Builder[T]) -> None:
         """Register ``builder`` for URIs of ``scheme``."""
         self._builders[scheme] = builder
 
@@ -60,7 +64,7 @@ class Registry:
         """Return the registered schemes."""
         return sorted(self._builders)
 
-    def build(self, uri: str | None, settings: Settings) -> object:
+    def build(self, uri: str | None, settings: Settings) -> T:
         """Build the backend for ``uri``.
 
         Raises
@@ -81,15 +85,6 @@ class Registry:
         return builder(uri, settings)
 
 
-STORES = Registry("project store", "FLOPS_MONGO_URL or FLOPS_STORE_URI")
-STORES.register("memory", _memory_store)
-STORES.register("mongodb", _mongo_store)
-
-ORCHESTRATORS = Registry("orchestrator", "FLOPS_ORCHESTRATOR_URI")
-ORCHESTRATORS.register("memory", _memory_orchestrator)
-ORCHESTRATORS.register("local", _local_orchestrator)
-
-
 def _oakestra_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     from flops_manager.adapters.oakestra import build_oakestra_orchestrator
 
@@ -102,24 +97,44 @@ def _docker_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     return build_docker_orchestrator(uri, settings)
 
 
-ORCHESTRATORS.register("docker", _docker_orchestrator)
-ORCHESTRATORS.register("docker+unix", _docker_orchestrator)
-ORCHESTRATORS.register("oakestra", _oakestra_orchestrator)
-ORCHESTRATORS.register("oakestra+https", _oakestra_orchestrator)
+def store_registry() -> Registry[ProjectStore]:
+    """The project stores FLOps ships, by URI scheme."""
+    return Registry("project store", "FLOPS_MONGO_URL or FLOPS_STORE_URI",
+                    {"memory": _memory_store, "mongodb": _mongo_store})
+
+
+def orchestrator_registry() -> Registry[Orchestrator]:
+    """The orchestrator backends FLOps ships, by URI scheme."""
+    return Registry("orchestrator", "FLOPS_ORCHESTRATOR_URI", {
+        "memory": _memory_orchestrator,
+        "local": _local_orchestrator,
+        "docker": _docker_orchestrator,
+        "docker+unix": _docker_orchestrator,
+        "oakestra": _oakestra_orchestrator,
+        "oakestra+https": _oakestra_orchestrator,
+    })
 
 
 def build_store(settings: Settings) -> ProjectStore:
     """Build the store named by ``FLOPS_STORE_URI`` or ``FLOPS_MONGO_URL``."""
-    store = STORES.build(settings.store_uri or settings.mongo_url, settings)
-    assert isinstance(store, ProjectStore)
-    return store
+    return store_registry().build(settings.store_uri or settings.mongo_url, settings)
+
+
+def build_node_store(settings: Settings) -> NodeStore:
+    """Build the node store next to the project store (same database)."""
+    uri = settings.store_uri or settings.mongo_url
+    if uri and urlparse(uri).scheme == "mongodb":
+        from flops_manager.adapters.mongo_node_store import MongoNodeStore
+
+        return MongoNodeStore(uri, db_name=settings.mongo_db)
+    from flops_manager.adapters.memory_node_store import MemoryNodeStore
+
+    return MemoryNodeStore()
 
 
 def build_orchestrator(settings: Settings) -> Orchestrator:
     """Build the orchestrator named by ``FLOPS_ORCHESTRATOR_URI``."""
-    orchestrator = ORCHESTRATORS.build(settings.orchestrator_uri, settings)
-    assert isinstance(orchestrator, Orchestrator)
-    return orchestrator
+    return orchestrator_registry().build(settings.orchestrator_uri, settings)
 
 
 def build_broker_accounts(settings: Settings) -> BrokerAccounts:

@@ -176,7 +176,6 @@ class Settings(BaseModel):
     images_prefix: str = "flops"
     dataplane_image: str = "flops/dataplane:latest"
     builder_image: str = "flops/image-builder:latest"
-    inference_image: str = "flops/inference-server:latest"
     tracking_image: str = "flops/tracking-server:latest"
 
     @field_validator("phase_timeouts", mode="before")

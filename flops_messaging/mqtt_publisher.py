@@ -164,7 +164,7 @@ class MqttPublisher(EventPublisher):
             return False
         deadline = time.monotonic() + s.ack_timeout_s
         while time.monotonic() < deadline:
-            if info._published:  # noqa: SLF001 - paho offers no non-raising accessor
+            if _acknowledged(info):
                 return True
             time.sleep(0.01)
         with self._lock:
@@ -185,7 +185,7 @@ class MqttPublisher(EventPublisher):
             with self._lock:
                 self._unacknowledged = [
                     i for i in self._unacknowledged
-                    if not i._published  # noqa: SLF001 - see publish()
+                    if not _acknowledged(i)
                 ]
                 waiting = len(self._unacknowledged)
             if not waiting or not self._ever_connected:
@@ -216,3 +216,14 @@ class MqttPublisher(EventPublisher):
             client.disconnect()
         finally:
             client.loop_stop()
+
+
+def _acknowledged(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker acknowledged the QoS 1 message of ``info``.
+
+    Not paho's ``is_published()``/``wait_for_publish()``: both raise ``RuntimeError`` while the
+    client is disconnected (rc ``MQTT_ERR_NO_CONN``), although paho keeps the message queued and
+    sends it as soon as the client reconnects (tests/messaging/test_publishers.py shows both).
+    The flag they read is the one paho sets on the broker's PUBACK.
+    """
+    return bool(info._published)

@@ -141,14 +141,14 @@ class ColumnDataset:
         for index in range(len(self)):
             yield self[index]
 
-    def set_format(self, type: str | None = None, **kwargs: Any) -> None:  # noqa: A002
+    def set_format(self, type: str | None = None, **kwargs: Any) -> None:
         """Return columns as ``numpy`` arrays, ``torch`` tensors or Python lists (``None``)."""
         if type not in FORMATS:
             raise ValueError(f"format {type!r} is not supported; use one of {FORMATS}")
         self._format = None if type == "arrow" else type
         self._transform = None
 
-    def with_format(self, type: str | None = None, **kwargs: Any) -> ColumnDataset:  # noqa: A002
+    def with_format(self, type: str | None = None, **kwargs: Any) -> ColumnDataset:
         """A copy with :meth:`set_format` applied."""
         copy = self._copy()
         copy.set_format(type)
@@ -233,11 +233,11 @@ class DatasetDict(dict[str, ColumnDataset]):
         """Each split with ``transform``."""
         return DatasetDict({k: v.with_transform(transform) for k, v in self.items()})
 
-    def with_format(self, type: str | None = None, **kwargs: Any) -> DatasetDict:  # noqa: A002
+    def with_format(self, type: str | None = None, **kwargs: Any) -> DatasetDict:
         """Each split in ``type`` format."""
         return DatasetDict({k: v.with_format(type) for k, v in self.items()})
 
-    def set_format(self, type: str | None = None, **kwargs: Any) -> None:  # noqa: A002
+    def set_format(self, type: str | None = None, **kwargs: Any) -> None:
         """Set each split's format."""
         for split in self.values():
             split.set_format(type)

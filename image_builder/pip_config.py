@@ -72,7 +72,7 @@ def parse_config_list(text: str) -> PipConfig:
 
 def host_pip_config(python: str = sys.executable, timeout: float = 60) -> PipConfig:
     """Return the pip configuration of ``python`` (files and ``PIP_*`` variables)."""
-    out = subprocess.run([python, "-m", "pip", "config", "list"], capture_output=True,
+    out = subprocess.run([python, "-m", "pip", "config", "list"],  # noqa: S603 - no shell capture_output=True,
                          text=True, timeout=timeout, check=False)
     return parse_config_list(out.stdout) if out.returncode == 0 else PipConfig()
 

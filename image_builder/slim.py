@@ -118,9 +118,7 @@ def slim(venv: Path, site_packages: Path) -> SlimReport:
         if relative.parts[0].endswith(".dist-info"):
             continue  # metadata and licenses stay
         if path.is_dir() and not path.is_symlink():
-            if path.name in TEST_DIRS and len(relative.parts) > 1:
-                _remove(path, venv, report)
-            elif path.name == "include":
+            if (path.name in TEST_DIRS and len(relative.parts) > 1) or path.name == "include":
                 _remove(path, venv, report)
         elif path.name.endswith(OTHER_OPT_LEVELS) or path.suffix in SOURCE_SUFFIXES:
             _remove(path, venv, report)

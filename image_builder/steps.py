@@ -77,7 +77,7 @@ def run_reported(
     emitter.emit(EventType.STARTED, **started)
     try:
         result = body(steps)
-    except Exception as exc:  # noqa: BLE001 - reported, then re-raised typed
+    except Exception as exc:
         error = exc if isinstance(exc, FlopsError) else BuildError(
             f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
         step = steps.current or first_step

@@ -140,7 +140,8 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):
+        raise exc
     if exc.status_code == 404:
         message = f"no endpoint {request.url.path}; use one of {', '.join(ENDPOINTS)}"
     elif exc.status_code == 405:

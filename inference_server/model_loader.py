@@ -89,7 +89,7 @@ def load_served_model(model_uri: str, *, tracking_uri: str | None) -> ServedMode
                   else model_uri)
     try:
         model = mlflow.pyfunc.load_model(loaded_uri)
-    except Exception as exc:  # noqa: BLE001 - MLflow raises many types; all mean "cannot load"
+    except Exception as exc:
         raise ModelLoadError(
             f"cannot load model {model_uri!r}"
             + (f" (resolved to {loaded_uri})" if loaded_uri != model_uri else "")
@@ -161,7 +161,7 @@ def _resolve_version(client: Any, ref: ModelRef, model_uri: str) -> Any:
         if ref.kind is UriKind.REGISTRY_STAGE:
             versions = [v for v in versions
                         if str(v.current_stage).lower() == str(ref.stage).lower()]
-    except Exception as exc:  # noqa: BLE001 - not found, server down, bad URI ...
+    except Exception as exc:
         raise ModelLoadError(f"cannot resolve model {model_uri!r}: {_first_line(exc)}") from exc
     if not versions:
         raise ModelLoadError(f"cannot resolve model {model_uri!r}: no matching model version")
@@ -179,7 +179,7 @@ def _signature_dict(signature: Any) -> Mapping[str, Any] | None:
 def _best_effort(fetch: Callable[[], T], *, what: str) -> T | None:
     try:
         return fetch()
-    except Exception:  # noqa: BLE001 - metadata is optional; serving is not
+    except Exception:
         logger.warning("could not read %s from MLflow; /metadata leaves it null", what,
                        exc_info=True)
         return None

@@ -71,7 +71,7 @@ def run_server(settings: InferenceSettings, emitter: EventEmitter) -> int:
         emitter.emit(EventType.FAILED, reason=reason, stage="listen",
                      model_uri=settings.model_uri)
         return ExitCode.LISTEN
-    host, port = sock.getsockname()[:2]
+    port = sock.getsockname()[1]
     url = endpoint_url(settings.host, int(port))
     metrics = RequestMetrics()
     received: list[int] = []
@@ -94,7 +94,7 @@ def run_server(settings: InferenceSettings, emitter: EventEmitter) -> int:
             )
             with _remember_signals(received):
                 server.run(sockets=[sock])
-    except Exception as exc:  # noqa: BLE001 - report, then exit non-zero
+    except Exception as exc:
         reason = f"inference server error: {type(exc).__name__}: {exc}"
         logger.exception("%s", reason)
         emitter.emit(EventType.FAILED, reason=reason, stage="serve",
@@ -160,7 +160,7 @@ def _announce(emitter: EventEmitter, served: ServedModel, *, url: str,
     )
 
 
-class _remember_signals:  # noqa: N801 - used like a function-style context manager
+class _remember_signals:
     """Record SIGTERM/SIGINT instead of dying from them after uvicorn's graceful shutdown.
 
     uvicorn handles the signals while serving and re-raises them afterwards; the handler

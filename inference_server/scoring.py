@@ -68,7 +68,7 @@ def score(
         raw = predict(data, parsed.params)
     except RequestError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the model rejected this input; report, not crash
+    except Exception as exc:
         logger.info("model rejected a %s request: %s", parsed.source, exc, exc_info=True)
         raise RequestError(
             f"the model could not score this input: {_first_line(exc)}. Check the values "

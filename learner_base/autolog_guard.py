@@ -33,7 +33,7 @@ def disable_autologging() -> list[str]:
         module_name = "mlflow" if name == "mlflow" else f"mlflow.{name}"
         try:
             importlib.import_module(module_name).autolog(disable=True)
-        except Exception:  # noqa: BLE001 - an integration that cannot be disabled stays logged
+        except Exception:
             logger.warning("could not disable MLflow autologging for %s", name, exc_info=True)
             continue
         disabled.append(name)

@@ -115,7 +115,7 @@ class TaggedData:
             return self.split("train"), self.split("test")
         rng = np.random.default_rng(seed)
         order = rng.permutation(self.num_rows)
-        n_test = int(round(test_fraction * self.num_rows))
+        n_test = round(test_fraction * self.num_rows)
         test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
         return (
             dataclasses.replace(self, table=self.table.take(pa.array(train_idx))),

@@ -7,6 +7,7 @@ round. Moving to another Flower API means rewriting this module only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any, TypeVar
 from flwr.client import NumPyClient
 from flwr.compat.client.app import start_client
 
+from flops_contracts.backoff import backoff_delay
 from flops_contracts.errors import ContractError
 from learner_base.contract_checks import (
     CallSite,
@@ -31,6 +33,7 @@ from learner_base.server_address import resolution_error
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+FIRST_RETRY_DELAY_S = 0.2
 MAX_RETRY_DELAY_S = 1.0
 RESOLVE_GRACE_S = 60.0
 """A server name that stays unresolvable this long fails the learner (before its timeout)."""
@@ -202,7 +205,6 @@ def run_client(
     started = time.monotonic()
     deadline = started + connect_timeout_s
     unresolved_since: float | None = None
-    delay = 0.2
     attempts = 0
     while True:
         attempts += 1
@@ -214,7 +216,7 @@ def run_client(
                 insecure=root_certificates is None,
             )
             return
-        except Exception as exc:  # noqa: BLE001 - grpc raises many types; callers need one
+        except Exception as exc:
             if isinstance(client.code_error, ContractError):
                 raise client.code_error from None
             if client.code_error is not None:
@@ -242,17 +244,16 @@ def run_client(
                 raise ConnectionError(
                     f"connection to {server_address} {what}: {_grpc_summary(exc)}"
                 ) from exc
+            delay = backoff_delay(attempts - 1, base_s=FIRST_RETRY_DELAY_S,
+                                  cap_s=MAX_RETRY_DELAY_S)
             logger.info("server %s not reachable yet (%s); retrying in %.1fs", server_address,
                         unresolved or "no answer", delay)
             time.sleep(min(delay, remaining))
-            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 def _grpc_summary(exc: BaseException) -> str:
     details = getattr(exc, "details", None)
     if callable(details):
-        try:
+        with contextlib.suppress(Exception):  # a broken details() falls back to str(exc)
             return f"{type(exc).__name__}: {details()}"
-        except Exception:  # noqa: BLE001
-            pass
     return f"{type(exc).__name__}: {exc}"

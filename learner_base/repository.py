@@ -47,7 +47,7 @@ def _import_module(repo_dir: Path) -> ModuleType:
     register_aliases(repo_dir.resolve())
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - any import error is the user's to fix
+    except Exception as exc:
         raise ContractError(
             f"{path}: importing it failed: {_short_trace(exc, path)}",
             details={"file": str(path)},
@@ -101,14 +101,14 @@ def instantiate(cls: type[Any], *, repo_dir: Path) -> Any:
     path = repo_dir / MODEL_MANAGER_FILE
     try:
         manager = cls()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ContractError(
             f"{path}: {cls.__name__}() raised {_short_trace(exc, path)}",
             details={"file": str(path)},
         ) from exc
     try:
         parameters = manager.get_model_parameters()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise ContractError(
             f"{path}: {cls.__name__}.get_model_parameters() raised {_short_trace(exc, path)}",
             details={"file": str(path)},

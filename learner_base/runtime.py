@@ -7,7 +7,7 @@ import logging
 import socket
 from pathlib import Path
 
-from flops_contracts.errors import ContractError, FlopsError
+from flops_contracts.errors import ConfigError, ContractError, FlopsError
 from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
 from learner_base import active_context
@@ -55,7 +55,8 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
 
     index, partition = settings.learner_index, settings.data_partition
     if settings.claims_partition:
-        assert settings.data_server is not None
+        if settings.data_server is None:
+            raise ConfigError("claiming a data partition needs FLOPS_DATA_SERVER")
         # here only: pyarrow and Flight cost every learner ~33 MB, and most read no data server
         from learner_base.data import claim_partition
 

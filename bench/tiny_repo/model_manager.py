@@ -7,9 +7,11 @@ aggregation has real work; there is no data to load.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from learner_base import LearnerContext, RoundConfig
 from learner_base import ModelManager as BaseModelManager
@@ -28,9 +30,9 @@ class ModelManager(BaseModelManager):
         self.index = context.learner_index
 
     def get_model(self) -> Any:
-        import mlflow.pyfunc
+        from mlflow.pyfunc.model import PythonModel
 
-        class Constant(mlflow.pyfunc.PythonModel):
+        class Constant(PythonModel):
             def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
                 return np.zeros(len(model_input))
 
@@ -39,7 +41,7 @@ class ModelManager(BaseModelManager):
     def get_model_parameters(self) -> list[np.ndarray]:
         return [self.weights]
 
-    def set_model_parameters(self, parameters: list[np.ndarray]) -> None:
+    def set_model_parameters(self, parameters: Sequence[NDArray[Any]]) -> None:
         self.weights = np.asarray(parameters[0], dtype=np.float32)
 
     def fit_model(self, config: RoundConfig) -> int:

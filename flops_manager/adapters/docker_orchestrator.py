@@ -246,7 +246,7 @@ class DockerOptions:
     """
 
     owner: str = "flops"
-    publish_host: str = "0.0.0.0"
+    publish_host: str = "0.0.0.0"  # noqa: S104 - published ports: every interface, by design
     public_host: str = "127.0.0.1"
     stop_timeout_s: int = 10
     pull: bool = True
@@ -386,7 +386,8 @@ class DockerOrchestrator(Orchestrator):
         if spec.public and spec.ports:
             # An explicit 0.0.0.0 host IP breaks Podman's port forwarding: leave it out.
             host_ip = self.options.publish_host
-            binding = None if host_ip in ("", "0.0.0.0") else (host_ip, None)
+            every = ("", "0.0.0.0")  # noqa: S104 - compared with, not bound
+            binding = None if host_ip in every else (host_ip, None)
             kwargs["ports"] = {f"{spec.ports[0]}/tcp": binding}
         kwargs["networking_config"] = {
             network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
@@ -476,31 +477,6 @@ class DockerOrchestrator(Orchestrator):
 
         return self._call(what, create, lock=f"service:{spec.name}")
 
-    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
-        def scale() -> ServiceStatus:
-            containers = self._containers(name)
-            if not containers:
-                raise NotFoundError(f"service {name} not found")
-            spec = self._specs.get(name)
-            if spec is None:
-                raise PermanentError(f"service {name}: its spec is unknown to this manager "
-                                     "process; remove and create it again")
-            spec = dataclasses.replace(spec, instances=instances)
-            self._specs[name] = spec
-            with self._lock(f"network:{spec.project_id}"):
-                network = None if self._host_network(spec) else self._ensure_network(
-                    spec.project_id)
-                for index in range(len(containers), instances):
-                    self._run_instance(spec, index, network)
-            for container in containers[instances:]:
-                container.remove(force=True, v=True)
-            status = self._status(name, self._containers(name))
-            if status is None:
-                raise NotFoundError(f"service {name} not found")
-            return status
-
-        return self._call(f"scale service {name}", scale, lock=f"service:{name}")
-
     def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
         return self._call(f"status of service {name}",
                           lambda: self._status(name, self._containers(name)))
@@ -544,14 +520,10 @@ class DockerOrchestrator(Orchestrator):
         self._specs.pop(name, None)
         projects = {c.labels.get(LABEL_PROJECT, "default") for c in containers}
         for container in containers:
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 container.stop(timeout=self.options.stop_timeout_s)
-            except docker.errors.APIError:
-                pass
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True, v=True)
-            except docker.errors.NotFound:
-                pass
         for project in projects:
             with self._lock(f"network:{None if project == 'default' else project}"):
                 self._remove_network_if_unused(project)
@@ -564,10 +536,8 @@ class DockerOrchestrator(Orchestrator):
             return
         for network in self.client.networks.list(names=[network_name(project)]):
             if network.attrs.get("Labels", {}).get(LABEL_MANAGED) == "true":
-                try:
+                with contextlib.suppress(docker.errors.NotFound):
                     network.remove()
-                except docker.errors.NotFound:
-                    pass
 
     def list_clusters(self) -> list[Cluster]:  # noqa: D102
         def clusters() -> list[Cluster]:

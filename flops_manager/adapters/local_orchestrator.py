@@ -262,23 +262,6 @@ class LocalOrchestrator(Orchestrator):
             self._services[spec.name] = service
             return self._status(service)
 
-    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
-        with self._lock:
-            service = self._services.get(name)
-            if service is None:
-                raise NotFoundError(f"service {name} not found")
-            current = len(service.processes)
-            if instances > current:
-                for index in range(current, instances):
-                    service.processes.append(self._start_instance(service, index))
-            elif instances < current:
-                extra = service.processes[instances:]
-                stop_processes(extra, grace_s=self.grace_s)
-                self._forget_pids(extra)
-                del service.processes[instances:]
-            service.spec = dataclasses.replace(service.spec, instances=instances)
-            return self._status(service)
-
     def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
         with self._lock:
             service = self._services.get(name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 
-from flops_manager.ports.errors import NotFoundError, TemporaryError
+from flops_manager.ports.errors import TemporaryError
 from flops_manager.ports.orchestrator import (
     Cluster,
     Orchestrator,
@@ -52,16 +52,6 @@ class MemoryOrchestrator(Orchestrator):
                 self.created.append(spec.name)
                 existing = spec
             return self._status(existing)
-
-    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:  # noqa: D102
-        with self._lock:
-            self._maybe_fail()
-            spec = self.services.get(name)
-            if spec is None:
-                raise NotFoundError(f"service {name} not found")
-            scaled = ServiceSpec(**{**spec.__dict__, "instances": instances})
-            self.services[name] = scaled
-            return self._status(scaled)
 
     def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
         with self._lock:

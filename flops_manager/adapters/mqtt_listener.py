@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from flops_contracts.backoff import backoff_delay
 from flops_contracts.errors import ConfigError
 from flops_contracts.topics import SUBSCRIPTION
 from flops_manager.ports.errors import BackendUnavailableError
@@ -138,7 +139,7 @@ class MqttEventSource(EventSource):
             log.warning("cannot store MQTT message on %s yet (%s); retrying", item.topic,
                         exc.message)
             return False
-        except Exception:  # noqa: BLE001 - one bad message must not stop the listener
+        except Exception:
             log.exception("handling MQTT message on %s failed", item.topic)
         return True
 
@@ -147,11 +148,12 @@ class MqttEventSource(EventSource):
             item = self._queue.get()
             if item is None:
                 return
-            delay = RETRY_MIN_S
+            attempt = 0
             while not self._handle(item):  # in order: later messages wait for this one
+                delay = backoff_delay(attempt, base_s=RETRY_MIN_S, cap_s=RETRY_MAX_S)
                 if self._stopping.wait(delay):
                     return  # not acknowledged: the broker redelivers it to the next manager
-                delay = min(delay * 2, RETRY_MAX_S)
+                attempt += 1
             if item.qos > 0:
                 self._client.ack(item.mid, item.qos)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,17 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from flops_contracts.errors import ConfigError
+from flops_manager.local_processes import free_port
 from flops_manager.ports.errors import BackendUnavailableError
 
 log = logging.getLogger(__name__)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+PORT_ATTEMPTS = 3
+
+
+class EarlyExitError(BackendUnavailableError):
+    """The server exited before it accepted connections (e.g. its port was taken)."""
 
 
 def _executable() -> list[str]:
@@ -52,6 +52,8 @@ class EmbeddedMongo:
     ) -> None:
         self.directory = Path(data_dir).expanduser() / "db"
         self.host = "127.0.0.1"
+        self._pick_port = port is None
+        """Whether the port is ours to choose (and to choose again if it was taken meanwhile)."""
         self.port = port or free_port()
         self.start_timeout_s = start_timeout_s
         self._process: subprocess.Popen[bytes] | None = None
@@ -64,13 +66,31 @@ class EmbeddedMongo:
     def start(self) -> str:
         """Start the server and wait until it answers ``ping``; return its URL.
 
+        A port chosen here can be taken by another process between the choice and the
+        server's bind; the server then exits at once, and it is started again on another
+        free port (at most ``PORT_ATTEMPTS`` times).
+
         Raises
         ------
         BackendUnavailableError
             If it exits or does not answer within ``start_timeout_s``.
         """
+        attempts_left = PORT_ATTEMPTS if self._pick_port else 1
+        while True:
+            attempts_left -= 1
+            try:
+                return self._start_once()
+            except EarlyExitError:
+                if attempts_left <= 0:
+                    raise
+            taken, self.port = self.port, free_port()
+            log.warning("embedded database could not start on port %s; trying %s", taken,
+                        self.port)
+
+    def _start_once(self) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        argv = _executable() + [
+        argv = [
+            *_executable(),
             "--db", str(self.directory / "flops.db"),
             "--host", self.host,
             "-p", str(self.port),
@@ -79,7 +99,7 @@ class EmbeddedMongo:
         ]  # fmt: skip
         log.info("starting embedded database: %s", " ".join(argv))
         with open(self.directory / "nx-27017.out", "ab") as out:
-            self._process = subprocess.Popen(
+            self._process = subprocess.Popen(  # noqa: S603 - argv built here, no shell
                 argv, stdout=out, stderr=subprocess.STDOUT, env=dict(os.environ)
             )
         self._wait_ready()
@@ -93,7 +113,7 @@ class EmbeddedMongo:
         try:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
-                    raise BackendUnavailableError(
+                    raise EarlyExitError(
                         f"embedded database exited with code {self._process.returncode}; "
                         f"see {self.directory / 'nx-27017.out'}"
                     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from flops_manager.api import enroll, health, mock_data, models, projects, tracking
+from flops_manager.api import enroll, health, mock_data, models, nodes, projects, tracking
 
-MODULES = (health, projects, models, mock_data, tracking, enroll)
+MODULES = (health, projects, models, mock_data, tracking, enroll, nodes)
 
 
 def register_blueprints(api: Api) -> None:
     """Register every resource's blueprint."""
     for module in MODULES:
         api.register_blueprint(module.blp)
+    api.register_blueprint(nodes.agent_blp)

@@ -6,10 +6,11 @@ from flask import Flask, g, request
 
 from flops_manager.api.context import services
 from flops_manager.api.enroll.resources import PATH as ENROLL_PATH
+from flops_manager.api.nodes.resources import AGENT_PATHS
 from flops_manager.ports.errors import UnauthorizedError
 
-OPEN_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs", ENROLL_PATH})
-"""Paths without a user token (enrollment is authenticated by its own token in the body)."""
+OPEN_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs", ENROLL_PATH, *AGENT_PATHS})
+"""Paths without a user token (enrollment and node agents authenticate with their own)."""
 
 
 def _authenticate() -> None:

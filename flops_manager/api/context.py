@@ -7,6 +7,7 @@ import dataclasses
 from flask import current_app, g
 
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.nodes.service import NodeService
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
 from flops_manager.ports.project_store import ProjectStore
@@ -34,12 +35,14 @@ class Services:
     logs: LogService
     enrollment: Enrollment
     streams: StreamSlots
+    nodes: NodeService
 
 
 def services() -> Services:
     """Return the current app's services."""
     found = current_app.extensions[EXTENSION]
-    assert isinstance(found, Services)
+    if not isinstance(found, Services):
+        raise TypeError(f"app.extensions[{EXTENSION!r}] holds {type(found).__name__}")
     return found
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from aggregator.settings import AggregatorRole, AggregatorSettings
+from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.config import settings_to_env
 from flops_contracts.spec import TrainingMode, TrainingSpec
 from learner_base.settings import LearnerSettings

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from flops_manager.cli import demo, preflight, project, stack, train_local
+from flops_manager.cli import data, demo, node, preflight, project, stack, train_local
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     project.add_arguments(sub)
     demo.add_arguments(sub)
     preflight.add_arguments(sub)
+    node.add_arguments(sub)
+    data.add_arguments(sub)
     return parser
 
 

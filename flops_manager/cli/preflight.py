@@ -61,7 +61,8 @@ def temporary_podman_service() -> Iterator[str]:
     """Serve Podman's Docker API on a temporary socket; yield its ``docker+unix://`` URI."""
     with tempfile.TemporaryDirectory(prefix="flops-preflight-") as tmp:
         sock = Path(tmp) / "podman.sock"
-        proc = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{sock}"],
+        proc = subprocess.Popen(  # noqa: S603 - fixed argv; podman is looked up on PATH
+            ["podman", "system", "service", "--time=0", f"unix://{sock}"],  # noqa: S607
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             deadline = time.monotonic() + SOCKET_WAIT_S

@@ -82,6 +82,9 @@ def summary(project: dict[str, Any]) -> list[str]:
     ]
     if project.get("last_error"):
         lines.append(f"  error: {project['last_error']}")
+    for placed in project.get("placement") or []:
+        lines.append(f"  learner {placed['learner']} on node {placed['node']} "
+                     f"(cluster {placed['cluster']}): {placed['rows']} rows")
     model = project.get("model") or {}
     if model.get("registered_model"):
         lines.append(f"  model: {model['registered_model']} version {model.get('model_version')}")

@@ -36,6 +36,10 @@ PORTS_FILE = "ports.json"
 """The ports the stack's servers had last time, reused when free."""
 LOCAL_USER = "local"
 READY_TIMEOUT_S = 120.0
+DEFAULT_NODES = 3
+"""Simulated FLOps nodes `flops up` starts (enough for `flops demo` to show several)."""
+NODES_DIR = "nodes"
+NODE_REPORT_INTERVAL_S = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,8 +170,31 @@ def stop_stack(directory: Path, *, grace_s: float = 10.0) -> StopReport:
     return StopReport([p.name for p in processes], sorted(set(survivors)))
 
 
-def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
+def node_name(index: int) -> str:
+    """The name of simulated node ``index`` (0-based): ``node-1``, ``node-2``..."""
+    return f"node-{index + 1}"
+
+
+def _node_token(api_url: str, token: str, name: str) -> str:
+    """A node token of the local user for ``name`` (through the manager's API)."""
+    request = urllib.request.Request(  # noqa: S310 - the stack's own http URL
+        f"{api_url}/api/v1/nodes/{name}/token", method="POST",
+        headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - our own URL
+        return str(json.loads(answer.read())["token"])
+
+
+def _node_command(name: str, node_dir: Path, api_url: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "flops_manager.cli.main", "node", "serve", "--name", name,
+            "--data-dir", str(node_dir), "--manager", api_url, "--port", str(port),
+            "--report-interval", str(NODE_REPORT_INTERVAL_S)]
+
+
+def start_stack(directory: Path, *, port: int = 0, nodes: int = DEFAULT_NODES) -> dict[str, Any]:
     """Start the stack (if not running) and return its record.
+
+    ``nodes`` simulated FLOps nodes (``node-1``...) run node agents, each with its own data
+    directory ``<directory>/nodes/<name>`` that outlives the stack.
 
     Raises
     ------
@@ -179,7 +206,7 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         return state
     stop_stack(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    token = api_token(directory)
+    token = api_token(directory)  # created once; never printed
     started: list[StackProcess] = []
     record: dict[str, Any] = {"data_dir": str(directory), "processes": []}
 
@@ -217,6 +244,21 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         }, manager_port, f"http://127.0.0.1:{manager_port}/health")
         for process in (broker, mlflow, manager):
             _wait_ready(process, READY_TIMEOUT_S)
+        api_url = f"http://127.0.0.1:{manager_port}"
+        agents = []
+        for index in range(nodes):
+            name = node_name(index)
+            node_dir = directory / NODES_DIR / name
+            enrolled = (node_dir / "node.json").exists()
+            env = {} if enrolled else {"FLOPS_NODE_TOKEN": _node_token(api_url, token, name)}
+            node_port = ports.port(name)
+            agents.append(launch(name, _node_command(name, node_dir, api_url, node_port), env,
+                                 node_port, None))
+        for process in agents:
+            _wait_ready(process, READY_TIMEOUT_S)
+    except OSError as exc:
+        stop_stack(directory)
+        raise FlopsError(f"starting the simulated nodes failed: {exc}") from None
     except FlopsError:
         stop_stack(directory)
         raise
@@ -225,9 +267,9 @@ def start_stack(directory: Path, *, port: int = 0) -> dict[str, Any]:
         "mlflow_url": mlflow_url,
         "mqtt_url": f"mqtt://127.0.0.1:{broker_port}",
         "token_file": str(directory / TOKENS_FILE),
+        "nodes": [node_name(i) for i in range(nodes)],
     })
     (directory / STATE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
-    assert token  # created above; never printed
     return record
 
 
@@ -255,6 +297,8 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         parser.add_argument("--json", action="store_true", help="print JSON")
         if name == "up":
             parser.add_argument("--port", type=int, default=0, help="manager port (0 = any)")
+            parser.add_argument("--nodes", type=int, default=DEFAULT_NODES,
+                                help=f"simulated FLOps nodes to run (default {DEFAULT_NODES})")
         parser.set_defaults(handler=handler)
 
 
@@ -268,7 +312,9 @@ def _print(args: argparse.Namespace, record: dict[str, Any], lines: list[str]) -
 def _up(args: argparse.Namespace) -> int:
     directory = data_dir(args.data_dir)
     try:
-        record = start_stack(directory, port=args.port)
+        if args.nodes < 0:
+            raise FlopsError("--nodes must be 0 or more")
+        record = start_stack(directory, port=args.port, nodes=args.nodes)
     except FlopsError as exc:
         print(f"flops up: {exc.message}", file=sys.stderr)
         return 1
@@ -278,6 +324,8 @@ def _up(args: argparse.Namespace) -> int:
         f"  MLflow UI:  {record['mlflow_url']}",
         f"  MQTT:       {record['mqtt_url']}",
         f"  API token:  in {record['token_file']}",
+        f"  Nodes:      {', '.join(record.get('nodes', [])) or 'none'}  "
+        f"(data in {directory / NODES_DIR}; see `flops node ls`)",
     ])
     return 0
 

@@ -8,16 +8,17 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
 from flops_manager.cli.local_data import LocalData, default_data_tag, start_data_plane
-from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes
+from flops_manager.cli.local_plan import LocalRun, ProcessPlan, main_process, plan_processes
 from flops_manager.cli.local_requirements import requirement_warnings
-from flops_manager.local_processes import ProcessGroup, free_port
+from flops_manager.local_processes import ManagedProcess, ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
@@ -180,78 +181,107 @@ def run(args: argparse.Namespace) -> int:
     if token is not None:  # the data token reaches learners only through their environment
         plans = [dataclasses.replace(p, env={**p.env, "FLOPS_DATA_TOKEN": token})
                  if p.role == "learner" else p for p in plans]
-    rounds = (t.cycles or 1) if t.mode.value == "hierarchical" else t.rounds
-    limit = args.timeout or (
-        t.connect_timeout_s + rounds * t.round_timeout_s * (2 * t.rounds + 1 if t.cycles else 2)
-        + 120
-    )
+    limit = args.timeout or time_limit(t)
     print(f"work directory: {workdir}", file=out)
     print(f"starting {len(plans)} processes ({t.mode.value}, {t.strategy.name.value}, "
-          f"{rounds} rounds)", file=out)
-    tail = EventTail(events_path)
-    final: Event | None = None
-    early_failures: list[Event] = []
+          f"{total_rounds(t)} rounds)", file=out)
     try:
-        main = None
-        for plan in plans:
-            started = group.start(plan.name, plan.argv, plan.env)
-            if plan is main_process(plans):
-                main = started
-        assert main is not None
-        deadline = time.monotonic() + limit
-        while True:
-            exited = main.returncode is not None
-            for event in tail.read_new():
-                line = _progress_line(event)
-                if line:
-                    print(line, file=out, flush=True)
-                if event.component in MAIN_COMPONENTS and event.event in (
-                    EventType.COMPLETED, EventType.FAILED
-                ):
-                    final = event
-                if (event.component is Component.LEARNER and event.event is EventType.FAILED
-                        and event.data.get("stage") in ("contract", "data")):
-                    early_failures.append(event)
-            if len(early_failures) > t.learners * _clusters(t) - t.effective_min_available:
-                reason = early_failures[0].data.get("reason")
-                return _finish(args, {"status": "failed", "reason": f"learner "
-                                      f"{early_failures[0].instance}: {reason}",
-                                      "workdir": str(workdir)}, 1)
-            if exited:
-                break
-            if time.monotonic() > deadline:
-                return _finish(args, {"status": "failed",
-                                      "reason": f"timed out after {limit:.0f}s",
-                                      "workdir": str(workdir)}, 1)
-            time.sleep(0.2)
-        group.wait_all(10.0)
+        main = _start_all(group, plans)
+        outcome = _watch(main, EventTail(events_path), t, limit=limit, out=out)
+        if outcome.reason is None:
+            group.wait_all(10.0)
     except KeyboardInterrupt:
         return _finish(args, {"status": "cancelled", "workdir": str(workdir)}, 130)
     finally:
         group.stop_all()
 
-    if final is None or final.event is not EventType.COMPLETED:
-        reason = final.data.get("reason") if final else (
+    final = outcome.final
+    if outcome.reason is not None or final is None or final.event is not EventType.COMPLETED:
+        reason = outcome.reason or (final.data.get("reason") if final else (
             f"aggregator exited with code {main.returncode} without a result; "
             f"see {main.log_path}"
-        )
+        ))
         return _finish(args, {"status": "failed", "reason": reason, "workdir": str(workdir)}, 1)
-    d = final.data
-    summary = {
-        "status": "completed",
-        "accuracy": d["metrics"].get("accuracy"),
-        "loss": d["metrics"].get("loss"),
-        "rounds": d.get("total_rounds"),
-        "best_round": d.get("best_round"),
-        "best_accuracy": d.get("best_value") if d.get("selection_metric") == "accuracy" else None,
-        "mlflow_tracking_uri": tracking_uri,
-        "mlflow_run_id": d.get("mlflow_run_id"),
-        "model_uri": d.get("model_uri"),
-        "registered_model_uri": d.get("registry_uri"),
-        "workdir": str(workdir),
-        "warnings": warnings,
-    }
+    summary = {**completed_summary(final.data), "mlflow_tracking_uri": tracking_uri,
+               "workdir": str(workdir), "warnings": warnings}
     return _finish(args, summary, 0)
+
+
+def total_rounds(training: TrainingSpec) -> int:
+    """Rounds the main aggregator runs: cluster cycles (hierarchical) or rounds."""
+    return (training.cycles or 1) if training.mode.value == "hierarchical" else training.rounds
+
+
+def time_limit(training: TrainingSpec) -> float:
+    """Seconds a run may take at most: connecting, every round's timeout and 2 min to spare."""
+    per_round = training.round_timeout_s * (2 * training.rounds + 1 if training.cycles else 2)
+    return training.connect_timeout_s + total_rounds(training) * per_round + 120
+
+
+def completed_summary(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's summary from the main aggregator's ``completed`` event data."""
+    return {
+        "status": "completed",
+        "accuracy": data["metrics"].get("accuracy"),
+        "loss": data["metrics"].get("loss"),
+        "rounds": data.get("total_rounds"),
+        "best_round": data.get("best_round"),
+        "best_accuracy": (data.get("best_value") if data.get("selection_metric") == "accuracy"
+                          else None),
+        "mlflow_run_id": data.get("mlflow_run_id"),
+        "model_uri": data.get("model_uri"),
+        "registered_model_uri": data.get("registry_uri"),
+    }
+
+
+def _start_all(group: ProcessGroup, plans: list[ProcessPlan]) -> ManagedProcess:
+    """Start every planned process; return the main aggregator's."""
+    main = None
+    for plan in plans:
+        started = group.start(plan.name, plan.argv, plan.env)
+        if plan is main_process(plans):
+            main = started
+    if main is None:
+        raise FlopsError("no aggregator among the processes to start")
+    return main
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """How watching a run ended: the main aggregator's final event, or why it was given up."""
+
+    final: Event | None
+    reason: str | None = None
+
+
+def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, limit: float,
+           out: TextIO) -> Outcome:
+    """Print progress until the main aggregator exits, too many learners fail, or time is up."""
+    final: Event | None = None
+    early_failures: list[Event] = []
+    tolerated = training.learners * _clusters(training) - training.effective_min_available
+    deadline = time.monotonic() + limit
+    while True:
+        exited = main.returncode is not None
+        for event in tail.read_new():
+            line = _progress_line(event)
+            if line:
+                print(line, file=out, flush=True)
+            if event.component in MAIN_COMPONENTS and event.event in (
+                EventType.COMPLETED, EventType.FAILED
+            ):
+                final = event
+            if (event.component is Component.LEARNER and event.event is EventType.FAILED
+                    and event.data.get("stage") in ("contract", "data")):
+                early_failures.append(event)
+        if len(early_failures) > tolerated:
+            first = early_failures[0]
+            return Outcome(final, f"learner {first.instance}: {first.data.get('reason')}")
+        if exited:
+            return Outcome(final)
+        if time.monotonic() > deadline:
+            return Outcome(final, f"timed out after {limit:.0f}s")
+        time.sleep(0.2)
 
 
 def _clusters(training: TrainingSpec) -> int:

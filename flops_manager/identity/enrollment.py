@@ -30,7 +30,7 @@ from flops_contracts.enrollment import (
     ENROLL_URL_VAR,
 )
 from flops_manager.identity import broker_policy, grants
-from flops_manager.lifecycle.service_specs import DATA_TOKEN
+from flops_manager.lifecycle.service_specs import DATA_TOKEN, LEARNER_DATA_TOKEN
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
 from flops_manager.ports.errors import (
@@ -52,8 +52,9 @@ log = logging.getLogger(__name__)
 ENROLL_TOPIC = "api:POST /api/v1/enroll"
 """The ``topic`` of rejected enrollments in the rejected-event log."""
 MQTT_USERNAME = "FLOPS_MQTT_USERNAME"
-MQTT_PASSWORD = "FLOPS_MQTT_PASSWORD"
-LOOPBACK_HOSTS = frozenset({"", "0.0.0.0", "::", "127.0.0.1", "localhost"})
+MQTT_PASSWORD = "FLOPS_MQTT_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+LOOPBACK_HOSTS = frozenset({"", "0.0.0.0",  # noqa: S104 - names compared, not bound
+                             "::", "127.0.0.1", "localhost"})
 
 
 class _Refused(Exception):
@@ -70,10 +71,16 @@ def default_api_url(settings: Settings, port: int | None = None) -> str:
     return f"http://{host}:{port if port is not None else settings.port}"
 
 
-def secret_values(project: Project, settings: Settings) -> dict[str, str]:
-    """Every secret a service of ``project`` may be handed (by variable name)."""
+def secret_values(project: Project, settings: Settings,
+                  service: str | None = None) -> dict[str, str]:
+    """Every secret a service of ``project`` may be handed (by variable name).
+
+    A learner placed on a FLOps node gets its own data token for that node (stored under
+    ``LEARNER_DATA_TOKEN + service``) instead of the project's data server token.
+    """
+    own = project.secrets.get(LEARNER_DATA_TOKEN + service) if service else None
     values = {
-        "FLOPS_DATA_TOKEN": project.secrets.get(DATA_TOKEN),
+        "FLOPS_DATA_TOKEN": own or project.secrets.get(DATA_TOKEN),
         "FLOPS_REGISTRY_PASSWORD": settings.registry_password,
         MQTT_USERNAME: settings.component_mqtt_username,
         MQTT_PASSWORD: settings.component_mqtt_password,
@@ -155,8 +162,11 @@ class Enrollment:
         found = decide(project)
         if found is not None:
             self._refuse(parts.project_id, found, role=role, instance=instance)
-        assert grant is not None  # decide() refuses a missing grant
-        env = {k: v for k, v in secret_values(project, self.settings).items()
+        if grant is None:  # decide() refuses a missing grant; this keeps the type checker sure
+            self._refuse(parts.project_id, grants.Refusal(401, "unknown enrollment grant"),
+                         role=role, instance=instance)
+        env = {k: v for k, v in secret_values(project, self.settings,
+                                              str(grant.get("service") or "")).items()
                if k in grant["secret_keys"]}
         username = self._broker_login(parts, role, env)
 

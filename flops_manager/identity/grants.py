@@ -24,7 +24,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-TOKEN_PREFIX = "fe1"
+TOKEN_PREFIX = "fe1"  # noqa: S105 - the format tag of enrollment tokens, not a secret
 MAX_TOKEN_LENGTH = 512
 
 

@@ -115,7 +115,7 @@ class DeploymentReconciler:
                 ran += self.reconcile(record)
             except FlopsError as exc:  # the store or the backend: the next pass retries
                 log.warning("deployment %s: %s", record.id, exc.message)
-            except Exception:  # noqa: BLE001 - one deployment must not stop the others
+            except Exception:
                 log.exception("reconciling deployment %s failed", record.id)
         return ran
 
@@ -160,7 +160,7 @@ class DeploymentReconciler:
         except FlopsError as exc:
             return after_failure(record, exc.message, temporary=False, now=self.clock(),
                                  settings=self.settings)
-        except Exception as exc:  # noqa: BLE001 - recorded on the deployment, not raised
+        except Exception as exc:
             log.exception("creating deployment %s failed", record.id)
             return after_failure(record, f"{type(exc).__name__}: {exc}", temporary=False,
                                  now=self.clock(), settings=self.settings)

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+from flops_contracts.backoff import backoff_delay
 from flops_contracts.events import Component, Event, EventType, connection_of
 from flops_manager.lifecycle import actions as act
 from flops_manager.lifecycle import incarnations, wills
@@ -242,9 +243,9 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return _on_built(recorded, event, now)
     if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
         return _on_data_ready(recorded, now)
-    if kind is Component.INFERENCE_SERVER and what is EventType.STARTED:
-        if phase is Phase.POST_TRAINING:
-            return _move(recorded, Phase.SERVING, now)
+    if (kind is Component.INFERENCE_SERVER and what is EventType.STARTED
+            and phase is Phase.POST_TRAINING):
+        return _move(recorded, Phase.SERVING, now)
     return Decision(recorded)
 
 
@@ -323,7 +324,7 @@ def plan_wills(project: Project, *, now: float, hearing: wills.Hearing) -> Decis
 
 def retry_delay(attempts: int, base_s: float) -> float:
     """Seconds before the next try after ``attempts`` failed ones (doubling, at most 60 s)."""
-    return min(base_s * 2.0 ** (attempts - 1), 60.0)
+    return backoff_delay(max(attempts - 1, 0), base_s=base_s, cap_s=60.0)
 
 
 def plan_cancel(project: Project, *, now: float) -> Decision:
@@ -341,7 +342,7 @@ def plan_delete(project: Project, *, now: float) -> Decision:
     final = Action(ActionKind.DELETE_PROJECT, project.id)
     cleanup = act.remove_services(project.id)
     marked = cancelled.project.replace(deleting=True)
-    return Decision(queue(marked, (cleanup, final)), cancelled.actions + (cleanup, final))
+    return Decision(queue(marked, (cleanup, final)), (*cancelled.actions, cleanup, final))
 
 
 def mark_restarted(project: Project, role: Role, *, now: float) -> Project:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from aggregator.settings import AggregatorRole, AggregatorSettings
+from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.config import settings_to_env
 from flops_contracts.spec import ProjectSpec, TrainingMode
 from flops_manager.lifecycle.actions import (
@@ -43,8 +43,10 @@ AGGREGATOR_PORT = 8080
 DATA_PORT = 11027
 TRACKING_PORT = 5000
 INFERENCE_PORT = 8080
-DATA_TOKEN = "data_token"
+DATA_TOKEN = "data_token"  # noqa: S105 - a key of Project.secrets, not a secret
 """Key of the project's data server token in ``Project.secrets``."""
+LEARNER_DATA_TOKEN = "data_token:"  # noqa: S105 - a key prefix, not a secret
+"""``Project.secrets`` key prefix of a node learner's own data token (+ its service name)."""
 
 _MODULE = {
     Role.BUILDER: "image_builder",
@@ -94,7 +96,9 @@ def services_of(project: Project, roles: tuple[Role, ...]) -> list[str]:
     clusters = project_clusters(project)
     names: list[str] = []
     for role in roles:
-        if role in PER_CLUSTER_ROLES and clusters:
+        if role is Role.LEARNERS and project.placement:
+            names.extend(service_name(project.id, role, i) for i in range(len(project.placement)))
+        elif role in PER_CLUSTER_ROLES and clusters:
             names.extend(service_name(project.id, role, i) for i in range(len(clusters)))
         elif role is not Role.CLUSTER_AGGREGATOR:
             names.append(service_name(project.id, role))
@@ -293,6 +297,8 @@ def aggregator_specs(
         registered_model_name=spec.model.registered_model_name,
         repository_url=str(project.repository.get("url")),
         commit=build.get("commit"),
+        data_placement=[{k: v for k, v in p.items() if k != "location"}
+                        for p in project.placement],
     )
     env = _component_env(main, exclude=("listen_address",))
     if place.target is not BuildTarget.ENVIRONMENT:
@@ -352,6 +358,8 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
         data_server = f"grpc://{place.resolve(service_name(project.id, Role.DATA_SERVER))}"
         secret_env["FLOPS_DATA_TOKEN"] = project.secrets[DATA_TOKEN]
     images = _learner_images(project, spec, place)
+    if project.placement:
+        return _node_learner_specs(project, settings, place, images)
     specs = []
     for position, (name, aggregator, placed_on) in enumerate(groups):
         env = {
@@ -377,6 +385,44 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
             resources=_resources(spec),
             cluster=placed_on,
             instance_images=images[position * t.learners:(position + 1) * t.learners],
+        ))
+    return specs
+
+
+def _node_learner_specs(project: Project, settings: Settings, place: Placement,
+                        images: tuple[str, ...]) -> list[ServiceSpec]:
+    """One learner service per placed node, reading only that node's data server.
+
+    Each gets its own read-only data token for that node (``FLOPS_DATA_TOKEN``, a secret
+    handed out at enrollment) and is pinned to the node's cluster.
+    """
+    spec = parsed_spec(project)
+    t = spec.training
+    specs = []
+    for entry in project.placement:
+        index = int(entry["learner"])
+        name = service_name(project.id, Role.LEARNERS, index)
+        env = {
+            **_repo_env(project, place.target),
+            "FLOPS_SERVER_ADDRESS": place.resolve(service_name(project.id, Role.AGGREGATOR)),
+            "FLOPS_PROJECT_ID": project.id,
+            "FLOPS_LEARNER_COUNT": str(len(project.placement)),
+            "FLOPS_LEARNER_INDEX_OFFSET": str(index),
+            "FLOPS_CONNECT_TIMEOUT_S": str(t.connect_timeout_s),
+            "FLOPS_DATA_TAGS": json.dumps(spec.data_tags),
+            "FLOPS_DATA_SERVER": str(entry["location"]),
+        }
+        if place.events_uri:
+            env["FLOPS_EVENTS_URI"] = place.events_uri
+        specs.append(ServiceSpec(
+            **_base(project, Role.LEARNERS, name=name),
+            image=_image(project, Role.LEARNERS, settings, place.target),
+            env=env,
+            secret_env={"FLOPS_DATA_TOKEN": project.secrets[LEARNER_DATA_TOKEN + name]},
+            instances=1,
+            resources=_resources(spec),
+            cluster=str(entry["cluster"]),
+            instance_images=images[index:index + 1],
         ))
     return specs
 

@@ -85,7 +85,8 @@ class Project:
     enrollment grants of its services (:mod:`flops_manager.identity.grants`, never shown).
     ``services`` holds the roles whose services were created and not yet removed (role value
     -> :class:`ServiceWatch`): the desired state the reconcile worker compares with what the
-    orchestrator observes.
+    orchestrator observes. ``placement`` says which learner runs on which FLOps node when the
+    project trains on node data (:mod:`flops_manager.nodes.placement`; empty otherwise).
     """
 
     id: str
@@ -104,6 +105,7 @@ class Project:
     model: dict[str, Any] | None = None
     build: dict[str, Any] | None = None
     clusters: tuple[str, ...] = ()
+    placement: tuple[dict[str, Any], ...] = ()
     endpoints: dict[str, str] = dataclasses.field(default_factory=dict)
     secrets: dict[str, str] = dataclasses.field(default_factory=dict)
     grants: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -146,6 +148,7 @@ class Project:
             "model": self.model,
             "build": self.build,
             "clusters": list(self.clusters),
+            "placement": list(self.placement),
             "endpoints": self.endpoints,
             "secrets": self.secrets,
             "grants": self.grants,
@@ -177,6 +180,7 @@ class Project:
             model=doc.get("model"),
             build=doc.get("build"),
             clusters=tuple(doc.get("clusters") or ()),
+            placement=tuple(doc.get("placement") or ()),
             endpoints=dict(doc.get("endpoints") or {}),
             secrets=dict(doc.get("secrets") or {}),
             grants=dict(doc.get("grants") or {}),

@@ -179,7 +179,7 @@ class ReconcileWorker:
                 record_missing_phase_change(self.store, project, now=self.clock())
             if not self.orchestrator.services_survive_restart:
                 self.recover_lost_services()
-        except Exception:  # noqa: BLE001 - retried by the loop
+        except Exception:
             log.exception("recovering projects after a restart failed; retrying")
             return
         self._recovered = True
@@ -213,7 +213,7 @@ class ReconcileWorker:
                 for future in self._dispatch():
                     future.add_done_callback(_log_failure)
                 self.deployments.tick()  # inference deployments asked for through the API
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:
                 log.exception("reconcile pass failed")
             self._wake.wait(self.settings.reconcile_interval_s)
             self._wake.clear()
@@ -294,7 +294,7 @@ class ReconcileWorker:
             except FlopsError as exc:
                 self._give_up(project, action, exc.message)
                 break
-            except Exception as exc:  # noqa: BLE001 - unexpected errors fail the action
+            except Exception as exc:
                 log.exception("action %s failed", action.key)
                 self._give_up(project, action, f"{type(exc).__name__}: {exc}")
                 break

@@ -1,20 +1,35 @@
-"""Errors raised through ports, split as the reconciler needs them (temporary vs permanent)."""
+"""Errors raised through ports.
+
+The kinds every component shares (not found, conflict, temporary vs permanent, ...) are
+defined once, in :mod:`flops_contracts.errors`, and imported here for the ports' callers;
+this module adds only what is the manager's own.
+"""
 
 from __future__ import annotations
 
-from flops_contracts.errors import ErrorCode, FlopsError
+from flops_contracts.errors import (
+    BackendUnavailableError,
+    ConflictError,
+    ErrorCode,
+    FlopsError,
+    ForbiddenError,
+    NotFoundError,
+    PermanentError,
+    TemporaryError,
+    UnauthorizedError,
+)
 
-
-class NotFoundError(FlopsError):
-    """The requested object does not exist (or belongs to somebody else)."""
-
-    default_code = ErrorCode.NOT_FOUND
-
-
-class ConflictError(FlopsError):
-    """A concurrent update or a duplicate key."""
-
-    default_code = ErrorCode.CONFLICT
+__all__ = [
+    "BackendUnavailableError",
+    "ConflictError",
+    "ForbiddenError",
+    "InvalidTransitionError",
+    "NotFoundError",
+    "PermanentError",
+    "TemporaryError",
+    "UnauthorizedError",
+    "UnstorableError",
+]
 
 
 class InvalidTransitionError(FlopsError):
@@ -27,31 +42,3 @@ class UnstorableError(FlopsError):
     """The store cannot encode what it was given (a key or number its format cannot hold)."""
 
     default_code = ErrorCode.INVALID_REQUEST
-
-
-class BackendUnavailableError(FlopsError):
-    """A backend (database, broker, orchestrator, identity provider) cannot be reached."""
-
-    default_code = ErrorCode.BACKEND_UNAVAILABLE
-
-
-class UnauthorizedError(FlopsError):
-    """The caller did not present valid credentials."""
-
-    default_code = ErrorCode.UNAUTHORIZED
-
-
-class ForbiddenError(FlopsError):
-    """The caller's credentials are valid but do not cover what it asked for."""
-
-    default_code = ErrorCode.FORBIDDEN
-
-
-class TemporaryError(BackendUnavailableError):
-    """A failure worth retrying later (the reconciler backs off and retries)."""
-
-
-class PermanentError(FlopsError):
-    """A failure that retrying cannot fix (the reconciler fails the project)."""
-
-    default_code = ErrorCode.INTERNAL

@@ -161,16 +161,6 @@ class Orchestrator(abc.ABC):
         """Create (or find) the service named ``spec.name`` and start its missing instances."""
 
     @abc.abstractmethod
-    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:
-        """Set the number of instances of ``name``.
-
-        Raises
-        ------
-        NotFoundError
-            If no such service exists.
-        """
-
-    @abc.abstractmethod
     def service_status(self, name: str) -> ServiceStatus | None:
         """Return the status of ``name`` or ``None`` if it does not exist."""
 

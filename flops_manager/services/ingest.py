@@ -9,6 +9,7 @@ as a rejected event with the reason (of the project it claimed to concern, for i
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -69,15 +70,13 @@ class EventIngest:
         A duplicate is applied again: the planner ignores what it has already seen, and this
         covers a crash between storing an event and applying it.
         """
-        try:
+        with contextlib.suppress(NotFoundError):  # deleted meanwhile: the event is kept
             mutate_project(
                 self.store,
                 event.project_id,
                 lambda p: planner.plan_event(p, event, now=now).project,
                 now=now,
             )
-        except NotFoundError:
-            pass  # deleted meanwhile: the event is kept, nothing to apply it to
 
     def handle(self, topic: str, payload: bytes) -> IngestResult:
         """Validate, store and apply one message; invalid ones are stored as rejected."""

@@ -11,6 +11,12 @@ from flops_contracts.spec import parse_spec
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
+from flops_manager.nodes.project_placement import (
+    node_learner_default,
+    place_project,
+    uses_nodes,
+)
+from flops_manager.nodes.service import NodeService
 from flops_manager.ports.cursor import Cursor, decode_cursor, encode_cursor
 from flops_manager.ports.errors import InvalidTransitionError, NotFoundError
 from flops_manager.ports.project_store import ProjectStore
@@ -79,8 +85,10 @@ class ProjectService:
         allow_local_repos: bool,
         clock: Clock = system_clock,
         new_id: IdFactory = new_project_id,
+        nodes: NodeService | None = None,
     ) -> None:
         self.store = store
+        self.nodes = nodes
         self.allow_local_repos = allow_local_repos
         self.clock = clock
         self.new_id = new_id
@@ -89,20 +97,29 @@ class ProjectService:
         self, *, owner: str, spec: Mapping[str, Any], repository: Mapping[str, Any]
     ) -> Project:
         """Validate and store a new project in phase ``submitted``."""
-        normalised = validate_request(spec, repository, allow_local=self.allow_local_repos)
+        normalised = validate_request(node_learner_default(spec), repository,
+                                      allow_local=self.allow_local_repos)
         training = normalised["training"]
         total = training["cycles"] if training["mode"] == "hierarchical" else training["rounds"]
         now = self.clock()
+        project_id = self.new_id()
+        placement: list[dict[str, Any]] = []
+        learner_tokens: dict[str, str] = {}
+        if self.nodes is not None and uses_nodes(normalised):
+            placement, learner_tokens, normalised = place_project(
+                self.nodes, owner=owner, project_id=project_id, raw_spec=spec,
+                spec=normalised, now=now)
         project = Project(
-            id=self.new_id(),
+            id=project_id,
             owner=owner,
             spec=normalised,
+            placement=tuple(placement),
             repository={"url": repository["url"], "ref": repository.get("ref")},
             created_at=now,
             updated_at=now,
             phase_since=now,
             total_rounds=int(total),
-            secrets={DATA_TOKEN: secrets.token_urlsafe(24)},
+            secrets={DATA_TOKEN: secrets.token_urlsafe(24), **learner_tokens},
         )
         return self.store.create_project(project)
 

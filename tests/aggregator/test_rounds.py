@@ -56,4 +56,5 @@ def test_best_model_tracker(metric, mode, best_round):
         report = rec.evaluate_finished(rnd, [EvaluateOutcome(loss, 1, acc)], [])
         tracker.offer(report, [np.full(2, rnd)])
     assert tracker.best_round == best_round
+    assert tracker.best_parameters is not None
     assert tracker.best_parameters[0][0] == best_round

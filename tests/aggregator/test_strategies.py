@@ -3,6 +3,8 @@ import pytest
 from flwr.server.strategy import (
     DifferentialPrivacyServerSideAdaptiveClipping,
     DifferentialPrivacyServerSideFixedClipping,
+    FedAvg,
+    FedAvgM,
 )
 
 from aggregator.flower_api import build_flower_strategy
@@ -20,6 +22,7 @@ def test_every_strategy_builds_with_flower(name):
     strategy = build_flower_strategy(spec.training, initial_parameters=[np.zeros(2)],
                                      min_fit=2, min_evaluate=2)
     assert type(strategy).__name__ == name.value
+    assert isinstance(strategy, FedAvg)  # every built-in strategy is one of Flower's FedAvg family
     assert strategy.min_fit_clients == 2
 
 
@@ -28,6 +31,7 @@ def test_hyper_parameters_reach_flower():
         "server_momentum": 0.5}}}})
     strategy = build_flower_strategy(spec.training, initial_parameters=[np.zeros(2)],
                                      min_fit=1, min_evaluate=1)
+    assert isinstance(strategy, FedAvgM)
     assert strategy.server_momentum == 0.5
 
 

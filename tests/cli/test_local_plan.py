@@ -1,6 +1,6 @@
 import itertools
 
-from aggregator.settings import AggregatorSettings
+from flops_contracts.aggregator_settings import AggregatorSettings
 from flops_contracts.config import load_settings
 from flops_contracts.spec import parse_spec
 from flops_manager.cli.local_plan import LocalRun, main_process, plan_processes

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,16 @@ from flops_manager.cli.local_data import default_data_tag
 from flops_manager.cli.log_follow import follow_done, new_lines
 from flops_manager.services.logs import strip_ansi, tail_lines
 
-PROJECT = {"id": "p0123456789abcdef", "spec": {"name": "digits"}, "phase": "training",
-           "progress": {"round": 1, "total_rounds": 5, "metrics": {"accuracy": 0.5}},
-           "links": {}, "model": None}
+PROJECT: dict[str, Any] = {
+    "id": "p0123456789abcdef", "spec": {"name": "digits"}, "phase": "training",
+    "progress": {"round": 1, "total_rounds": 5, "metrics": {"accuracy": 0.5}},
+    "links": {}, "model": None}
 
 
 class _FakeApi(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         if self.path.startswith("/api/v1/projects?"):
-            body = {"items": [PROJECT] * 500, "total": 500}
+            body: dict[str, Any] = {"items": [PROJECT] * 500, "total": 500}
         elif self.path.startswith(f"/api/v1/projects/{PROJECT['id']}/logs"):
             self.send_response(422)
             self.send_header("Content-Type", "application/json")

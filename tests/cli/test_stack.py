@@ -67,11 +67,14 @@ def test_up_status_down(tmp_path):
 
         status = flops("status", "--data-dir", str(directory), "--json")
         assert status.returncode == 0
-        assert [p["healthy"] for p in json.loads(status.stdout)["processes"]] == [True] * 3
+        # the broker, MLflow, the manager and the default 3 simulated nodes
+        assert [p["healthy"] for p in json.loads(status.stdout)["processes"]] == [True] * 6
         assert processes_using(directory)
     finally:
         down = flops("down", "--data-dir", str(directory), "--json")
-    assert json.loads(down.stdout) == {"stopped": ["manager", "mlflow", "broker"], "survivors": []}
+    assert json.loads(down.stdout) == {
+        "stopped": ["node-1", "node-2", "node-3", "manager", "mlflow", "broker"],
+        "survivors": []}
     assert processes_using(directory) == []  # nothing left, the embedded database included
     after = flops("status", "--data-dir", str(directory))
     assert after.returncode == 3 and "not running" in after.stdout

@@ -9,6 +9,7 @@ publish events to a Mosquitto broker on the host.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -122,10 +123,8 @@ def storage_volume(engine: docker.DockerClient) -> Iterator[str]:
     """A named volume for the builder's container storage (its layer cache between builds)."""
     name = "flops-test-builder-storage-" + uuid.uuid4().hex[:6]
     yield name
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         engine.volumes.get(name).remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 @pytest.fixture(scope="session")

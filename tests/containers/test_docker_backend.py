@@ -112,11 +112,8 @@ def test_service_lifecycle_address_and_cleanup(orchestrator: DockerOrchestrator,
                 time.sleep(0.3)
         assert set(orchestrator.service_logs("dockertest-web")) == {
             "dockertest-web-0", "dockertest-web-1"}
-
-        scaled = orchestrator.scale_service("dockertest-web", instances=1)
-        assert scaled.instances == 1
         assert len(engine.containers.list(
-            all=True, filters={"label": "io.flops.service=dockertest-web"})) == 1
+            all=True, filters={"label": "io.flops.service=dockertest-web"})) == 2
     finally:
         orchestrator.remove_service("dockertest-client")
         orchestrator.remove_service("dockertest-web")

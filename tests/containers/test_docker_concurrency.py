@@ -6,6 +6,7 @@ hold an image pull for as long as it wants, to show what the pull does (not) blo
 
 from __future__ import annotations
 
+import builtins
 import threading
 from typing import Any
 
@@ -52,7 +53,7 @@ class FakeEngine:
         self.created: list[str] = []
 
     # containers
-    def list(self, all: bool = False, filters: dict[str, Any] | None = None,  # noqa: A002
+    def list(self, all: bool = False, filters: dict[str, Any] | None = None,
              names: list[str] | None = None) -> list[Any]:
         if names is not None:  # networks.list
             return [object()]
@@ -66,7 +67,7 @@ class FakeEngine:
         self.created.append(container.name)
         return container
 
-    def create_endpoint_config(self, aliases: list[str]) -> dict[str, Any]:
+    def create_endpoint_config(self, aliases: builtins.list[str]) -> dict[str, Any]:
         return {"Aliases": aliases}
 
     # images

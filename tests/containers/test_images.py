@@ -18,8 +18,10 @@ from flops_messaging.file_publisher import read_events
 from image_builder import BuildError, BuilderSettings
 from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
+from tests.fixtures.events import Recorder
+from tests.fixtures.podman import CA_BUNDLE
 
-from .conftest import CA_BUNDLE, Recorder, git, make_repo
+from .conftest import git, make_repo
 
 pytestmark = pytest.mark.integration
 
@@ -187,8 +189,8 @@ def test_changed_flops_runtime_is_a_cache_miss(
     assert cache["cache_hit"] is False and cache["missing"] == {
         "learner": ["linux/amd64"], "aggregator": ["linux/amd64"]}
     old = cold_build["result"].to_event_data()
-    prepared = [e.data for e in recorder.events("progress")
-                if e.data.get("step") == "prepare" and e.data.get("state") == "done"][0]
+    prepared = next(e.data for e in recorder.events("progress")
+                    if e.data.get("step") == "prepare" and e.data.get("state") == "done")
     assert prepared["runtime_version"] != old["runtime_version"]
     assert prepared["tag"].startswith(old["tag"][:25])  # same commit and dependency hash
     assert "bud" in failing_bud[1].read_text().split()
@@ -211,8 +213,8 @@ def test_changed_dependency_file_is_a_cache_miss(
         build_images(image_settings(repository_url=f"file://{fl_repo}", ref="more-deps",
                                     buildah=str(failing_bud[0])), recorder.emitter)
     assert _cache_step(recorder)["cache_hit"] is False
-    validated = [e.data for e in recorder.events("progress")
-                 if e.data.get("step") == "validate" and e.data.get("state") == "done"][0]
+    validated = next(e.data for e in recorder.events("progress")
+                     if e.data.get("step") == "validate" and e.data.get("state") == "done")
     old = cold_build["result"].to_event_data()
     assert validated["dependency_hash"] != old["dependency_hash"]
     assert git(fl_repo, "rev-parse", "main") == base

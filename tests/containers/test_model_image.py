@@ -13,8 +13,7 @@ from flops_manager.adapters.docker_orchestrator import build_docker_orchestrator
 from flops_manager.ports.orchestrator import ServiceSpec
 from image_builder import BuilderSettings
 from image_builder.model_image import build_model_image
-
-from .conftest import Recorder
+from tests.fixtures.events import Recorder
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 
@@ -8,8 +9,9 @@ from flops_contracts.topics import SUBSCRIPTION, event_topic, parse_event_topic
 
 
 def make_event(**overrides):
-    base = {"project_id": "p1", "component": Component.LEARNER, "instance": "learner-0",
-            "event": EventType.STARTED, "data": {"k": 1}}
+    base: dict[str, Any] = {"project_id": "p1", "component": Component.LEARNER,
+                            "instance": "learner-0", "event": EventType.STARTED,
+                            "data": {"k": 1}}
     base.update(overrides)
     return Event(**base)
 

@@ -1,3 +1,5 @@
+from typing import Any
+
 import pytest
 
 from flops_contracts.errors import ErrorCode, FlopsError
@@ -5,11 +7,12 @@ from flops_contracts.spec import ProjectSpec, SelectionMode, parse_spec
 from flops_contracts.strategy_spec import PARAMS_BY_STRATEGY, StrategyName
 
 
-def errors_of(data: dict) -> dict[str, list[str]]:
+def errors_of(data: dict[str, Any]) -> dict[str, list[str]]:
     with pytest.raises(FlopsError) as info:
         parse_spec(data)
     assert info.value.code is ErrorCode.INVALID_SPEC
-    return info.value.details["errors"]
+    errors: dict[str, list[str]] = info.value.details["errors"]
+    return errors
 
 
 def test_defaults_are_valid_and_derived_minimums_follow_learners():
@@ -22,7 +25,7 @@ def test_defaults_are_valid_and_derived_minimums_follow_learners():
 
 def test_unknown_strategy_is_named():
     errors = errors_of({"training": {"strategy": {"name": "FedMagic"}}})
-    message = " ".join(sum(errors.values(), []))
+    message = " ".join(m for v in errors.values() for m in v)
     assert "FedMagic" in message and "FedAvg" in message
 
 
@@ -30,13 +33,13 @@ def test_bad_hyper_parameter_names_strategy_and_parameter():
     errors = errors_of(
         {"training": {"strategy": {"name": "FedProx", "params": {"proximal_mu": -1}}}}
     )
-    message = " ".join(sum(errors.values(), []))
+    message = " ".join(m for v in errors.values() for m in v)
     assert "FedProx" in message and "proximal_mu" in message
 
 
 def test_unknown_hyper_parameter_is_rejected():
     errors = errors_of({"training": {"strategy": {"name": "FedAdam", "params": {"etaa": 0.1}}}})
-    assert "etaa" in " ".join(sum(errors.values(), []))
+    assert "etaa" in " ".join(m for v in errors.values() for m in v)
 
 
 def test_strategy_name_is_case_insensitive_and_params_get_defaults():
@@ -65,7 +68,7 @@ def test_every_strategy_has_a_params_model(name):
 )
 def test_invalid_training_values_name_the_field(training, needle):
     errors = errors_of({"training": training})
-    text = " ".join(list(errors) + sum(errors.values(), []))
+    text = " ".join(list(errors) + [m for v in errors.values() for m in v])
     assert needle in text
 
 
@@ -76,12 +79,12 @@ def test_unknown_field_is_rejected():
 
 def test_deploy_without_build_is_rejected():
     errors = errors_of({"post_training_steps": ["deploy_trained_model_image"]})
-    assert "build_image_for_trained_model" in " ".join(sum(errors.values(), []))
+    assert "build_image_for_trained_model" in " ".join(m for v in errors.values() for m in v)
 
 
 def test_data_tags_are_validated():
     errors = errors_of({"data_tags": ["../etc"]})
-    assert any("data tag" in m for m in sum(errors.values(), []))
+    assert any("data tag" in m for v in errors.values() for m in v)
 
 
 def test_spec_round_trips_through_json():

@@ -29,7 +29,7 @@ def test_bad_tags_rejected_and_nothing_written(
     server = start_server(root=tmp_path / "root")
     before = all_files(tmp_path)
     with DataClient(server.location) as client:
-        with pytest.raises(DataPlaneError, match="data tag .* is invalid"):
+        with pytest.raises(DataPlaneError, match=r"data tag .* is invalid"):
             client.upload(pa.table({"x": [1]}), tag, "name")
         if tag:
             with pytest.raises(DataPlaneError, match="invalid"):
@@ -43,7 +43,7 @@ def test_bad_names_rejected_and_nothing_written(
 ) -> None:
     server = start_server(root=tmp_path / "root")
     with DataClient(server.location) as client:
-        with pytest.raises(DataPlaneError, match="data set name .* is invalid"):
+        with pytest.raises(DataPlaneError, match=r"data set name .* is invalid"):
             client.upload(pa.table({"x": [1]}), "tag", name)
         with pytest.raises(DataPlaneError, match="invalid"):
             client.describe(f"tag/{name}")
@@ -60,7 +60,7 @@ def test_raw_path_descriptors_with_traversal_rejected(
     table = pa.table({"x": [1]})
     for path in (["..", "x"], ["ok", "../../escape"], ["a", "b", "c"], ["ok\x00", "x"]):
         writer, _ = raw.do_put(flight.FlightDescriptor.for_path(*path), table.schema)
-        with pytest.raises(flight.FlightServerError, match="invalid|must be"):
+        with pytest.raises(flight.FlightServerError, match=r"invalid|must be"):
             writer.write_table(table)
             writer.write_metadata(pa.py_buffer(commit_message(1)))
             writer.close()

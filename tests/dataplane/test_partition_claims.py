@@ -32,7 +32,7 @@ def test_concurrent_claims_get_distinct_partitions(
                                                       claimant=f"node-{n}"), range(4)))
     assert sorted(got) == [0, 1, 2, 3]
     assert claim_partition(server.location, ["mock"], claimant="node-2") == got[2]  # restart
-    with pytest.raises(NoDataError, match="all 4 partitions .* are taken"):
+    with pytest.raises(NoDataError, match=r"all 4 partitions .* are taken"):
         claim_partition(server.location, ["mock"], claimant="node-9")
 
 

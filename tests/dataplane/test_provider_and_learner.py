@@ -71,7 +71,9 @@ def test_mock_provider_main_to_three_servers_and_learners_read_back(
         x, y = train.to_numpy()
         assert x.shape == (train.num_rows, 64) and x.dtype == np.float64
         assert y is not None
-        values, counts = np.unique(data.to_numpy()[1], return_counts=True)
+        labels = data.to_numpy()[1]
+        assert labels is not None
+        values, counts = np.unique(labels, return_counts=True)
         histogram = {str(k): int(v) for k, v in zip(values, counts, strict=True)}
         assert histogram == parts[index]["label_histogram"]
         assert list(data.to_pandas().columns)[-1] == "split"

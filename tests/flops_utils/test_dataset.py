@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -10,7 +12,7 @@ from flops_utils.dataset import ColumnDataset, split_sizes, table_columns, to_da
 
 
 def digits_like(rows: int = 10) -> pa.Table:
-    columns = {f"x{i}": np.arange(rows, dtype=float) + i for i in range(4)}
+    columns: dict[str, Any] = {f"x{i}": np.arange(rows, dtype=float) + i for i in range(4)}
     columns["label"] = np.arange(rows) % 3
     columns["split"] = ["train"] * rows
     return pa.table(columns)
@@ -38,7 +40,7 @@ def test_numpy_format_column_access_and_train_test_split() -> None:
 
 
 def test_with_transform_applies_to_batches_and_rows() -> None:
-    def double(batch: dict[str, list]) -> dict[str, list]:
+    def double(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
         return {"image": [[2 * v for v in row] for row in batch["image"]],
                 "label": batch["label"]}
 

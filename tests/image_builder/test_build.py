@@ -14,8 +14,9 @@ import pytest
 
 from flops_contracts.errors import ContractError
 from image_builder import BuildError, BuilderSettings, SourceError, build_environment
+from tests.fixtures.events import Recorder
 
-from .conftest import MAIN, Recorder, commit_files, git, new_repo
+from .conftest import MAIN, commit_files, git, new_repo
 
 Settings = Callable[..., BuilderSettings]
 
@@ -103,7 +104,7 @@ def test_missing_model_manager_fails_with_the_contract_message(
         tmp_path: Path, make_settings: Settings, recorder: Recorder) -> None:
     repo = new_repo(tmp_path / "bad", {"requirements.txt": "numpy\n", "train.py": "x = 1\n"})
     start = time.monotonic()
-    with pytest.raises(ContractError, match="no model_manager.py"):
+    with pytest.raises(ContractError, match=r"no model_manager.py"):
         build_environment(make_settings(f"file://{repo}"), recorder.emitter)
     assert time.monotonic() - start < 60
     failed = recorder.events("failed")[0].data
@@ -174,7 +175,7 @@ def test_symlink_escaping_the_checkout_is_rejected(tmp_path: Path, make_settings
     os.symlink("model_manager.py", repo / "inside.py")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "links")
-    with pytest.raises(SourceError, match="symlink data.csv points outside"):
+    with pytest.raises(SourceError, match=r"symlink data.csv points outside"):
         build_environment(make_settings(f"file://{repo}"), recorder.emitter)
     assert recorder.events("failed")[0].data["step"] == "clone"
 

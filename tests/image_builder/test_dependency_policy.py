@@ -13,8 +13,9 @@ from image_builder.dependencies import read_dependencies
 from image_builder.environment import requirement_lines
 from image_builder.pin_policy import apply_pin_policy, parse_pins
 from image_builder.user_paths import user_facing
+from tests.fixtures.events import Recorder
 
-from .conftest import Recorder, example_files, new_repo
+from .conftest import example_files, new_repo
 
 Settings = Callable[..., BuilderSettings]
 PINS = {"numpy": "2.4.6", "scikit-learn": "1.9.1", "mlflow-skinny": "3.17.2"}

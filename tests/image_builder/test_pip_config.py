@@ -52,7 +52,7 @@ def test_build_declares_and_receives_the_pip_arguments() -> None:
     argv = bud_argv("buildah", BudOptions(containerfile=Path("C"), context=Path("ctx"),
                                           target="learner", manifest="m", platforms=(),
                                           build_args=inputs.build_args, mounts=inputs.mounts))
-    assert ["-v", "/opt/wheels:/opt/wheels:ro"] == argv[argv.index("-v"):argv.index("-v") + 2]
+    assert argv[argv.index("-v"):argv.index("-v") + 2] == ["-v", "/opt/wheels:/opt/wheels:ro"]
     assert "PIP_FIND_LINKS=/opt/wheels" in argv and argv[-1] == "ctx"
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]  # no stubs installed, as in inference_server
 import pytest
 
 from flops_contracts.config import load_settings

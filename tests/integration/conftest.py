@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def start_train_local(args: list[str], workdir: Path) -> subprocess.Popen[str]:
     )
 
 
-def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, dict, str]:
+def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, dict[str, Any], str]:
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -55,7 +56,8 @@ def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, dict
     return proc.returncode, summary, out + err
 
 
-def run_train_local(args: list[str], workdir: Path, timeout: float = 300) -> tuple[int, dict, str]:
+def run_train_local(args: list[str], workdir: Path,
+                    timeout: float = 300) -> tuple[int, dict[str, Any], str]:
     return finish(start_train_local(args, workdir), timeout)
 
 

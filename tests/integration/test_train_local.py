@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ def test_other_strategies_complete(tmp_path, strategy_args):
 ])
 def test_bad_strategy_is_rejected_before_start(tmp_path, args, needle):
     started = time.monotonic()
-    code, summary, log = run_train_local([str(EXAMPLES / "digits_sklearn"), *args],
+    code, summary, _log = run_train_local([str(EXAMPLES / "digits_sklearn"), *args],
                                          tmp_path / "run", timeout=60)
     assert code == 2
     assert summary["status"] == "failed" and needle in summary["reason"]
@@ -149,7 +150,8 @@ def test_hierarchical_root_records_global_model_accuracy(tmp_path):
     import sys
     sys.path.insert(0, str(EXAMPLES / "digits_sklearn"))
     try:
-        from data import load_partition
+        # the example's own data module, importable only from its directory
+        load_partition = importlib.import_module("data").load_partition
     finally:
         sys.path.pop(0)
     from learner_base import LearnerContext
@@ -161,7 +163,7 @@ def test_hierarchical_root_records_global_model_accuracy(tmp_path):
     mlflow.set_tracking_uri(summary["mlflow_tracking_uri"])
     model = mlflow.pyfunc.load_model(summary["registered_model_uri"])
     independent = float((np.asarray(model.predict(x_test)) == y_test).mean())
-    best = [e for e in root_rounds if e.data["round"] == summary["best_round"]][0]
+    best = next(e for e in root_rounds if e.data["round"] == summary["best_round"])
     assert best.data["metrics"]["accuracy"] == pytest.approx(independent)
     history = MlflowClient(summary["mlflow_tracking_uri"]).get_metric_history(
         summary["mlflow_run_id"], "accuracy")
@@ -212,7 +214,7 @@ def test_two_of_three_learners_killed_training_fails_with_shortage(tmp_path, slo
                                 and e.event is EventType.FAILED, 60)
         assert time.monotonic() - killed_at < 30  # within the round timeout
     finally:
-        code, summary, log = finish(proc)
+        code, summary, _log = finish(proc)
     assert code == 1
     assert "min_fit" in failed.data["reason"] and "only 1 learners" in failed.data["reason"]
     assert summary["reason"] == failed.data["reason"]

@@ -17,14 +17,16 @@ from learner_base.model_manager import LearnerContext, RoundConfig
 from learner_base.repo_imports import package_aliases, register_aliases
 
 
-class Original:
+class Shared:
     mlflow_flavor = "sklearn"
-
-    def set_model_data(self):
-        self.context = active_context.current()
 
     def get_model_parameters(self):
         return [np.zeros(2)]
+
+
+class Original(Shared):
+    def set_model_data(self):
+        self.context = active_context.current()
 
     def fit_model(self):
         return 7
@@ -33,7 +35,7 @@ class Original:
         return 0.5, 0.9, 3
 
 
-class Current(Original):
+class Current(Shared):
     def set_model_data(self, context):
         self.context = context
 
@@ -64,7 +66,7 @@ def test_current_managers_are_not_wrapped() -> None:
 
 def test_context_is_only_available_in_a_learner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(active_context, "_SLOT", [])
-    with pytest.raises(FlopsError, match="inside ModelManager.set_model_data"):
+    with pytest.raises(FlopsError, match=r"inside ModelManager.set_model_data"):
         active_context.current()
 
 

@@ -40,7 +40,9 @@ def test_example_repository_satisfies_the_contract():
     manager = load_model_manager(EXAMPLE)
     params = manager.get_model_parameters()
     assert [p.shape for p in params] == [(10, 64), (10,)]
-    assert find_dependency_file(EXAMPLE).name == "requirements.txt"
+    dependency_file = find_dependency_file(EXAMPLE)
+    assert dependency_file is not None
+    assert dependency_file.name == "requirements.txt"
 
 
 def test_duck_typed_class_without_base_is_accepted(tmp_path):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from werkzeug.wrappers import Response
 
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.mongo_store import MongoProjectStore
@@ -17,6 +18,13 @@ from tests.fixtures.servers import MosquittoServer, NxServer
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
+
+
+def json_of(response: Response) -> Any:
+    """The response's JSON body; werkzeug types it ``Any | None``, a test expects a body."""
+    body = response.json
+    assert body is not None, response.get_data(as_text=True)
+    return body
 
 
 @pytest.fixture(scope="session")

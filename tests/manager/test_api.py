@@ -18,7 +18,7 @@ from flops_manager.lifecycle.state import Phase
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.ports.errors import UnstorableError
 from flops_manager.services.ingest import EventIngest
-from tests.manager.conftest import ALICE, BOB
+from tests.manager.conftest import ALICE, BOB, json_of
 
 GOOD = {"spec": {"training": {"rounds": 2, "learners": 2}},
         "repository": {"url": "https://git.example/u/repo.git", "ref": "main"}}
@@ -32,14 +32,14 @@ def client(app: Flask) -> FlaskClient:
 def create(client: FlaskClient, body: dict[str, Any] | None = None) -> dict[str, Any]:
     r = client.post("/api/v1/projects", json=body or GOOD, headers=ALICE)
     assert r.status_code == 201, r.json
-    return dict(r.json)
+    return dict(json_of(r))
 
 
 def test_health_open_and_ready(client: FlaskClient) -> None:
     assert client.get("/health").json == {"status": "ok"}
     assert client.get("/ready").status_code == 401
     assert client.get("/ready", headers=ALICE).json == {"status": "ready"}
-    assert client.get("/openapi.json").json["openapi"].startswith("3.1")
+    assert json_of(client.get("/openapi.json"))["openapi"].startswith("3.1")
     assert client.get("/docs").status_code == 200
 
 
@@ -47,11 +47,12 @@ def test_create_get_list(client: FlaskClient) -> None:
     p = create(client)
     assert p["phase"] == "submitted" and p["owner"] == "alice"
     assert p["progress"] == {"round": 0, "total_rounds": 2, "metrics": {}}
-    got = client.get(f"/api/v1/projects/{p['id']}", headers=ALICE).json
+    got = json_of(client.get(f"/api/v1/projects/{p['id']}", headers=ALICE))
     assert got["id"] == p["id"] and got["links"]["tracking"] == "http://mlflow.example:5000"
-    listed = client.get("/api/v1/projects?page=1&page_size=10&phase=submitted", headers=ALICE).json
+    listed = json_of(client.get("/api/v1/projects?page=1&page_size=10&phase=submitted",
+                                headers=ALICE))
     assert listed["total"] == 1 and listed["items"][0]["id"] == p["id"]
-    assert client.get("/api/v1/projects", headers=BOB).json["total"] == 0
+    assert json_of(client.get("/api/v1/projects", headers=BOB))["total"] == 0
 
 
 def test_responses_say_how_long_the_manager_spent(client: FlaskClient) -> None:
@@ -69,7 +70,7 @@ def test_responses_say_how_long_the_manager_spent(client: FlaskClient) -> None:
 ])
 def test_401_without_token(client: FlaskClient, path: str) -> None:
     r = client.get(path)
-    assert r.status_code == 401 and r.json["code"] == 401
+    assert r.status_code == 401 and json_of(r)["code"] == 401
     assert client.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401
 
 
@@ -101,7 +102,7 @@ def test_422_invalid_spec(client: FlaskClient, spec: dict[str, Any], field: str)
     r = client.post("/api/v1/projects", json={"spec": spec, "repository": GOOD["repository"]},
                     headers=ALICE)
     assert r.status_code == 422, r.json
-    errors = r.json["errors"]["json"]
+    errors = json_of(r)["errors"]["json"]
     assert any(k == field or k.startswith(field) for k in errors), errors
     assert all(isinstance(v, list) and v for v in errors.values())
 
@@ -112,7 +113,7 @@ def test_422_bad_repository_url(client: FlaskClient, url: str) -> None:
     r = client.post("/api/v1/projects", json={"spec": {}, "repository": {"url": url}},
                     headers=ALICE)
     assert r.status_code == 422
-    assert "url" in str(r.json["errors"])
+    assert "url" in str(json_of(r)["errors"])
 
 
 @pytest.mark.parametrize("url", ["https://h/u/r", "ssh://git@h:22/u/r.git", "git@h:u/r.git",
@@ -134,15 +135,15 @@ def test_local_repositories_are_checked_at_submission(
         r = client.post("/api/v1/projects", json={"spec": {}, "repository": {"url": url}},
                         headers=ALICE)
         assert r.status_code == 422
-        [problem] = r.json["errors"]["json"]["repository.url"]
+        [problem] = json_of(r)["errors"]["json"]["repository.url"]
         assert str(path) in problem and message in problem
 
 
 def test_index_is_open_and_links_the_docs(client: FlaskClient) -> None:
     r = client.get("/")
     assert r.status_code == 200
-    assert r.json["docs"] == "/docs" and r.json["api"] == "/api/v1"
-    assert client.get(r.json["openapi"]).status_code == 200
+    assert json_of(r)["docs"] == "/docs" and json_of(r)["api"] == "/api/v1"
+    assert client.get(json_of(r)["openapi"]).status_code == 200
 
 
 def test_swagger_ui_is_served_by_the_manager(client: FlaskClient) -> None:
@@ -156,13 +157,13 @@ def test_swagger_ui_is_served_by_the_manager(client: FlaskClient) -> None:
 
 def test_unknown_body_field_rejected(client: FlaskClient) -> None:
     r = client.post("/api/v1/projects", json={**GOOD, "extra": 1}, headers=ALICE)
-    assert r.status_code == 422 and "extra" in r.json["errors"]["json"]
+    assert r.status_code == 422 and "extra" in json_of(r)["errors"]["json"]
 
 
 def test_cancel_and_delete(app: Flask, client: FlaskClient) -> None:
     pid = create(client)["id"]
     r = client.post(f"/api/v1/projects/{pid}/cancel", headers=ALICE)
-    assert r.status_code == 202 and r.json["phase"] == "cancelled"
+    assert r.status_code == 202 and json_of(r)["phase"] == "cancelled"
     assert client.post(f"/api/v1/projects/{pid}/cancel", headers=ALICE).status_code == 409
     r = client.delete(f"/api/v1/projects/{pid}", headers=ALICE)
     assert r.status_code == 202
@@ -184,7 +185,7 @@ def test_events_stream_models_and_deployments(app: Flask, client: FlaskClient,
                                               orchestrator: MemoryOrchestrator) -> None:
     pid = create(client)["id"]
     publish(app, pid, "builder", "started")
-    r = client.get(f"/api/v1/projects/{pid}/events?after=0&limit=10", headers=ALICE).json
+    r = json_of(client.get(f"/api/v1/projects/{pid}/events?after=0&limit=10", headers=ALICE))
     assert [e["seq"] for e in r["items"]] == [1] and r["next_after"] == 1
     body = client.get(f"/api/v1/projects/{pid}/events/stream?after=0", headers=ALICE)
     assert body.mimetype == "text/event-stream"
@@ -200,26 +201,26 @@ def test_events_stream_models_and_deployments(app: Flask, client: FlaskClient,
         store.save_project(p.replace(phase=Phase.TRAINING), expected_version=p.version)
     publish(app, pid, "aggregator", "completed", model_uri="models:/m/3", registered_model="m",
             model_version=3, mlflow_run_id="r9", registry_uri="http://mlflow")
-    got = client.get(f"/api/v1/projects/{pid}", headers=ALICE).json
+    got = json_of(client.get(f"/api/v1/projects/{pid}", headers=ALICE))
     assert got["phase"] == "completed"
     assert got["links"]["mlflow_model"] == "http://mlflow.example:5000/#/models/m/versions/3"
-    models = client.get(f"/api/v1/projects/{pid}/models", headers=ALICE).json["items"]
+    models = json_of(client.get(f"/api/v1/projects/{pid}/models", headers=ALICE))["items"]
     assert models[0]["model_uri"] == "models:/m/3" and models[0]["mlflow_run_id"] == "r9"
     r = client.post(f"/api/v1/projects/{pid}/deployments", json={"instances": 2}, headers=ALICE)
     assert r.status_code == 201, r.json
-    dep = r.json
+    dep = json_of(r)
     assert dep["state"] == "requested" and dep["name"] not in orchestrator.services
     with app.app_context():  # the reconciler, not the request, creates the server
         ReconcileWorker(services().store, orchestrator, services().settings).tick()
     assert orchestrator.services[dep["name"]].role == "inference_server"
     url = f"/api/v1/projects/{pid}/deployments/{dep['id']}"
-    assert client.get(url, headers=ALICE).json["state"] == "running"
-    listed = client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"]
+    assert json_of(client.get(url, headers=ALICE))["state"] == "running"
+    listed = json_of(client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE))["items"]
     assert [d["id"] for d in listed] == [dep["id"]]
     assert client.delete(url, headers=BOB).status_code == 404
     assert client.delete(url, headers=ALICE).status_code == 202
     assert client.get(url, headers=ALICE).status_code == 404
-    assert client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE).json["items"] == []
+    assert json_of(client.get(f"/api/v1/projects/{pid}/deployments", headers=ALICE))["items"] == []
     with app.app_context():
         ReconcileWorker(services().store, orchestrator, services().settings).tick()
     assert dep["name"] not in orchestrator.services
@@ -230,17 +231,17 @@ def test_mock_data_providers(client: FlaskClient, orchestrator: MemoryOrchestrat
             "seed": 7, "tag": "digits", "servers": ["127.0.0.1:9000"]}
     r = client.post("/api/v1/mock-data-providers", json=body, headers=ALICE)
     assert r.status_code == 201, r.json
-    spec = orchestrator.services[r.json["name"]]
+    spec = orchestrator.services[json_of(r)["name"]]
     assert spec.role == "mock_data_provider"
     assert spec.command == ("python", "-m", "flops_dataplane.mock_provider")
     assert spec.env["FLOPS_PARTITIONS"] == "3" and spec.env["FLOPS_ALPHA"] == "0.5"
     assert spec.env["FLOPS_SERVERS"] == '["127.0.0.1:9000"]'
-    pid = r.json["id"]
+    pid = json_of(r)["id"]
     assert client.get(f"/api/v1/mock-data-providers/{pid}", headers=ALICE).status_code == 200
     assert client.get(f"/api/v1/mock-data-providers/{pid}", headers=BOB).status_code == 404
-    assert len(client.get("/api/v1/mock-data-providers", headers=ALICE).json["items"]) == 1
+    assert len(json_of(client.get("/api/v1/mock-data-providers", headers=ALICE))["items"]) == 1
     bad = client.post("/api/v1/mock-data-providers", json={**body, "alpha": None}, headers=ALICE)
-    assert bad.status_code == 422 and "alpha" in bad.json["errors"]["json"]
+    assert bad.status_code == 422 and "alpha" in json_of(bad)["errors"]["json"]
 
 
 def test_tracking(client: FlaskClient) -> None:
@@ -252,37 +253,37 @@ def test_50_concurrent_creations(app: Flask) -> None:
     def one(i: int) -> str:
         r = app.test_client().post("/api/v1/projects", json=GOOD, headers=ALICE)
         assert r.status_code == 201
-        return str(r.json["id"])
+        return str(json_of(r)["id"])
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=10) as pool:
         ids = list(pool.map(one, range(50)))
     assert len(set(ids)) == 50
-    listed = app.test_client().get("/api/v1/projects?page_size=200", headers=ALICE).json
+    listed = json_of(app.test_client().get("/api/v1/projects?page_size=200", headers=ALICE))
     assert listed["total"] == 50 and {p["id"] for p in listed["items"]} == set(ids)
 
 
 def test_cursor_pages_list_every_project_once(client: FlaskClient) -> None:
     ids = {create(client)["id"] for _ in range(5)}
-    first = client.get("/api/v1/projects?page_size=2", headers=ALICE).json
+    first = json_of(client.get("/api/v1/projects?page_size=2", headers=ALICE))
     assert first["total"] == 5 and first["page"] == 1 and first["next_cursor"]
     seen = [p["id"] for p in first["items"]]
     cursor = first["next_cursor"]
     while cursor:
-        page = client.get(f"/api/v1/projects?page_size=2&cursor={cursor}", headers=ALICE).json
+        page = json_of(client.get(f"/api/v1/projects?page_size=2&cursor={cursor}", headers=ALICE))
         assert page["total"] is None and page["page"] is None
         seen += [p["id"] for p in page["items"]]
         cursor = page["next_cursor"]
     assert len(seen) == 5 and set(seen) == ids
-    newest = client.get("/api/v1/projects?cursor=&page_size=5", headers=ALICE).json
+    newest = json_of(client.get("/api/v1/projects?cursor=&page_size=5", headers=ALICE))
     assert [p["id"] for p in newest["items"]] == seen and newest["next_cursor"] is None
-    assert client.get("/api/v1/projects?cursor=", headers=BOB).json["items"] == []
+    assert json_of(client.get("/api/v1/projects?cursor=", headers=BOB))["items"] == []
 
 
 @pytest.mark.parametrize("cursor", ["nonsense", "WyJ4IiwxXQ", "W10"])
 def test_bad_cursor_is_a_422_naming_the_parameter(client: FlaskClient, cursor: str) -> None:
     r = client.get(f"/api/v1/projects?cursor={cursor}", headers=ALICE)
     assert r.status_code == 422, r.json
-    assert "cursor" in r.json["message"]
+    assert "cursor" in json_of(r)["message"]
 
 
 @pytest.mark.parametrize(("extra", "says"), [
@@ -296,9 +297,9 @@ def test_unstorable_extra_is_refused_with_422_naming_the_fix(
     spec = {"training": {"learner_config": {"extra": extra}}}
     r = client.post("/api/v1/projects", json={**GOOD, "spec": spec}, headers=ALICE)
     assert r.status_code == 422, r.json
-    messages = r.json["errors"]["json"]["spec.training.learner_config.extra"]
+    messages = json_of(r)["errors"]["json"]["spec.training.learner_config.extra"]
     assert says in " ".join(messages)
-    assert client.get("/api/v1/projects", headers=ALICE).json["total"] == 0
+    assert json_of(client.get("/api/v1/projects", headers=ALICE))["total"] == 0
 
 
 def test_unstorable_document_from_the_store_answers_422(app: Flask, client: FlaskClient) -> None:
@@ -311,7 +312,7 @@ def test_unstorable_document_from_the_store_answers_422(app: Flask, client: Flas
         with pytest.raises(UnstorableError, match="64-bit range"):
             store.save_project(bad, expected_version=project.version)
         response, status = render_flops_error(UnstorableError("x"))
-    assert status == 422 and response.json["code"] == 422
+    assert status == 422 and json_of(response)["code"] == 422
 
 
 

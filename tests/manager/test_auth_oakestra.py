@@ -7,13 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.serving import make_server
 
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.app import create_app
 from tests.fixtures.servers import free_port
-from tests.manager.conftest import make_settings
+from tests.manager.conftest import json_of, make_settings
 
 
 def jwt(sub: str) -> str:
@@ -32,7 +33,7 @@ def oakestra() -> Iterator[str]:
     stub = Flask("oakestra-stub")
 
     @stub.get("/api/permission/<username>")
-    def permission(username: str):  # type: ignore[no-untyped-def]
+    def permission(username: str) -> ResponseReturnValue:
         CALLS.append(username)
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
@@ -55,7 +56,7 @@ def test_oakestra_tokens(oakestra: str) -> None:
     client = app.test_client()
     alice = {"Authorization": f"Bearer {jwt('alice')}"}
     body = {"spec": {}, "repository": {"url": "https://h/u/r"}}
-    pid = client.post("/api/v1/projects", json=body, headers=alice).json["id"]
+    pid = json_of(client.post("/api/v1/projects", json=body, headers=alice))["id"]
     calls = len(CALLS)
     assert client.get(f"/api/v1/projects/{pid}", headers=alice).status_code == 200
     assert len(CALLS) == calls  # cached
@@ -72,4 +73,4 @@ def test_oakestra_unreachable_is_503() -> None:
                                    oakestra_url=f"http://127.0.0.1:{free_port()}"),
                      store=MemoryProjectStore(), orchestrator=MemoryOrchestrator())
     r = app.test_client().get("/api/v1/projects", headers={"Authorization": f"Bearer {jwt('x')}"})
-    assert r.status_code == 503 and r.json["code"] == 503
+    assert r.status_code == 503 and json_of(r)["code"] == 503

@@ -50,7 +50,7 @@ class EmbeddedBroker(MosquittoServer):
         login = manager_broker_env(self.directory)
         assert kind == "mosquitto" and login, "Mosquitto's dynamic security plugin is missing"
         self.dynsec = (login["FLOPS_MQTT_USERNAME"], login["FLOPS_MQTT_PASSWORD"])
-        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL,  # noqa: S603
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         wait_for(lambda: port_open(self.port), timeout=10, what="embedded mosquitto")
         return self
@@ -85,7 +85,7 @@ class Listener:
         self.client.username_pw_set(*admin(broker))
         self.client.on_connect = lambda c, *a: c.subscribe("flops/#", qos=1)
         self.client.on_subscribe = lambda *a: self.ready.set()
-        self.client.on_message = lambda c, u, m: self.got.append((m.topic, m.payload))
+        self.client.on_message = lambda c, u, m: self.got.append((m.topic, bytes(m.payload)))
         self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         assert self.ready.wait(10), "the manager's login could not subscribe"
@@ -224,7 +224,7 @@ def test_credentials_stop_working_when_the_project_ends(broker: MosquittoServer)
     component.close()
     again = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="again-" + uuid.uuid4().hex[:6])
     again.username_pw_set(creds["FLOPS_MQTT_USERNAME"], creds["FLOPS_MQTT_PASSWORD"])
-    with pytest.raises(Exception):  # noqa: B017, PT011 - paho raises on a refused CONNACK
+    with pytest.raises(Exception):  # noqa: B017 - paho raises on a refused CONNACK
         again.connect("127.0.0.1", broker.port)
         again.loop_start()
         wait_for(lambda: False, timeout=2, what="never")

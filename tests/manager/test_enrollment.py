@@ -106,7 +106,7 @@ def test_services_carry_only_an_enrollment_token(world: World) -> None:
     assert REGISTRY_PASSWORD not in json.dumps(dict(builder.env))
     project = world.store.get_project(pid)
     assert project.secrets["data_token"] not in json.dumps(dict(builder.env))
-    (grant,) = project.grants.values()
+    (_grant,) = project.grants.values()
     token = builder.env["FLOPS_ENROLL_TOKEN"]
     assert grants.parse_token(token) is not None
     assert token.split(".")[-1] not in json.dumps(project.to_doc())  # only the digest is kept

@@ -30,7 +30,7 @@ def test_spec_cycles_over_learners_and_node_reports_win() -> None:
 def test_variant_images_pin_digests_and_name_a_missing_platform() -> None:
     assert variant_images(("", ""), VARIANTS) == ()
     assert variant_images((AMD, "", ARM), VARIANTS) == (VARIANTS[AMD], "", VARIANTS[ARM])
-    with pytest.raises(PermanentError, match="linux/arm64 variant.*has linux/amd64"):
+    with pytest.raises(PermanentError, match=r"linux/arm64 variant.*has linux/amd64"):
         variant_images((ARM,), {AMD: VARIANTS[AMD]})
 
 

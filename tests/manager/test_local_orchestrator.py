@@ -5,7 +5,7 @@ import time
 import pytest
 
 from flops_manager.adapters.local_orchestrator import LocalOrchestrator, service_state
-from flops_manager.ports.errors import NotFoundError, PermanentError
+from flops_manager.ports.errors import PermanentError
 from flops_manager.ports.orchestrator import ServiceSpec, ServiceState
 from tests.fixtures.servers import wait_for
 
@@ -47,14 +47,6 @@ def test_instances_run_with_identity_and_logs(orchestrator):
     assert logs["svc-1"].strip() == "hello from svc-1"
     again = orchestrator.create_service(spec("svc", SLEEPER, instances=5))
     assert again.instances == 2  # idempotent: the existing service is returned
-
-
-def test_scale_up_and_down(orchestrator):
-    orchestrator.create_service(spec("svc", SLEEPER))
-    assert orchestrator.scale_service("svc", instances=3).running == 3
-    assert orchestrator.scale_service("svc", instances=1).running == 1
-    with pytest.raises(NotFoundError):
-        orchestrator.scale_service("missing", instances=1)
 
 
 def test_exit_codes_become_states(orchestrator):

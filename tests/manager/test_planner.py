@@ -12,7 +12,7 @@ from flops_manager.lifecycle.state import Phase, Project
 
 PID = "p0123456789abcdef"
 BUILD = ["build_image_for_trained_model"]
-BUILD_DEPLOY = BUILD + ["deploy_trained_model_image"]
+BUILD_DEPLOY = [*BUILD, "deploy_trained_model_image"]
 
 
 def proj(phase: Phase, steps: list[str] | None = None, **kw: Any) -> Project:
@@ -23,9 +23,9 @@ def proj(phase: Phase, steps: list[str] | None = None, **kw: Any) -> Project:
 
 def ev(component: str, event: str, ts: str = "2026-01-01T00:00:01Z", eid: str | None = None,
        **data: Any) -> Event:
+    extra: dict[str, Any] = {"event_id": eid} if eid else {}
     return Event(project_id=PID, component=Component(component), instance="i0",
-                 event=EventType(event), data=data, timestamp=ts,
-                 **({"event_id": eid} if eid else {}))
+                 event=EventType(event), data=data, timestamp=ts, **extra)
 
 
 def kinds(decision: planner.Decision) -> list[str]:

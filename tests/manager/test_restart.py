@@ -20,7 +20,7 @@ H = {"Authorization": "Bearer tok-alice"}
 
 def start_manager(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "flops_manager"], env=env,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def emit(url: str, pid: str, component: Component, event: EventType, **data: Any) -> None:

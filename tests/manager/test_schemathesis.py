@@ -28,6 +28,7 @@ import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
+from schemathesis.core.result import Ok
 
 from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.memory_store import MemoryProjectStore
@@ -35,7 +36,7 @@ from flops_manager.adapters.mongo_store import MongoProjectStore
 from flops_manager.api.context import services
 from flops_manager.app import create_app
 from tests.fixtures.servers import NxServer
-from tests.manager.conftest import ALICE, make_settings
+from tests.manager.conftest import ALICE, json_of, make_settings
 
 APP = create_app(make_settings(sse_max_s=0.05), store=MemoryProjectStore(),
                  orchestrator=MemoryOrchestrator())
@@ -44,7 +45,7 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 
 @schema.parametrize()
 @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
-def test_no_server_errors(case: schemathesis.Case) -> None:
+def test_no_server_errors(case: schemathesis.Case[Any]) -> None:
     response = case.call(headers={"Authorization": "Bearer tok-alice"})
     assert response.status_code < 500, (case.method, case.path, response.text[:500])
 
@@ -65,7 +66,7 @@ class Tally:
         self.server_errors: list[str] = []
         self.succeeded: dict[str, Counter[str]] = {"stateless": Counter(), "stateful": Counter()}
 
-    def count(self, phase: str, case: schemathesis.Case, status: int) -> None:
+    def count(self, phase: str, case: schemathesis.Case[Any], status: int) -> None:
         self.statuses[phase][status] += 1
         if status < 300:
             self.succeeded[phase][f"{case.method} {case.path}"] += 1
@@ -97,8 +98,8 @@ class Tally:
         }
 
 
-VALID_PROJECT = {"repository": {"url": "https://git.example/u/repo.git"},
-                 "spec": {"training": {"rounds": 1}}}
+VALID_PROJECT: dict[str, dict[str, Any]] = {"repository": {"url": "https://git.example/u/repo.git"},
+                                           "spec": {"training": {"rounds": 1}}}
 
 
 @dataclasses.dataclass
@@ -158,7 +159,7 @@ class Aim:
         self.existing = existing
         self.calls = 0
 
-    def __call__(self, case: schemathesis.Case) -> None:
+    def __call__(self, case: schemathesis.Case[Any]) -> None:
         self.calls += 1
         if self.calls % 2:
             return
@@ -179,20 +180,21 @@ def count_links(document: dict[str, Any]) -> int:
 
 def test_fuzz_on_nx(nx_app: NxApp) -> None:
     nx_schema = schemathesis.openapi.from_wsgi("/openapi.json", nx_app.app)
-    declared_links = count_links(nx_app.app.test_client().get("/openapi.json").json)
+    declared_links = count_links(json_of(nx_app.app.test_client().get("/openapi.json")))
     aim = Aim(seed(nx_app.app))
     tally = Tally()
     failures: list[str] = []
     started = time.monotonic()
     operations = 0
     for result in nx_schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
         operations += 1
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case[Any]) -> None:
             aim(case)
             response = case.call(headers=ALICE)
             tally.count("stateless", case, response.status_code)
@@ -207,17 +209,17 @@ def test_fuzz_on_nx(nx_app: NxApp) -> None:
         def setup(self) -> None:
             aim.restart(nx_app.reset())
 
-        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        def get_call_kwargs(self, case: schemathesis.Case[Any]) -> dict[str, Any]:
             return {"headers": ALICE}
 
-        def before_call(self, case: schemathesis.Case) -> None:
+        def before_call(self, case: schemathesis.Case[Any]) -> None:
             if case.method == "POST" and case.path == "/api/v1/projects":
                 aim(case)  # links then chain calls on the projects created
 
-        def after_call(self, response: Any, case: schemathesis.Case) -> None:
+        def after_call(self, response: Any, case: schemathesis.Case[Any]) -> None:
             tally.count("stateful", case, response.status_code)
 
-        def validate_response(self, response: Any, case: schemathesis.Case,
+        def validate_response(self, response: Any, case: schemathesis.Case[Any],
                               additional_checks: Any = None, **kwargs: Any) -> None:
             # collected, not raised: a server whose state moved on cannot replay a scenario
             # for Hypothesis to shrink

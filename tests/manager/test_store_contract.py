@@ -13,6 +13,7 @@ from flops_manager.ports.errors import ConflictError, NotFoundError, UnstorableE
 from flops_manager.ports.project_store import ProjectStore
 from flops_manager.ports.records import ABSENT, RejectedEvent, ServiceRecord
 from flops_manager.services.mutate import mutate_project
+from tests.fixtures.servers import NxServer
 
 
 def project(pid: str | None = None, owner: str = "alice", created: float = 1.0) -> Project:
@@ -137,8 +138,10 @@ class StoreContract:
 
         def bump(n: int) -> None:
             for i in range(5):
-                mutate_project(store, "p1", lambda p, k=f"{n}-{i}": p.replace(
-                    metrics={**p.metrics, k: 1}), now=2.0, attempts=200)
+                def add_metric(p: Project, k: str = f"{n}-{i}") -> Project:
+                    return p.replace(metrics={**p.metrics, k: 1})
+
+                mutate_project(store, "p1", add_metric, now=2.0, attempts=200)
 
         threads = [threading.Thread(target=bump, args=(n,)) for n in range(6)]
         for t in threads:
@@ -197,7 +200,7 @@ class TestMongoStore(StoreContract):
     __test__ = True
 
     @pytest.fixture(autouse=True)
-    def _nx(self, nx_server) -> None:  # type: ignore[no-untyped-def]
+    def _nx(self, nx_server: NxServer) -> None:
         self.url = nx_server.url
 
     def make_store(self) -> ProjectStore:
@@ -209,7 +212,7 @@ class TestMongoStore(StoreContract):
     ) -> None:
         """BSON's encoding errors (not PyMongoErrors) become UnstorableError, nothing stored."""
         store.create_project(project("p1"))
-        with pytest.raises(UnstorableError, match="cannot be stored.*64-bit"):
+        with pytest.raises(UnstorableError, match=r"cannot be stored.*64-bit"):
             store.append_event("p1", {"event_id": "e1", "data": data}, received_at=1.0)
         with pytest.raises(UnstorableError):
             store.create_project(project("p2").replace(spec={"extra": data}))

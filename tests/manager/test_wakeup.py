@@ -16,8 +16,13 @@ from tests.manager.conftest import make_settings
 def test_only_accepted_events_wake_the_reconciler() -> None:
     woken: list[str] = []
     for outcome in Outcome:
-        handler = waking(lambda topic, payload, o=outcome: IngestResult(o),
-                         lambda o=outcome: woken.append(o.value))
+        def ingest(topic: str, payload: bytes, o: Outcome = outcome) -> IngestResult:
+            return IngestResult(o)
+
+        def wake(o: Outcome = outcome) -> None:
+            woken.append(o.value)
+
+        handler = waking(ingest, wake)
         assert handler("t", b"{}") == IngestResult(outcome)
     assert woken == ["accepted"]
 

@@ -104,7 +104,7 @@ def test_will_of_a_retired_incarnation_is_ignored() -> None:
 def test_will_after_the_component_completed_is_ignored() -> None:
     """A one-shot component stopped by the manager after it completed."""
     deploying = training().replace(phase=Phase.DEPLOYING)
-    provider = {"component": Component.MOCK_DATA_PROVIDER, "instance": "mdp-0"}
+    provider: dict[str, Any] = {"component": Component.MOCK_DATA_PROVIDER, "instance": "mdp-0"}
     done = apply(deploying, agg(EventType.ONLINE, data=connection_data(1), **provider),
                  agg(EventType.COMPLETED, "2026-01-01T00:02:00Z", **provider))
     provider_will = agg(EventType.LOST, data=connection_data(1, reason=REASON), **provider)
@@ -122,7 +122,7 @@ def test_grace_runs_only_while_the_manager_hears_the_broker() -> None:
 
 
 def test_expired_will_of_an_optional_component_marks_it_lost_only() -> None:
-    learner = {"component": Component.LEARNER, "instance": "l-0"}
+    learner: dict[str, Any] = {"component": Component.LEARNER, "instance": "l-0"}
     project = apply(at_round_2(), agg(EventType.ONLINE, data=connection_data(1), **learner),
                     agg(EventType.LOST, data=connection_data(1, reason=REASON), **learner))
     expired = after(project, 1e6)

@@ -74,7 +74,7 @@ def test_timeout_fails_and_delete_cleans_up() -> None:
 
 
 def test_resume_from_store_with_new_worker() -> None:
-    store, orch, worker, clock, pid = setup()
+    store, orch, _worker, clock, pid = setup()
     fresh = ReconcileWorker(store, orch, make_settings(), clock=clock)
     fresh.start()
     try:
@@ -151,7 +151,7 @@ def test_tick_reconciles_every_project_and_waits_for_all() -> None:
 class DeadServices(MemoryOrchestrator):
     """Reports every service it created as failed (a process that exited)."""
 
-    def _status(self, spec):  # type: ignore[no-untyped-def]
+    def _status(self, spec: ServiceSpec) -> ServiceStatus:
         status: ServiceStatus = super()._status(spec)
         return dataclasses.replace(status, state=ServiceState.FAILED, message="exited with -9")
 

@@ -16,16 +16,17 @@ from flops_contracts.topics import SUBSCRIPTION, parse_event_topic
 from flops_messaging import EventEmitter, create_publisher
 from flops_messaging.file_publisher import FilePublisher, read_events
 from flops_messaging.log_publisher import LogPublisher
+from flops_messaging.mqtt_publisher import MqttPublisher
 from tests.fixtures.servers import free_port
 
 
 def subscriber(port: int) -> tuple[mqtt.Client, "queue.Queue[tuple[str, bytes]]"]:
     received: queue.Queue[tuple[str, bytes]] = queue.Queue()
-    ready = queue.Queue()
+    ready: queue.Queue[bool] = queue.Queue()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-sub")
     client.on_connect = lambda c, u, f, rc, p: c.subscribe(SUBSCRIPTION, qos=1)
     client.on_subscribe = lambda c, u, mid, rcs, p: ready.put(True)
-    client.on_message = lambda c, u, m: received.put((m.topic, m.payload))
+    client.on_message = lambda c, u, m: received.put((m.topic, bytes(m.payload)))
     client.connect("127.0.0.1", port)
     client.loop_start()
     ready.get(timeout=10)
@@ -48,6 +49,7 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     try:
         publisher = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
                                      instance="learner-0")
+        assert isinstance(publisher, MqttPublisher)
         emitter = EventEmitter(publisher, project_id="p1", component=Component.LEARNER,
                                instance="learner-0")
         sent = [emitter.emit(EventType.PROGRESS, round=i) for i in range(50)]
@@ -65,6 +67,7 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     assert [(connection_of(e), e.incarnation) for e in onlines] == [(1, publisher.incarnation)]
     other = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
                              instance="learner-0")
+    assert isinstance(other, MqttPublisher)
     assert other.incarnation != publisher.incarnation
 
 
@@ -98,6 +101,7 @@ def test_last_will_marks_a_killed_component_lost(broker):
     """)
     env = {**os.environ, "FLOPS_MQTT_KEEPALIVE_S": "1"}
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
+    assert proc.stdout is not None
     try:
         assert proc.stdout.readline().strip() == b"ready"
         onlines: list[Event] = []
@@ -132,7 +136,7 @@ def test_events_queued_while_broker_down_arrive_after_restart(broker, tmp_path):
     sub, received = subscriber(broker.port)
     onlines: list[Event] = []
     try:
-        topic, payload = next_report(received, onlines, timeout=20)
+        _topic, payload = next_report(received, onlines, timeout=20)
         while not onlines:  # the reconnected publisher says online, numbered 2
             event = Event.from_json(received.get(timeout=10)[1])
             if event.event is EventType.ONLINE:
@@ -184,5 +188,5 @@ def test_keepalive_from_the_uri_or_the_environment(uri, env, expected):
     publisher = create_publisher(uri, project_id="p", component=Component.AGGREGATOR,
                                  instance="a", environ=env)
     assert isinstance(publisher, MqttPublisher)
-    assert publisher._settings.keepalive_s == expected  # noqa: SLF001
+    assert publisher._settings.keepalive_s == expected
 

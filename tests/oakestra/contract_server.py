@@ -24,7 +24,7 @@ import json
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jsonschema
 from flask import Flask, Response, jsonify, request
@@ -38,7 +38,7 @@ def _reason(code: int) -> str:
     return http.HTTPStatus(code).phrase
 
 
-def create_app(state: OakestraState) -> Flask:  # noqa: C901 - one route table
+def create_app(state: OakestraState) -> Flask:
     app = Flask("oakestra-contract")
 
     # ------------------------------------------------------------------ encoding helpers
@@ -225,7 +225,8 @@ def create_app(state: OakestraState) -> Flask:  # noqa: C901 - one route table
         wanted = (service.get("addresses") or {}).get("rr_ip")
         return wanted is not None and any(j.get("RR_ip") == wanted for j in state.jobs.values())
 
-    def valid(body: Any) -> bool:
+    def valid(body: Any) -> TypeGuard[dict[str, Any]]:
+        """Whether ``body`` is an SLA the schema accepts (a JSON object)."""
         try:
             jsonschema.validate(body, state.schema)
         except jsonschema.ValidationError:

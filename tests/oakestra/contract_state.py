@@ -160,7 +160,7 @@ class OakestraState:
         return f"{job_id}-{number}"
 
     def _process(self, job_id: str, number: int) -> int | None:
-        service = self.local._services.get(self._instance_name(job_id, number))  # noqa: SLF001
+        service = self.local._services.get(self._instance_name(job_id, number))
         if service is None or not service.processes:
             return None
         return service.processes[0].popen.pid

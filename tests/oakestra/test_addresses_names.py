@@ -9,6 +9,8 @@ from hypothesis import strategies as st
 from flops_manager.adapters.oakestra import addresses, names
 from flops_manager.adapters.oakestra.errors import InvalidSpecError
 
+POOL = addresses.AddressPool()  # the default round-robin pool
+
 ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 flops_names = st.builds(
     lambda head, tail: head + tail,
@@ -17,7 +19,7 @@ flops_names = st.builds(
 )
 taken_addresses = st.lists(
     st.one_of(
-        st.builds(addresses.pool_address, st.integers(0, addresses.POOL_SIZE - 1)),
+        st.builds(POOL.address, st.integers(0, POOL.size - 1)),
         st.ip_addresses(v=4).map(str),
         st.text(max_size=10),
         st.none(),
@@ -30,7 +32,7 @@ taken_addresses = st.lists(
 @given(project=flops_names, services=st.lists(flops_names, min_size=1, max_size=15),
        taken=taken_addresses)
 def test_allocation_never_collides_and_is_deterministic(project, services, taken):
-    result = addresses.allocate_addresses(app=project, services=services, taken=taken)
+    result = POOL.allocate_many(app=project, services=services, taken=taken)
     assert set(result) == set(services)
     values = list(result.values())
     assert len(values) == len(set(values))
@@ -38,8 +40,8 @@ def test_allocation_never_collides_and_is_deterministic(project, services, taken
     for value in values:
         ip = ipaddress.IPv4Address(value)
         assert ip in ipaddress.IPv4Network("10.30.0.0/16")
-        assert addresses.in_pool(value)
-    again = addresses.allocate_addresses(app=project, services=list(reversed(services)),
+        assert POOL.contains(value)
+    again = POOL.allocate_many(app=project, services=list(reversed(services)),
                                          taken=list(reversed(taken)))
     assert again == result
 
@@ -47,28 +49,28 @@ def test_allocation_never_collides_and_is_deterministic(project, services, taken
 @settings(max_examples=1000, deadline=None)
 @given(project=flops_names, service=flops_names, taken=taken_addresses)
 def test_single_allocation_matches_first_free_candidate(project, service, taken):
-    value = addresses.allocate_address(app=project, service=service, taken=taken)
+    value = POOL.allocate(app=project, service=service, taken=taken)
     assert value not in addresses.normalize(taken)
-    assert value == addresses.allocate_address(app=project, service=service, taken=taken)
-    start = addresses.first_candidate(app=project, service=service)
-    if addresses.pool_address(start) not in addresses.normalize(taken):
-        assert value == addresses.pool_address(start)
+    assert value == POOL.allocate(app=project, service=service, taken=taken)
+    start = POOL.first_candidate(app=project, service=service)
+    if POOL.address(start) not in addresses.normalize(taken):
+        assert value == POOL.address(start)
 
 
 def test_pool_edges_and_exhaustion():
-    assert addresses.pool_address(0) == "10.30.128.1"
-    assert addresses.pool_address(addresses.POOL_SIZE - 1) == "10.30.255.254"
+    assert POOL.address(0) == "10.30.128.1"
+    assert POOL.address(POOL.size - 1) == "10.30.255.254"
     with pytest.raises(ValueError):
-        addresses.pool_address(addresses.POOL_SIZE)
-    everything = [addresses.pool_address(i) for i in range(addresses.POOL_SIZE)]
+        POOL.address(POOL.size)
+    everything = [POOL.address(i) for i in range(POOL.size)]
     with pytest.raises(addresses.AddressPoolExhaustedError):
-        addresses.allocate_address(app="p", service="s", taken=everything)
+        POOL.allocate(app="p", service="s", taken=everything)
     last_free = everything.pop(12345)
-    assert addresses.allocate_address(app="p", service="s", taken=everything) == last_free
+    assert POOL.allocate(app="p", service="s", taken=everything) == last_free
 
 
 def test_same_service_in_different_projects_gets_different_first_candidates():
-    firsts = {addresses.first_candidate(app=f"project{i}", service="p-aggregator")
+    firsts = {POOL.first_candidate(app=f"project{i}", service="p-aggregator")
               for i in range(200)}
     assert len(firsts) > 190
 
@@ -107,10 +109,10 @@ def test_bad_names_are_refused(bad):
 
 def test_default_pool_is_unchanged():
     pool = addresses.AddressPool()
-    assert pool.size == addresses.POOL_SIZE == 128 * 254
+    assert pool.size == POOL.size == 128 * 254
     assert [pool.address(i) for i in (0, 253, 254, pool.size - 1)] == [
         "10.30.128.1", "10.30.128.254", "10.30.129.1", "10.30.255.254"]
-    assert pool.allocate(app="p", service="s", taken=[]) == addresses.allocate_address(
+    assert pool.allocate(app="p", service="s", taken=[]) == POOL.allocate(
         app="p", service="s", taken=[])
 
 
@@ -126,7 +128,7 @@ def test_configured_subnets(subnet, first, last):
     assert len(set(values.values())) == 50
     assert all(pool.contains(v) for v in values.values())
     assert not pool.contains("10.30.200.1") and not pool.contains(first.rsplit(".", 1)[0] + ".0")
-    assert not addresses.in_pool(first)
+    assert not POOL.contains(first)
 
 
 @pytest.mark.parametrize("bad", ["10.30.0.0/24", "10.30.0.0/7", "10.30.0.1/16", "fd00::/16",

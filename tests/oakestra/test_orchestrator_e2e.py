@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import socket
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import BuildTarget, ServiceSpec, ServiceState
 from tests.fixtures.servers import free_port, wait_for
 from tests.oakestra.conftest import make_settings
+
+POOL = addresses.AddressPool()  # the default round-robin pool
 
 LISTENER = (
     "import os, socket, time\n"
@@ -36,6 +39,12 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def accepts(host: str, port: int) -> bool:
+    """Connect to ``host:port`` (raising when nothing listens there) and hang up."""
+    socket.create_connection((host, port), timeout=1).close()
+    return True
 
 
 def spec(name: str, **kw) -> ServiceSpec:
@@ -76,10 +85,9 @@ def test_listener_service_runs_and_is_idempotent(start_server, options):
     status = wait_state(orch, "proj1-aggregator", ServiceState.RUNNING, running=1)
     assert status.role == "aggregator"
     host, _, main_port = status.address.partition(":")
-    assert addresses.in_pool(host) and main_port == str(port)
+    assert POOL.contains(host) and main_port == str(port)
     assert orch.service_address("proj1-aggregator") == status.address
-    wait_for(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True,
-             what="listener")
+    wait_for(functools.partial(accepts, "127.0.0.1", port), what="listener")
     again = orch.create_service(service)
     assert again.state is ServiceState.RUNNING
     assert len(requests_to(server, "POST", "/api/application/")) == 1
@@ -90,7 +98,7 @@ def test_listener_service_runs_and_is_idempotent(start_server, options):
     orch.close()
 
 
-def test_instances_scale_and_remove_stops_processes(server, orchestrator):
+def test_instances_run_and_remove_stops_processes(server, orchestrator):
     orchestrator.create_service(spec("proj1-learners", role="learners", instances=3))
     status = wait_state(orchestrator, "proj1-learners", ServiceState.RUNNING, running=3)
     assert status.instances == 3
@@ -98,21 +106,12 @@ def test_instances_scale_and_remove_stops_processes(server, orchestrator):
     pids = server.state.instance_pids(job)
     assert len(pids) == 3 and all(alive(p) for p in pids)
 
-    status = orchestrator.scale_service("proj1-learners", instances=1)
-    assert status.instances == 1
-    wait_state(orchestrator, "proj1-learners", ServiceState.RUNNING, running=1)
-    assert sum(alive(p) for p in pids) == 1
-    status = orchestrator.scale_service("proj1-learners", instances=2)
-    wait_state(orchestrator, "proj1-learners", ServiceState.RUNNING, running=2)
-    pids = server.state.instance_pids(job)
 
     assert orchestrator.remove_service("proj1-learners") is True
     assert not any(alive(p) for p in pids)
     assert orchestrator.service_status("proj1-learners") is None
     assert orchestrator.remove_service("proj1-learners") is False
     assert server.state.apps == {}  # the empty application was deleted too
-    with pytest.raises(NotFoundError):
-        orchestrator.scale_service("proj1-learners", instances=1)
     with pytest.raises(NotFoundError):
         orchestrator.service_logs("proj1-learners")
 
@@ -191,11 +190,11 @@ def test_pinned_cluster_and_public_url(server, orchestrator):
 
 def test_address_collision_is_retried_with_the_next_address(server, orchestrator):
     # another application already holds the address the service would get first
-    client = orchestrator._client  # noqa: SLF001
+    client = orchestrator._client
     options = sla.SlaOptions(version=server.state.version)
     other = sla.application_ref("otherproj", options)
     app_id = client.create_application(sla.application_sla(other))[0].app_id
-    first = addresses.allocate_address(app="proj1", service="proj1-aggregator", taken=[])
+    first = POOL.allocate(app="proj1", service="proj1-aggregator", taken=[])
     squatter = ServiceSpec(name="otherproj-x", role="x", image="r/x:1", command=SLEEPER,
                            project_id="otherproj")
     client.append_services(sla.service_sla(
@@ -225,6 +224,7 @@ def test_status_survives_a_restart_of_the_manager(server, orchestrator):
     settings = make_settings(server)
     fresh = OakestraOrchestrator(RootOrchestratorClient(settings), settings)
     status = fresh.service_status("proj1-learners")
+    assert status is not None
     assert status.state is ServiceState.RUNNING and status.instances == 2
     assert fresh.create_service(spec("proj1-learners", role="learners", instances=2)).running == 2
     assert len(requests_to(server, "POST", "/api/service/")) == 1
@@ -244,8 +244,7 @@ def test_loopback_round_robin_addresses_are_listened_on(server, tmp_path):
         status = wait_state(orch, name, ServiceState.RUNNING, running=1)
         host = status.address.removesuffix(":18080")
         assert settings.address_pool().contains(host)
-        wait_for(lambda h=host: socket.create_connection((h, 18080), timeout=1).close() or True,
-                 what=f"{name} listening on {host}")
+        wait_for(functools.partial(accepts, host, 18080), what=f"{name} listening on {host}")
         assert orch.public_url(name) == f"http://{host}:18080"
         logs = "".join(orch.service_logs(name).values())
         assert f"{venv}/bin/python" in logs and "listening" in logs

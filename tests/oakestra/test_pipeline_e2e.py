@@ -99,7 +99,9 @@ class Env:
 
     def stored_project(self, pid: str) -> dict[str, Any]:
         """The manager's own record of ``pid`` (with its secrets and grants)."""
-        with pymongo.MongoClient(self.mongo, serverSelectionTimeoutMS=5000) as client:
+        mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            self.mongo, serverSelectionTimeoutMS=5000)
+        with mongo as client:
             found = client["flops"]["projects"].find_one({"_id": pid})
         assert found is not None, pid
         return dict(found)
@@ -108,7 +110,9 @@ class Env:
         """Every credential the manager holds: its settings' and every project's secrets."""
         held = {"API token": TOKEN, "broker admin": MQTT_ADMIN[1],
                 "registry": REGISTRY_PASSWORD, "Oakestra": OAKESTRA_PASSWORD}
-        with pymongo.MongoClient(self.mongo, serverSelectionTimeoutMS=5000) as client:
+        mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+            self.mongo, serverSelectionTimeoutMS=5000)
+        with mongo as client:
             for doc in client["flops"]["projects"].find({}):
                 for key, value in (doc.get("secrets") or {}).items():
                     held[f"{doc['_id']} {key}"] = value

@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -15,6 +16,8 @@ from flops_manager.adapters.oakestra.versions import OakestraVersion
 from flops_manager.ports.errors import PermanentError
 from flops_manager.ports.orchestrator import Resources, ServiceSpec
 
+POOL = addresses.AddressPool()  # the default round-robin pool
+
 DATA = Path(__file__).parent / "data"
 SCHEMAS = {
     "develop": json.loads((DATA / "sla_schema.json").read_text()),
@@ -23,7 +26,7 @@ SCHEMAS = {
 ADDONS = {"builder": ("image-builder",), "learners": ("FLOps-learner",)}
 
 
-def validate_both(document: dict) -> None:
+def validate_both(document: dict[str, Any]) -> None:
     for schema in SCHEMAS.values():
         jsonschema.validate(document, schema)
 
@@ -48,7 +51,8 @@ def classic_project(pid: str = "proj42") -> list[ServiceSpec]:
     ]
 
 
-def hierarchical_project(pid: str = "proj42", clusters=("clusterA", "edge-b", "c3")) -> list:
+def hierarchical_project(pid: str = "proj42",
+                         clusters=("clusterA", "edge-b", "c3")) -> list[ServiceSpec]:
     specs = [spec(f"{pid}-root-aggregator", "aggregator", ports=(8080,),
                   listen_env="FLOPS_LISTEN")]
     for cluster in clusters:
@@ -63,7 +67,7 @@ def hierarchical_project(pid: str = "proj42", clusters=("clusterA", "edge-b", "c
 def generate(specs, version=OakestraVersion.V0_4_411):
     options = sla.SlaOptions(version=version, addons=ADDONS)
     app = sla.application_ref("proj42", options, app_id="6b028662427be4af4d5de27f")
-    addrs = addresses.allocate_addresses(app="proj42", services=[s.name for s in specs])
+    addrs = POOL.allocate_many(app="proj42", services=[s.name for s in specs])
     return app, options, addrs
 
 
@@ -72,11 +76,7 @@ def generate(specs, version=OakestraVersion.V0_4_411):
 def test_generated_slas_validate_against_both_schemas(version, project):
     specs = project()
     app, options, addrs = generate(specs, version)
-    whole = sla.project_sla(specs, app=app, addresses=addrs, options=options, owner="alice")
-    validate_both(whole)
     validate_both(sla.application_sla(app, owner="alice"))
-    assert len(whole["applications"]) == 1
-    assert len(whole["applications"][0]["microservices"]) == len(specs)
     for one in specs:
         document = sla.service_sla(one, app=app, rr_ip=addrs[one.name], options=options)
         validate_both(document)
@@ -114,7 +114,7 @@ def test_microservice_fields():
 def test_cluster_pinning_uses_direct_and_addons_only_on_v0_4_400():
     specs = hierarchical_project()
     for version in OakestraVersion:
-        app, options, addrs = generate(specs, version)
+        app, options, _addrs = generate(specs, version)
         learners = sla.microservice(specs[2], app=app, rr_ip=None, options=options)
         kinds = [c["type"] for c in learners["constraints"]]
         assert {"type": "direct", "cluster": "clusterA"} in learners["constraints"]
@@ -169,18 +169,6 @@ def test_invalid_specs_raise_and_never_produce_an_sla(label, change, match):
     with pytest.raises(InvalidSpecError, match=match) as info:
         sla.service_sla(bad, app=app, rr_ip=None, options=options)
     assert isinstance(info.value, PermanentError)
-    with pytest.raises(InvalidSpecError):
-        sla.project_sla([bad], app=app, addresses={}, options=options)
-
-
-def test_duplicate_services_and_addresses_are_refused():
-    specs = classic_project()
-    app, options, addrs = generate(specs)
-    with pytest.raises(InvalidSpecError, match="twice"):
-        sla.project_sla([specs[0], specs[0]], app=app, addresses=addrs, options=options)
-    clash = {s.name: "10.30.200.1" for s in specs}
-    with pytest.raises(InvalidSpecError, match="share"):
-        sla.project_sla(specs, app=app, addresses=clash, options=options)
 
 
 def test_service_sla_needs_an_application_id():

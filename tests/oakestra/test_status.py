@@ -54,7 +54,7 @@ def test_builder_registers_for_both_schemes(monkeypatch):
 
     monkeypatch.setenv("FLOPS_OAKESTRA_USERNAME", "u")
     monkeypatch.setenv("FLOPS_OAKESTRA_PASSWORD", "p")
-    registry = Registry("orchestrator", "FLOPS_ORCHESTRATOR_URI")
+    registry: Registry[Orchestrator] = Registry("orchestrator", "FLOPS_ORCHESTRATOR_URI")
     registry.register("oakestra", build_oakestra_orchestrator)
     registry.register("oakestra+https", build_oakestra_orchestrator)
     for uri in ("oakestra://root:10000", "oakestra+https://root:10000"):

@@ -9,7 +9,7 @@ Instances are real (sleeping) processes of the contract server's "workers".
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -37,7 +37,7 @@ def orchestrator(server: ContractServer, namespace: str) -> OakestraOrchestrator
 
 
 @pytest.fixture
-def v400(start_server) -> ContractServer:  # type: ignore[no-untyped-def]
+def v400(start_server: Callable[..., ContractServer]) -> ContractServer:
     server: ContractServer = start_server(version="v0.4.400")
     server.state.add_cluster("clusterA")
     return server
@@ -70,10 +70,10 @@ def test_the_fake_lists_every_application_like_v0_4_400(v400: ContractServer, ma
     ours.create_service(spec("proj1-aggregator"))
     ours.create_service(spec("proj2-aggregator"))
     client = RootOrchestratorClient(make_settings(v400))
-    response = client._request("GET", f"/api/services/{ours._app_ids['proj1']}")  # noqa: SLF001
+    response = client._request("GET", f"/api/services/{ours._app_ids['proj1']}")
     listed = {s["app_name"] for s in json_list(response.text)}
     assert listed == {names.application_name("proj1"), names.application_name("proj2")}
-    assert [s.name for s in client.list_services(ours._app_ids["proj1"]) or []] == [  # noqa: SLF001
+    assert [s.name for s in client.list_services(ours._app_ids["proj1"]) or []] == [
         names.microservice_name("proj1-aggregator", app_key="proj1")]
     client.close()
 
@@ -88,7 +88,7 @@ def test_deleting_a_project_deletes_its_application_and_only_its_services(
     state = v400.state
     assert len(state.jobs_named("proj1-aggregator")) == 2, "ours was created, not matched"
     (foreign,) = [j for j in state.jobs_named("proj1-aggregator")
-                  if j["applicationID"] == theirs._app_ids["proj1"]]  # noqa: SLF001
+                  if j["applicationID"] == theirs._app_ids["proj1"]]
     own = ours.service_status("proj1-aggregator")
     theirs_status = theirs.service_status("proj1-aggregator")
     assert own is not None and theirs_status is not None
@@ -114,19 +114,19 @@ def test_repeated_deletes_and_unknown_instances_answer_like_the_real_one(
 ) -> None:
     ours, _ = managers
     ours.create_service(spec("proj1-aggregator"))
-    app_id = ours._app_ids["proj1"]  # noqa: SLF001
+    app_id = ours._app_ids["proj1"]
     (job,) = v400.state.jobs_named("proj1-aggregator")
     client = RootOrchestratorClient(make_settings(v400, retries=0))
     try:
         assert client.delete_service(job["microserviceID"]) is True
-        raw = client._request("DELETE", f"/api/service/{job['microserviceID']}")  # noqa: SLF001
+        raw = client._request("DELETE", f"/api/service/{job['microserviceID']}")
         assert raw.status_code == 500  # Appendix C item 6; the client reads it as "gone"
         assert client.delete_service(job["microserviceID"]) is False
         assert client.delete_application(app_id) is True
-        raw = client._request("DELETE", f"/api/application/{app_id}")  # noqa: SLF001
+        raw = client._request("DELETE", f"/api/application/{app_id}")
         assert raw.status_code == 501
         assert client.delete_application(app_id) is False
-        unknown = client._request("POST", "/api/service/0123456789abcdef01234567/instance")  # noqa: SLF001
+        unknown = client._request("POST", "/api/service/0123456789abcdef01234567/instance")
         assert (unknown.status_code, unknown.json()) == (200, {"message": "ok"})
     finally:
         client.close()

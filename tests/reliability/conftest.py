@@ -16,10 +16,11 @@ import os
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
+import pluggy
 import pytest
 
 from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
@@ -44,7 +45,7 @@ class Scenario:
     observed: list[str] = dataclasses.field(default_factory=list)
     started: float = dataclasses.field(default_factory=time.monotonic)
 
-    def declare(self, id: str, title: str, expected: str) -> Scenario:  # noqa: A002
+    def declare(self, id: str, title: str, expected: str) -> Scenario:
         self.id, self.title, self.expected = id, title, expected
         return self
 
@@ -61,7 +62,8 @@ def scenario(request: pytest.FixtureRequest) -> Iterator[Scenario]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pluggy.Result[pytest.TestReport], None]:
     outcome = yield
     report = outcome.get_result()
     record: Scenario | None = getattr(item, "flops_scenario", None)

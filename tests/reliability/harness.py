@@ -23,7 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import requests
 
@@ -83,10 +83,10 @@ def service_pids(project_id: str, instance_prefix: str) -> list[int]:
     pids = []
     for pid in processes_of(project_id):
         with contextlib.suppress(OSError):
-            if environ_of(pid).get("FLOPS_INSTANCE", "").startswith(instance_prefix):
-                # the service's own process (session leader), not helper children
-                if os.getsid(pid) == pid:
-                    pids.append(pid)
+            # the service's own process (session leader), not helper children
+            if (environ_of(pid).get("FLOPS_INSTANCE", "").startswith(instance_prefix)
+                    and os.getsid(pid) == pid):
+                pids.append(pid)
     return sorted(pids)
 
 
@@ -258,7 +258,7 @@ class Stack:
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,
                             logs / "manager.log", manager_env, f"{self.api_url}/health")
 
-    def start(self) -> Stack:
+    def start(self) -> Self:
         for proc in (self.broker, self.db, self.mlflow, self.manager):
             proc.start(timeout=120)
         return self
@@ -377,12 +377,19 @@ def check_event_log(stack: Stack, pid: str) -> list[dict[str, Any]]:
 
 
 def registered_versions(stack: Stack, name: str, project_id: str) -> list[Any]:
+    from mlflow.entities.model_registry import ModelVersion
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=stack.mlflow_url, registry_uri=stack.mlflow_url)
     versions = client.search_model_versions(f"name = '{name}'")
-    return [v for v in versions if (v.tags or {}).get("flops.project_id") == project_id
-            or client.get_run(v.run_id).data.tags.get("flops.project_id") == project_id]
+
+    def of_project(version: ModelVersion) -> bool:
+        if (version.tags or {}).get("flops.project_id") == project_id:
+            return True
+        assert version.run_id is not None, version  # a registered FLOps model has its run
+        return client.get_run(version.run_id).data.tags.get("flops.project_id") == project_id
+
+    return [v for v in versions if of_project(v)]
 
 
 class DockerStack(Stack):
@@ -419,7 +426,7 @@ class DockerStack(Stack):
         })
         self.engine = docker.DockerClient(base_url=socket)
 
-    def spec(self, **kw: Any) -> dict[str, Any]:  # noqa: D102
+    def spec(self, **kw: Any) -> dict[str, Any]:
         body = spec(**kw)
         del body["mock_data"]
         return body
@@ -454,10 +461,10 @@ class DockerStack(Stack):
         """Remove the container (``podman rm -f``)."""
         self.engine.api.remove_container(handle, force=True)
 
-    def leftovers(self, project_id: str) -> list[str]:  # noqa: D102
+    def leftovers(self, project_id: str) -> list[str]:
         return [str(c["Id"]) for c in self._containers(project_id, running=False)]
 
-    def cleanup(self, project_id: str) -> None:  # noqa: D102
+    def cleanup(self, project_id: str) -> None:
         for handle in self.leftovers(project_id):
             with contextlib.suppress(Exception):
                 self.engine.api.remove_container(handle, force=True)
@@ -465,6 +472,6 @@ class DockerStack(Stack):
             with contextlib.suppress(Exception):
                 network.remove()
 
-    def stop(self) -> None:  # noqa: D102
+    def stop(self) -> None:
         super().stop()
         self.engine.close()

@@ -81,7 +81,7 @@ def wait_round(stack: Stack, pid: str, round_: int = 1) -> None:
 
 
 def completes_with_one_model(stack: Stack, pid: str, name: str, *, timeout: float,
-                             scenario: Scenario) -> dict[str, object]:
+                             scenario: Scenario) -> dict[str, Any]:
     project = stack.wait(pid, lambda p: p["phase"] == "completed" and not p["pending_actions"],
                          timeout=timeout, what="completed")
     items = check_event_log(stack, pid)

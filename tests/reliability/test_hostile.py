@@ -337,7 +337,7 @@ def test_data_server_process_rejects_traversal_and_foreign_tokens(
 
     from flops_dataplane.client import DataClient
     from flops_dataplane.errors import DataPlaneError
-    from tests.reliability.harness import free_port, port_open
+    from tests.fixtures.servers import free_port, port_open
 
     port = free_port()
     root = tmp_path / "root"

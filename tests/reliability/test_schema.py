@@ -5,11 +5,13 @@ wire server, local backend), with response checks the in-process test
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import checks
+from schemathesis.core.result import Ok
 
 from tests.reliability.conftest import Scenario
 from tests.reliability.harness import ALICE, Stack, kill_project_processes
@@ -42,13 +44,14 @@ def test_openapi_fuzz(api_schema: schemathesis.BaseSchema, stack: Stack,
     operations = 0
     statuses: dict[int, int] = {}
     for result in api_schema.get_all_operations():
+        assert isinstance(result, Ok), result
         operation = result.ok()
         operations += 1
 
         @given(case=operation.as_strategy())
         @settings(max_examples=EXAMPLES, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))
-        def run(case: schemathesis.Case) -> None:
+        def run(case: schemathesis.Case[Any]) -> None:
             calls[0] += 1
             if case.path_parameters and "project_id" in case.path_parameters and calls[0] % 2:
                 case.path_parameters["project_id"] = real

@@ -140,20 +140,6 @@ class AddressPool:
         return result
 
 
-DEFAULT_POOL = AddressPool()
-POOL_SIZE = DEFAULT_POOL.size
-
-
-def pool_address(index: int) -> str:
-    """Return the ``index``-th address of the default pool (``0 <= index < POOL_SIZE``)."""
-    return DEFAULT_POOL.address(index)
-
-
-def in_pool(address: str) -> bool:
-    """Return whether ``address`` is one the default pool may hand out."""
-    return DEFAULT_POOL.contains(address)
-
-
 def normalize(addresses: Iterable[str | None]) -> set[str]:
     """Return the valid IPv4 addresses of ``addresses`` in canonical text form."""
     result: set[str] = set()
@@ -165,20 +151,3 @@ def normalize(addresses: Iterable[str | None]) -> set[str]:
         except ValueError:
             continue
     return result
-
-
-def first_candidate(*, app: str, service: str) -> int:
-    """Return the default-pool index a service tries first."""
-    return DEFAULT_POOL.first_candidate(app=app, service=service)
-
-
-def allocate_address(*, app: str, service: str, taken: Iterable[str | None]) -> str:
-    """Return a free address of the default pool (see :meth:`AddressPool.allocate`)."""
-    return DEFAULT_POOL.allocate(app=app, service=service, taken=taken)
-
-
-def allocate_addresses(
-    *, app: str, services: Iterable[str], taken: Iterable[str | None] = ()
-) -> dict[str, str]:
-    """Allocate default-pool addresses for several services (see ``allocate_many``)."""
-    return DEFAULT_POOL.allocate_many(app=app, services=services, taken=taken)

@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 import requests
 
+from flops_contracts.backoff import backoff_delay
 from flops_manager.adapters.oakestra import models
 from flops_manager.adapters.oakestra.errors import (
     OakestraAuthError,
@@ -122,7 +123,7 @@ class RootOrchestratorClient:
 
     def _backoff(self, attempt: int) -> float:
         s = self._settings
-        return float(min(s.backoff_max_s, s.backoff_s * (2**attempt)))
+        return backoff_delay(attempt, base_s=s.backoff_s, cap_s=s.backoff_max_s)
 
     def _raw(
         self,
@@ -284,7 +285,9 @@ class RootOrchestratorClient:
 
     def _refresh_token(self) -> str:
         path = "/api/auth/refresh"
-        assert self._refresh is not None
+        if self._refresh is None:
+            raise OakestraAuthError(method="POST", url=self.base_url + path, status=401,
+                                    body="", reason="no refresh token: log in first")
         response = self._raw("POST", self.base_url + path, token=self._refresh)
         self._expect("POST", path, response)
         tokens = self._parse("POST", path, response, models.parse_tokens)
@@ -344,15 +347,6 @@ class RootOrchestratorClient:
         )
         user = self._settings.username
         return [a for a in apps if a.user_id in (None, user)]
-
-    def application_exists(self, app_id: str) -> bool:
-        """Return whether application ``app_id`` exists (its GET answers ``null``)."""
-        path = f"/api/application/{quote(app_id, safe='')}"
-        response = self._request("GET", path)
-        if response.status_code == 404:
-            return False
-        self._expect("GET", path, response)
-        return True
 
     def delete_application(self, app_id: str) -> bool:
         """Delete the application and all its services; return whether it existed."""

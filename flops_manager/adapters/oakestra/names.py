@@ -62,7 +62,8 @@ def hashed_name(value: str, *, prefix: str = "") -> str:
     digest = hashlib.sha256(value.encode("utf-8")).hexdigest()[:HASH_CHARS]
     head = _alnum(readable)[: MAX_LENGTH - HASH_CHARS]
     name = head + digest
-    assert OAKESTRA_NAME.fullmatch(name), name
+    if not OAKESTRA_NAME.fullmatch(name):  # cannot happen: built from alphanumerics and hex
+        raise InvalidSpecError(f"derived Oakestra name {name!r} is not valid")
     return name
 
 

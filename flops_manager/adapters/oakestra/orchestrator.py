@@ -26,7 +26,7 @@ import threading
 
 from flops_manager.adapters.oakestra import names, sla
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
-from flops_manager.adapters.oakestra.errors import InvalidSpecError, OakestraConflictError
+from flops_manager.adapters.oakestra.errors import OakestraConflictError
 from flops_manager.adapters.oakestra.models import Application, Service
 from flops_manager.adapters.oakestra.settings import OakestraSettings
 from flops_manager.adapters.oakestra.status import instance_state, service_state
@@ -248,36 +248,6 @@ class OakestraOrchestrator(Orchestrator):
             f"Oakestra did not create service {spec.name} after "
             f"{self._settings.create_attempts} attempts: {'; '.join(failures) or 'no job id'}"
         )
-
-    def scale_service(self, name: str, *, instances: int) -> ServiceStatus:
-        """Deploy or undeploy instances until ``instances`` are wanted.
-
-        Raises
-        ------
-        NotFoundError
-            If no such service exists.
-        """
-        if isinstance(instances, bool) or not 0 <= instances <= sla.MAX_INSTANCES:
-            raise InvalidSpecError(f"cannot scale {name} to {instances!r} instances")
-        with self._lock:
-            located = self._locate(name)
-            if located is None:
-                raise NotFoundError(f"service {name} not found")
-            service = located.service
-            current = self._wanted_of(name, service)
-            if instances > current:
-                self._client.deploy_instances(service.service_id, instances - current)
-            elif instances < current:
-                live = sorted((i.number for i in service.instances
-                               if instance_state(i.status) is not ServiceState.STOPPED),
-                              reverse=True)
-                for number in live[: current - instances]:
-                    self._client.undeploy_instance(service.service_id, number)
-            self._wanted[name] = instances
-            refreshed = self._client.get_service(service.service_id)
-            if refreshed is None:
-                raise NotFoundError(f"service {name} disappeared while scaling")
-            return self._status(name, refreshed)
 
     def service_status(self, name: str) -> ServiceStatus | None:  # noqa: D102
         with self._lock:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from flops_manager.adapters.oakestra import names
@@ -320,42 +320,3 @@ def service_sla(
     }
 
 
-def project_sla(
-    specs: Sequence[ServiceSpec],
-    *,
-    app: ApplicationRef,
-    addresses: Mapping[str, str],
-    options: SlaOptions,
-    owner: str = "",
-) -> dict[str, Any]:
-    """Return one SLA holding the application and every service of a project.
-
-    Raises
-    ------
-    InvalidSpecError
-        If a spec is invalid, two specs share a name (or Oakestra name) or an address.
-    """
-    _check_unique(specs, app=app, addresses=addresses)
-    services = [
-        microservice(spec, app=app, rr_ip=addresses.get(spec.name), options=options)
-        for spec in specs
-    ]
-    return {
-        "sla_version": SLA_VERSION,
-        "customerID": _customer(owner),
-        "applications": [_application(app, services, description=f"FLOps {app.key}")],
-    }
-
-
-def _check_unique(
-    specs: Iterable[ServiceSpec], *, app: ApplicationRef, addresses: Mapping[str, str]
-) -> None:
-    seen: set[str] = set()
-    for spec in specs:
-        oak = names.microservice_name(spec.name, app_key=app.key)
-        if spec.name in seen or oak in seen:
-            raise InvalidSpecError(f"service {spec.name!r} appears twice in the project")
-        seen.update({spec.name, oak})
-    used = [a for name, a in addresses.items() if name in seen]
-    if len(used) != len(set(used)):
-        raise InvalidSpecError("two services of the project share a round-robin address")

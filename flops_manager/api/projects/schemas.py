@@ -65,6 +65,15 @@ class LinksSchema(StrictSchema):
     mlflow_model = fields.String(allow_none=True)
 
 
+class PlacementSchema(StrictSchema):
+    """Where one learner of a project trained on node data runs."""
+
+    learner = fields.Integer(required=True)
+    node = fields.String(required=True)
+    cluster = fields.String(required=True)
+    rows = fields.Integer(required=True, metadata={"description": "rows under the data tags"})
+
+
 class ProjectSchema(StrictSchema):
     """A project as returned by the API."""
 
@@ -79,6 +88,8 @@ class ProjectSchema(StrictSchema):
     )
     progress = fields.Nested(ProgressSchema, required=True)
     model = fields.Dict(allow_none=True)
+    placement = fields.List(fields.Nested(PlacementSchema), required=True, metadata={
+        "description": "which learner runs on which FLOps node (data_tags without mock_data)"})
     build = fields.Dict(
         allow_none=True, metadata={"description": "commit, cache hit, timings, images"}
     )

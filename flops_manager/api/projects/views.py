@@ -63,6 +63,7 @@ def project_view(project: Project, tracking_url: str | None) -> dict[str, Any]:
             "metrics": project.metrics,
         },
         "model": project.model,
+        "placement": [dict(p) for p in project.placement],
         "build": build_view(project.build),
         "links": links(project, tracking_url),
         "last_error": project.last_error,

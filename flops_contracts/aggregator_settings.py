@@ -1,9 +1,13 @@
-"""Aggregator configuration (environment variables ``FLOPS_*`` or a JSON file)."""
+"""Aggregator configuration, a contract between the manager and the aggregator.
+
+The manager writes it into a service's environment (``FLOPS_*`` variables); the aggregator
+reads it back from there (or from a JSON file).
+"""
 
 from __future__ import annotations
 
 import enum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -47,6 +51,10 @@ class AggregatorSettings(BaseModel):
     tls_key_file: str | None = None
     tls_ca_file: str | None = None
     root_tls_ca_file: str | None = None
+    data_placement: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="learners placed on FLOps nodes: learner, node, cluster, rows, "
+                    "label_histogram (logged to MLflow as per-learner data statistics)")
 
     @field_validator("project_id")
     @classmethod

@@ -1,0 +1,1 @@
+"""FLOps nodes: enrollment of node agents, their inventory and data-plane grants."""
