@@ -11,8 +11,9 @@ So a will of a component's current incarnation is not final when it arrives: it 
 event id). The rules:
 
 * a will of a retired incarnation, of another incarnation than the one reporting, of a
-  connection older than one already known, or of a component that finished
-  (``completed``/``failed``) changes nothing;
+  connection older than one already known, of a component that finished
+  (``completed``/``failed``), or (with no incarnation known, e.g. after the manager restarted
+  the component) stamped before the record changes nothing;
 * a pending will is revoked by a sign of life of its incarnation: ``online`` of a later
   connection, or any later event the planner accepts;
 * a pending will expires ``grace_s`` after it arrived, counted only while the manager hears
@@ -79,6 +80,7 @@ def suspect(seen: Entry | None, event: Event, *, now: float) -> dict[str, Any] |
                 or (already is not None and already.get("event_id") == event.event_id)
                 or event.incarnation in incarnations.retired(seen)
                 or (current is not None and current != event.incarnation)
+                or (current is None and incarnations.older(event, seen))
                 or str(seen.get("state")) in FINISHED
                 or (current == event.incarnation and connection < _connection(seen))):
             return None

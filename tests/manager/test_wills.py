@@ -6,6 +6,7 @@ from typing import Any
 
 from flops_contracts.events import Component, Event, EventType, connection_data
 from flops_manager.lifecycle import planner, wills
+from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.state import Phase, Project
 
 PID = "p0123456789abcdef"
@@ -147,3 +148,17 @@ def test_online_does_not_make_earlier_created_events_stale() -> None:
     first = agg(EventType.STARTED, "2026-01-01T00:00:01Z")
     assert apply(training().replace(phase=Phase.DEPLOYING), connected, first).phase is (
         Phase.TRAINING)
+
+
+def test_will_stamped_before_a_restart_mark_is_ignored() -> None:
+    """The stopped instance never reported: its incarnation is unknown, its will older."""
+    building = training().replace(phase=Phase.BUILDING)
+    key = f"builder/{PID}-builder-0"
+    redone = planner.mark_restarted(building, Role.BUILDER, now=1767225600.0)
+    builder: dict[str, Any] = {"component": Component.BUILDER, "instance": f"{PID}-builder-0"}
+    old = agg(EventType.LOST, "2025-12-31T23:59:00Z", incarnation="inc-old",
+              data=connection_data(1, reason=REASON), **builder)
+    assert apply(redone, old) == redone
+    new = agg(EventType.LOST, "2026-01-01T00:00:05Z", incarnation="inc-new",
+              data=connection_data(1, reason=REASON), **builder)
+    assert wills.pending(apply(redone, new).components[key]) is not None
