@@ -51,6 +51,11 @@ class EventType(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     LOST = "lost"
+    """A component's last will: the broker publishes it when the component's connection drops
+    without a goodbye (data: ``reason``, ``connection``)."""
+    ONLINE = "online"
+    """Published by a component on every (re)connection to the broker (data: ``connection``):
+    a sign of life that revokes the last will of an earlier connection of its incarnation."""
     LOG = "log"
     PHASE_CHANGED = "phase_changed"
     """Published by the manager when a project changes phase (data: from, to, reason)."""
@@ -184,6 +189,23 @@ class Event:
 def new_incarnation() -> str:
     """A fresh incarnation id: random, unique per publishing connection."""
     return uuid.uuid4().hex
+
+
+def connection_data(connection: int, **details: Any) -> dict[str, Any]:
+    """Payload of an ``online`` event or a last will: which connection of the incarnation.
+
+    ``connection`` counts the publisher's broker connections from 1, so a receiver can order
+    a will and an ``online`` of the same incarnation without comparing clocks.
+    """
+    return {"connection": connection, **details}
+
+
+def connection_of(event: Event) -> int | None:
+    """The connection number an ``online`` event or a last will carries (``None``: none)."""
+    value = event.data.get("connection")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
 
 
 def training_data(

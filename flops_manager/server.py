@@ -62,7 +62,8 @@ def main() -> int:
             embedded.stop()
         return 2
     server = ApiServer(app, host=settings.host, port=settings.port, threads=settings.api_threads)
-    worker = ReconcileWorker(store, orchestrator, settings, enrollment=enrollment)
+    worker = ReconcileWorker(store, orchestrator, settings, enrollment=enrollment,
+                             hearing_since=None if events is None else events.heard_since)
 
     def _shutdown(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # in the main thread: ends server.serve(), then the cleanup below

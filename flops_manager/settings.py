@@ -151,7 +151,14 @@ class Settings(BaseModel):
     service_status_polling: bool = Field(
         True, description="the reconcile loop reads the status of the services a project "
         "needs from the backend to notice failed ones; off: failures are noticed only through "
-        "the components' events and last wills (within 1.5 x their MQTT keepalive)",
+        "the components' events and last wills (within 1.5 x their MQTT keepalive plus "
+        "will_grace_s)",
+    )
+    will_grace_s: float = Field(
+        5.0, ge=0, le=60,
+        description="how long a component whose last will arrived may show a sign of life "
+        "(reconnect and say 'online', or report) before it counts as lost; counted while the "
+        "manager hears the broker, so a broker restart fails no project",
     )
     action_max_attempts: int = Field(8, ge=1)
     action_backoff_s: float = Field(1.0, ge=0)

@@ -12,7 +12,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from flops_contracts.events import Component, Event, EventType, new_incarnation
+from flops_contracts.events import (
+    Component,
+    Event,
+    EventType,
+    connection_data,
+    new_incarnation,
+)
 from flops_contracts.topics import event_topic
 from flops_messaging.publisher import EventPublisher
 
@@ -36,6 +42,12 @@ class MqttSettings:
     yet (e.g. published while it restarted), so a component's last events are not lost; it
     does not wait if the broker was never reachable."""
     keepalive_s: int = 30
+    reconnect_max_delay_s: int = 2
+    """The longest wait between reconnection attempts: after a broker restart, a component
+    says ``online`` again within this delay, inside the manager's grace for last wills
+    (``FLOPS_WILL_GRACE_S``)."""
+
+WILL_REASON = "connection to the broker dropped without a goodbye"
 
 
 class MqttPublisher(EventPublisher):
@@ -44,8 +56,10 @@ class MqttPublisher(EventPublisher):
     The connection is opened lazily on the first publish (no side effects in the constructor),
     reconnects automatically with backoff, and registers a last-will ``lost`` event so the
     manager learns when this component dies without saying goodbye. Every event it publishes,
-    the last will included, carries this publisher's :attr:`incarnation`, so the manager can
-    honour the will whenever it arrives for the incarnation that sent it.
+    the last will included, carries this publisher's :attr:`incarnation`. Each connection is
+    numbered (1, 2, ...): its will carries its number, and on every (re)connection the
+    publisher says ``online`` with the new number, so the manager can tell the will of a
+    dropped connection whose process lives on (a broker restart) from a death.
     """
 
     def __init__(
@@ -67,6 +81,8 @@ class MqttPublisher(EventPublisher):
         self._unacknowledged: list[mqtt.MQTTMessageInfo] = []
         self._ever_connected = False
         self._incarnation = new_incarnation()
+        self._connection = 1
+        """The number of the current (or next) connection: the one the registered will is of."""
 
     @property
     def topic(self) -> str:
@@ -84,13 +100,28 @@ class MqttPublisher(EventPublisher):
         if reason_code.is_failure:
             logger.warning("MQTT broker refused connection: %s", reason_code)
             return
+        online = self._event(EventType.ONLINE, connection_data(self._connection))
+        client.publish(self._topic, online.to_json(), qos=1)  # before anything published now
         self._ever_connected = True
         self._connected.set()
+
+    def _event(self, kind: EventType, data: dict[str, Any]) -> Event:
+        """An event of this publisher's component and incarnation."""
+        return Event(project_id=self._project_id, component=self._component,
+                     instance=self._instance, event=kind, data=data,
+                     incarnation=self._incarnation)
+
+    def _register_will(self, client: mqtt.Client) -> None:
+        """Register the last will of the connection numbered :attr:`_connection`."""
+        will = self._event(EventType.LOST, connection_data(self._connection, reason=WILL_REASON))
+        client.will_set(self._topic, will.to_json(), qos=1, retain=False)
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self._connected.clear()
+        self._connection += 1  # paho's next connection registers the will of its number
+        self._register_will(client)
         if reason_code != 0:
             logger.warning("MQTT connection lost (%s); reconnecting", reason_code)
 
@@ -108,16 +139,8 @@ class MqttPublisher(EventPublisher):
                 client.username_pw_set(s.username, s.password)
             if s.use_tls:
                 client.tls_set(ca_certs=s.ca_file, cert_reqs=ssl.CERT_REQUIRED)
-            will = Event(
-                project_id=self._project_id,
-                component=self._component,
-                instance=self._instance,
-                event=EventType.LOST,
-                data={"reason": "connection to the broker dropped without a goodbye"},
-                incarnation=self._incarnation,
-            )
-            client.will_set(self._topic, will.to_json(), qos=1, retain=False)
-            client.reconnect_delay_set(min_delay=1, max_delay=30)
+            self._register_will(client)
+            client.reconnect_delay_set(min_delay=1, max_delay=max(1, s.reconnect_max_delay_s))
             client.max_queued_messages_set(10_000)
             client.on_connect = self._on_connect
             client.on_disconnect = self._on_disconnect

@@ -78,11 +78,18 @@ NOTES = """
 - **A component's last will ignored once it had reported** (F3b, F3c): the `lost` will is
   stamped when the connection opens and the planner dropped events older than a component's
   latest state, so after its first round an aggregator's death was noticed only by polling the
-  backend (F3 passed only because the local backend polls processes). Every event now carries
-  its connection's `incarnation` id, the will the same one, and the planner honours a `lost` of
-  the current incarnation whatever its timestamp (`flops_contracts/events.py`,
-  `flops_messaging/mqtt_publisher.py`, `lifecycle/incarnations.py`). F3b and F3c run with
-  `FLOPS_SERVICE_STATUS_POLLING=false` and `?keepalive_s=4` on the components' events URI.
+  backend (F3 passed only because the local backend polls processes). Honouring every will of
+  the current incarnation instead failed running projects on each broker restart (F4, F4b):
+  Mosquitto delivers the wills of the connections it drops while the components reconnect.
+  Now a publisher numbers its connections, the will carries its connection's number, and every
+  (re)connection publishes `online` with the new one; the manager keeps a will pending for
+  `FLOPS_WILL_GRACE_S` (default 5 s), counted while it hears the broker itself, and fails the
+  project naming the loss only if that incarnation shows no sign of life (`online` of a later
+  connection, or a later report) meanwhile (`flops_contracts/events.py`,
+  `flops_messaging/mqtt_publisher.py`, `lifecycle/wills.py`, `planner.plan_wills`,
+  `adapters/mqtt_listener.py`). F3b and F3c run with `FLOPS_SERVICE_STATUS_POLLING=false`,
+  `?keepalive_s=4` on the components' events URI and `FLOPS_WILL_GRACE_S=2`; F4 and F4b report
+  the wills delivered during their outage and revoked by `online`.
 - **Option injection through the host of an ssh URL** (H9a): `ssh://-oProxyCommand=...` and
   `file:///a/../b` were accepted at submission (the builder's git would still refuse them);
   hosts and user names starting with `-` and `..` in `file://` paths are now rejected with 422

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -69,6 +70,7 @@ class MqttEventSource(EventSource):
         self.keepalive = keepalive
         self._queue: queue.Queue[_Message | None] = queue.Queue()
         self._connected = threading.Event()
+        self._heard_since: float | None = None
         self._stopping = threading.Event()
         self._worker: threading.Thread | None = None
         self._handler: MessageHandler | None = None
@@ -104,13 +106,22 @@ class MqttEventSource(EventSource):
         if any(getattr(code, "is_failure", False) for code in reason_codes or []):
             log.error("MQTT subscription to %s refused: %s", SUBSCRIPTION, reason_codes)
             return
+        self._heard_since = time.time()
         self._connected.set()
 
     def _on_disconnect(
         self, client: mqtt.Client, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
         self._connected.clear()
+        self._heard_since = None
         log.warning("MQTT disconnected (%s); paho reconnects with backoff", reason_code)
+
+    def heard_since(self) -> float | None:
+        """When the subscription was last (re)established (epoch seconds).
+
+        Since then the manager hears what components publish; ``None``: not connected now.
+        """
+        return self._heard_since
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self._queue.put(_Message(message.topic, bytes(message.payload), message.mid, message.qos))

@@ -42,7 +42,10 @@ def describe(event: dict[str, Any]) -> str | None:
         return f"round {rnd}/{total or '?'} {progress_bar(rnd, total or rnd)} {numbers}".rstrip()
     if kind in ("failed", "lost", "learner_failed"):
         reason = data.get("reason") or data.get("message") or data.get("error") or ""
-        return f"{component} {instance} {kind}: {reason}".rstrip(": ")
+        line = f"{component} {instance} {kind}: {reason}".rstrip(": ")
+        if kind == "lost" and "connection" in data:  # a last will, honoured after a grace
+            line += f" (connection {data['connection']}; counts unless it reconnects)"
+        return line
     if kind == "progress" and component == "builder" and data.get("state") == "done":
         return f"build step {data.get('step')}: {data.get('seconds')} s"
     if kind == "completed" and component == "builder":

@@ -9,7 +9,9 @@ incarnations it has retired. The rules:
   nothing;
 * the ``lost`` last will of the current incarnation counts only if nothing newer of that
   incarnation was recorded (its timestamp is the connection's opening) and the component had
-  not finished (``completed``/``failed``); see :func:`accepts` for why;
+  not finished (``completed``/``failed``); see :func:`accepts` for why. This holds for wills
+  without a connection number (older components): the planner keeps a numbered will pending
+  until its grace ends instead (:mod:`.wills`);
 * a ``lost`` of an incarnation never seen is ignored while another incarnation reports (it
   cannot be placed relative to the current one);
 * another event of a new incarnation is accepted and retires the previous one;
@@ -45,7 +47,8 @@ def parse_timestamp(value: str) -> dt.datetime:
         return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
-def _older(event: Event, seen: Entry) -> bool:
+def older(event: Event, seen: Entry) -> bool:
+    """Whether ``event`` is stamped before what ``seen`` recorded last."""
     return parse_timestamp(event.timestamp) < parse_timestamp(str(seen.get("at", "")))
 
 
@@ -66,7 +69,7 @@ def accepts(seen: Entry | None, event: Event) -> bool:
     if incarnation is not None and incarnation in retired(seen):
         return False
     if incarnation is None or current is None:
-        return not _older(event, seen)
+        return not older(event, seen)
     if incarnation == current:
         # A will is stamped when its connection opened, so within one incarnation it is older
         # than anything the component reported since: honouring it anyway failed running
@@ -75,7 +78,7 @@ def accepts(seen: Entry | None, event: Event) -> bool:
         # a death, within one incarnation the timestamp order decides, as for any event.
         if event.event is EventType.LOST and str(seen.get("state")) in FINISHED:
             return False
-        return not _older(event, seen)
+        return not older(event, seen)
     return event.event is not EventType.LOST
 
 
@@ -92,7 +95,9 @@ def record(seen: Entry | None, event: Event) -> dict[str, Any]:
     """The component's new record after accepting ``event``.
 
     A new incarnation retires the previous one; a ``lost`` retires its own, so a repeated will
-    or a late event of the dead connection changes nothing.
+    or a late event of the dead connection changes nothing. The record keeps the incarnation's
+    latest connection number and drops a pending will (:mod:`.wills`): an accepted event of
+    the incarnation is a sign of life.
     """
     previous = None if seen is None else seen.get("incarnation")
     ended = [previous if previous != event.incarnation else None]
@@ -102,6 +107,8 @@ def record(seen: Entry | None, event: Event) -> dict[str, Any]:
                              "event_id": event.event_id}
     if event.incarnation is not None:
         entry["incarnation"] = event.incarnation
+        if seen is not None and previous == event.incarnation and "connection" in seen:
+            entry["connection"] = seen["connection"]  # see :mod:`.wills`
     gone = _retiring(seen, *ended)
     if gone:
         entry["retired"] = gone

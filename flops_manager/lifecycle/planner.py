@@ -4,7 +4,8 @@ Nothing here performs I/O or reads the clock; callers pass ``now``. Events that 
 project is terminal), duplicated or out of order (of an incarnation the component has left, older
 than what was already recorded for its incarnation, or a round not newer than the current one)
 leave the project unchanged; see :mod:`.incarnations`. A component's last will is honoured
-whenever it arrives for the incarnation that sent it.
+whenever it arrives for the connection that sent it, unless the component shows a sign of life
+within a grace period (:mod:`.wills`, :func:`plan_wills`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flops_contracts.backoff import backoff_delay
-from flops_contracts.events import Component, Event, EventType
+from flops_contracts.events import Component, Event, EventType, connection_of
 from flops_manager.lifecycle import actions as act
-from flops_manager.lifecycle import incarnations
+from flops_manager.lifecycle import incarnations, wills
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
 
@@ -102,6 +103,17 @@ def fail(project: Project, reason: str, now: float) -> Decision:
 
 def _steps(project: Project) -> list[str]:
     return [str(s) for s in project.spec.get("post_training_steps", [])]
+
+
+def _record_signal(project: Project, event: Event, now: float) -> Project | None:
+    """Record a numbered last will (pending) or an ``online``; ``None`` if nothing changes."""
+    key = f"{event.component.value}/{event.instance}"
+    seen = project.components.get(key)
+    entry = (wills.online(seen, event) if event.event is EventType.ONLINE
+             else wills.suspect(seen, event, now=now))
+    if entry is None:
+        return None
+    return project.replace(components={**project.components, key: entry})
 
 
 def _record_component(project: Project, event: Event) -> Project | None:
@@ -209,6 +221,9 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return Decision(project)
     if event.event in (EventType.LOG, EventType.PROGRESS, EventType.ROUND_STARTED):
         return Decision(project)
+    if event.event is EventType.ONLINE or (
+            event.event is EventType.LOST and connection_of(event) is not None):
+        return Decision(_record_signal(project, event, now) or project)
     recorded = _record_component(project, event)
     if recorded is None:
         return Decision(project)
@@ -284,6 +299,26 @@ def plan_tick(
         return fail(
             project, f"timed out in phase '{project.phase.value}' after {limit:g} s", now
         )
+    return Decision(project)
+
+
+def plan_wills(project: Project, *, now: float, hearing: wills.Hearing) -> Decision:
+    """Expire the pending last wills that outlived their grace without a sign of life.
+
+    The component is then ``lost``; if the project needs it in its phase, the project fails
+    naming it and the will's reason.
+    """
+    if project.terminal:
+        return Decision(project)
+    for key in sorted(project.components):
+        entry = project.components[key]
+        if not wills.overdue(entry, now=now, hearing=hearing):
+            continue
+        lost = wills.expire(entry)
+        project = project.replace(components={**project.components, key: lost})
+        kind, _, instance = key.partition("/")
+        if Component(kind) in REQUIRED.get(project.phase, frozenset()):
+            return fail(project, f"{kind} '{instance}' lost: {lost['message']}", now)
     return Decision(project)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.identity.enrollment import Enrollment
-from flops_manager.lifecycle import drift, planner
+from flops_manager.lifecycle import drift, planner, wills
 from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
 from flops_manager.lifecycle.deployments import DeploymentReconciler
 from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
@@ -122,8 +122,16 @@ class ReconcileWorker:
         *,
         clock: Clock = system_clock,
         enrollment: Enrollment | None = None,
+        hearing_since: Callable[[], float | None] | None = None,
     ) -> None:
+        """Set up the worker (started by :meth:`start`).
+
+        ``hearing_since`` tells when the manager's event source last (re)connected to the
+        broker (``None``: disconnected now); pending last wills expire only while it hears
+        (default: always).
+        """
         self.store = store
+        self.hearing_since = hearing_since or _always
         self.enrollment = enrollment or Enrollment(store, settings, clock=clock)
         self.orchestrator = orchestrator
         self.settings = settings
@@ -260,7 +268,7 @@ class ReconcileWorker:
         project = mutate_project(
             self.store,
             project_id,
-            lambda p: planner.plan_tick(p, now=now, timeouts=self.timeouts).project,
+            functools.partial(self._timers, now=now, hearing=self._hearing()),
             now=now,
         )
         failed, gone = _observed(project, self._statuses(project))
@@ -298,6 +306,14 @@ class ReconcileWorker:
                 functools.partial(_done, action=action, created=created), now=self.clock(),
             )
         return ran
+
+    def _hearing(self) -> wills.Hearing:
+        return wills.Hearing(grace_s=self.settings.will_grace_s, since=self.hearing_since())
+
+    def _timers(self, project: Project, *, now: float, hearing: wills.Hearing) -> Project:
+        """Start or time out the phase, then expire last wills without a sign of life."""
+        ticked = planner.plan_tick(project, now=now, timeouts=self.timeouts).project
+        return planner.plan_wills(ticked, now=now, hearing=hearing).project
 
     def _apply_observation(self, project: Project, *, failed: Mapping[Role, str],
                            gone: Mapping[Role, tuple[str, ...]], now: float) -> Project:
@@ -425,6 +441,11 @@ class ReconcileWorker:
             return planner.fail(dropped, f"{action.kind.value} failed: {reason}", now).project
 
         mutate_project(self.store, project.id, update, now=now)
+
+
+def _always() -> float:
+    """Hearing the broker since ever: no event source tells otherwise."""
+    return 0.0
 
 
 def _log_failure(future: concurrent.futures.Future[int]) -> None:

@@ -65,6 +65,9 @@ def test_event_lines() -> None:
     assert describe(ev("failed", "learner", reason="no data")) == "learner i failed: no data"
     assert describe(ev("round_completed", "cluster_aggregator", round=1)) is None
     assert describe(ev("log", message="x")) is None
+    assert describe(ev("lost", "aggregator", reason="dropped", connection=2)) == (
+        "aggregator i lost: dropped (connection 2; counts unless it reconnects)")
+    assert describe(ev("online", "aggregator", connection=2)) is None
 
 
 def test_broker_configurations(tmp_path: Path) -> None:

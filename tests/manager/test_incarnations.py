@@ -52,7 +52,10 @@ def test_will_before_any_report_fails_the_project_naming_the_loss() -> None:
 
 
 def test_will_older_than_the_incarnations_last_report_is_not_honoured() -> None:
-    """Known gap (issue 15): a broker restart delivers the wills of live components."""
+    """A will without a connection number (an older component) keeps the timestamp order.
+
+    Numbered wills are kept pending instead (tests/manager/test_wills.py).
+    """
     project = reported_round("inc-a")
     assert apply(project, will("inc-a")) == project
 

@@ -167,3 +167,32 @@ def test_service_status_polling_can_be_turned_off(polling: bool, expected: Phase
     assert project.phase is expected
     if polling:
         assert "exited with -9" in (project.last_error or "")
+
+
+def test_a_pending_last_will_expires_only_while_the_manager_hears_the_broker() -> None:
+    from flops_contracts.events import Component, Event, EventType, connection_data
+    from flops_contracts.topics import event_topic
+    from flops_manager.services.ingest import EventIngest
+
+    store, orch, _, clock, pid = setup(will_grace_s=5.0)
+    heard: list[float | None] = [None]
+    worker = ReconcileWorker(store, orch, make_settings(will_grace_s=5.0), clock=clock,
+                             hearing_since=lambda: heard[0])
+    worker.tick()
+    instance = f"{pid}-builder-0"
+    will = Event(pid, Component.BUILDER, instance, EventType.LOST, incarnation="inc-b",
+                 data=connection_data(1, reason="connection to the broker dropped"))
+    EventIngest(store, clock=clock).handle(event_topic(pid, Component.BUILDER, instance),
+                                           will.to_json().encode())
+    clock.now += 60
+    worker.tick()  # the manager does not hear the broker: nobody could say online
+    assert store.get_project(pid).phase is Phase.BUILDING
+    heard[0] = clock.now
+    clock.now += 4.9
+    worker.tick()
+    assert store.get_project(pid).phase is Phase.BUILDING
+    clock.now += 0.1
+    worker.tick()
+    p = store.get_project(pid)
+    assert p.phase is Phase.FAILED
+    assert p.last_error == f"builder '{instance}' lost: connection to the broker dropped"

@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from flops_contracts.errors import ConfigError
-from flops_contracts.events import Component, Event, EventType
+from flops_contracts.events import Component, Event, EventType, connection_of
 from flops_contracts.topics import SUBSCRIPTION, parse_event_topic
 from flops_messaging import EventEmitter, create_publisher
 from flops_messaging.file_publisher import FilePublisher, read_events
@@ -33,6 +33,17 @@ def subscriber(port: int) -> tuple[mqtt.Client, "queue.Queue[tuple[str, bytes]]"
     return client, received
 
 
+def next_report(received: "queue.Queue[tuple[str, bytes]]", onlines: list[Event],
+                timeout: float = 10) -> tuple[str, bytes]:
+    """The next message that is not an ``online`` (those are appended to ``onlines``)."""
+    while True:
+        topic, payload = received.get(timeout=timeout)
+        event = Event.from_json(payload)
+        if event.event is not EventType.ONLINE:
+            return topic, payload
+        onlines.append(event)
+
+
 def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     sub, received = subscriber(broker.port)
     try:
@@ -43,7 +54,8 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
                                instance="learner-0")
         sent = [emitter.emit(EventType.PROGRESS, round=i) for i in range(50)]
         emitter.close()
-        got = [received.get(timeout=10) for _ in sent]
+        onlines: list[Event] = []
+        got = [next_report(received, onlines) for _ in sent]
     finally:
         sub.loop_stop()
         sub.disconnect()
@@ -51,6 +63,8 @@ def test_mqtt_publish_is_acknowledged_and_delivered(broker):
     assert parse_event_topic(got[0][0]) == ("p1", Component.LEARNER, "learner-0")
     # every event of the connection carries its incarnation; another publisher has its own
     assert {Event.from_json(p).incarnation for _, p in got} == {publisher.incarnation}
+    # the connection said online first, numbered 1
+    assert [(connection_of(e), e.incarnation) for e in onlines] == [(1, publisher.incarnation)]
     other = create_publisher(broker.url, project_id="p1", component=Component.LEARNER,
                              instance="learner-0")
     assert isinstance(other, MqttPublisher)
@@ -90,11 +104,12 @@ def test_last_will_marks_a_killed_component_lost(broker):
     assert proc.stdout is not None
     try:
         assert proc.stdout.readline().strip() == b"ready"
-        first = Event.from_json(received.get(timeout=10)[1])
+        onlines: list[Event] = []
+        first = Event.from_json(next_report(received, onlines)[1])
         assert first.event is EventType.STARTED
         proc.kill()
         proc.wait(10)
-        will = Event.from_json(received.get(timeout=15)[1])
+        will = Event.from_json(next_report(received, onlines, timeout=15)[1])
     finally:
         proc.kill()
         sub.loop_stop()
@@ -102,6 +117,8 @@ def test_last_will_marks_a_killed_component_lost(broker):
     assert will.event is EventType.LOST
     assert (will.project_id, will.instance) == ("p9", "doomed")
     assert will.incarnation is not None and will.incarnation == first.incarnation
+    assert connection_of(will) == 1 and will.data["reason"]
+    assert [(connection_of(e), e.incarnation) for e in onlines] == [(1, first.incarnation)]
 
 
 def test_events_queued_while_broker_down_arrive_after_restart(broker, tmp_path):
@@ -117,13 +134,19 @@ def test_events_queued_while_broker_down_arrive_after_restart(broker, tmp_path):
     assert publisher.publish(queued) is False
     broker.start()
     sub, received = subscriber(broker.port)
+    onlines: list[Event] = []
     try:
-        _topic, payload = received.get(timeout=20)
+        _topic, payload = next_report(received, onlines, timeout=20)
+        while not onlines:  # the reconnected publisher says online, numbered 2
+            event = Event.from_json(received.get(timeout=10)[1])
+            if event.event is EventType.ONLINE:
+                onlines.append(event)
     finally:
         publisher.close()
         sub.loop_stop()
         sub.disconnect()
     assert Event.from_json(payload).event_id == queued.event_id
+    assert [(connection_of(e), e.incarnation) for e in onlines] == [(2, publisher.incarnation)]
 
 
 def test_file_and_log_publishers(tmp_path, caplog):

@@ -184,6 +184,23 @@ def test_broker_restart_mid_training(stack: Stack, slow_repo: str, scenario: Sce
     assert rounds_seen == list(range(1, rounds + 1)), rounds_seen
     scenario.observe(f"rounds {rounds_seen} all recorded; completed "
                      f"{time.monotonic() - started:.0f} s after the restart began")
+    observe_reconnections(stack, pid, scenario)
+
+
+def observe_reconnections(stack: Stack, pid: str, scenario: Scenario) -> None:
+    """The aggregator said ``online`` again after the outage; report the wills delivered.
+
+    Mosquitto publishes the wills of the connections it drops; each was revoked by the
+    ``online`` of its component's next connection within the manager's will grace.
+    """
+    events = [e["event"] for e in stack.events(pid)]
+    connections = [e["data"].get("connection") for e in events
+                   if e["event"] == "online" and e["component"] == "aggregator"]
+    assert max(connections) >= 2, f"the aggregator did not reconnect: {connections}"
+    wills = [f"{e['component']} #{e['data'].get('connection')}" for e in events
+             if e["event"] == "lost"]
+    scenario.observe(f"aggregator connections {connections}; wills delivered and revoked: "
+                     f"{wills or 'none'}")
 
 
 def test_broker_down_when_training_ends(stack: Stack, slow_repo: str, scenario: Scenario,
@@ -210,6 +227,7 @@ def test_broker_down_when_training_ends(stack: Stack, slow_repo: str, scenario: 
     scenario.observe("the aggregator's 'completed' was emitted "
                      f"{'during' if at >= stopped else 'before'} the outage "
                      f"({at - stopped:+.1f} s after the broker stopped) and arrived once")
+    observe_reconnections(stack, pid, scenario)
 
 
 def test_mlflow_restart_mid_training(stack: Stack, slow_repo: str, scenario: Scenario,
