@@ -29,6 +29,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 from flops_manager.local_processes import (
@@ -38,7 +39,7 @@ from flops_manager.local_processes import (
     start_process,
     stop_processes,
 )
-from flops_manager.port_book import PortBook
+from flops_manager.port_book import PortBook, port_is_free
 from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import (
     IMAGE_ENV_SCHEME,
@@ -54,6 +55,9 @@ from flops_manager.supervisor import GroupLeader, start_time, stop_groups
 
 LOG_TAIL_BYTES = 2000
 LOCAL_WORKDIR = "local"
+PORT_QUARANTINE_S = 120.0
+"""How long a port handed to an instance is not handed to another one."""
+PORT_ATTEMPTS = 20
 """The local backend's directory under the manager's data directory."""
 
 log = logging.getLogger(__name__)
@@ -139,6 +143,8 @@ class LocalOrchestrator(Orchestrator):
         self._services: dict[str, _Service] = {}
         self._lock = threading.Lock()
         self._ports = PortBook(workdir / "ports.json")
+        self._handed_out: dict[int, float] = {}
+        """Ports given to instances lately (monotonic time): not handed out twice meanwhile."""
 
     @property
     def _pid_dir(self) -> Path:
@@ -194,6 +200,23 @@ class LocalOrchestrator(Orchestrator):
     def _log_path(self, name: str, index: int) -> Path:
         return self.workdir / "services" / name / f"{name}-{index}.log"
 
+    def _fresh_port(self) -> int:
+        """A free port this backend has not handed out in the last ``PORT_QUARANTINE_S``.
+
+        ``free_port`` closes its socket before the instance binds, so two instances started
+        in quick succession could otherwise be given the same port.
+        """
+        now = time.monotonic()
+        self._handed_out = {p: t for p, t in self._handed_out.items()
+                            if now - t < PORT_QUARANTINE_S}
+        port = free_port(self.host)
+        for _ in range(PORT_ATTEMPTS):
+            if port not in self._handed_out:
+                break
+            port = free_port(self.host)
+        self._handed_out[port] = now
+        return port
+
     def _start_instance(self, service: _Service, index: int) -> ManagedProcess:
         spec = service.spec
         argv = resolve_command(spec)
@@ -203,7 +226,10 @@ class LocalOrchestrator(Orchestrator):
             while len(service.ports) <= index:
                 # public services keep their port across restarts: saved links still work
                 service.ports.append(self._ports.port(f"{spec.name}-{index}", self.host)
-                                     if spec.public else free_port(self.host))
+                                     if spec.public else self._fresh_port())
+            if not spec.public and not port_is_free(service.ports[index], self.host):
+                # restarted after its port was taken meanwhile: listen elsewhere
+                service.ports[index] = self._fresh_port()
             env[spec.listen_env] = f"{self.host}:{service.ports[index]}"
         try:
             process = start_process(f"{spec.name}-{index}", argv, env,

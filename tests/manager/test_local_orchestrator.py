@@ -157,3 +157,35 @@ def test_close_stops_every_service_even_stubborn_ones(tmp_path):
     pids = [p.popen.pid for s in orch._services.values() for p in s.processes]
     orch.close()
     assert not any(alive(pid) for pid in pids)
+
+
+def test_a_port_is_not_handed_to_two_instances_in_a_row(orchestrator, monkeypatch):
+    """free_port closes its socket before the instance binds: the same port could come twice."""
+    from flops_manager.adapters import local_orchestrator
+    from flops_manager.local_processes import free_port
+
+    repeated = free_port()
+    offers = iter([repeated, repeated, repeated])
+    monkeypatch.setattr(local_orchestrator, "free_port",
+                        lambda host="127.0.0.1": next(offers, None) or free_port(host))
+    first = orchestrator.create_service(spec("a", SLEEPER, listen_env="FLOPS_X"))
+    second = orchestrator.create_service(spec("b", SLEEPER, listen_env="FLOPS_X"))
+    assert first.address == f"127.0.0.1:{repeated}"
+    assert second.address != first.address
+
+
+def test_a_restarted_instance_whose_port_was_taken_listens_elsewhere(orchestrator):
+    import signal
+    import socket
+
+    service = spec("svc", SLEEPER, listen_env="FLOPS_X")
+    before = orchestrator.create_service(service).address
+    assert before is not None
+    port = int(before.rpartition(":")[2])
+    os.kill(orchestrator._services["svc"].processes[0].popen.pid, signal.SIGKILL)
+    wait_for(lambda: orchestrator.service_status("svc").missing == ("svc-0",), timeout=20)
+    with socket.socket() as squatter:  # another process took the port meanwhile
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        after = orchestrator.create_service(service)
+    assert after.running == 1 and after.address != before
