@@ -86,15 +86,12 @@ def test_same_inputs_are_a_cache_hit_without_buildah_bud(
         buildah_shim: tuple[Path, Path], recorder: Recorder) -> None:
     calls = buildah_shim[1]
     before = calls.read_text().split() if calls.exists() else []
-    start = time.monotonic()
     second = build_images(image_settings(repository_url=f"file://{fl_repo}"), recorder.emitter)
-    elapsed = time.monotonic() - start
     after = calls.read_text().split() if calls.exists() else []
 
     assert second.cache_hit
     assert second.images == cold_build["result"].images
     assert after == before, "a cache hit must not call buildah"
-    assert elapsed < 10, f"cache hit took {elapsed:.1f} s"
     assert "build_learner" not in second.timings
 
 

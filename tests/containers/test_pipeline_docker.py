@@ -82,7 +82,8 @@ def test_project_builds_trains_and_registers_in_containers(
         time.sleep(0.5)
     assert rebuilt["build"]["cache_hit"] is True
     assert rebuilt["build"]["images"] == build["images"]
-    assert rebuilt["build"]["timings"]["total"] < 5.0, rebuilt["build"]["timings"]
+    # a hit builds and pushes nothing (how long it takes is bench/ business)
+    assert not {"build_learner", "build_aggregator", "push"} & set(rebuilt["build"]["timings"])
     print("cold build in the builder container:", json.dumps(build["timings"]))
     print("warm build in the builder container:", json.dumps(rebuilt["build"]["timings"]))
 

@@ -49,16 +49,13 @@ def test_build_from_file_url(example_repo: Path, make_settings: Settings,
     assert out.stdout.split() == ["ModelManager", "2"]
 
 
-def test_second_build_of_same_commit_is_a_fast_cache_hit(
+def test_second_build_of_same_commit_is_a_cache_hit(
         example_repo: Path, make_settings: Settings, recorder: Recorder) -> None:
     settings = make_settings(f"file://{example_repo}")
     first = build_environment(settings, recorder.emitter)
-    start = time.monotonic()
     second = build_environment(settings, recorder.emitter)
-    elapsed = time.monotonic() - start
 
     assert second.cache_hit
-    assert elapsed < 5.0, f"cache hit took {elapsed:.2f} s"
     assert second.env_dir == first.env_dir and second.cache_key == first.cache_key
     assert recorder.events("completed")[-1].data["cache_hit"] is True
 

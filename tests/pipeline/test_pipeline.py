@@ -184,7 +184,6 @@ def test_second_submission_reuses_the_environment(api: Api, digits_repo: str) ->
     project = api.wait(second, lambda p: p["build"] is not None, timeout=120,
                        what="second build")
     assert project["build"]["cache_hit"] is True
-    assert project["build"]["timings"]["total"] < 5.0, project["build"]["timings"]
     assert project["build"]["commit"] == api.project(first)["build"]["commit"]
     api.wait(second, lambda p: p["phase"] == "completed", timeout=600, what="second completed")
 

@@ -19,11 +19,10 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 PROJECTS = 20
 CLIENTS = 200
-# The bounds hold on a 2-core machine oversubscribed about 15 times (load average ~30): the
-# client-observed p99 includes the CPU and GIL waits of 200 polling threads in this process;
-# Server-Timing tells the time the manager itself spent.
-P99_BOUND_S = 8.0
-APP_P99_BOUND_MS = 2000.0
+# Latency is recorded, not asserted (no timed assertions in tests); bench/status_polling.py
+# is the record.
+# The client-observed times include the CPU and GIL waits of 200 polling threads in this
+# process; Server-Timing tells the time the manager itself spent.
 FINISH_S = 900.0
 # A kept-alive connection that the server closes just as the client reuses it ends without a
 # response; HTTP/1.1 lets a client retry an idempotent request once on a new connection (RFC 9112
@@ -58,9 +57,8 @@ def test_twenty_projects_and_two_hundred_pollers(
     scenario.declare(
         "L1", f"{PROJECTS} projects running concurrently (digits, 1 learner, 2 rounds) while "
         f"{CLIENTS} API clients poll their status",
-        f"every project completes within {FINISH_S:.0f} s; no API error; status p99 < "
-        f"{P99_BOUND_S:g} s as the clients see it, < {APP_P99_BOUND_MS:g} ms in the manager "
-        "(Server-Timing)",
+        f"every project completes within {FINISH_S:.0f} s; no API error; every answer carries "
+        "Server-Timing; latency recorded (its target is a benchmark: bench/status_polling.py)",
     )
     repo = git_repo(tmp_path / "digits", ROOT / "examples" / "digits_sklearn").as_uri()
     first = stack.create(repo, tiny_spec(0))
@@ -136,8 +134,6 @@ def test_twenty_projects_and_two_hundred_pollers(
     p50, p99 = statistics.median(latencies), percentile_99(latencies)
     app_p99 = percentile_99(server_ms)
     assert min(server_ms) >= 0, "a response without Server-Timing"
-    assert p99 < P99_BOUND_S, f"status p99 {p99:.2f} s (in the manager: {app_p99:.0f} ms)"
-    assert app_p99 < APP_P99_BOUND_MS, f"p99 of the manager's own time {app_p99:.0f} ms"
     scenario.observe(
         f"all {PROJECTS} completed in {took:.0f} s; {len(latencies)} status requests from "
         f"{CLIENTS} clients, 0 errors ({len(aborted)} retried after a closed connection), "
