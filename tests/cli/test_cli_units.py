@@ -73,7 +73,7 @@ def test_event_lines() -> None:
 def test_broker_configurations(tmp_path: Path) -> None:
     assert "listener 1883 127.0.0.1" in mosquitto_config(1883, tmp_path, as_root=False)
     assert "user root" in mosquitto_config(1883, tmp_path, as_root=True)
-    assert "bind: 127.0.0.1:1884" in amqtt_config(1884)
+    assert "bind: 127.0.0.1:1884" in amqtt_config(1884, tmp_path / "policy.json")
     with pytest.raises(FlopsError, match="use auto, mosquitto or amqtt"):
         broker_command(tmp_path, 1, {"FLOPS_BROKER": "rabbit"})
     locked = mosquitto_config(1883, tmp_path, as_root=False, plugin="/p/dynsec.so")
