@@ -287,8 +287,7 @@ class Stack:
 
     def instances(self, project_id: str, prefix: str) -> dict[str, str]:
         """Running instances whose name starts with ``prefix``: name -> handle (a pid)."""
-        return {environ_of(pid)["FLOPS_INSTANCE"]: str(pid)
-                for pid in service_pids(project_id, prefix)}
+        return {instance_of(pid): str(pid) for pid in service_pids(project_id, prefix)}
 
     def signal(self, handle: str, sig: int) -> None:
         """Send ``sig`` to the instance ``handle`` names."""
