@@ -38,6 +38,8 @@ PRELOAD = (
     "flops_dataplane.server", "flops_dataplane.mock_provider",
 )
 """Modules worth importing before forking components (those that are installed)."""
+REQUEST_TIMEOUT_S = 10.0
+"""How long the server waits for a connected client's request line."""
 
 
 def preload(modules: list[str]) -> list[str]:
@@ -105,14 +107,14 @@ class _Server:
             connection.close()
 
     def _fork(self, connection: socket.socket) -> None:
-        reader = connection.makefile("rb")
-        line = reader.readline()
-        reader.close()
+        connection.settimeout(REQUEST_TIMEOUT_S)  # a silent client cannot stall the server
         try:
-            request = json.loads(line)
-        except ValueError:
+            with connection.makefile("rb") as reader:
+                request = json.loads(reader.readline())
+        except (OSError, ValueError):
             connection.close()
             return
+        connection.settimeout(None)
         ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:

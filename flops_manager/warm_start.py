@@ -24,13 +24,16 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 
+from flops_manager.supervisor import start_time
+
 log = logging.getLogger(__name__)
 
 SERVER_MODULE = "flops_contracts.fork_server"
 READY_TIMEOUT_S = 120.0
 """How long a component start waits for a new server's imports before starting cold."""
 UNKNOWN_EXIT = 1
-"""Exit code of a child whose server ended before it could tell (counted as failed)."""
+"""Exit code of a child that ended after its server (which could not tell it; counted as
+failed)."""
 
 
 class ForkedChild:
@@ -41,13 +44,18 @@ class ForkedChild:
         self.pid = pid
         self.returncode: int | None = None
         self._buffer = rest
+        self._start = start_time(pid)
+        self._orphaned = False
         connection.setblocking(False)
 
     def poll(self) -> int | None:
-        """The exit code once the server reported it (``-N``: killed by signal N), else None."""
+        """The exit code once the server reported it (``-N``: killed by signal N), else None.
+
+        If the server ended first, the child runs as long as its pid still names it.
+        """
         if self.returncode is not None:
             return self.returncode
-        while b"\n" not in self._buffer:
+        while not self._orphaned and b"\n" not in self._buffer:
             try:
                 data = self.connection.recv(64)
             except BlockingIOError:
@@ -55,9 +63,13 @@ class ForkedChild:
             except OSError:
                 data = b""
             if not data:
-                self._finish(UNKNOWN_EXIT)
-                return self.returncode
+                self._orphaned = True
             self._buffer += data
+        if self._orphaned:
+            if self._start is not None and start_time(self.pid) == self._start:
+                return None
+            self._finish(UNKNOWN_EXIT)
+            return self.returncode
         line, _, self._buffer = self._buffer.partition(b"\n")
         self._finish(int(line))
         return self.returncode
@@ -65,6 +77,11 @@ class ForkedChild:
     def _finish(self, code: int) -> None:
         self.returncode = code
         self.connection.close()
+
+
+def interpreter_settings(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``PYTHON*`` variables of ``env``: read when an interpreter starts, not after a fork."""
+    return {k: v for k, v in env.items() if k.startswith("PYTHON")}
 
 
 def module_of(argv: list[str], python: str) -> tuple[str, list[str]] | None:
@@ -84,6 +101,7 @@ class ForkServer:
         ``preload`` names the modules it imports first (default: the server's own list).
         """
         self.python = python
+        self.settings = interpreter_settings(base_env)
         self._directory = tempfile.TemporaryDirectory(prefix="flops-fork-")
         self.socket_path = str(Path(self._directory.name) / "server.sock")
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,8 +137,12 @@ class ForkServer:
 
     def spawn(self, module: str, args: list[str], env: Mapping[str, str], *, log_path: Path,
               cwd: Path | None = None) -> ForkedChild | None:
-        """Fork ``python -m module args`` with exactly ``env``; ``None`` if the server cannot."""
-        if not self.ready():
+        """Fork ``python -m module args`` with exactly ``env``; ``None`` if the server cannot.
+
+        It cannot when ``env`` asks for other interpreter settings (``PYTHONPATH``...) than the
+        server started with, or when the server is not ready.
+        """
+        if interpreter_settings(env) != self.settings or not self.ready():
             return None
         request = {"module": module, "args": args, "env": dict(env), "log": str(log_path),
                    "cwd": None if cwd is None else str(cwd)}

@@ -76,3 +76,23 @@ def test_module_of() -> None:
     assert module_of(["/py", "-m", "m", "--x"], "/py") == ("m", ["--x"])
     assert module_of(["/py", "-c", "x"], "/py") is None
     assert module_of(["/other", "-m", "m"], "/py") is None
+
+
+def test_a_child_outliving_its_server_runs_until_it_ends(warm: WarmStarts,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "pkg" / "sleeper.py").write_text("import time\ntime.sleep(60)\n")
+    child = start(warm, tmp_path, "s", [sys.executable, "-m", "sleeper"], {})
+    server = warm.server(sys.executable, {})
+    server.process.kill()
+    server.process.wait(10)
+    assert child.returncode is None  # the server is gone, the component is not
+    assert stop_processes([child], grace_s=5) == []
+    assert child.returncode == 1  # ended; its exit code died with the server
+
+
+def test_other_interpreter_settings_start_cold(warm: WarmStarts, tmp_path: Path) -> None:
+    process = start(warm, tmp_path, "p", [sys.executable, "-m", "probe"],
+                    {"PYTHONDONTWRITEBYTECODE": "1"})
+    assert not isinstance(process.popen, ForkedChild)  # only a new interpreter reads it
+    assert wait_exited([process], 60) and process.returncode == 0
+    stop_processes([process], grace_s=1)
