@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 from flask_smorest import Api
 
@@ -67,6 +69,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     enrollment: Enrollment | None = None,
     nodes: NodeStore | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> Flask:
     """Create the manager's Flask app.
 
@@ -81,6 +84,9 @@ def create_app(
         ``store`` with the broker accounts of ``settings``).
     nodes
         The node store (default: next to the project store, from ``settings``).
+    wake
+        Runs the reconciler's next pass now (called when a project is created, cancelled
+        or deleted; default: nothing, the reconciler's interval decides).
     """
     store = store or registry.build_store(settings)
     orchestrator = orchestrator or registry.build_orchestrator(settings)
@@ -89,7 +95,7 @@ def create_app(
     )
     node_service = NodeService(nodes or registry.build_node_store(settings))
     projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed,
-                              nodes=node_service)
+                              nodes=node_service, on_change=wake)
     app = Flask("flops_manager")
     app.config.update(openapi_config(settings))
     app.extensions[EXTENSION] = Services(

@@ -131,6 +131,11 @@ class Settings(BaseModel):
         description="local backend: CPU priority offset of the components it starts (nice), "
         "so that the API and the database stay responsive while projects train",
     )
+    local_warm_start: bool = Field(
+        True, description="local backend: fork 'python -m' components from a warm "
+        "interpreter per environment (flwr, mlflow, pyarrow, sklearn imported once) instead "
+        "of starting each cold (false: every component imports everything itself)",
+    )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
     reconcile_on_events: bool = Field(
         True, description="run a reconcile pass as soon as an event is stored, not only every "

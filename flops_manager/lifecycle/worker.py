@@ -148,6 +148,8 @@ class ReconcileWorker:
         self._recovered = True
         self._passes = _DaemonPool(settings.reconcile_workers)
         self._in_flight: set[str] = set()
+        self._again: set[str] = set()
+        """Projects skipped while their pass ran: passed again as soon as it lands."""
         self._flight_lock = threading.Lock()
 
     def start(self) -> None:
@@ -228,14 +230,21 @@ class ReconcileWorker:
         for project in self.store.list_projects_needing_work():
             with self._flight_lock:
                 if project.id in self._in_flight:
+                    # an event may have arrived after the running pass read the project
+                    self._again.add(project.id)
                     continue
                 self._in_flight.add(project.id)
             futures.append(self._passes.submit(functools.partial(self._pass, project.id)))
         return futures
 
     def _landed(self, project_id: str) -> None:
+        """End ``project_id``'s pass; wake the loop if it was asked for meanwhile."""
         with self._flight_lock:
             self._in_flight.discard(project_id)
+            again = project_id in self._again
+            self._again.discard(project_id)
+        if again:
+            self.wake()
 
     def _pass(self, project_id: str) -> int:
         try:
