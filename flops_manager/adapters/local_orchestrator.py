@@ -6,8 +6,9 @@ Each instance of a service is one process started from ``spec.command`` with ``s
 Images: ``env://<dir>`` runs ``python`` from that virtual environment; any other reference runs
 ``python`` as the manager's own interpreter (the FLOps services are installed beside it). With
 ``warm_start``, a ``python -m`` command is forked from that interpreter's warm server
-(:mod:`flops_manager.warm_start`) instead of starting cold. A service with ``listen_env`` gets a free loopback port per instance in that variable. Stopping
-sends SIGTERM to the process group and SIGKILL after a grace period;
+(:mod:`flops_manager.warm_start`) instead of starting cold. A service with ``listen_env`` gets
+a free loopback port per instance in that variable. Stopping sends SIGTERM to the process group
+and SIGKILL after a grace period;
 :meth:`LocalOrchestrator.close` stops everything, so nothing outlives the manager.
 
 An instance killed by a signal the backend did not send (``kill -9`` from outside, the OOM
