@@ -45,11 +45,12 @@ TRUSTED_LIBRARIES = ("sklearn", "numpy", "scipy")
 
 @dataclasses.dataclass(frozen=True)
 class SavedModel:
-    """What was logged: the model's URI and version, its flavor and any warning."""
+    """What was logged: the model's URI and logged-model id, its flavor and any warning."""
 
     model_uri: str
-    version: str | None
     flavor: str
+    model_id: str | None = None
+    """MLflow 3's logged-model id (``None`` on servers without logged models)."""
     warning: str | None = None
 
 
@@ -119,25 +120,21 @@ def flavor_defaults(flavor: str, model: Any, *, input_example: Any | None) -> di
     return {"skops_trusted_types": trusted} if trusted else {}
 
 
-def log_trained_model(
-    manager: Any,
-    *,
-    registered_model_name: str | None,
-    source_dir: Path | None = None,
-) -> SavedModel:
+def log_trained_model(manager: Any, *, source_dir: Path | None = None) -> SavedModel:
     """Log ``manager.get_model()`` into the active MLflow run; fall back to a pickled model.
+
+    The model is not registered here: :meth:`aggregator.tracking.MlflowTracker.log_model`
+    registers it with its tags in one call each for the model and the version.
 
     Parameters
     ----------
     manager
         The repository's ModelManager (optional methods may be missing).
-    registered_model_name
-        Register the model under this name (``None``: do not register).
     source_dir
         The repository; its modules are pickled by value in a fallback model.
     """
     model = manager.get_model()
-    common: dict[str, Any] = {"name": "model", "registered_model_name": registered_model_name}
+    common: dict[str, Any] = {"name": "model"}
     example = call_optional(manager, "input_example")
     if example is not None:
         common["input_example"] = example
@@ -166,9 +163,9 @@ def log_trained_model(
 
 
 def _saved(info: Any, flavor: str) -> SavedModel:
-    version = getattr(info, "registered_model_version", None)
-    return SavedModel(model_uri=str(info.model_uri),
-                      version=None if version is None else str(version), flavor=flavor)
+    model_id = getattr(info, "model_id", None)
+    return SavedModel(model_uri=str(info.model_uri), flavor=flavor,
+                      model_id=None if model_id is None else str(model_id))
 
 
 def _log_pickled(model: Any, *, common: dict[str, Any], source_dir: Path | None) -> Any:
