@@ -7,6 +7,7 @@ Prints one JSON line: {"seconds": wall time from start to the end of the last ro
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -81,6 +82,7 @@ def main() -> None:
         proc.start()
     class TimedFedAvg(FedAvg):
         round_seconds: ClassVar[list[float]] = []
+        round_ends: ClassVar[list[float]] = []
 
         def configure_fit(self, server_round, parameters, client_manager):
             client_manager.wait_for(self.min_available_clients)  # time the round, not the join
@@ -89,7 +91,8 @@ def main() -> None:
 
         def aggregate_evaluate(self, server_round, results, failures):
             out = super().aggregate_evaluate(server_round, results, failures)
-            self.round_seconds.append(time.perf_counter() - self._t0)
+            self.round_ends.append(time.perf_counter())
+            self.round_seconds.append(self.round_ends[-1] - self._t0)
             return out
 
     strategy = TimedFedAvg(min_fit_clients=args.learners, min_evaluate_clients=args.learners,
@@ -102,7 +105,9 @@ def main() -> None:
         proc.join(30)
     print(json.dumps({"system": "bare_flower", "rounds": args.rounds,
                       "learners": args.learners, "seconds": seconds,
-                      "round_seconds": [round(s, 4) for s in strategy.round_seconds]}))
+                      "round_seconds": [round(s, 4) for s in strategy.round_seconds],
+                      "round_periods": [round(b - a, 4) for a, b in
+                                        itertools.pairwise(strategy.round_ends)]}))
 
 
 if __name__ == "__main__":
