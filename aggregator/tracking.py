@@ -44,8 +44,9 @@ class MlflowTracker:
 
     Nothing is contacted until :meth:`start` is called. Per-round metrics are written by a
     background thread so that rounds never wait for the tracking server, at most one batch per
-    ``write_interval_s``: rounds that end meanwhile are coalesced into the next batch, so short
-    rounds do not pay a store transaction each (nor compete with it for the interpreter). A
+    ``write_interval_s`` (the first one interval after the first round): rounds that end
+    meanwhile are coalesced into the next batch, so short rounds do not pay a store
+    transaction each (nor compete with it for the interpreter). A
     failed write is retried with backoff (the server may be restarting) and :meth:`flush`
     writes what is queued at once and waits for it.
     """
@@ -130,7 +131,9 @@ class MlflowTracker:
     def _write_loop(self) -> None:
         """Write queued metrics, coalescing whatever queued up meanwhile into one batch."""
         client = self._client()
-        last_write = -self.write_interval_s
+        last_write = time.monotonic()  # the first rounds, too, wait: a run's first write is
+        # its slowest (the store compiles its statements) and short runs then write once, at
+        # the end, when the learners are gone
         while True:
             items = [self._queue.get()]
             if items[-1] is not None:  # let a few rounds queue up, unless flush() hurries

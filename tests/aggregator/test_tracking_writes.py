@@ -32,18 +32,16 @@ def test_rounds_within_the_interval_are_one_batch_and_flush_writes_them_at_once(
                             write_interval_s=3600)
     tracker.run_id = "run"
     tracker._client = lambda: client  # type: ignore[method-assign]
-    tracker.log_round(report(1))
-    deadline = time.monotonic() + 10
-    while not client.batches and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(client.batches) == 1  # the first round is written at once
-    tracker.log_round(report(2))
-    tracker.log_round(report(3))
-    time.sleep(0.1)
-    assert len(client.batches) == 1  # the next ones wait for the interval...
+    for rnd in (1, 2, 3):
+        tracker.log_round(report(rnd))
+    time.sleep(0.2)
+    assert client.batches == []  # rounds wait for the interval...
     flushing = threading.Thread(target=tracker.flush)
     flushing.start()
     flushing.join(10)
     assert not flushing.is_alive()  # ...unless flushed: then written without waiting
-    assert len(client.batches) == 2
-    assert {m.step for m in client.batches[1]} == {2, 3}
+    assert len(client.batches) == 1
+    assert {m.step for m in client.batches[0]} == {1, 2, 3}
+    tracker.log_round(report(4))
+    tracker.flush()
+    assert [{m.step for m in batch} for batch in client.batches] == [{1, 2, 3}, {4}]
