@@ -8,11 +8,12 @@ repository's ``ModelManager.mlflow_log_options()``. If that fails, the model is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,33 @@ def flavor_defaults(flavor: str, model: Any, *, input_example: Any | None) -> di
     return {"skops_trusted_types": trusted} if trusted else {}
 
 
+def _no_mismatch_check(requirements: list[str]) -> None:
+    """Stands in for MLflow's requirement check while a model is logged (see below)."""
+
+
+@contextlib.contextmanager
+def without_requirement_scan() -> Iterator[None]:
+    """Skip MLflow's check that this interpreter satisfies the model's pip requirements.
+
+    MLflow only warns when it does not, but its first check maps every installed distribution
+    to its modules (``importlib.metadata.packages_distributions``), 2-4 s per aggregator on a
+    2-core machine with a full environment: most of the time logging a model took. FLOps always
+    passes explicit requirements (the repository's, or the versions installed here), so there
+    is nothing to infer. If MLflow moves the function, nothing is skipped.
+    """
+    from mlflow.utils import environment
+
+    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if original is None:
+        yield
+        return
+    setattr(environment, "warn_dependency_requirement_mismatches", _no_mismatch_check)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(environment, "warn_dependency_requirement_mismatches", original)  # noqa: B010
+
+
 def log_trained_model(manager: Any, *, source_dir: Path | None = None) -> SavedModel:
     """Log ``manager.get_model()`` into the active MLflow run; fall back to a pickled model.
 
@@ -145,11 +173,13 @@ def log_trained_model(manager: Any, *, source_dir: Path | None = None) -> SavedM
         requirements = call_optional(manager, "pip_requirements") or \
             default_pip_requirements(flavor)
         module = importlib.import_module(f"mlflow.{flavor}")
-        if flavor == "pyfunc":
-            info = module.log_model(python_model=model, pip_requirements=requirements,
-                                    **common, **options)
-        else:
-            info = module.log_model(model, pip_requirements=requirements, **common, **options)
+        with without_requirement_scan():
+            if flavor == "pyfunc":
+                info = module.log_model(python_model=model, pip_requirements=requirements,
+                                        **common, **options)
+            else:
+                info = module.log_model(model, pip_requirements=requirements, **common,
+                                        **options)
         return _saved(info, flavor)
     except Exception as exc:  # noqa: BLE001 - a trained model is always saved
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -178,11 +208,12 @@ def _log_pickled(model: Any, *, common: dict[str, Any], source_dir: Path | None)
     for module in modules:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return mlflow.pyfunc.log_model(
-            python_model=pickled_model.PickledModel(model),
-            pip_requirements=fallback_requirements(model),
-            **common,
-        )
+        with without_requirement_scan():
+            return mlflow.pyfunc.log_model(
+                python_model=pickled_model.PickledModel(model),
+                pip_requirements=fallback_requirements(model),
+                **common,
+            )
     finally:
         for module in modules:
             cloudpickle.unregister_pickle_by_value(module)

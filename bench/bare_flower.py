@@ -53,11 +53,14 @@ def client(repo: str, address: str, index: int) -> None:
             loss, acc, n = manager.evaluate_model(RoundConfig.from_flower(config))
             return loss, n, {"accuracy": acc}
 
-    for _ in range(200):
+    deadline = time.monotonic() + 180  # the server may take long to start on a loaded machine
+    while True:
         try:
             start_client(server_address=address, client=Client().to_client(), insecure=True)
             return
-        except Exception:  # noqa: BLE001 - server not up yet
+        except Exception:  # server not up yet
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.1)
 
 
