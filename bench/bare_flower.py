@@ -30,14 +30,14 @@ def _load(repo: str):
     return module.ModelManager()
 
 
-def client(repo: str, address: str, index: int) -> None:
+def client(repo: str, address: str, index: int, count: int) -> None:
     import flwr
     from flwr.compat.client.app import start_client
 
     from learner_base import LearnerContext, RoundConfig
 
     manager = _load(repo)
-    manager.set_model_data(LearnerContext(learner_index=index))
+    manager.set_model_data(LearnerContext(learner_index=index, learner_count=count))
 
     class Client(flwr.client.NumPyClient):
         def get_parameters(self, config):
@@ -80,7 +80,8 @@ def main() -> None:
     initial = _load(args.repo).get_model_parameters()
     address = f"127.0.0.1:{args.port}"
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=client, args=(args.repo, address, i)) for i in range(args.learners)]
+    procs = [ctx.Process(target=client, args=(args.repo, address, i, args.learners))
+             for i in range(args.learners)]
     for proc in procs:
         proc.start()
     class TimedFedAvg(FedAvg):
