@@ -12,6 +12,7 @@ its due actions. Projects are reconciled concurrently by a bounded pool
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import logging
 import queue
@@ -21,6 +22,7 @@ from collections.abc import Callable, Mapping
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.identity.registry_access import trusted_images
 from flops_manager.lifecycle import drift, planner, wills
 from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
 from flops_manager.lifecycle.deployments import DeploymentReconciler
@@ -35,7 +37,7 @@ from flops_manager.ports.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
-from flops_manager.ports.project_store import ProjectStore
+from flops_manager.ports.project_store import ProjectStore, owner_projects
 from flops_manager.services.clock import Clock, system_clock
 from flops_manager.services.mutate import mutate_project, record_missing_phase_change
 from flops_manager.settings import Settings
@@ -385,6 +387,9 @@ class ReconcileWorker:
         project = self._prepare(action, project)
         place = placement(self.orchestrator, self.settings, project,
                           tracking=action.kind in NEEDS_TRACKING)
+        if action.kind in (ActionKind.BUILD_IMAGES, ActionKind.BUILD_MODEL_IMAGE):
+            place = dataclasses.replace(place, trusted_images=tuple(trusted_images(
+                p.build for p in owner_projects(self.store, project.owner))))
         created: list[Role] = []
         for spec in action_specs(action, project, self.settings, place):
             spec = self.enrollment.seal(spec)  # credentials only through enrollment
