@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -61,6 +61,40 @@ class Login:
     password: str
 
 
+def _serves_standalone(grants: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether an ended project still runs services its owner deployed on their own.
+
+    Their grants are revoked when those services are removed.
+    """
+    return any(g.get("standalone") and not g.get("revoked") for g in grants.values())
+
+
+class PullLogins:
+    """Logins a backend pulls a project's images with (the Docker backend's X-Registry-Auth).
+
+    A ``pull`` login of the service's project, made when the image is pulled; the token
+    server lets it pull only the project's recorded images, while the project runs (or,
+    after it ended, while services its owner deployed on their own still run).
+    """
+
+    def __init__(self, keys: Keyring, settings: Settings, *, clock: Clock = system_clock) -> None:
+        self.keys = keys
+        self.settings = settings
+        self.clock = clock
+        self.host = (settings.registry or "").split("/", 1)[0]
+
+    def __call__(self, image: str, project_id: str | None) -> dict[str, str] | None:
+        """``{"username", "password"}`` for pulling ``image`` of ``project_id``.
+
+        ``None`` without a project, or for an image of another registry.
+        """
+        if not project_id or not self.host or image.split("/", 1)[0] != self.host:
+            return None
+        env = project_login(self.keys, self.settings, project_id=project_id, role="pull",
+                            kind="pull", now=self.clock())
+        return {"username": env[REGISTRY_USERNAME], "password": env[REGISTRY_PASSWORD]}
+
+
 class RegistryTokenServer:
     """Mints registry tokens for the logins FLOps hands out.
 
@@ -84,26 +118,6 @@ class RegistryTokenServer:
         self.authenticator = authenticator
         self.clock = clock
         self.namespace = access.registry_prefix(settings.registry or "", DEFAULT_NAMESPACE)
-
-    def pull_login(self, project_id: str) -> tuple[str, str]:
-        """The login a backend pulls a service's image of ``project_id`` with.
-
-        A running project's pull login; for a project that has ended (services deployed on
-        their own, such as inference servers its owner asked for), a pull login of its
-        owner's images.
-
-        Raises
-        ------
-        NotFoundError
-            If the project does not exist.
-        """
-        project = self.store.get_project(project_id)
-        env = (project_login(self.keys, self.settings, project_id=project.id, role="pull",
-                             kind="pull", now=self.clock())
-               if not (project.terminal or project.deleting) else
-               project_login(self.keys, self.settings, project_id="", role=project.owner,
-                             kind="owner", now=self.clock()))
-        return env[REGISTRY_USERNAME], env[REGISTRY_PASSWORD]
 
     def token(self, login: Login | None, *, service: str, scopes: Sequence[str]) -> dict[str, Any]:
         """Answer a token request (the body of the 200 response).
@@ -172,7 +186,8 @@ class RegistryTokenServer:
             project = self.store.get_project(found.project_id)
         except NotFoundError:
             raise UnauthorizedError("registry login of an unknown project") from None
-        if project.terminal or project.deleting:
+        ended = project.terminal or project.deleting
+        if ended and not (found.kind == "pull" and _serves_standalone(project.grants)):
             self._refuse(project.id, f"registry login of project {project.id}, which has ended")
         subject = f"{project.id}/{found.role}"
         if found.kind == "builder":

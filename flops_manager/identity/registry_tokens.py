@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime
+import fcntl
 import hashlib
 import os
 import secrets
@@ -90,13 +91,27 @@ class RegistryKeys:
         return self.directory / "cert.pem"
 
     def _load_or_create(self) -> ec.EllipticCurvePrivateKey:
-        key_path = self.directory / "key.pem"
-        if key_path.is_file() and self.cert_path.is_file():
-            key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            if not isinstance(key, ec.EllipticCurvePrivateKey):
-                raise ValueError(f"{key_path} is not an EC private key")
-            return key
+        """Load the key, or make it and its certificate (under a lock: one maker wins)."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return self._load() or self._create()
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _load(self) -> ec.EllipticCurvePrivateKey | None:
+        key_path = self.directory / "key.pem"
+        if not (key_path.is_file() and self.cert_path.is_file()):
+            return None
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{key_path} is not an EC private key")
+        return key
+
+    def _create(self) -> ec.EllipticCurvePrivateKey:
+        key_path = self.directory / "key.pem"
         key = ec.generate_private_key(ec.SECP256R1())
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())

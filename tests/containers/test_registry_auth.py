@@ -9,24 +9,30 @@ out: the admin login, a builder's enrollment login, a project's pull login.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import docker  # type: ignore[import-untyped]
+import docker.errors  # type: ignore[import-untyped]
 import pytest
 import requests
 from werkzeug.serving import make_server
 
+from flops_contracts.errors import FlopsError
+from flops_manager.adapters.docker_orchestrator import DockerOrchestrator
 from flops_manager.identity import registry_access as access
+from flops_manager.identity.registry_server import PullLogins
 from flops_manager.lifecycle.state import Project
+from flops_manager.ports.orchestrator import ServiceSpec
 from flops_manager.services.mutate import mutate_project
 from image_builder.outcome import BuildError
 from image_builder.registry_client import RegistryClient
-from tests.fixtures.podman import serve_registry, token_auth_config
+from tests.fixtures.podman import podman_service, serve_registry, token_auth_config
 from tests.fixtures.servers import free_port
 from tests.manager.test_enrollment import REGISTRY_PASSWORD, World, deploy_data
 
@@ -43,10 +49,6 @@ class Stack:
         self.registry = registry
         self.alice = access.owner_namespace("flops", "alice")
         self.bob = access.owner_namespace("flops", "bob")
-
-    @property
-    def tokens(self) -> Any:
-        return self.world.client.application.extensions["flops"].registry_tokens
 
     def builder_login(self) -> tuple[str, tuple[str, str]]:
         pid = deploy_data(self.world)
@@ -74,23 +76,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         thread.join()
 
 
-@pytest.fixture(scope="module")
-def scratch_image() -> Iterator[str]:
-    """A tiny local image (one file) to push."""
-    name = "localhost/flops-test/tiny:1"
-    container = subprocess.run(["buildah", "from", "scratch"], check=True, capture_output=True,
-                               text=True).stdout.strip()
-    try:
-        subprocess.run(["buildah", "config", "--label", "io.flops.test=tiny", container],
-                       check=True, capture_output=True)
-        subprocess.run(["buildah", "commit", "--quiet", container, name], check=True,
-                       capture_output=True)
-    finally:
-        subprocess.run(["buildah", "rm", container], check=False, capture_output=True)
-    yield name
-    subprocess.run(["buildah", "rmi", name], check=False, capture_output=True)
-
-
 def push(image: str, ref: str, login: tuple[str, str] | None,
          tmp: Path) -> subprocess.CompletedProcess[str]:
     """``buildah push`` with ``login`` (``None``: anonymous) in a private auth file."""
@@ -116,9 +101,9 @@ def digest_of(stack: Stack, login: tuple[str, str], path: str) -> str | None:
     return None if found is None else next(iter(found.values()))
 
 
-def test_anonymous_push_pull_and_delete_are_refused(stack: Stack, scratch_image: str,
+def test_anonymous_push_pull_and_delete_are_refused(stack: Stack, tiny_image: str,
                                                     tmp_path: Path) -> None:
-    out = push(scratch_image, f"{stack.registry}/{stack.alice}/anon/learner:1", None, tmp_path)
+    out = push(tiny_image, f"{stack.registry}/{stack.alice}/anon/learner:1", None, tmp_path)
     assert out.returncode != 0 and "unauthorized" in (out.stderr + out.stdout).lower()
     base = f"http://{stack.registry}/v2/{stack.alice}/anon/learner"
     assert requests.post(f"{base}/blobs/uploads/", timeout=10).status_code == 401
@@ -130,15 +115,15 @@ def test_anonymous_push_pull_and_delete_are_refused(stack: Stack, scratch_image:
 
 
 def test_builder_pushes_its_owner_s_images_only_and_cannot_delete(
-        stack: Stack, scratch_image: str, tmp_path: Path) -> None:
+        stack: Stack, tiny_image: str, tmp_path: Path) -> None:
     _, login = stack.builder_login()
     mine = f"{stack.alice}/repo-1/learner"
-    assert push(scratch_image, f"{stack.registry}/{mine}:1", login, tmp_path).returncode == 0
+    assert push(tiny_image, f"{stack.registry}/{mine}:1", login, tmp_path).returncode == 0
     assert digest_of(stack, login, mine)
-    foreign = push(scratch_image, f"{stack.registry}/{stack.bob}/repo-1/learner:1", login,
+    foreign = push(tiny_image, f"{stack.registry}/{stack.bob}/repo-1/learner:1", login,
                    tmp_path)
     assert foreign.returncode != 0
-    shared = push(scratch_image, f"{stack.registry}/flops/python:1", login, tmp_path)
+    shared = push(tiny_image, f"{stack.registry}/flops/python:1", login, tmp_path)
     assert shared.returncode != 0, "only the admin login pushes shared images"
     # delete: the builder's token never carries the action, so the registry refuses
     assert _delete(stack, login, mine) == 401
@@ -166,19 +151,22 @@ def _delete(stack: Stack, login: tuple[str, str], path: str) -> int:
 
 
 def test_a_pull_login_pulls_its_project_s_images_only_and_never_pushes(
-        stack: Stack, scratch_image: str, tmp_path: Path) -> None:
+        stack: Stack, tiny_image: str, tmp_path: Path) -> None:
     pid, _ = stack.builder_login()
     other_pid, _ = stack.builder_login()
     mine, theirs = f"{stack.alice}/p-mine/learner", f"{stack.alice}/p-theirs/learner"
     for path in (mine, theirs):
-        assert push(scratch_image, f"{stack.registry}/{path}:1", ADMIN, tmp_path).returncode == 0
+        assert push(tiny_image, f"{stack.registry}/{path}:1", ADMIN, tmp_path).returncode == 0
     for project, path in ((pid, mine), (other_pid, theirs)):
         record_image(stack, project, f"{stack.registry}/{path}:1")
-    login = stack.tokens.pull_login(pid)
+    pull = PullLogins(stack.world.enrollment.registry_keys, stack.world.settings)(
+        f"{stack.registry}/{mine}:1", pid)
+    assert pull is not None
+    login = (pull["username"], pull["password"])
     assert digest_of(stack, login, mine)
     with pytest.raises(BuildError, match="401"):
         digest_of(stack, login, theirs)
-    out = push(scratch_image, f"{stack.registry}/{mine}:2", login, tmp_path)
+    out = push(tiny_image, f"{stack.registry}/{mine}:2", login, tmp_path)
     assert out.returncode != 0
 
 
@@ -191,13 +179,39 @@ def record_image(stack: Stack, project_id: str, ref: str) -> None:
     mutate_project(stack.world.store, project_id, change, now=1.0)
 
 
-def test_the_logins_of_an_ended_project_are_refused(stack: Stack, scratch_image: str,
+def test_the_logins_of_an_ended_project_are_refused(stack: Stack, tiny_image: str,
                                                     tmp_path: Path) -> None:
     pid, login = stack.builder_login()
     path = f"{stack.alice}/ended/learner"
-    assert push(scratch_image, f"{stack.registry}/{path}:1", login, tmp_path).returncode == 0
+    assert push(tiny_image, f"{stack.registry}/{path}:1", login, tmp_path).returncode == 0
     stack.world.projects.cancel(pid, owner="alice")
     stack.world.run(pid)
     with pytest.raises(BuildError, match="token request answered 401"):
         digest_of(stack, login, path)
-    assert push(scratch_image, f"{stack.registry}/{path}:2", login, tmp_path).returncode != 0
+    assert push(tiny_image, f"{stack.registry}/{path}:2", login, tmp_path).returncode != 0
+
+
+def test_the_docker_backend_pulls_with_a_pull_login_of_the_project(
+        stack: Stack, base_image: str, tmp_path_factory: pytest.TempPathFactory,
+        tmp_path: Path) -> None:
+    """Podman's Docker API pulls with the X-Registry-Auth the backend gives; anonymous fails."""
+    pid, _ = stack.builder_login()
+    ref = f"{stack.registry}/{stack.alice}/pulled/learner:1"
+    assert push(base_image, ref, ADMIN, tmp_path).returncode == 0
+    record_image(stack, pid, ref)
+    service = ServiceSpec(name=f"{pid}-learners", role="learners", image=ref, project_id=pid,
+                          command=("python3", "-c", "print('pulled')"), one_shot=True)
+    with podman_service(tmp_path_factory.mktemp("podman-token"), stack.registry) as sock:
+        client = docker.DockerClient(base_url=f"unix://{sock}")
+        try:
+            with pytest.raises(FlopsError):
+                DockerOrchestrator(client).create_service(service)
+            backend = DockerOrchestrator(client, pull_login=PullLogins(
+                stack.world.enrollment.registry_keys, stack.world.settings))
+            backend.create_service(service)
+            assert client.images.get(ref)
+            backend.remove_service(service.name)
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(ref, force=True)
+            client.close()

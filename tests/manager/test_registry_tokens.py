@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 
 from flops_manager.identity import registry_access as access
-from flops_manager.identity.registry_server import TOKEN_TOPIC
+from flops_manager.identity.registry_server import TOKEN_TOPIC, PullLogins
 from flops_manager.identity.registry_tokens import RegistryKeys, libtrust_key_id
 from flops_manager.services.mutate import mutate_project
 from tests.manager.test_enrollment import REGISTRY_PASSWORD, World, deploy_data
@@ -182,8 +182,11 @@ def test_pull_logins_reach_only_the_project_s_images_and_owners_their_own(world:
     learner = f"127.0.0.1:5005/{ALICE}/r/learner:t"
     mutate_project(world.store, pid, lambda p: p.replace(build={"images": {"learner": learner}}),
                    now=1.0)
-    tokens = world.client.application.extensions["flops"].registry_tokens
-    login = basic(*tokens.pull_login(pid))
+    pull = PullLogins(world.enrollment.registry_keys, world.settings, clock=world.clock)
+    assert pull("elsewhere.io/x:1", pid) is None and pull(learner, None) is None
+    found = pull(learner, pid)
+    assert found is not None
+    login = basic(found["username"], found["password"])
     got = access_of(world, ask(world, login, f"repository:{ALICE}/r/learner:pull,push",
                                f"repository:{ALICE}/other/learner:pull"))
     assert got == {f"{ALICE}/r/learner": ["pull"]}
@@ -194,3 +197,15 @@ def test_pull_logins_reach_only_the_project_s_images_and_owners_their_own(world:
     admin = access_of(world, ask(world, basic("admin", REGISTRY_PASSWORD),
                                  f"repository:{BOB}/r/learner:delete"))
     assert admin == {f"{BOB}/r/learner": ["delete"]}
+    # an ended project's pull login works only while a service its owner deployed on its own
+    # (an inference server) runs
+    world.projects.cancel(pid, owner="alice")
+    world.run(pid)
+    assert ask(world, login, f"repository:{ALICE}/r/learner:pull").status_code == 401
+
+    def standalone(project: Any) -> Any:
+        return project.replace(grants={"g": {"standalone": True, "revoked": False}})
+
+    mutate_project(world.store, pid, standalone, now=2.0)
+    assert access_of(world, ask(world, login, f"repository:{ALICE}/r/learner:pull")) == {
+        f"{ALICE}/r/learner": ["pull"]}
