@@ -11,10 +11,14 @@ One EC P-256 key, with a self-signed certificate, lives in ``FLOPS_REGISTRY_KEY_
   (``aud`` = :data:`LOGIN_AUDIENCE`, so it is never accepted as a registry token), naming
   the project and the kind of login. The token endpoint verifies it and then checks that
   the project still runs, so a login dies with its project and at its expiry at the latest.
+
+``python -m flops_manager.identity.registry_tokens DIR`` makes the key and certificate in DIR
+if they are missing (the compose suite's ``registry-key`` service, before the registry starts).
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import dataclasses
 import datetime
@@ -22,7 +26,9 @@ import fcntl
 import hashlib
 import os
 import secrets
+import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +175,19 @@ class Keyring:
             if self._keys is None:
                 self._keys = RegistryKeys(self.directory, issuer=self.issuer)
             return self._keys
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Make the key and certificate in the directory given (if missing); print the cert."""
+    parser = argparse.ArgumentParser(prog="python -m flops_manager.identity.registry_tokens",
+                                     description="make the registry token signing key")
+    parser.add_argument("directory", type=Path)
+    parser.add_argument("--issuer", default="flops-manager")
+    args = parser.parse_args(argv)
+    keys = RegistryKeys(args.directory, issuer=args.issuer)
+    print(f"{keys.cert_path} (kid {keys.key_id})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
