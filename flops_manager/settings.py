@@ -105,6 +105,12 @@ class Settings(BaseModel):
     registry_password: str | None = Field(
         None, description="secret: the manager's own (admin) registry login; never handed out"
     )
+    registry_edge_username: str | None = Field(
+        None, description="pull-only login of Oakestra workers' container runtimes (node-level)"
+    )
+    registry_edge_password: str | None = Field(
+        None, description="secret: configured on each worker, never in an SLA"
+    )
     registry_key_dir: str | None = Field(
         None, description="the registry token signing key and certificate "
         "(default: <data_dir>/registry-token; made on first use)"

@@ -16,6 +16,10 @@ registry enforces that list. Identities:
     the images recorded for that project, and of shared images.
 ``owner``
     A user's API token: pull below their own prefix (their inference images), and shared.
+``edge``
+    The node-level login of Oakestra workers (``FLOPS_REGISTRY_EDGE_USERNAME``): an SLA
+    cannot carry pull credentials, so each worker's container runtime is configured with this
+    one. Pull of every FLOps image, never push or delete.
 
 Shared images are every repository outside ``<namespace>/owners/`` (base images, FLOps'
 own images): pull for any login, push only for ``admin``. Anonymous requests get nothing
@@ -31,7 +35,7 @@ from typing import Any, Literal
 
 from image_builder.image_tags import slug
 
-IdentityKind = Literal["admin", "owner", "builder", "pull"]
+IdentityKind = Literal["admin", "owner", "builder", "pull", "edge"]
 OWNERS_DIR = "owners"
 """Path component below the image namespace that holds one directory per owner."""
 PULL = "pull"
@@ -154,6 +158,8 @@ def allowed_actions(identity: RegistryIdentity, scope: Scope, *, namespace: str)
     owners = "/".join(p for p in (namespace.strip("/"), OWNERS_DIR) if p)
     if not _under(scope.name, owners):
         return frozenset({PULL})  # shared images: base images, FLOps' own
+    if identity.kind == "edge":
+        return frozenset({PULL})
     if identity.kind == "pull":
         return frozenset({PULL}) if scope.name in identity.repositories else frozenset()
     own = owner_namespace(namespace, identity.owner) if identity.owner else ""

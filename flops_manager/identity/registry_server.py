@@ -159,14 +159,19 @@ class RegistryTokenServer:
         Raises
         ------
         UnauthorizedError
-            For a login that is none of the admin login, a project login whose project
-            still runs, or a user's API token.
+            For a login that is none of the admin login, the edge login, a project login
+            whose project still runs, or a user's API token.
         """
         admin_user = self.settings.registry_username
         admin_password = self.settings.registry_password
         if (admin_user and admin_password and hmac.compare_digest(login.username, admin_user)
                 and hmac.compare_digest(login.password, admin_password)):
             return access.RegistryIdentity("admin", admin_user)
+        edge_user = self.settings.registry_edge_username
+        edge_password = self.settings.registry_edge_password
+        if (edge_user and edge_password and hmac.compare_digest(login.username, edge_user)
+                and hmac.compare_digest(login.password, edge_password)):
+            return access.RegistryIdentity("edge", edge_user)
         if login.username.startswith(LOGIN_PREFIX):
             return self._project_identity(login)
         try:

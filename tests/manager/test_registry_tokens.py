@@ -44,6 +44,8 @@ def scope(name: str, actions: str = "pull,push") -> access.Scope:
     (access.RegistryIdentity("pull", "p/pull", repositories=frozenset({f"{ALICE}/r/learner"})),
      f"{ALICE}/other/learner", set()),
     (access.RegistryIdentity("admin", "admin"), f"{BOB}/r/learner", {"pull", "push", "delete"}),
+    (access.RegistryIdentity("edge", "edge"), f"{BOB}/r/learner", {"pull"}),
+    (access.RegistryIdentity("edge", "edge"), "flops/python", {"pull"}),
 ])
 def test_scope_rules(identity: access.RegistryIdentity, name: str, expected: set[str]) -> None:
     granted = access.granted(identity, [scope(name, "pull,push,delete")], namespace=NS)
