@@ -9,6 +9,7 @@ tests/containers/test_registry_auth.py.
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from flops_manager.identity import registry_access as access
 from flops_manager.identity.registry_server import TOKEN_TOPIC, PullLogins
 from flops_manager.identity.registry_tokens import RegistryKeys, libtrust_key_id
 from flops_manager.services.mutate import mutate_project
-from tests.manager.test_enrollment import REGISTRY_PASSWORD, World, deploy_data
+from tests.manager.test_enrollment import REGISTRY_PASSWORD, SPEC, World, deploy_data
 
 NS = "flops"
 ALICE = access.owner_namespace(NS, "alice")
@@ -211,3 +212,24 @@ def test_pull_logins_reach_only_the_project_s_images_and_owners_their_own(world:
     mutate_project(world.store, pid, standalone, now=2.0)
     assert access_of(world, ask(world, login, f"repository:{ALICE}/r/learner:pull")) == {
         f"{ALICE}/r/learner": ["pull"]}
+
+
+def test_builders_get_the_digests_recorded_for_their_owner_s_builds_of_the_repository(
+        world: World) -> None:
+    first = world.project()
+    recorded = f"127.0.0.1:5005/{ALICE}/r/learner@sha256:{'a' * 64}"
+    mutate_project(world.store, first, lambda p: p.replace(build={
+        "images": {"learner": f"127.0.0.1:5005/{ALICE}/r/learner:t"},
+        "variants": {"learner": {"linux/amd64": recorded}}}), now=1.0)
+    second = world.project()
+    world.run(second)
+    assert json.loads(world.env(f"{second}-builder")["FLOPS_TRUSTED_IMAGES"]) == [recorded]
+    other_repo = world.projects.create(owner="alice", spec=SPEC,
+                                       repository={"url": "https://h/u/other"}).id
+    world.run(other_repo)
+    assert json.loads(world.env(f"{other_repo}-builder")["FLOPS_TRUSTED_IMAGES"]) == []
+    bobs = world.projects.create(owner="bob", spec=SPEC, repository={"url": "https://h/u/r"}).id
+    world.run(bobs)
+    bob_env = world.env(f"{bobs}-builder")
+    assert json.loads(bob_env["FLOPS_TRUSTED_IMAGES"]) == []
+    assert bob_env["FLOPS_IMAGE_NAMESPACE"] == BOB
