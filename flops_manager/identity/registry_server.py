@@ -86,10 +86,14 @@ class PullLogins:
     def __call__(self, image: str, project_id: str | None) -> dict[str, str] | None:
         """``{"username", "password"}`` for pulling ``image`` of ``project_id``.
 
-        ``None`` without a project, or for an image of another registry.
+        ``None`` for an image of another registry. A service of no project (the shared
+        tracking server the manager starts) is pulled with the manager's own login.
         """
-        if not project_id or not self.host or image.split("/", 1)[0] != self.host:
+        if not self.host or image.split("/", 1)[0] != self.host:
             return None
+        if not project_id:
+            user, password = self.settings.registry_username, self.settings.registry_password
+            return {"username": user, "password": password} if user and password else None
         env = project_login(self.keys, self.settings, project_id=project_id, role="pull",
                             kind="pull", now=self.clock())
         return {"username": env[REGISTRY_USERNAME], "password": env[REGISTRY_PASSWORD]}

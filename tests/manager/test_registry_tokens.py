@@ -186,7 +186,8 @@ def test_pull_logins_reach_only_the_project_s_images_and_owners_their_own(world:
     mutate_project(world.store, pid, lambda p: p.replace(build={"images": {"learner": learner}}),
                    now=1.0)
     pull = PullLogins(world.enrollment.registry_keys, world.settings, clock=world.clock)
-    assert pull("elsewhere.io/x:1", pid) is None and pull(learner, None) is None
+    assert pull("elsewhere.io/x:1", pid) is None
+    assert pull(learner, None) == {"username": "admin", "password": REGISTRY_PASSWORD}
     found = pull(learner, pid)
     assert found is not None
     login = basic(found["username"], found["password"])
