@@ -12,8 +12,9 @@ One EC P-256 key, with a self-signed certificate, lives in ``FLOPS_REGISTRY_KEY_
   the project and the kind of login. The token endpoint verifies it and then checks that
   the project still runs, so a login dies with its project and at its expiry at the latest.
 
-``python -m flops_manager.identity.registry_tokens DIR`` makes the key and certificate in DIR
-if they are missing (the compose suite's ``registry-key`` service, before the registry starts).
+``python -m flops_manager.identity.registry_tokens DIR [--owner UID]`` makes the key and
+certificate in DIR if they are missing, owned by UID (the compose suite's ``registry-key``
+service, before the registry starts).
 """
 
 from __future__ import annotations
@@ -183,8 +184,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      description="make the registry token signing key")
     parser.add_argument("directory", type=Path)
     parser.add_argument("--issuer", default="flops-manager")
+    parser.add_argument("--owner", type=int, default=None,
+                        help="uid the directory and files are handed to (the manager's)")
     args = parser.parse_args(argv)
     keys = RegistryKeys(args.directory, issuer=args.issuer)
+    if args.owner is not None:
+        for path in (keys.directory, keys.directory / ".lock", keys.directory / "key.pem",
+                     keys.cert_path):
+            os.chown(path, args.owner, -1)
     print(f"{keys.cert_path} (kid {keys.key_id})")
     return 0
 
