@@ -638,7 +638,9 @@ class DockerOrchestrator(Orchestrator):
         PreflightError
             Naming the missing piece (e.g. Podman without netavark/aardvark-dns) and its fix.
         """
-        check_name_resolution(self.client, self.options.preflight_image, pull=self.options.pull)
+        image = self.options.preflight_image
+        auth = self.pull_login(image, None) if self.pull_login else None
+        check_name_resolution(self.client, image, pull=self.options.pull, auth=auth)
 
     def close(self) -> None:
         """Close the API client (containers keep running; they belong to their projects)."""

@@ -249,6 +249,9 @@ def stack(images: dict[str, str],
         stack.compose("up", "-d", *infrastructure, timeout=900)
         for service in infrastructure:
             wait_healthy(stack.container(service), timeout=240)
+        # the manager's preflight runs before it serves registry tokens: its image must be on
+        # the engine already (README: Docker-backend override)
+        run(["podman", "tag", BASE_IMAGE, values["FLOPS_BASE_IMAGE"]])
         stack.compose("up", "-d", "manager", timeout=600)
         wait_healthy(stack.container("manager"), timeout=240)
         # the builder's base image and the builder itself, pushed to the stack's registry with
@@ -270,6 +273,7 @@ def stack(images: dict[str, str],
         if project_containers:
             run(["podman", "rm", "-f", *project_containers], check=False, timeout=300)
         run(["podman", "network", "rm", "-f", network], check=False)
+        run(["podman", "untag", BASE_IMAGE, values["FLOPS_BASE_IMAGE"]], check=False)
         for volume in (f"flops-test-builder-{suffix}", f"flops-test-cache-{suffix}"):
             run(["podman", "volume", "rm", "-f", volume], check=False)
         engine.close()
