@@ -246,6 +246,7 @@ def stack(images: dict[str, str],
     try:
         # podman-compose ignores depends_on health conditions before Podman 4.6: start the
         # services the manager depends on first and wait for their health checks
+        stack.compose("up", "-d", "registry-key", timeout=600)  # the registry's certificate
         stack.compose("up", "-d", *infrastructure, timeout=900)
         for service in infrastructure:
             wait_healthy(stack.container(service), timeout=240)
