@@ -347,6 +347,7 @@ def test_the_registry_refuses_anonymous_pushes_and_deletes_and_foreign_tags_are_
     """Anonymous writes are refused; a tag another login pushed is no cache hit."""
     _, api, info = stack
     registry = info["registry"]
+    (tmp_path / "none.json").write_text('{"auths": {}}')  # no login at all
     anonymous = run(["podman", "push", "--quiet", "--tls-verify=false",
                      f"--authfile={tmp_path / 'none.json'}", BASE_IMAGE,
                      f"{registry}/flops/owners/anyone/x/learner:1"], check=False, timeout=300)
