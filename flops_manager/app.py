@@ -18,6 +18,7 @@ from flops_manager.api.errors import register_error_handlers
 from flops_manager.api.openapi import document, openapi_config
 from flops_manager.api.timing import install_timing
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.identity.registry_server import RegistryTokenServer
 from flops_manager.nodes.service import NodeService
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
@@ -93,6 +94,9 @@ def create_app(
     enrollment = enrollment or Enrollment(
         store, settings, broker=registry.build_broker_accounts(settings)
     )
+    authenticator = authenticator or build_authenticator(settings)
+    registry_tokens = RegistryTokenServer(store, settings, keys=enrollment.registry_keys,
+                                          authenticator=authenticator, clock=enrollment.clock)
     node_service = NodeService(nodes or registry.build_node_store(settings))
     projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed,
                               nodes=node_service, on_change=wake)
@@ -102,12 +106,13 @@ def create_app(
         settings=settings,
         store=store,
         events=events,
-        authenticator=authenticator or build_authenticator(settings),
+        authenticator=authenticator,
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
         models=ModelService(store, projects),
         logs=LogService(orchestrator, projects),
         enrollment=enrollment,
+        registry_tokens=registry_tokens,
         streams=StreamSlots(stream_limits(settings)),
         nodes=node_service,
     )

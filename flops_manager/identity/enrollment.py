@@ -30,6 +30,8 @@ from flops_contracts.enrollment import (
     ENROLL_URL_VAR,
 )
 from flops_manager.identity import broker_policy, grants
+from flops_manager.identity.registry_server import REGISTRY_PASSWORD, keyring, project_login
+from flops_manager.identity.registry_tokens import Keyring
 from flops_manager.lifecycle.service_specs import DATA_TOKEN, LEARNER_DATA_TOKEN
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
@@ -81,7 +83,6 @@ def secret_values(project: Project, settings: Settings,
     own = project.secrets.get(LEARNER_DATA_TOKEN + service) if service else None
     values = {
         "FLOPS_DATA_TOKEN": own or project.secrets.get(DATA_TOKEN),
-        "FLOPS_REGISTRY_PASSWORD": settings.registry_password,
         MQTT_USERNAME: settings.component_mqtt_username,
         MQTT_PASSWORD: settings.component_mqtt_password,
     }
@@ -98,10 +99,12 @@ class Enrollment:
         *,
         broker: BrokerAccounts | None = None,
         clock: Clock = system_clock,
+        registry_keys: Keyring | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.broker = broker or SharedBrokerLogin()
+        self.registry_keys = registry_keys or keyring(settings)
         self.clock = clock
         self.api_url = default_api_url(settings)
 
@@ -168,6 +171,9 @@ class Enrollment:
         env = {k: v for k, v in secret_values(project, self.settings,
                                               str(grant.get("service") or "")).items()
                if k in grant["secret_keys"]}
+        if REGISTRY_PASSWORD in grant["secret_keys"]:  # a builder: push to its owner's images
+            env.update(project_login(self.registry_keys, self.settings, project_id=parts.project_id,
+                                     role=role, kind="builder", now=now))
         username = self._broker_login(parts, role, env)
 
         def use(p: Project) -> Project:

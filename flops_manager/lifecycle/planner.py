@@ -169,9 +169,11 @@ def _on_built(project: Project, event: Event, now: float) -> Decision:
     """The builder finished the FL images (building) or the trained-model image (after)."""
     data = {k: event.data[k] for k in BUILD_KEYS if event.data.get(k) is not None}
     if project.phase is not Phase.BUILDING:
-        images = {**(project.build or {}).get("images", {}), **data.get("images", {})}
-        return model_built(project.replace(build={**(project.build or {}), "images": images}),
-                           now=now)
+        build = project.build or {}
+        images = {**build.get("images", {}), **data.get("images", {})}
+        variants = {**build.get("variants", {}), **data.get("variants", {})}
+        return model_built(project.replace(build={**build, "images": images,
+                                                  "variants": variants}), now=now)
     return _move(project, Phase.DEPLOYING, now, act.remove_services(project.id, Role.BUILDER),
                  *deploy_actions(project), build=data)
 
