@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fixtures.podman import podman_service
+from tests.fixtures.podman import podman_service, remove_local_images
 from tests.fixtures.repos import git_repo
 from tests.fixtures.servers import free_port, wait_for
 from tests.fixtures.tools import missing, require_tools
@@ -278,6 +278,7 @@ def stack(images: dict[str, str],
         for volume in (f"flops-test-builder-{suffix}", f"flops-test-cache-{suffix}"):
             run(["podman", "volume", "rm", "-f", volume], check=False)
         engine.close()
+        remove_local_images([f"{registry}/", f"127.0.0.1:{ports['registry']}/"])
 
 
 def wait_phase(api: Api, pid: str, phase: str, timeout: float) -> dict[str, Any]:
