@@ -14,14 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 from werkzeug.serving import make_server
 
@@ -35,14 +33,10 @@ from flops_manager.cli.client import ApiClient
 from flops_manager.settings import Settings
 
 TOKEN = "tok-bench"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the repository, so that bench.* imports as a script too
 
-
-def make_table(rows: int) -> pa.Table:
-    """8 float64 columns and an int64 label, as ``dataplane_throughput.py`` uses."""
-    rng = np.random.default_rng(0)
-    columns: dict[str, Any] = {f"x{i}": rng.normal(size=rows) for i in range(8)}
-    columns["label"] = rng.integers(0, 10, size=rows)
-    return pa.table(columns)
+from bench.dataplane_throughput import make_table  # noqa: E402 - the same table
 
 
 def main() -> None:
