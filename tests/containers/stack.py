@@ -176,7 +176,12 @@ def wait_phase(mgr: Manager, engine: docker.DockerClient, pid: str, phase: str,
     deadline = time.monotonic() + timeout
     while True:
         project = mgr.project(pid)
-        for c in project_containers(engine, pid):
+        try:
+            containers = project_containers(engine, pid)
+        except requests.RequestException as exc:  # an engine busy for a minute (other jobs'
+            print(f"container listing skipped: {exc}")  # pulls): observe on the next poll
+            containers = []
+        for c in containers:
             role = (c.get("Labels") or {}).get("io.flops.role", "?")
             seen.setdefault(role, set()).update(n.lstrip("/") for n in c.get("Names") or [])
         if project["phase"] == phase:
