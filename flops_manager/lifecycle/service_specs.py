@@ -432,6 +432,7 @@ def _node_learner_specs(project: Project, settings: Settings, place: Placement,
             resources=_resources(spec),
             cluster=str(entry["cluster"]),
             node=str(entry["node"]),
+            node_location_env="FLOPS_DATA_SERVER",
             instance_images=images[index:index + 1],
         ))
     return specs
