@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import docker.errors  # type: ignore[import-untyped]  # docker 7.2 ships no type information
@@ -101,7 +101,7 @@ def node_container_config(node: NodeContainer, token: str | None) -> dict[str, A
                    LABEL_NODE_PORT: str(node.host_port)},
         "volumes": {name: {"bind": NODE_DIR, "mode": "rw"}},
         "ports": {f"{node.host_port}/tcp": node.host_port},
-        "network": name, "init": True,
+        "network": name,  # the agent handles SIGTERM itself (no init process needed)
     }
 
 
@@ -142,7 +142,7 @@ class NodeEndpoint:
     location: str
 
 
-def node_endpoint(labels_of_nodes: list[Mapping[str, str]], node: str,
+def node_endpoint(labels_of_nodes: Sequence[Mapping[str, str]], node: str,
                   reported: str | None) -> NodeEndpoint | None:
     """The endpoint of node ``node`` among node containers' labels, if one matches.
 
