@@ -470,10 +470,10 @@ def test_failed_service_fails_the_project_with_its_reason(oak: Env) -> None:
         state.forced.pop((job["microserviceID"], 0))
 
 
-def start_digit_nodes(api: ApiClient, workers: dict[str, str],
-                      directory: Path) -> list[NodeAgent]:
+def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
+                      tag: str) -> list[NodeAgent]:
     """A FLOps node agent per worker (name -> cluster), each with a share of the digits
-    under tag ``digits`` (every n-th row; a fifth of them marked ``split=test``)."""
+    under ``tag`` (every n-th row; a fifth of them marked ``split=test``)."""
     x, y = load_digits(return_X_y=True)
     agents = []
     try:
@@ -491,9 +491,9 @@ def start_digit_nodes(api: ApiClient, workers: dict[str, str],
                               "split": split})
             path = directory / f"{node}.parquet"
             pq.write_table(table, path)
-            data.push(api, node, "digits", path, label="label")
-        wait_for(lambda: len([d for d in data.listing(api, None) if d["tag"] == "digits"])
-                 == len(workers), timeout=30, what="every node reporting its data")
+            data.push(api, node, tag, path, label="label")
+        wait_for(lambda: {d["node"] for d in data.listing(api, None) if d["tag"] == tag}
+                 == set(workers), timeout=30, what="every node reporting its data")
     except BaseException:
         for agent in agents:
             agent.stop()
@@ -516,7 +516,7 @@ def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
     and each reads only its own node's data server (the agents' access records)."""
     api = ApiClient(oak.base.removesuffix("/api/v1"), TOKEN)
     workers = {"worker-a": CLUSTERS[0], "worker-b": CLUSTERS[1]}
-    agents = start_digit_nodes(api, workers, tmp_path)
+    agents = start_digit_nodes(api, workers, tmp_path, "digits")
     try:
         spec = {"name": "oak-nodes", "data_tags": ["digits"],
                 "training": {"rounds": 2, "min_available_learners": 2, "connect_timeout_s": 120}}
@@ -553,9 +553,9 @@ def test_hierarchical_project_on_node_data_has_one_cluster_aggregator_per_node_c
     (each pinned to its node) under it; ``flops project status`` shows the grouping."""
     api = ApiClient(oak.base.removesuffix("/api/v1"), TOKEN)
     workers = {"worker-a1": CLUSTERS[0], "worker-a2": CLUSTERS[0], "worker-b1": CLUSTERS[1]}
-    agents = start_digit_nodes(api, workers, tmp_path)
+    agents = start_digit_nodes(api, workers, tmp_path, "digits-h")
     try:
-        spec = {"name": "oak-nodes-hier", "data_tags": ["digits"],
+        spec = {"name": "oak-nodes-hier", "data_tags": ["digits-h"],
                 "training": {"mode": "hierarchical", "cycles": 2, "rounds": 1,
                              "connect_timeout_s": 120}}
         pid = oak.submit(spec)
