@@ -114,6 +114,9 @@ def _container_rm(args: argparse.Namespace) -> int:
     client = docker_client_for(args.engine)
     try:
         remove_node_container(client, args.name, volume=args.volume)
+    except Exception as exc:  # noqa: BLE001 - the engine's refusal (e.g. network in use)
+        print(f"flops node container-rm: {exc}", file=sys.stderr)
+        return 1
     finally:
         client.close()
     return 0
