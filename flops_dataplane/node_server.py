@@ -101,6 +101,14 @@ def _one_line(schema: pa.Schema) -> str:
     return text.replace("\n", ", ")
 
 
+def _peer(context: Any) -> str:
+    """The reader's address as gRPC names it (``ipv4:10.88.0.5:41234``), or ``""``."""
+    try:
+        return str(context.peer())
+    except Exception:  # noqa: BLE001 - a record without the address beats a failed read
+        return ""
+
+
 class AccessLog:
     """Appends one JSON line per data access to ``path`` (thread-safe)."""
 
@@ -226,7 +234,7 @@ class NodeDataServer(DataServer):
             raise flight.FlightServerError(f"read refused: {exc}") from None
         stream = super().do_get(context, ticket)
         self.access.record(claims.sub, "read", key.dataset_id,
-                           rows=self.store.describe(key).rows)
+                           rows=self.store.describe(key).rows, peer=_peer(context))
         return stream
 
     def do_action(self, context: Any, action: Any) -> Iterator[bytes]:

@@ -16,6 +16,10 @@ Layout
       other way for plain containers; secrets are therefore visible to whoever may inspect
       containers on this engine, never in labels or logs), plus ``FLOPS_INSTANCE`` and
       ``FLOPS_INSTANCE_INDEX``; ``listen_env`` is ``0.0.0.0:<ports[0]>``.
+    * A service pinned to a FLOps node (``ServiceSpec.node``, a learner placed by data) runs
+      on that node's container (:mod:`flops_manager.adapters.docker_nodes`): it joins the
+      node's network too and reads the node's data server at its address there. A node that
+      is not a node container of this engine cannot host it (``PermanentError``).
     * ``public`` services publish ``ports[0]`` on ``publish_host`` at a free host port;
       :meth:`DockerOrchestrator.public_url` is ``http://<public_host>:<host port>``.
     * Containers are never restarted by the engine: a failed instance shows as ``FAILED`` with
@@ -80,6 +84,7 @@ import docker.errors  # type: ignore[import-untyped]
 import requests
 
 from flops_manager.adapters.container_preflight import check_name_resolution
+from flops_manager.adapters.docker_nodes import NodeEndpoint, find_node_endpoint
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import (
     BuildTarget,
@@ -454,9 +459,31 @@ class DockerOrchestrator(Orchestrator):
     def _host_network(self, spec: ServiceSpec) -> bool:
         return spec.privileged and self.options.builder_network == "host"
 
+    def _node_endpoint(self, spec: ServiceSpec) -> NodeEndpoint | None:
+        """The node container a pinned service runs on (``None``: not pinned).
+
+        Raises
+        ------
+        PermanentError
+            If no node container of this engine is that node.
+        """
+        if spec.node is None:
+            return None
+        reported = spec.env.get(spec.node_location_env) if spec.node_location_env else None
+        endpoint = find_node_endpoint(self.client, spec.node, reported)
+        if endpoint is None:
+            raise PermanentError(
+                f"service {spec.name} is placed on FLOps node {spec.node!r} (data server "
+                f"{reported}), which is not a node container on this engine: the Docker "
+                f"backend runs learners on nodes started with `flops node container-start`")
+        return endpoint
+
     def _run_instance(self, spec: ServiceSpec, index: int, network: str | None) -> None:
         name = instance_name(spec.name, index)
         kwargs = container_config(spec, index, self.options)
+        endpoint = self._node_endpoint(spec)
+        if endpoint is not None and spec.node_location_env:
+            kwargs["environment"][spec.node_location_env] = endpoint.location
         if not self._podman():
             kwargs["extra_hosts"] = {HOST_ALIAS: "host-gateway"}
         if network is None:
@@ -476,6 +503,8 @@ class DockerOrchestrator(Orchestrator):
         kwargs["networking_config"] = {
             network: self.client.api.create_endpoint_config(aliases=[spec.name, name])}
         container = self.client.containers.create(spec.image_of(index), **kwargs)
+        if endpoint is not None:  # on the node: its local network as well
+            self.client.networks.get(endpoint.network).connect(container)
         container.start()
 
     def _status(self, name: str, containers: list[Any]) -> ServiceStatus | None:

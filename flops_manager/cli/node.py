@@ -1,4 +1,4 @@
-"""``flops node serve|token|ls``: run a node agent, enroll it, list your nodes."""
+"""``flops node serve|token|ls|container-start|container-rm``: node agents and node containers."""
 
 from __future__ import annotations
 
@@ -82,6 +82,46 @@ def _ls(args: argparse.Namespace) -> int:
     return 0
 
 
+def _container_start(args: argparse.Namespace) -> int:
+    from flops_manager.adapters.docker_nodes import NodeContainer, start_node_container
+    from flops_manager.adapters.docker_orchestrator import docker_client_for
+
+    node = NodeContainer(name=args.name, cluster=args.cluster, image=args.image,
+                         manager_url=args.manager, advertise_host=args.advertise_host,
+                         host_port=args.port, report_interval_s=args.report_interval)
+    try:
+        token = connect(args.data_dir).request("POST", f"nodes/{args.name}/token")["token"]
+        client = docker_client_for(args.engine)
+        try:
+            name = start_node_container(client, node, token)
+        finally:
+            client.close()
+    except FlopsError as exc:
+        print(f"flops node container-start: {exc.message}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the engine's refusal, as one line
+        print(f"flops node container-start: {exc}", file=sys.stderr)
+        return 1
+    print(f"node {args.name} runs in container {name} (volume {name}, network {name}), "
+          f"data server {node.location}", flush=True)
+    return 0
+
+
+def _container_rm(args: argparse.Namespace) -> int:
+    from flops_manager.adapters.docker_nodes import remove_node_container
+    from flops_manager.adapters.docker_orchestrator import docker_client_for
+
+    client = docker_client_for(args.engine)
+    try:
+        remove_node_container(client, args.name, volume=args.volume)
+    except Exception as exc:  # noqa: BLE001 - the engine's refusal (e.g. network in use)
+        print(f"flops node container-rm: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return 0
+
+
 def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``flops node``."""
     parser = sub.add_parser("node", help="FLOps nodes: data servers where the data lives")
@@ -124,3 +164,32 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     listing = commands.add_parser("ls", help="list your nodes")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_ls)
+    engine = env("FLOPS_ORCHESTRATOR_URI", "docker://")
+    start = commands.add_parser(
+        "container-start", help="run a node as a container (Docker backend): own volume, "
+        "own network, data server port published",
+        description="Issues a node token for --name and starts the node image as container "
+        "flops-node-NAME with volume and network of that name. The Docker backend runs the "
+        "learners it places on the node on that network.")
+    start.add_argument("--name", required=True, help="node name (unique among your nodes)")
+    start.add_argument("--cluster", default="local", help="cluster the node belongs to")
+    start.add_argument("--image", default="localhost/flops/node:latest",
+                       help="the node image (containers/build.sh node)")
+    start.add_argument("--manager", required=True,
+                       help="the manager's URL as containers reach it")
+    start.add_argument("--advertise-host", dest="advertise_host", required=True,
+                       help="this host's address users reach the published port at")
+    start.add_argument("--port", type=int, default=50070,
+                       help="data server port, published under the same number")
+    start.add_argument("--report-interval", dest="report_interval", type=float, default=10.0,
+                       help="seconds between inventory reports")
+    start.add_argument("--engine", default=engine,
+                       help="docker:// or docker+unix:///path.sock (default "
+                       "FLOPS_ORCHESTRATOR_URI)")
+    start.set_defaults(handler=_container_start)
+    remove = commands.add_parser("container-rm", help="remove a node container and network")
+    remove.add_argument("--name", required=True)
+    remove.add_argument("--volume", action="store_true",
+                        help="also remove its volume: the node's data and credentials")
+    remove.add_argument("--engine", default=engine)
+    remove.set_defaults(handler=_container_rm)

@@ -70,6 +70,20 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, sort_keys=True), flush=True)  # one line, like train-local's
 
 
+def placement_lines(placement: list[dict[str, Any]]) -> list[str]:
+    """Which learner runs on which node (hierarchical: grouped under cluster aggregators)."""
+    line = "  {pad}learner {learner} on node {node} (cluster {cluster}): {rows} rows"
+    if not any(p.get("aggregator") for p in placement):
+        return [line.format(pad="", **p) for p in placement]
+    lines = []
+    for cluster in sorted({p["cluster"] for p in placement}):
+        members = [p for p in placement if p["cluster"] == cluster]
+        lines.append(f"  cluster {cluster}: aggregator {members[0]['aggregator']}, "
+                     f"{len(members)} learner(s)")
+        lines.extend(line.format(pad="  ", **p) for p in members)
+    return lines
+
+
 def summary(project: dict[str, Any]) -> list[str]:
     """Lines describing a project's state for humans."""
     progress = project["progress"]
@@ -82,9 +96,7 @@ def summary(project: dict[str, Any]) -> list[str]:
     ]
     if project.get("last_error"):
         lines.append(f"  error: {project['last_error']}")
-    for placed in project.get("placement") or []:
-        lines.append(f"  learner {placed['learner']} on node {placed['node']} "
-                     f"(cluster {placed['cluster']}): {placed['rows']} rows")
+    lines.extend(placement_lines(project.get("placement") or []))
     model = project.get("model") or {}
     if model.get("registered_model"):
         lines.append(f"  model: {model['registered_model']} version {model.get('model_version')}")

@@ -329,7 +329,7 @@ def aggregator_specs(
             project_id=project.id,
             root_address=root,
             cluster_name=_cluster_label(cluster, index),
-            expected_clients=t.learners,
+            expected_clients=_cluster_learners(project, cluster) or t.learners,
             events_uri=place.events_uri or None,
         )
         yield ServiceSpec(
@@ -339,6 +339,11 @@ def aggregator_specs(
             cluster=cluster,
             **common,
         )
+
+
+def _cluster_learners(project: Project, cluster: str) -> int:
+    """Learners placed on nodes of ``cluster`` (0 without node placement)."""
+    return sum(1 for p in project.placement if p["cluster"] == cluster)
 
 
 def _cluster_label(cluster: str, index: int) -> str:
@@ -403,17 +408,23 @@ def _node_learner_specs(project: Project, settings: Settings, place: Placement,
     """One learner service per placed node, reading only that node's data server.
 
     Each gets its own read-only data token for that node (``FLOPS_DATA_TOKEN``, a secret
-    handed out at enrollment) and is pinned to the node's cluster.
+    handed out at enrollment) and is pinned to the node's cluster. In a hierarchical
+    project it reports to the aggregator of its node's cluster.
     """
     spec = parsed_spec(project)
     t = spec.training
+    hierarchical = t.mode is TrainingMode.HIERARCHICAL
     specs = []
     for entry in project.placement:
         index = int(entry["learner"])
         name = service_name(project.id, Role.LEARNERS, index)
+        aggregator = service_name(project.id, Role.AGGREGATOR)
+        if hierarchical:
+            aggregator = service_name(project.id, Role.CLUSTER_AGGREGATOR,
+                                      place.clusters.index(str(entry["cluster"])))
         env = {
             **_repo_env(project, place.target),
-            "FLOPS_SERVER_ADDRESS": place.resolve(service_name(project.id, Role.AGGREGATOR)),
+            "FLOPS_SERVER_ADDRESS": place.resolve(aggregator),
             "FLOPS_PROJECT_ID": project.id,
             "FLOPS_LEARNER_COUNT": str(len(project.placement)),
             "FLOPS_LEARNER_INDEX_OFFSET": str(index),
@@ -432,6 +443,7 @@ def _node_learner_specs(project: Project, settings: Settings, place: Placement,
             resources=_resources(spec),
             cluster=str(entry["cluster"]),
             node=str(entry["node"]),
+            node_location_env="FLOPS_DATA_SERVER",
             instance_images=images[index:index + 1],
         ))
     return specs
@@ -441,7 +453,7 @@ def _learner_images(project: Project, spec: ProjectSpec, place: Placement) -> tu
     """Each learner's platform variant of the learner image (``()``: all run the default)."""
     if place.target is BuildTarget.ENVIRONMENT:
         return ()
-    chosen = learner_platforms(learner_total(spec, place),
+    chosen = learner_platforms(len(project.placement) or learner_total(spec, place),
                                requested=[str(p) for p in spec.learner_platforms],
                                node_platforms=place.node_platforms)
     variants = ((project.build or {}).get("variants") or {}).get("learner") or {}

@@ -30,6 +30,7 @@ from flops_manager.lifecycle.deployments import DeploymentReconciler
 from flops_manager.lifecycle.placement import build_target, ensure_tracking_server, placement
 from flops_manager.lifecycle.service_specs import action_specs, parsed_spec, services_of
 from flops_manager.lifecycle.state import PendingAction, Phase, Project
+from flops_manager.nodes.placement import node_clusters
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
 from flops_manager.ports.orchestrator import (
     BuildTarget,
@@ -353,7 +354,10 @@ class ReconcileWorker:
         return statuses
 
     def _prepare(self, action: Action, project: Project) -> Project:
-        """Record decisions an action depends on (the clusters of a hierarchical project)."""
+        """Record decisions an action depends on: the clusters of a hierarchical project.
+
+        On node data those of its learners' nodes, else the named or every active one.
+        """
         if action.kind not in (ActionKind.DEPLOY_DATA, ActionKind.DEPLOY_AGGREGATOR) or (
             project.clusters
         ):
@@ -361,8 +365,10 @@ class ReconcileWorker:
         training = parsed_spec(project).training
         if training.mode is not TrainingMode.HIERARCHICAL:
             return project
+        # on node data the clusters are those of the learners' nodes (placed at submission)
+        wanted = list(node_clusters(project.placement)) or training.clusters
         clusters = choose_clusters(
-            training.clusters, self.orchestrator.list_clusters(),
+            wanted, self.orchestrator.list_clusters(),
             labels=self.orchestrator.clusters_are_labels,
         )
         return mutate_project(

@@ -80,3 +80,70 @@ def place_by_data(nodes: Sequence[Node], tags: Sequence[str], *, learners: int |
         chosen.sort(key=lambda n: n.name)
     return [LearnerPlacement(i, n.name, n.cluster, n.rows(list(tags)))
             for i, n in enumerate(chosen)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterGroup:
+    """One cluster of a hierarchical project on node data: its aggregator and learners.
+
+    ``index`` is the cluster aggregator's index (clusters in name order); ``learners`` the
+    indices of the learners on that cluster's nodes.
+    """
+
+    index: int
+    cluster: str
+    learners: tuple[int, ...]
+
+
+def group_by_cluster(placed: Sequence[LearnerPlacement]) -> list[ClusterGroup]:
+    """The clusters of ``placed`` learners in name order, each with its learners."""
+    clusters = sorted({p.cluster for p in placed})
+    return [ClusterGroup(i, c, tuple(p.learner for p in placed if p.cluster == c))
+            for i, c in enumerate(clusters)]
+
+
+def node_clusters(placement: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The clusters of a stored placement in name order (the cluster aggregators' order)."""
+    return tuple(sorted({str(p["cluster"]) for p in placement}))
+
+
+def place_by_cluster(nodes: Sequence[Node], tags: Sequence[str], *,
+                     learners: int | None, min_available: int,
+                     clusters: Sequence[str] | None, now: float) -> list[LearnerPlacement]:
+    """Place a hierarchical project: :func:`place_by_data` within each node cluster.
+
+    Every cluster (of those named in ``clusters``, or of all) whose nodes hold the tags gets
+    one learner per qualifying node (``learners``: at most that many, most rows first), and
+    later one cluster aggregator. Learners are numbered cluster by cluster (clusters in name
+    order, nodes in name order within), so each cluster's learners are consecutive.
+
+    Raises
+    ------
+    PlacementError
+        If no cluster's nodes hold the tags, a named cluster's do not, or a cluster has fewer
+        than ``min_available`` (a per-cluster count in hierarchical training) online holders.
+    """
+    wanted = set(tags)
+    eligible = [n for n in nodes if not clusters or n.cluster in clusters]
+    holding = sorted({n.cluster for n in eligible if wanted <= n.tags()})
+    if not holding:  # the generic error: nothing holds the tags
+        place_by_data(eligible, tags, learners=learners, min_available=max(min_available, 1),
+                      now=now)
+    missing = sorted(set(clusters or ()) - set(holding))
+    if missing:
+        raise PlacementError(
+            f"no node of cluster(s) {missing} holds data tags {sorted(wanted)}; clusters with "
+            f"nodes holding them: {', '.join(holding) or 'none'}",
+            tags=sorted(wanted), holders=[n.name for n in eligible if wanted <= n.tags()])
+    placed: list[LearnerPlacement] = []
+    for cluster in holding:
+        try:
+            local = place_by_data([n for n in eligible if n.cluster == cluster], tags,
+                                  learners=learners, min_available=min_available, now=now)
+        except PlacementError as exc:
+            raise PlacementError(f"cluster {cluster}: {exc.message} (min_available_learners "
+                                 f"counts per cluster in hierarchical training)",
+                                 tags=exc.tags, holders=exc.holders) from None
+        offset = len(placed)
+        placed.extend(dataclasses.replace(p, learner=offset + p.learner) for p in local)
+    return placed

@@ -9,7 +9,12 @@ from flops_contracts.errors import ErrorCode, FlopsError
 from flops_manager.lifecycle.actions import Role, service_name
 from flops_manager.lifecycle.service_specs import LEARNER_DATA_TOKEN
 from flops_manager.nodes.model import Node
-from flops_manager.nodes.placement import PlacementError, place_by_data
+from flops_manager.nodes.placement import (
+    PlacementError,
+    group_by_cluster,
+    place_by_cluster,
+    place_by_data,
+)
 from flops_manager.nodes.service import NodeService
 
 
@@ -55,24 +60,32 @@ def place_project(nodes: NodeService, *, owner: str, project_id: str,
 
     The spec's ``training.learners`` becomes the number of learners placed.
 
+    A hierarchical project gets one cluster per node cluster holding the tags
+    (:func:`~flops_manager.nodes.placement.place_by_cluster`): each placement entry names its
+    cluster aggregator (``aggregator``), ``training.learners`` becomes the largest cluster's
+    learner count and ``min_available_learners`` the per-cluster minimum every cluster met
+    (default 1).
+
     Raises
     ------
     FlopsError
-        (422) When too few nodes hold the tags (naming them and the nodes), or for a
-        hierarchical project (not placed on nodes yet).
+        (422) When too few nodes hold the tags (naming them and the nodes; for a
+        hierarchical project, in some cluster).
     """
     training = dict(spec["training"])
-    if training.get("mode") == "hierarchical":
-        raise FlopsError("hierarchical projects cannot train on node data yet: use mock_data "
-                         "or a classic project", code=ErrorCode.INVALID_SPEC)
+    hierarchical = training.get("mode") == "hierarchical"
     explicit = "learners" in (raw_spec.get("training") or {})
+    learners = int(training["learners"]) if explicit else None
+    minimum = int(training.get("min_available_learners") or
+                  (training["learners"] if explicit else 1))
     try:
-        placed = place_by_data(
-            nodes.nodes(owner), spec["data_tags"],
-            learners=int(training["learners"]) if explicit else None,
-            min_available=int(training.get("min_available_learners") or
-                              (training["learners"] if explicit else 1)),
-            now=now)
+        if hierarchical:
+            placed = place_by_cluster(nodes.nodes(owner), spec["data_tags"], learners=learners,
+                                      min_available=minimum, clusters=training.get("clusters"),
+                                      now=now)
+        else:
+            placed = place_by_data(nodes.nodes(owner), spec["data_tags"], learners=learners,
+                                   min_available=minimum, now=now)
     except PlacementError as exc:
         raise FlopsError(exc.message, code=ErrorCode.INVALID_SPEC,
                          details={"data_tags": exc.tags, "nodes": exc.holders}) from None
@@ -84,7 +97,15 @@ def place_project(nodes: NodeService, *, owner: str, project_id: str,
         for p in placed
     }
     training["learners"] = len(placed)
+    aggregators: dict[int, str] = {}
+    if hierarchical:
+        groups = group_by_cluster(placed)
+        training["learners"] = max(len(g.learners) for g in groups)
+        training["min_available_learners"] = minimum  # per cluster: met by every cluster
+        aggregators = {learner: service_name(project_id, Role.CLUSTER_AGGREGATOR, g.index)
+                       for g in groups for learner in g.learners}
     placement = [{**p.to_dict(), "location": by_name[p.node].location,
-                  "label_histogram": label_histogram(by_name[p.node], spec["data_tags"])}
+                  "label_histogram": label_histogram(by_name[p.node], spec["data_tags"]),
+                  **({"aggregator": aggregators[p.learner]} if hierarchical else {})}
                  for p in placed]
     return placement, tokens, {**spec, "training": training}

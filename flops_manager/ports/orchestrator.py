@@ -73,7 +73,12 @@ class ServiceSpec:
     node
         The worker node (of ``cluster``) the service must run on: a learner placed on a FLOps
         node (:mod:`flops_manager.nodes.placement`). Backends that run everything on one
-        machine ignore it; Oakestra pins the service to that worker.
+        machine ignore it; Oakestra pins the service to that worker; the Docker backend runs
+        it on that node's container network (:mod:`flops_manager.adapters.docker_nodes`).
+    node_location_env
+        The variable holding the data server address ``node`` reported (the learner's
+        ``FLOPS_DATA_SERVER``). A backend that runs the service inside the node's own network
+        replaces it with the node's address there.
     instance_images
         Image of instance ``i`` where it differs from ``image`` (``""`` or missing: ``image``),
         e.g. the arm64 variant of a multi-platform image pinned by digest.
@@ -90,6 +95,7 @@ class ServiceSpec:
     project_id: str | None = None
     cluster: str | None = None
     node: str | None = None
+    node_location_env: str | None = None
     ports: tuple[int, ...] = ()
     secret_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     listen_env: str | None = None

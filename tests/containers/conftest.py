@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ ARM64_BASE_IMAGE = "localhost/flops-python:3.11-bookworm-arm64"
 PLATFORMS = {"linux/amd64": "x86_64", "linux/arm64": "aarch64"}
 """Platform -> what ``uname -m`` prints in its containers."""
 GIT_ID = ["-c", "user.name=FLOps Test", "-c", "user.email=test@flops.invalid"]
+NODE_IMAGE = "localhost/flops-test/node:latest"
 
 
 
@@ -77,6 +79,17 @@ def make_repo(path: Path, extra: Mapping[str, str] | None = None) -> Path:
 def trusted_of(*results: ImageBuildResult) -> list[str]:
     """The digest references a manager would record from these builds' completed events."""
     return trusted_images(r.to_event_data() for r in results)
+
+
+@pytest.fixture(scope="session")
+def node_image(base_image: str) -> str:  # noqa: F811 - the imported fixture
+    """The node stage of containers/services.Containerfile (the compose suite's layers)."""
+    require_tools(("buildah", "podman"), "scripts/setup_containers.sh installs them")
+    env = {**os.environ, "FLOPS_BASE_IMAGE": base_image, "FLOPS_PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(MAIN / "containers" / "build.sh"), "node", NODE_IMAGE],
+                          env=env, capture_output=True, text=True, timeout=1800, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return NODE_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,7 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
     proc = _start([sys.executable, "-m", "flops_manager"], env, log)
     try:
         wait_for(_http_ok(f"http://127.0.0.1:{port}/ready",
-                          {"Authorization": f"Bearer {TOKEN}"}), timeout=60,
+                          {"Authorization": f"Bearer {TOKEN}"}), timeout=300,
                  what="manager /ready")
         yield Manager(f"http://127.0.0.1:{port}")
     finally:

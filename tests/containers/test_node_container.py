@@ -9,9 +9,7 @@ serves it.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -33,14 +31,9 @@ from flops_manager.cli import data
 from flops_manager.cli.client import ApiClient
 from tests.containers.stack import host_address
 from tests.fixtures.servers import free_port, wait_for
-from tests.fixtures.tools import require_tools
 from tests.manager.conftest import make_settings
 
 pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "localhost/flops-test/node:latest"
-
 
 def podman(*args: str, check: bool = True,
            timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -50,17 +43,6 @@ def podman(*args: str, check: bool = True,
         raise AssertionError(f"podman {' '.join(args[:3])} exited {done.returncode}: "
                              f"{done.stderr[-2000:]}")
     return done
-
-
-@pytest.fixture(scope="module")
-def node_image(base_image: str) -> str:
-    """The node stage of containers/services.Containerfile (the compose suite's layers)."""
-    require_tools(("buildah", "podman"), "scripts/setup_containers.sh installs them")
-    env = {**os.environ, "FLOPS_BASE_IMAGE": base_image, "FLOPS_PYTHON": sys.executable}
-    done = subprocess.run(["bash", str(ROOT / "containers" / "build.sh"), "node", IMAGE],
-                          env=env, capture_output=True, text=True, timeout=1800, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return IMAGE
 
 
 @pytest.fixture

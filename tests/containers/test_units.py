@@ -7,6 +7,15 @@ from pathlib import Path
 import pytest
 
 from flops_contracts.config import load_settings
+from flops_manager.adapters.docker_nodes import (
+    LABEL_NODE,
+    LABEL_NODE_LOCATION,
+    LABEL_NODE_PORT,
+    NodeContainer,
+    NodeEndpoint,
+    node_container_config,
+    node_endpoint,
+)
 from flops_manager.adapters.docker_orchestrator import (
     BUILDER_BINFMT_DIR,
     BUILDER_PIP_CONFIG,
@@ -294,3 +303,26 @@ def test_slim_strips_tools_tests_and_sources_but_keeps_code_and_licenses(
         assert not (site / "numlib" / gone).exists(), gone
     assert (site / "numlib-1.0.dist-info" / "licenses" / "include" / "LICENSE.h").is_file()
     assert report.bytes_freed > 0 and "lib/python3.11/site-packages/numlib/tests" in report.removed
+
+
+def test_a_node_container_has_its_own_volume_network_and_published_port() -> None:
+    node = NodeContainer(name="edge-1", cluster="lab", image="img", manager_url="http://m:1",
+                         advertise_host="10.0.0.7", host_port=50071)
+    config = node_container_config(node, "fn1.a.b")
+    assert config["name"] == config["network"] == "flops-node-edge-1"
+    assert config["volumes"] == {"flops-node-edge-1": {"bind": "/var/lib/flops/node",
+                                                       "mode": "rw"}}
+    assert config["ports"] == {"50071/tcp": 50071}
+    assert config["environment"]["FLOPS_NODE_TOKEN"] == "fn1.a.b"
+    assert config["labels"][LABEL_NODE_LOCATION] == "grpc://10.0.0.7:50071"
+    assert "FLOPS_NODE_TOKEN" not in node_container_config(node, None)["environment"]
+
+
+def test_a_service_runs_on_the_node_container_that_reported_its_location() -> None:
+    labels = [{LABEL_NODE: "edge-1", LABEL_NODE_LOCATION: "grpc://h:1", LABEL_NODE_PORT: "1"},
+              {LABEL_NODE: "edge-2", LABEL_NODE_LOCATION: "grpc://h:2", LABEL_NODE_PORT: "2"}]
+    assert node_endpoint(labels, "edge-2", "grpc://h:2") == NodeEndpoint(
+        network="flops-node-edge-2", location="grpc://flops-node-edge-2:2")
+    # another node's location, or a node of that name elsewhere: not this container
+    assert node_endpoint(labels, "edge-2", "grpc://h:1") is None
+    assert node_endpoint(labels, "edge-3", "grpc://h:3") is None

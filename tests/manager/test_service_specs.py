@@ -177,3 +177,27 @@ def test_learners_on_flops_nodes_are_pinned_to_their_node_and_read_only_its_serv
     assert first.env["FLOPS_DATA_SERVER"] == "grpc://10.0.0.7:50070"
     assert second.env["FLOPS_DATA_SERVER"] == "grpc://10.0.1.9:50070"
     assert first.secret_env == {"FLOPS_DATA_TOKEN": f"tok-{names[0]}"}
+    assert first.node_location_env == "FLOPS_DATA_SERVER"  # a backend on the node may localise
+
+
+def test_hierarchical_learners_on_nodes_report_to_their_clusters_aggregator() -> None:
+    placed = tuple({"learner": i, "node": f"n{i}", "cluster": c, "rows": 10,
+                    "location": f"grpc://10.0.0.{i}:1"}
+                   for i, c in enumerate(("lab-a", "lab-a", "lab-b")))
+    names = [f"{PID}-learners-{i}" for i in range(3)]
+    p = project({"training": {"mode": "hierarchical", "cycles": 2, "rounds": 1, "learners": 2,
+                              "min_available_learners": 1}, "data_tags": ["digits"]},
+                placement=placed, clusters=("lab-a", "lab-b"))
+    p = p.replace(secrets={**p.secrets, **{LEARNER_DATA_TOKEN + n: f"tok-{n}" for n in names}})
+    pl = place(clusters=("lab-a", "lab-b"))
+    root, cag_a, cag_b = specs(ActionKind.DEPLOY_AGGREGATOR, p, pl)
+    assert (cag_a.cluster, cag_a.env["FLOPS_EXPECTED_CLIENTS"]) == ("lab-a", "2")
+    assert (cag_b.cluster, cag_b.env["FLOPS_EXPECTED_CLIENTS"]) == ("lab-b", "1")
+    assert root.env["FLOPS_EXPECTED_CLIENTS"] == "2"
+    learners = specs(ActionKind.DEPLOY_LEARNERS, p, pl)
+    assert [(s.node, s.cluster, s.env["FLOPS_SERVER_ADDRESS"]) for s in learners] == [
+        ("n0", "lab-a", f"{PID}-cluster-aggregator-0.svc:9"),
+        ("n1", "lab-a", f"{PID}-cluster-aggregator-0.svc:9"),
+        ("n2", "lab-b", f"{PID}-cluster-aggregator-1.svc:9")]
+    assert services_of(p, (Role.CLUSTER_AGGREGATOR, Role.LEARNERS)) == [
+        f"{PID}-cluster-aggregator-0", f"{PID}-cluster-aggregator-1", *names]

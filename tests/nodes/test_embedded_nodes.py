@@ -9,53 +9,22 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sklearn.datasets import load_digits
 
+from tests.fixtures.node_data import (
+    ACCURACY_THRESHOLD,
+    flops,
+    held_out_accuracy,
+    split_non_iid,
+)
 from tests.fixtures.repos import processes_mentioning
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ("node-1", "node-2", "node-3")
-ACCURACY_THRESHOLD = 0.85
-"""Held-out accuracy the federation must reach (centralised training gets ~0.95)."""
-
-
-def flops(env: dict[str, str], *args: str,
-          timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "flops_manager.cli.main", *args], env=env,
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False)
-
-
-def split_non_iid(directory: Path) -> tuple[list[Path], np.ndarray, np.ndarray]:
-    """Three CSV files with skewed labels (node i holds mostly digits i, i+3, i+6, i+9).
-
-    A fifth of the digits is held out from every node (returned for the final check); of each
-    node's rows a fifth is marked ``split=test`` (its learner evaluates on them).
-    """
-    x, y = load_digits(return_X_y=True)
-    rng = np.random.default_rng(0)
-    order = rng.permutation(len(y))
-    held, pool = order[: len(y) // 5], order[len(y) // 5:]
-    home = y[pool] % 3
-    owner = np.where(rng.random(len(pool)) < 0.8, home, rng.integers(0, 3, len(pool)))
-    files = []
-    for node in range(3):
-        rows = pool[owner == node]
-        split = np.where(rng.random(len(rows)) < 0.2, "test", "train")
-        path = directory / f"digits-{node}.csv"
-        header = ",".join([*(f"x{i}" for i in range(64)), "label", "split"])
-        lines = [header] + [",".join([*(str(int(v)) for v in x[r]), str(int(y[r])), s])
-                            for r, s in zip(rows, split, strict=True)]
-        path.write_text("\n".join(lines) + "\n")
-        files.append(path)
-    return files, x[held] / 16.0, y[held]
 
 
 def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
@@ -99,11 +68,7 @@ def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
         assert project["phase"] == "completed", project["last_error"]
         assert project["progress"]["metrics"]["accuracy"] >= ACCURACY_THRESHOLD
         # the trained model on digits no node ever held
-        import mlflow.pyfunc
-
-        mlflow.set_tracking_uri(record["mlflow_url"])
-        model = mlflow.pyfunc.load_model(project["model"]["model_uri"])
-        held_out = float(np.mean(np.asarray(model.predict(x_held)) == y_held))
+        held_out = held_out_accuracy(record["mlflow_url"], project, x_held, y_held)
         print(f"federated accuracy {project['progress']['metrics']['accuracy']:.3f}, "
               f"held-out accuracy {held_out:.3f}")
         assert held_out >= ACCURACY_THRESHOLD, held_out

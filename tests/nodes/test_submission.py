@@ -57,3 +57,36 @@ def test_too_few_nodes_is_422_naming_tags_and_nodes(two_of_three: None,
     with pytest.raises(ApiError, match="holding them: none") as info:
         submit(bob)
     assert info.value.details["status"] == 422
+
+
+def test_hierarchical_projects_group_nodes_by_cluster(start_node: StartNode, alice: ApiClient,
+                                                      tmp_path: Path) -> None:
+    nodes = (("a1", "lab-a"), ("a2", "lab-a"), ("b1", "lab-b"))
+    for name, cluster in nodes:
+        start_node(name, cluster)
+    wait_for(lambda: all(n["location"] for n in alice.request("GET", "nodes")["items"]),
+             timeout=10)
+    for name, _ in nodes:
+        data_cli.push(alice, name, "digits",
+                      write_csv(tmp_path / f"{name}.csv", [(i, 0.1, i % 2) for i in range(20)]))
+    wait_for(lambda: sum(len(n["datasets"]) for n in alice.request("GET", "nodes")["items"])
+             == 3, timeout=10)
+    project = submit(alice, mode="hierarchical", cycles=1)
+    pid = project["id"]
+    assert [(p["node"], p["aggregator"]) for p in project["placement"]] == [
+        ("a1", f"{pid}-cluster-aggregator-0"), ("a2", f"{pid}-cluster-aggregator-0"),
+        ("b1", f"{pid}-cluster-aggregator-1")]
+    training = project["spec"]["training"]
+    assert (training["learners"], training["min_available_learners"]) == (2, 1)
+    lines = summary(alice.request("GET", f"projects/{pid}"))
+    grouped = [f"  cluster lab-a: aggregator {pid}-cluster-aggregator-0, 2 learner(s)",
+               "    learner 0 on node a1 (cluster lab-a): 20 rows",
+               "    learner 1 on node a2 (cluster lab-a): 20 rows",
+               f"  cluster lab-b: aggregator {pid}-cluster-aggregator-1, 1 learner(s)",
+               "    learner 2 on node b1 (cluster lab-b): 20 rows"]
+    start = lines.index(grouped[0])
+    assert lines[start:start + len(grouped)] == grouped, lines
+    # two learners in every cluster: lab-b has one node
+    with pytest.raises(ApiError, match="cluster lab-b: ") as info:
+        submit(alice, mode="hierarchical", cycles=1, min_available_learners=2, learners=2)
+    assert info.value.details["status"] == 422

@@ -45,13 +45,14 @@ import requests
 from mlflow.tracking import MlflowClient
 from sklearn.datasets import load_digits
 
-from flops_dataplane.node_agent import NodeAgentSettings, start_agent
+from flops_dataplane.node_agent import NodeAgent, NodeAgentSettings, start_agent
 from flops_manager.adapters.oakestra import addresses, names
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
 from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
 from flops_manager.adapters.oakestra.settings import OakestraSettings
 from flops_manager.cli import data
 from flops_manager.cli.client import ApiClient
+from flops_manager.cli.project import summary
 from flops_manager.identity import grants
 from tests.fixtures.repos import git_repo, processes_mentioning
 from tests.fixtures.servers import MosquittoServer, NxServer, free_port, wait_for
@@ -469,6 +470,44 @@ def test_failed_service_fails_the_project_with_its_reason(oak: Env) -> None:
         state.forced.pop((job["microserviceID"], 0))
 
 
+def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
+                      tag: str) -> list[NodeAgent]:
+    """A FLOps node agent per worker (name -> cluster), each with a share of the digits
+    under ``tag`` (every n-th row; a fifth of them marked ``split=test``)."""
+    x, y = load_digits(return_X_y=True)
+    agents = []
+    try:
+        for index, (node, cluster) in enumerate(workers.items()):
+            token = api.request("POST", f"nodes/{node}/token")["token"]
+            settings = NodeAgentSettings(name=node, cluster=cluster,
+                                         data_dir=directory / node, manager_url=api.base_url,
+                                         report_interval_s=1.0)
+            agent = start_agent(settings, {"FLOPS_NODE_TOKEN": token})
+            threading.Thread(target=agent.run, daemon=True).start()
+            agents.append(agent)
+            rows = np.arange(index, len(y), len(workers))
+            split = np.where(np.arange(len(rows)) % 5 == 0, "test", "train")
+            table = pa.table({**{f"x{i}": x[rows, i] for i in range(64)}, "label": y[rows],
+                              "split": split})
+            path = directory / f"{node}.parquet"
+            pq.write_table(table, path)
+            data.push(api, node, tag, path, label="label")
+        wait_for(lambda: {d["node"] for d in data.listing(api, None) if d["tag"] == tag}
+                 == set(workers), timeout=30, what="every node reporting its data")
+    except BaseException:
+        for agent in agents:
+            agent.stop()
+        raise
+    return agents
+
+
+def node_readers(directory: Path, node: str) -> set[str]:
+    """Who read data on ``node`` (its agent's access records)."""
+    records = [json.loads(line) for line in
+               (directory / node / "access.jsonl").read_text().splitlines()]
+    return {r["sub"] for r in records if r["op"] == "read"}
+
+
 def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
         oak: Env, tmp_path: Path) -> None:
     """Data where it lives, through Oakestra: a FLOps node on a worker of each cluster holds
@@ -476,27 +515,9 @@ def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
     each pinned to its worker by ``direct`` with ``cluster`` and ``node`` (Appendix C, item 4),
     and each reads only its own node's data server (the agents' access records)."""
     api = ApiClient(oak.base.removesuffix("/api/v1"), TOKEN)
-    x, y = load_digits(return_X_y=True)
     workers = {"worker-a": CLUSTERS[0], "worker-b": CLUSTERS[1]}
-    agents = []
+    agents = start_digit_nodes(api, workers, tmp_path, "digits")
     try:
-        for index, (node, cluster) in enumerate(workers.items()):
-            token = api.request("POST", f"nodes/{node}/token")["token"]
-            settings = NodeAgentSettings(name=node, cluster=cluster,
-                                         data_dir=tmp_path / node, manager_url=api.base_url,
-                                         report_interval_s=1.0)
-            agent = start_agent(settings, {"FLOPS_NODE_TOKEN": token})
-            threading.Thread(target=agent.run, daemon=True).start()
-            agents.append(agent)
-            rows = np.arange(index, len(y), 2)
-            split = np.where(np.arange(len(rows)) % 5 == 0, "test", "train")
-            table = pa.table({**{f"x{i}": x[rows, i] for i in range(64)}, "label": y[rows],
-                              "split": split})
-            path = tmp_path / f"{node}.parquet"
-            pq.write_table(table, path)
-            data.push(api, node, "digits", path, label="label")
-        wait_for(lambda: len([d for d in data.listing(api, None) if d["tag"] == "digits"]) == 2,
-                 timeout=30, what="both nodes reporting their data")
         spec = {"name": "oak-nodes", "data_tags": ["digits"],
                 "training": {"rounds": 2, "min_available_learners": 2, "connect_timeout_s": 120}}
         pid = oak.submit(spec)
@@ -517,10 +538,67 @@ def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
                                       env_of(service)["FLOPS_LEARNER_INDEX_OFFSET"])
         assert {node: cluster for node, (cluster, _) in pinned.items()} == workers
         for node, (_, offset) in pinned.items():
-            records = [json.loads(line) for line in
-                       (tmp_path / node / "access.jsonl").read_text().splitlines()]
-            readers = {r["sub"] for r in records if r["op"] == "read"}
-            assert readers == {f"learner:{pid}/{offset}"}, (node, readers)
+            assert node_readers(tmp_path, node) == {f"learner:{pid}/{offset}"}, node
+        check_credentials(oak, pid)
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+def test_hierarchical_project_on_node_data_has_one_cluster_aggregator_per_node_cluster(
+        oak: Env, tmp_path: Path) -> None:
+    """Hierarchical training where the data lives: nodes on two workers of clusterA and one
+    of clusterB hold the digits; the project (hierarchical, data_tags, no mock data) gets one
+    cluster aggregator per node cluster, placed in that cluster, with that cluster's learners
+    (each pinned to its node) under it; ``flops project status`` shows the grouping."""
+    api = ApiClient(oak.base.removesuffix("/api/v1"), TOKEN)
+    workers = {"worker-a1": CLUSTERS[0], "worker-a2": CLUSTERS[0], "worker-b1": CLUSTERS[1]}
+    agents = start_digit_nodes(api, workers, tmp_path, "digits-h")
+    try:
+        spec = {"name": "oak-nodes-hier", "data_tags": ["digits-h"],
+                "training": {"mode": "hierarchical", "cycles": 2, "rounds": 1,
+                             "connect_timeout_s": 120}}
+        pid = oak.submit(spec)
+        project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=300,
+                           what="hierarchical node project completed")
+        assert project["model"], project
+        aggregator_of = {c: f"{pid}-cluster-aggregator-{i}" for i, c in enumerate(CLUSTERS)}
+        assert [(p["learner"], p["node"], p["cluster"], p["aggregator"])
+                for p in project["placement"]] == [
+            (0, "worker-a1", CLUSTERS[0], aggregator_of[CLUSTERS[0]]),
+            (1, "worker-a2", CLUSTERS[0], aggregator_of[CLUSTERS[0]]),
+            (2, "worker-b1", CLUSTERS[1], aggregator_of[CLUSTERS[1]])]
+        lines = summary(project)
+        assert f"  cluster {CLUSTERS[0]}: aggregator {aggregator_of[CLUSTERS[0]]}, " \
+               "2 learner(s)" in lines, lines
+        # Oakestra placed each cluster aggregator in its cluster; each learner on its node,
+        # connected to its cluster's aggregator (by that service's round-robin address)
+        services = sla_services(oak.server, pid)
+
+        def direct(service: dict[str, Any]) -> dict[str, str]:
+            (pin,) = [c for c in service["constraints"] if c["type"] == "direct"]
+            return dict(pin)
+
+        aggregators = {direct(s)["cluster"]: s for s in services
+                       if env_of(s)["FLOPS_SERVICE_ROLE"] == "cluster_aggregator"}
+        assert set(aggregators) == set(CLUSTERS)
+        assert {c: env_of(s)["FLOPS_EXPECTED_CLIENTS"] for c, s in aggregators.items()} == {
+            CLUSTERS[0]: "2", CLUSTERS[1]: "1"}
+        address_of = {c: s["addresses"]["rr_ip"] for c, s in aggregators.items()}
+        learners = [s for s in services if env_of(s)["FLOPS_SERVICE_ROLE"] == "learners"]
+        placed = {direct(s)["node"]: (direct(s)["cluster"],
+                                      env_of(s)["FLOPS_SERVER_ADDRESS"].rsplit(":", 1)[0],
+                                      env_of(s)["FLOPS_LEARNER_INDEX_OFFSET"])
+                  for s in learners}
+        assert {n: (c, a) for n, (c, a, _) in placed.items()} == {
+            n: (c, address_of[c]) for n, c in workers.items()}
+        for node, (_, _, offset) in placed.items():
+            assert node_readers(tmp_path, node) == {f"learner:{pid}/{offset}"}, node
+        # two cycles at the root, each a round in both clusters
+        rounds = [e for e in oak.get(f"projects/{pid}/events", limit=1000).json()["items"]
+                  if e["event"]["event"] == "round_completed"
+                  and e["event"]["component"] == "cluster_aggregator"]
+        assert len(rounds) >= 4, rounds
         check_credentials(oak, pid)
     finally:
         for agent in agents:

@@ -72,6 +72,8 @@ class PlacementSchema(StrictSchema):
     node = fields.String(required=True)
     cluster = fields.String(required=True)
     rows = fields.Integer(required=True, metadata={"description": "rows under the data tags"})
+    aggregator = fields.String(metadata={
+        "description": "hierarchical: the cluster aggregator service the learner reports to"})
 
 
 class ProjectSchema(StrictSchema):
