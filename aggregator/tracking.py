@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -63,7 +62,6 @@ class MlflowTracker:
     RETRIES = 5
     MAX_BATCH_ITEMS = 100  # rounds per write; MLflow accepts up to 1000 metrics per batch
     WRITE_INTERVAL_S = 1.0
-    START_SWITCH_INTERVAL_S = 0.0005
 
     def __init__(
         self,
@@ -127,17 +125,9 @@ class MlflowTracker:
         tags: Mapping[str, str],
         then: Callable[[MlflowTracker], None] | None = None,
     ) -> None:
-        """Run :meth:`start` (then ``then(self)``, e.g. tagging the experiment) on a thread.
-
-        Meanwhile the interpreter switches threads every ``START_SWITCH_INTERVAL_S`` instead
-        of every 5 ms: a round's thread woken by the network would otherwise wait up to 5 ms
-        for the interpreter while this thread imports MLflow and opens the store.
-        """
+        """Run :meth:`start` (then ``then(self)``, e.g. tagging the experiment) on a thread."""
         if self._starter is not None or self.run_id is not None:
             raise RuntimeError("the tracker was started already")
-
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous, self.START_SWITCH_INTERVAL_S))
 
         def starting() -> None:
             try:
@@ -146,8 +136,6 @@ class MlflowTracker:
                     then(self)
             except BaseException as exc:  # noqa: BLE001 - re-raised by check()/wait_started()
                 self._start_error = exc
-            finally:
-                sys.setswitchinterval(previous)
 
         self._starter = threading.Thread(target=starting, name="mlflow-start", daemon=True)
         self._starter.start()
