@@ -9,6 +9,7 @@ lets us bound every wait. Moving to another Flower API means rewriting this modu
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -21,8 +22,6 @@ from flwr.common import (
     FitRes,
     Parameters,
     Scalar,
-    ndarrays_to_parameters,
-    parameters_to_ndarrays,
 )
 from flwr.server import Server, SimpleClientManager
 from flwr.server.client_manager import ClientManager
@@ -45,6 +44,7 @@ from flwr.server.superlink.fleet.grpc_bidi.grpc_server import start_grpc_server
 
 from aggregator.rounds import EvaluateOutcome, FitOutcome, RoundRecorder, RoundReport
 from flops_contracts.errors import TrainingError
+from flops_contracts.ndarray_codec import ndarrays_to_tensors, tensors_to_ndarrays
 from flops_contracts.spec import TrainingSpec
 from flops_contracts.strategy_spec import StrategyName
 
@@ -68,6 +68,45 @@ _STRATEGY_CLASSES: dict[StrategyName, type[FedAvg]] = {
 }
 
 
+_CODEC_MODULES = (
+    "flwr.server.strategy.aggregate", "flwr.server.strategy.fedavg",
+    "flwr.server.strategy.fedavgm", "flwr.server.strategy.fedopt",
+    "flwr.server.strategy.fedadam", "flwr.server.strategy.fedyogi",
+    "flwr.server.strategy.fedadagrad", "flwr.server.strategy.fedmedian",
+    "flwr.server.strategy.fedtrimmedavg", "flwr.server.strategy.krum",
+    "flwr.server.strategy.dp_fixed_clipping", "flwr.server.strategy.dp_adaptive_clipping",
+)
+"""Flower's strategy modules whose ``parameters_to_ndarrays`` / ``ndarrays_to_parameters``
+:func:`use_one_copy_codec` replaces (every strategy FLOps offers, and their DP wrappers)."""
+
+
+def one_copy_parameters_to_ndarrays(parameters: Parameters) -> NDArrays:
+    """Flower's ``parameters_to_ndarrays`` with one copy per array (writable arrays)."""
+    return tensors_to_ndarrays(parameters.tensors)
+
+
+def one_copy_ndarrays_to_parameters(ndarrays: NDArrays) -> Parameters:
+    """Flower's ``ndarrays_to_parameters``, the same bytes, written with one copy per array."""
+    return Parameters(tensors=ndarrays_to_tensors(ndarrays), tensor_type="numpy.ndarray")
+
+
+def use_one_copy_codec() -> None:
+    """Make Flower's strategies (de)serialize parameters with one copy per array (idempotent).
+
+    Flower's functions go through ``np.save`` / ``np.load`` on a ``BytesIO``: at 100 MB of
+    parameters, reading back each learner's answer was the aggregator's largest cost of a
+    round. The replacements produce and accept the same ``.npy`` bytes
+    (:mod:`flops_contracts.ndarray_codec`), so aggregation results do not change; they are
+    set as the names the strategy modules imported, in this process only.
+    """
+    for name in _CODEC_MODULES:
+        module = importlib.import_module(name)
+        if hasattr(module, "parameters_to_ndarrays"):
+            module.parameters_to_ndarrays = one_copy_parameters_to_ndarrays  # type: ignore[attr-defined]
+        if hasattr(module, "ndarrays_to_parameters"):
+            module.ndarrays_to_parameters = one_copy_ndarrays_to_parameters  # type: ignore[attr-defined]
+
+
 def build_flower_strategy(
     training: TrainingSpec,
     *,
@@ -79,7 +118,9 @@ def build_flower_strategy(
 
     ``min_available_clients`` is set to ``min_fit``: the initial wait for all learners is done by
     :meth:`FlowerSession.wait_for_clients`, and later rounds continue while ``min_fit`` remain.
+    Parameters are (de)serialized with one copy per array (:func:`use_one_copy_codec`).
     """
+    use_one_copy_codec()
     cls: Any = _STRATEGY_CLASSES[training.strategy.name]
     strategy: Strategy = cls(
         fraction_fit=training.fraction_fit,
@@ -87,7 +128,7 @@ def build_flower_strategy(
         min_fit_clients=min_fit,
         min_evaluate_clients=min_evaluate,
         min_available_clients=min_fit,
-        initial_parameters=ndarrays_to_parameters(initial_parameters),
+        initial_parameters=one_copy_ndarrays_to_parameters(initial_parameters),
         accept_failures=True,
         **training.strategy.params,
     )
@@ -115,7 +156,7 @@ def build_flower_strategy(
 
 def to_ndarrays(parameters: Parameters) -> NDArrays:
     """Deserialize Flower ``Parameters`` (e.g. the kept best model) into numpy arrays."""
-    return list(parameters_to_ndarrays(parameters))
+    return one_copy_parameters_to_ndarrays(parameters)
 
 
 def _nbytes(parameters: Parameters) -> int:
@@ -335,7 +376,7 @@ class FlowerSession:
     ) -> RoundReport | None:
         """Evaluate ``parameters`` on the connected clients once and return the report."""
         server = Server(client_manager=self._client_manager, strategy=strategy)
-        server.parameters = ndarrays_to_parameters(parameters)
+        server.parameters = one_copy_ndarrays_to_parameters(parameters)
         strategy.latest_parameters = server.parameters
         server.evaluate_round(server_round=server_round, timeout=round_timeout_s)
         return strategy.last_report

@@ -80,6 +80,36 @@ def infer_flavor(manager: Any, model: Any) -> str:
     )
 
 
+def likely_flavors(manager: Any, loaded: Iterable[str]) -> list[str]:
+    """The flavors a model of ``manager`` may be logged with, without calling user code (pure).
+
+    The declared ``mlflow_flavor``, else those of the libraries among the ``loaded`` module
+    names (the repository imported them), and ``pyfunc`` (the fallback) always.
+    """
+    declared = getattr(manager, "mlflow_flavor", None)
+    if declared:
+        flavors = [str(declared)]
+    else:
+        roots = {name.split(".")[0] for name in loaded}
+        flavors = [flavor for module, flavor in _FLAVOR_BY_MODULE.items() if module in roots]
+    return list(dict.fromkeys([*flavors, "pyfunc"]))
+
+
+def prepare_model_logging(manager: Any) -> None:
+    """Import what logging the model will need, so that the end of training does not wait.
+
+    Meant for a background thread while rounds run: MLflow's flavor modules and, for sklearn,
+    skops (2 s to import on a 2-core machine). Failures are ignored: logging the model
+    imports again and reports them.
+    """
+    for flavor in likely_flavors(manager, list(sys.modules)):
+        with contextlib.suppress(Exception):
+            importlib.import_module(f"mlflow.{flavor}")
+        if flavor == "sklearn":
+            with contextlib.suppress(Exception):
+                importlib.import_module("skops.io")
+
+
 def default_pip_requirements(flavor: str) -> list[str]:
     """Pin the flavor's packages to the versions installed here."""
     requirements = []

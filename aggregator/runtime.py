@@ -17,6 +17,7 @@ from aggregator.flower_api import (
     build_flower_strategy,
     to_ndarrays,
 )
+from aggregator.model_saving import prepare_model_logging
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
 from aggregator.tracking import MlflowTracker, RegisteredModel
 from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
@@ -231,6 +232,7 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
     def on_report(report: RoundReport, parameters: Parameters | None) -> None:
         reports.append(report)
         if tracker is not None:
+            tracker.check()  # an MLflow run that could not be created ends training here
             tracker.log_round(report)
         improved = best.offer(report, parameters)
         emitter.emit(EventType.ROUND_COMPLETED, **training_data(
@@ -260,13 +262,13 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
     )
     try:
         session.start()  # learners can connect while MLflow initialises
-        if tracker is not None:
-            tracker.start(params=training_params(settings), tags=tags)
-            if tracker.experiment_id is not None:
-                mark_model_training(tracker.tracking_uri, tracker.experiment_id)
+        if tracker is not None:  # rounds do not wait for the run: their metrics queue up
+            tracker.start_in_background(
+                params=training_params(settings), tags=tags,
+                then=lambda started: _prepare_tracking(started, manager))
         emitter.emit(
             EventType.STARTED, address=settings.listen_address, expected=plan.target,
-            rounds=plan.num_rounds, mlflow_run_id=tracker.run_id if tracker else None,
+            rounds=plan.num_rounds,
         )
         connected = session.wait_for_clients(
             target=plan.target, minimum=plan.minimum, timeout_s=training.connect_timeout_s
@@ -290,6 +292,8 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
                 "evaluation results"
             )
         session.stop()  # let learners go before the (slower) model logging
+        if tracker is not None:
+            tracker.wait_started()
         model = _register_best(settings, manager, best, tracker, tags, emitter)
     except Exception as exc:  # noqa: BLE001 - every error ends training with a failed event
         failure = failure_of(exc)
@@ -319,6 +323,13 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
     if tracker is not None:
         tracker.finish()
     return ExitCode.OK
+
+
+def _prepare_tracking(tracker: MlflowTracker, manager: Any) -> None:
+    """After the run exists (background): tag the experiment, import what model logging needs."""
+    if tracker.experiment_id is not None:
+        mark_model_training(tracker.tracking_uri, tracker.experiment_id)
+    prepare_model_logging(manager)
 
 
 def _register_best(

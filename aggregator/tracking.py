@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ from aggregator.rounds import RoundReport
 from flops_contracts.backoff import backoff_delay
 
 logger = logging.getLogger(__name__)
+
+_Point = tuple[str, float, int, int]
+"""One metric value: key, value, timestamp (ms), step."""
 
 @dataclasses.dataclass(frozen=True)
 class RegisteredModel:
@@ -49,6 +52,11 @@ class MlflowTracker:
     transaction each (nor compete with it for the interpreter). A
     failed write is retried with backoff (the server may be restarting) and :meth:`flush`
     writes what is queued at once and waits for it.
+
+    :meth:`start_in_background` creates the run on a thread of its own, so that rounds need not
+    wait for MLflow (its import, opening the store, the experiment and the run take seconds):
+    rounds queue their metrics until the run exists, :meth:`check` raises a failed start
+    during training and :meth:`wait_started` waits for the run before the model is logged.
     """
 
     RETRIES = 5
@@ -71,9 +79,11 @@ class MlflowTracker:
         self.artifact_location = artifact_location
         self.run_id: str | None = None
         self.experiment_id: str | None = None
-        self._queue: queue.Queue[list[Any] | None] = queue.Queue()
+        self._queue: queue.Queue[list[_Point] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._hurry = threading.Event()
+        self._starter: threading.Thread | None = None
+        self._start_error: BaseException | None = None
 
     def _client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -108,6 +118,49 @@ class MlflowTracker:
         )
         return self.run_id
 
+    def start_in_background(
+        self,
+        *,
+        params: Mapping[str, Any],
+        tags: Mapping[str, str],
+        then: Callable[[MlflowTracker], None] | None = None,
+    ) -> None:
+        """Run :meth:`start` (then ``then(self)``, e.g. tagging the experiment) on a thread."""
+        if self._starter is not None or self.run_id is not None:
+            raise RuntimeError("the tracker was started already")
+
+        def starting() -> None:
+            try:
+                self.start(params=params, tags=tags)
+                if then is not None:
+                    then(self)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by check()/wait_started()
+                self._start_error = exc
+
+        self._starter = threading.Thread(target=starting, name="mlflow-start", daemon=True)
+        self._starter.start()
+
+    def check(self) -> None:
+        """Raise the error of a background start that failed (returns at once otherwise)."""
+        if self._start_error is not None:
+            raise self._start_error
+
+    def wait_started(self, timeout_s: float | None = None) -> str:
+        """Wait for a background start; return the run's id or raise why it failed.
+
+        Raises
+        ------
+        RuntimeError
+            Before :meth:`start` / :meth:`start_in_background`, or if ``timeout_s`` passed.
+        """
+        starter = self._starter
+        if starter is not None:
+            starter.join(timeout_s)
+            if starter.is_alive():
+                raise RuntimeError(f"the MLflow run was not created within {timeout_s}s")
+        self.check()
+        return self._started()
+
     def _started(self) -> str:
         """The run's id; raises ``RuntimeError`` before :meth:`start`."""
         if self.run_id is None:
@@ -115,13 +168,15 @@ class MlflowTracker:
         return self.run_id
 
     def log_round(self, report: RoundReport, *, step: int | None = None) -> None:
-        """Queue the round's metrics for step ``report.server_round`` (written in background)."""
-        from mlflow.entities import Metric
+        """Queue the round's metrics for step ``report.server_round`` (written in background).
 
-        self._started()
+        The run need not exist yet (:meth:`start_in_background`): the writer waits for it.
+        """
+        if self.run_id is None and self._starter is None:
+            self._started()
         now = int(time.time() * 1000)
         at = report.server_round if step is None else step
-        metrics = [Metric(k, float(v), now, at) for k, v in report.metrics().items()]
+        metrics = [(k, float(v), now, at) for k, v in report.metrics().items()]
         if self._writer is None:
             self._writer = threading.Thread(target=self._write_loop, name="mlflow-metrics",
                                             daemon=True)
@@ -130,7 +185,7 @@ class MlflowTracker:
 
     def _write_loop(self) -> None:
         """Write queued metrics, coalescing whatever queued up meanwhile into one batch."""
-        client = self._client()
+        client: Any = None
         last_write = time.monotonic()  # the first rounds, too, wait: a run's first write is
         # its slowest (the store compiles its statements) and short runs then write once, at
         # the end, when the learners are gone
@@ -143,10 +198,10 @@ class MlflowTracker:
                     items.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            metrics = [m for item in items if item is not None for m in item]
+            points = [m for item in items if item is not None for m in item]
             try:
-                if metrics:
-                    self._write(client, metrics)
+                if points:
+                    client = self._write(client, points)
                     last_write = time.monotonic()
             finally:
                 for _ in items:
@@ -154,17 +209,29 @@ class MlflowTracker:
             if items[-1] is None:
                 return
 
-    def _write(self, client: Any, metrics: list[Any]) -> None:
+    def _write(self, client: Any, points: list[_Point]) -> Any:
+        """Write ``points`` (creating the client the first time); return the client."""
+        try:
+            run_id = self.wait_started()  # the run (and the mlflow import) first
+            from mlflow.entities import Metric
+
+            client = client or self._client()
+        except Exception:  # the training fails on it (check, wait_started)
+            logger.warning("dropping %s metrics: the MLflow run was not created", len(points),
+                           exc_info=True)
+            return client
+        metrics = [Metric(*point) for point in points]
         for attempt in range(self.RETRIES):
             try:
-                client.log_batch(self._started(), metrics=metrics)
-                return
+                client.log_batch(run_id, metrics=metrics)
+                return client
             except Exception:
                 if attempt == self.RETRIES - 1:
                     logger.warning("dropping %s metrics after %s attempts", len(metrics),
                                    self.RETRIES, exc_info=True)
                 else:
                     time.sleep(backoff_delay(attempt, base_s=0.5, cap_s=5.0))
+        return client
 
     def flush(self) -> None:
         """Wait until every queued metric was written (or given up on)."""
@@ -216,7 +283,9 @@ class MlflowTracker:
         )
 
     def finish(self, *, failed: bool = False) -> None:
-        """End the run as FINISHED or FAILED (idempotent)."""
+        """End the run as FINISHED or FAILED (idempotent); waits for a background start."""
+        if self._starter is not None:
+            self._starter.join(60)
         if self.run_id is None:
             return
         self.flush()

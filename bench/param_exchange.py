@@ -6,8 +6,13 @@ for evaluation) and ``duration_s`` from the aggregator's ``round_completed`` eve
 
 ``--baseline-root DIR`` also times ``train-local`` from another checkout of FLOps (before/after).
 
+``--codec`` instead times, in this process, the per-round work on the parameters that FLOps
+changed: serializing and deserializing one array of each size with Flower's functions
+(``np.save`` / ``np.load`` on a BytesIO) and with FLOps' one-copy codec, and the learners'
+NaN/inf check before (``np.isfinite(a).all()``) and now (``all_finite``), alternating, medians.
+
 Usage: python bench/param_exchange.py [--sizes 10 100] [--learners 2] [--repeat 3]
-       [--baseline-root DIR]
+       [--baseline-root DIR] [--codec]
 """
 
 from __future__ import annotations
@@ -71,14 +76,49 @@ def measure(megabytes: float, learners: int, baseline: Path | None,
     return out
 
 
+def codec(megabytes: float, repeat: int) -> dict[str, object]:
+    """Median milliseconds of each (de)serialization and finiteness check of one array."""
+    import time
+
+    import numpy as np
+    from flwr.common import bytes_to_ndarray, ndarray_to_bytes
+
+    from flops_contracts.ndarray_codec import ndarray_to_tensor, tensor_to_ndarray
+    from learner_base.contract_checks import all_finite
+
+    array = np.random.default_rng(0).random(int(megabytes * 2**20 / 4), dtype=np.float32)
+    tensor = ndarray_to_bytes(array)
+    cases = {
+        "flower_serialize": lambda: ndarray_to_bytes(array),
+        "flops_serialize": lambda: ndarray_to_tensor(array),
+        "flower_deserialize": lambda: bytes_to_ndarray(tensor),
+        "flops_deserialize": lambda: tensor_to_ndarray(tensor),
+        "isfinite_all": lambda: bool(np.isfinite(array).all()),
+        "all_finite": lambda: all_finite(array),
+    }
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeat):
+        for name, call in cases.items():
+            started = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - started)
+    return {"param_mb": megabytes, "repeat": repeat,
+            **{f"{name}_ms": round(statistics.median(v) * 1000, 1) for name, v in times.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=float, nargs="+", default=[10, 100])
     parser.add_argument("--learners", type=int, default=2)
     parser.add_argument("--baseline-root", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--codec", action="store_true",
+                        help="time the (de)serialization and the finiteness check in-process")
     args = parser.parse_args()
     for size in args.sizes:
+        if args.codec:
+            print(json.dumps(codec(size, max(args.repeat, 5))), flush=True)
+            continue
         print(json.dumps(measure(size, args.learners, args.baseline_root, args.repeat)),
               flush=True)
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from flops_contracts.entrypoint import start_component
+from flops_contracts.entrypoint import exit_process, start_component
 
 
 def main() -> int:
@@ -16,4 +14,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())  # everything is written: skip the interpreter's teardown

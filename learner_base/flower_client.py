@@ -13,11 +13,23 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flwr.client import NumPyClient
+from flwr.client import Client, NumPyClient
+from flwr.common import (
+    Code,
+    EvaluateIns,
+    EvaluateRes,
+    FitIns,
+    FitRes,
+    GetParametersIns,
+    GetParametersRes,
+    Parameters,
+    Status,
+)
 from flwr.compat.client.app import start_client
 
 from flops_contracts.backoff import backoff_delay
 from flops_contracts.errors import ContractError
+from flops_contracts.ndarray_codec import ndarrays_to_tensors, tensors_to_ndarrays
 from learner_base.contract_checks import (
     CallSite,
     Shapes,
@@ -57,6 +69,54 @@ class ContactTrackingClient(NumPyClient):
         except BaseException as exc:
             self.code_error = exc
             raise
+
+    def to_client(self) -> Client:
+        """Return this client as a Flower ``Client`` that (de)serializes in one copy per array.
+
+        Flower's own wrapper of a ``NumPyClient`` does the same calls with ``np.save`` /
+        ``np.load`` (several copies per array, see :mod:`flops_contracts.ndarray_codec`); the
+        bytes on the wire are the same.
+        """
+        return OneCopyClient(self)
+
+
+def _ok() -> Status:
+    return Status(code=Code.OK, message="Success")
+
+
+def _to_parameters(arrays: list[Any]) -> Parameters:
+    return Parameters(tensors=ndarrays_to_tensors(arrays), tensor_type="numpy.ndarray")
+
+
+def _from_parameters(parameters: Parameters) -> list[Any]:
+    # writable copies: user code may change the arrays it receives in place
+    return tensors_to_ndarrays(parameters.tensors)
+
+
+class OneCopyClient(Client):
+    """Flower's ``Client`` interface over a :class:`ContactTrackingClient` (numpy arrays)."""
+
+    def __init__(self, inner: ContactTrackingClient) -> None:
+        self.inner = inner
+
+    def get_parameters(self, ins: GetParametersIns) -> GetParametersRes:
+        """Serialize the inner client's parameters."""
+        arrays = self.inner.get_parameters(dict(ins.config))
+        return GetParametersRes(status=_ok(), parameters=_to_parameters(arrays))
+
+    def fit(self, ins: FitIns) -> FitRes:
+        """Deserialize the global parameters, fit, serialize the result."""
+        arrays, examples, metrics = self.inner.fit(_from_parameters(ins.parameters),
+                                                   dict(ins.config))
+        return FitRes(status=_ok(), parameters=_to_parameters(arrays),
+                      num_examples=examples, metrics=metrics)
+
+    def evaluate(self, ins: EvaluateIns) -> EvaluateRes:
+        """Deserialize the global parameters and evaluate them."""
+        loss, examples, metrics = self.inner.evaluate(_from_parameters(ins.parameters),
+                                                      dict(ins.config))
+        return EvaluateRes(status=_ok(), loss=float(loss), num_examples=examples,
+                           metrics=metrics)
 
 
 class ClientCodeError(Exception):

@@ -24,6 +24,8 @@ from flops_manager.local_processes import ManagedProcess, ProcessGroup, free_por
 from flops_messaging.file_publisher import EventTail
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
+WATCH_INTERVAL_S = 0.05
+"""How often the events file and the aggregator's exit are checked (reading new lines is cheap)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,7 +287,7 @@ def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, lim
             return Outcome(final)
         if time.monotonic() > deadline:
             return Outcome(final, f"timed out after {limit:.0f}s")
-        time.sleep(0.2)
+        time.sleep(WATCH_INTERVAL_S)
 
 
 def _clusters(training: TrainingSpec) -> int:

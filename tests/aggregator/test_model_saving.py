@@ -112,3 +112,15 @@ def test_only_library_types_are_trusted():
         "numpy.random._mt19937.MT19937",
         "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     ]
+
+
+def test_likely_flavors_come_from_the_declaration_or_the_loaded_libraries():
+    from aggregator.model_saving import likely_flavors
+
+    class Declared:
+        mlflow_flavor = "pytorch"
+
+    assert likely_flavors(Declared(), ["sklearn"]) == ["pytorch", "pyfunc"]
+    assert likely_flavors(object(), ["numpy", "sklearn.linear_model", "torch"]) == [
+        "sklearn", "pytorch", "pyfunc"]
+    assert likely_flavors(object(), ["numpy"]) == ["pyfunc"]

@@ -45,3 +45,48 @@ def test_rounds_within_the_interval_are_one_batch_and_flush_writes_them_at_once(
     tracker.log_round(report(4))
     tracker.flush()
     assert [{m.step for m in batch} for batch in client.batches] == [{1, 2, 3}, {4}]
+
+
+def test_rounds_logged_before_the_background_start_reach_the_run(tmp_path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = MlflowTracker(tracking_uri=uri, experiment_name="e", run_name="r",
+                            artifact_location=str(tmp_path / "artifacts"))
+    started = threading.Event()
+    tracker.start_in_background(params={"rounds": 2}, tags={"t": "1"},
+                                then=lambda _: started.set())
+    tracker.log_round(report(1))  # the run may not exist yet: queued
+    tracker.log_round(report(2))
+    run_id = tracker.wait_started()
+    assert started.is_set()
+    tracker.finish()
+    run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"rounds": "2"}
+    steps = [m.step for m in MlflowClient(tracking_uri=uri).get_metric_history(run_id, "loss")]
+    assert sorted(steps) == [1, 2]
+
+
+def test_a_failed_background_start_is_raised_by_check_and_wait_started() -> None:
+    tracker = MlflowTracker(tracking_uri="unused", experiment_name="e", run_name="r")
+
+    def broken() -> Any:
+        raise ConnectionError("tracking server down")
+
+    tracker._client = broken  # type: ignore[method-assign]
+    tracker.start_in_background(params={}, tags={})
+    tracker.log_round(report(1))  # queued, then dropped with a warning
+    try:
+        tracker.wait_started()
+    except ConnectionError as exc:
+        assert "down" in str(exc)
+    else:
+        raise AssertionError("wait_started() did not raise")
+    try:
+        tracker.check()
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("check() did not raise")
+    tracker.flush()  # the queued round is given up on; flush does not hang
+    tracker.finish(failed=True)  # no run: nothing to end
