@@ -8,9 +8,14 @@ out: owners' (``GET /api/v1/tracking``) and components' (``POST /api/v1/enroll``
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
 
 import pytest
+from werkzeug.serving import make_server
 
 from flops_manager.app import create_app
 from flops_manager.identity import tracking_policy
@@ -138,3 +143,23 @@ def test_reserved_owner_names_get_no_login(world: World) -> None:
                                     headers={"Authorization": f"Bearer {token}"})
         assert got.status_code == 403, got.get_data(as_text=True)
         assert "no MLflow login for this owner" in json_of(got)["message"]
+
+
+def test_the_cli_prints_the_owner_s_working_login(world: World) -> None:
+    a = world.project("alice", "cli", None)
+    server = make_server("127.0.0.1", 0, world.app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        env = {**os.environ, "FLOPS_API_URL": f"http://127.0.0.1:{server.server_port}",
+               "FLOPS_API_TOKEN": "tok-alice"}
+        done = subprocess.run([sys.executable, "-m", "flops_manager.cli.main", "project",
+                               "tracking"], env=env, capture_output=True, text=True,
+                              timeout=120, check=False)
+    finally:
+        server.shutdown()
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    assert lines["MLflow UI"] == world.url and lines["login"] == "alice"
+    login = (lines["login"], lines["password"])
+    assert world.call("GET", "/experiments/get", login,
+                      params={"experiment_id": world.experiment_id(a)}).status_code == 200
