@@ -163,3 +163,52 @@ def test_the_cli_prints_the_owner_s_working_login(world: World) -> None:
     login = (lines["login"], lines["password"])
     assert world.call("GET", "/experiments/get", login,
                       params={"experiment_id": world.experiment_id(a)}).status_code == 200
+
+
+class _Manager:
+    """A duck-typed ModelManager: only what the aggregator's logging needs."""
+
+    def __init__(self, model: object) -> None:
+        self.model = model
+
+    def get_model(self) -> object:
+        return self.model
+
+
+def test_the_aggregator_tracks_with_its_login_and_the_reader_loads_the_model(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mlflow
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    from aggregator.experiment_kind import mark_model_training
+    from aggregator.tracking import MlflowTracker
+
+    a = world.project("alice", "aggregated", "alice-aggregated")
+    x, y = load_digits(return_X_y=True)
+
+    def use(login: tuple[str, str]) -> None:  # MLflow's client reads these variables
+        monkeypatch.setenv(tracking_policy.TRACKING_USERNAME, login[0])
+        monkeypatch.setenv(tracking_policy.TRACKING_PASSWORD, login[1])
+
+    use(world.component_login(a, "aggregator"))
+    tracker = MlflowTracker(tracking_uri=world.url, run_name="aggregated-training",
+                            experiment_name=tracking_policy.experiment_name(
+                                "alice", "aggregated", a.id))
+    tracker.start(params={"rounds": 1}, tags={"flops.project_id": a.id})
+    assert tracker.experiment_id == world.experiment_id(a)  # the manager's experiment
+    assert mark_model_training(world.url, tracker.experiment_id)
+    tracker.log_summary({"accuracy": 0.9})
+    fitted = LogisticRegression(max_iter=200).fit(x, y)
+    model = tracker.log_model(_Manager(fitted), registered_model_name="alice-aggregated",
+                              tags={"flops.project_id": a.id})
+    tracker.finish()
+    assert model.version == "1" and model.registry_uri == "models:/alice-aggregated/1"
+    mlflow.set_registry_uri(world.url)
+    use(world.component_login(a, "inference_server"))
+    loaded = mlflow.pyfunc.load_model(model.registry_uri)
+    assert (loaded.predict(x[:5]) == fitted.predict(x[:5])).all()
+    use(world.owner_login("tok-bob"))
+    with pytest.raises(mlflow.exceptions.MlflowException, match=r"403|Permission denied"):
+        mlflow.pyfunc.load_model(model.registry_uri)
