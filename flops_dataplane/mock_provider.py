@@ -38,12 +38,8 @@ from flops_messaging import EventEmitter, create_emitter
 log = logging.getLogger(__name__)
 
 
-class MockProviderSettings(BaseModel):
-    """Mock data provider settings (``FLOPS_<FIELD>``, e.g. ``FLOPS_PARTITIONS=3``).
-
-    ``servers`` is a JSON list of ``grpc://host:port`` locations; the data server token is read
-    from ``FLOPS_DATA_TOKEN`` (field ``data_token``).
-    """
+class PartitionOptions(BaseModel):
+    """How a data set is split into learners' partitions (see :func:`partition_tables`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -58,6 +54,15 @@ class MockProviderSettings(BaseModel):
     holdout_fraction: float = Field(
         0.0, ge=0, lt=1, description="rows given to no learner (see partitioners.holdout_split)"
     )
+
+
+class MockProviderSettings(PartitionOptions):
+    """Mock data provider settings (``FLOPS_<FIELD>``, e.g. ``FLOPS_PARTITIONS=3``).
+
+    ``servers`` is a JSON list of ``grpc://host:port`` locations; the data server token is read
+    from ``FLOPS_DATA_TOKEN`` (field ``data_token``).
+    """
+
     tag: str = "mock"
     servers: list[str] = Field(..., min_length=1)
     replace: bool = True
@@ -78,7 +83,7 @@ class MockProviderSettings(BaseModel):
         return check_identifier(value, what="identifier")
 
 
-def partition_tables(settings: MockProviderSettings, table: pa.Table) -> list[pa.Table]:
+def partition_tables(settings: PartitionOptions, table: pa.Table) -> list[pa.Table]:
     """Split ``table`` into partitions with a ``split`` column, as configured."""
     if settings.label_column not in table.column_names:
         raise FlopsError(

@@ -144,10 +144,18 @@ def build_broker_accounts(settings: Settings) -> BrokerAccounts:
     Raises
     ------
     ConfigError
-        If ``mosquitto-dynsec`` lacks the manager's broker URL or login.
+        If ``mosquitto-dynsec`` lacks the manager's broker URL or login, or
+        ``amqtt-policy`` its policy file.
     """
     if settings.broker_accounts == "shared":
         return SharedBrokerLogin()
+    if settings.broker_accounts == "amqtt-policy":
+        if settings.broker_policy_file is None:
+            raise ConfigError("FLOPS_BROKER_ACCOUNTS=amqtt-policy needs FLOPS_BROKER_POLICY_FILE "
+                              "(the policy file of the embedded amqtt broker)")
+        from flops_manager.adapters.file_broker_accounts import PolicyFileBrokerAccounts
+
+        return PolicyFileBrokerAccounts(settings.broker_policy_file)
     if not settings.mqtt_url or not settings.mqtt_username:
         raise ConfigError("FLOPS_BROKER_ACCOUNTS=mosquitto-dynsec needs FLOPS_MQTT_URL and "
                           "FLOPS_MQTT_USERNAME (a dynamic-security administrator)")

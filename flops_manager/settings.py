@@ -67,11 +67,15 @@ class Settings(BaseModel):
         None, description="broker login handed to components (as a secret, never in specs)"
     )
     component_mqtt_password: str | None = None
-    broker_accounts: Literal["shared", "mosquitto-dynsec"] = Field(
+    broker_accounts: Literal["shared", "mosquitto-dynsec", "amqtt-policy"] = Field(
         "shared", description="mosquitto-dynsec: one broker login per enrolled component, "
         "limited to its project's topics of its role, created through Mosquitto's dynamic "
-        "security plugin with the manager's login; shared: the component login above"
+        "security plugin with the manager's login; amqtt-policy: the same logins in the policy "
+        "file of an amqtt broker running FLOps' plugins (broker_policy_file); shared: the "
+        "component login above"
     )
+    broker_policy_file: Path | None = Field(
+        None, description="amqtt-policy: the policy file the broker's plugins read")
     component_api_url: str | None = Field(
         None, description="the manager's URL as components reach it, to enroll (default: "
         "http://<host>:<port>, loopback when listening on every address)"

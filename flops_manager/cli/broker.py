@@ -3,8 +3,10 @@
 Mosquitto runs with its dynamic security plugin when the plugin is installed (Debian ships it):
 nobody is anonymous, the manager gets a fresh administrator login at every start
 (:func:`manager_broker_env`, kept in a 0600 file next to the broker's configuration) and creates
-one login per enrolled component, limited to its project's topics of its role. amqtt stays
-anonymous on loopback (see the README's threat model).
+one login per enrolled component, limited to its project's topics of its role. amqtt enforces
+the same rules through FLOps' plugins (:mod:`flops_manager.adapters.amqtt_policy`), reading a
+policy file that the manager keeps (:class:`~flops_manager.adapters.file_broker_accounts.
+PolicyFileBrokerAccounts`).
 
 amqtt is a pure-Python MQTT 3.1.1 broker (FLOps speaks 3.1.1). Its pinned dependencies clash
 with Flower's, so it lives in a private virtual environment under the data directory, created
@@ -64,14 +66,38 @@ def mosquitto_config(port: int, directory: Path, *, as_root: bool,
     return "\n".join(lines) + "\n"
 
 
-def amqtt_config(port: int) -> str:
-    """Return the amqtt configuration: loopback listener, anonymous access, no packet logging."""
+AMQTT_PLUGIN_MODULE = "flops_amqtt_policy"
+POLICY_FILE = "broker-policy.json"
+
+
+def amqtt_config(port: int, policy_file: Path) -> str:
+    """Return the amqtt configuration: loopback listener, logins and topics by FLOps' plugins."""
+    source = json.dumps(str(policy_file))
     return (
         "listeners:\n  default:\n    type: tcp\n"
         f"    bind: 127.0.0.1:{port}\n"
-        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
-        "    allow_anonymous: true\n"
+        "plugins:\n"
+        f"  {AMQTT_PLUGIN_MODULE}.FlopsAuthPlugin:\n    policy_file: {source}\n"
+        f"  {AMQTT_PLUGIN_MODULE}.FlopsTopicPlugin:\n    policy_file: {source}\n"
     )
+
+
+def install_amqtt_plugin(venv_dir: Path) -> Path:
+    """Copy FLOps' policy plugins into amqtt's venv (every start: the current version).
+
+    Raises
+    ------
+    FlopsError
+        If the venv has no site-packages directory.
+    """
+    from flops_manager.adapters import amqtt_policy
+
+    found = sorted(venv_dir.glob("lib/python*/site-packages"))
+    if not found:
+        raise FlopsError(f"{venv_dir} has no site-packages: delete it to reinstall amqtt")
+    target = found[-1] / f"{AMQTT_PLUGIN_MODULE}.py"
+    shutil.copyfile(amqtt_policy.__file__, target)
+    return target
 
 
 def ensure_amqtt(venv_dir: Path) -> Path:
@@ -124,16 +150,20 @@ def broker_command(
         plugin = dynsec_plugin()
         if plugin is not None:
             _write_manager_login(directory)
+        else:
+            (directory / MANAGER_LOGIN_FILE).unlink(missing_ok=True)
         conf = directory / "mosquitto.conf"
         conf.write_text(mosquitto_config(port, directory, as_root=os.geteuid() == 0,
                                          plugin=plugin), encoding="utf-8")
         return "mosquitto", [mosquitto, "-c", str(conf)]
     if choice == "mosquitto":
         raise FlopsError("FLOPS_BROKER=mosquitto but Mosquitto is not installed")
-    (directory / MANAGER_LOGIN_FILE).unlink(missing_ok=True)
+    binary = ensure_amqtt(directory / "amqtt-venv")
+    install_amqtt_plugin(directory / "amqtt-venv")
+    _write_amqtt_manager_login(directory)
     conf = directory / "amqtt.yaml"
-    conf.write_text(amqtt_config(port), encoding="utf-8")
-    return "amqtt", [str(ensure_amqtt(directory / "amqtt-venv")), "-c", str(conf)]
+    conf.write_text(amqtt_config(port, directory / POLICY_FILE), encoding="utf-8")
+    return "amqtt", [str(binary), "-c", str(conf)]
 
 
 def _private_write(path: Path, text: str) -> None:
@@ -149,19 +179,36 @@ def _write_manager_login(directory: Path) -> None:
     password = secrets.token_urlsafe(24)
     config = initial_config(MANAGER_USERNAME, password, salt=os.urandom(12))
     _private_write(directory / DYNSEC_FILE, json.dumps(config))
-    _private_write(directory / MANAGER_LOGIN_FILE,
-                   json.dumps({"username": MANAGER_USERNAME, "password": password}))
+    _private_write(directory / MANAGER_LOGIN_FILE, json.dumps(
+        {"username": MANAGER_USERNAME, "password": password, "accounts": "mosquitto-dynsec"}))
+
+
+def _write_amqtt_manager_login(directory: Path) -> None:
+    """A fresh policy file holding only the manager's administrator login, and its copy."""
+    from flops_manager.adapters.amqtt_policy import empty_policy, login_entry
+
+    password = secrets.token_urlsafe(24)
+    policy = empty_policy()
+    policy["logins"][MANAGER_USERNAME] = login_entry(password, salt=os.urandom(12), admin=True)
+    _private_write(directory / POLICY_FILE, json.dumps(policy))
+    _private_write(directory / MANAGER_LOGIN_FILE, json.dumps(
+        {"username": MANAGER_USERNAME, "password": password, "accounts": "amqtt-policy",
+         "policy_file": str(directory / POLICY_FILE)}))
 
 
 def manager_broker_env(directory: Path) -> dict[str, str]:
     """The manager's broker settings for the broker configured in ``directory``.
 
-    Empty for an anonymous broker; with the dynamic security plugin, its administrator login
-    and per-component broker accounts.
+    Empty for an anonymous broker (Mosquitto without its dynamic security plugin); otherwise
+    the administrator login and how per-component broker accounts are made: through the
+    dynamic security plugin, or amqtt's policy file.
     """
     path = directory / MANAGER_LOGIN_FILE
     if not path.exists():
         return {}
     login = json.loads(path.read_text(encoding="utf-8"))
-    return {"FLOPS_MQTT_USERNAME": login["username"], "FLOPS_MQTT_PASSWORD": login["password"],
-            "FLOPS_BROKER_ACCOUNTS": "mosquitto-dynsec"}
+    env = {"FLOPS_MQTT_USERNAME": login["username"], "FLOPS_MQTT_PASSWORD": login["password"],
+           "FLOPS_BROKER_ACCOUNTS": login.get("accounts", "mosquitto-dynsec")}
+    if login.get("policy_file"):
+        env["FLOPS_BROKER_POLICY_FILE"] = login["policy_file"]
+    return env

@@ -1,10 +1,13 @@
 """``flops demo``: the whole pipeline on this machine with the digits example, in one command.
 
-Starts the embedded stack if needed, submits ``examples/digits_sklearn`` (a snapshot in a
-local Git repository, :mod:`flops_manager.cli.local_repo`) with Dirichlet-partitioned mock data
-and a held-out set no learner sees, shows each round's accuracy, then prints the MLflow UI and
-runs view, the registered model, the inference endpoint, and the served model's predictions
-for held-out digits.
+Starts the embedded stack if needed (with at least one simulated FLOps node per learner),
+splits the digits data set Dirichlet(0.5)-wise, keeps a held-out set no learner sees, and
+pushes partition i to node i (``flops data push``: the path real data takes). It then submits
+``examples/digits_sklearn`` (a snapshot in a local Git repository,
+:mod:`flops_manager.cli.local_repo`) with the data's tag, so each learner trains on its own
+node's data; it shows which learner trained on which node, each round's accuracy, then the
+MLflow UI and runs view, the registered model, the inference endpoint, and the served model's
+predictions for the held-out digits.
 """
 
 from __future__ import annotations
@@ -18,30 +21,111 @@ from typing import Any
 import requests
 
 from flops_contracts.errors import FlopsError
-from flops_manager.cli import stack
+from flops_manager.cli import data, stack
 from flops_manager.cli.client import ApiClient, connect
 from flops_manager.cli.local_repo import SNAPSHOT_DIR, snapshot
-from flops_manager.cli.watch import describe, follow
+from flops_manager.cli.watch import follow, progress_lines
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
 HOLDOUT_FRACTION = 0.2
 SEED = 0
+DATA_TAG = "digits-demo"
+LABEL = "label"
+DATA_DIR = "demo-data"
 
 
 def demo_request(repo_url: str, commit: str, *, rounds: int,
                  learners: int) -> dict[str, Any]:
-    """The project the demo submits."""
+    """The project the demo submits: trained where the nodes hold ``DATA_TAG``."""
     return {
         "repository": {"url": repo_url, "ref": commit},
         "spec": {
             "name": "digits-demo",
-            "training": {"rounds": rounds, "learners": learners},
-            "mock_data": {"dataset": "sklearn:digits", "partitioner": "dirichlet", "alpha": 0.5,
-                          "seed": SEED, "holdout_fraction": HOLDOUT_FRACTION},
+            "data_tags": [DATA_TAG],
+            "training": {"rounds": rounds, "learners": learners,
+                         "min_available_learners": learners},
             "post_training_steps": ["build_image_for_trained_model",
                                     "deploy_trained_model_image"],
         },
     }
+
+
+def demo_partitions(learners: int) -> list[Any]:
+    """The digits in ``learners`` Dirichlet(0.5) partitions with a ``split`` column.
+
+    The rows of :func:`holdout_digits` are in none of them (the mock data provider's split).
+    """
+    from flops_dataplane.mock_provider import PartitionOptions, partition_tables
+    from flops_dataplane.sources import sklearn_table
+
+    options = PartitionOptions(dataset="sklearn:digits", label_column=LABEL,
+                               partitions=learners, partitioner="dirichlet", alpha=0.5,
+                               seed=SEED, holdout_fraction=HOLDOUT_FRACTION)
+    return partition_tables(options, sklearn_table("digits"))
+
+
+def node_summary(node: str, manifest: dict[str, Any]) -> str:
+    """One line saying what ``node`` holds: rows and its most frequent digits."""
+    histogram = manifest.get("label_histogram") or {}
+    top = sorted(histogram.items(), key=lambda item: (-item[1], item[0]))[:3]
+    share = ", ".join(f"{label} ({count})" for label, count in top)
+    return f"{node}: {manifest['rows']} digits, mostly {share}" if share else \
+        f"{node}: {manifest['rows']} rows"
+
+
+def _reported(client: ApiClient, pushed: dict[str, int], *,
+              timeout_s: float) -> dict[str, dict[str, Any]]:
+    """Wait until the manager's inventory shows each pushed partition; return them by node.
+
+    Raises
+    ------
+    FlopsError
+        If a node's report does not arrive within ``timeout_s``.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        seen = {entry["node"]: entry for entry in data.listing(client, None)
+                if entry["tag"] == DATA_TAG and entry["node"] in pushed
+                and entry["rows"] == pushed[entry["node"]]}
+        if len(seen) == len(pushed):
+            return seen
+        if time.monotonic() > deadline:
+            missing = sorted(set(pushed) - set(seen))
+            raise FlopsError(f"nodes {', '.join(missing)} did not report their data within "
+                             f"{timeout_s:.0f} s: see 'flops status' and the nodes' logs")
+        time.sleep(0.3)
+
+
+def place_demo_data(client: ApiClient, nodes: list[str], learners: int,
+                    directory: Path, *, report_timeout_s: float = 60.0) -> list[str]:
+    """Push partition i to node i (replacing an earlier demo's); drop the tag elsewhere.
+
+    Returns one line per node saying what it holds, once the manager's inventory shows it.
+
+    Raises
+    ------
+    FlopsError
+        If the stack has fewer nodes than learners, a push fails, or a node does not report.
+    """
+    import pyarrow.parquet as pq
+
+    if len(nodes) < learners:
+        raise FlopsError(f"the running stack has {len(nodes)} nodes for {learners} learners: "
+                         f"run 'flops down', then 'flops demo --learners {learners}' (it starts "
+                         "one node per learner)")
+    files = directory / DATA_DIR
+    files.mkdir(parents=True, exist_ok=True)
+    pushed = {}
+    for node, table in zip(nodes, demo_partitions(learners), strict=False):
+        path = files / f"{node}.parquet"
+        pq.write_table(table, path)
+        data.push(client, node, DATA_TAG, path, name="digits", label=LABEL, replace=True)
+        pushed[node] = table.num_rows
+    for stale in data.listing(client, None):
+        if stale["node"] in nodes[learners:] and stale["tag"] == DATA_TAG:
+            data.rm(client, stale["node"], f"{stale['tag']}/{stale['name']}")
+    reported = _reported(client, pushed, timeout_s=report_timeout_s)
+    return [node_summary(node, reported[node]) for node in pushed]
 
 
 def demo_repository(directory: Path, source: Path = EXAMPLE) -> tuple[str, str]:
@@ -120,17 +204,24 @@ def run(args: argparse.Namespace) -> int:
     directory = stack.data_dir(args.data_dir)
     try:
         print(f"starting FLOps (data in {directory}) ...", flush=True)
-        record = stack.start_stack(directory)
+        record = stack.start_stack(directory, nodes=max(stack.DEFAULT_NODES, args.learners))
         client = connect(directory)
+        print(f"pushing Dirichlet(0.5) digits to {args.learners} nodes "
+              f"(a fifth held out from all) ...", flush=True)
+        for line in place_demo_data(client, list(record.get("nodes") or []), args.learners,
+                                    directory):
+            print(f"  {line}", flush=True)
         url, commit = demo_repository(directory)
         request = demo_request(url, commit, rounds=args.rounds, learners=args.learners)
         project = client.request("POST", "projects", json=request)
         pid = project["id"]
         print(f"submitted project {pid}: {args.learners} learners, {args.rounds} rounds, "
-              "Dirichlet(0.5) digits", flush=True)
-        for event in follow(client, pid, timeout_s=args.timeout):
-            if (line := describe(event)) is not None:
-                print(f"  {line}", flush=True)
+              f"data tag {DATA_TAG}", flush=True)
+        for placed in project.get("placement") or []:
+            print(f"  learner {placed['learner']} trains on {placed['node']} "
+                  f"({placed['rows']} rows, which never leave it)", flush=True)
+        for line in progress_lines(follow(client, pid, timeout_s=args.timeout)):
+            print(f"  {line}", flush=True)
         url = _wait_endpoint(client, pid, timeout_s=120.0)
         project = client.request("GET", f"projects/{pid}")
         check = check_endpoint(url)

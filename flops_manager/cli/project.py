@@ -16,7 +16,7 @@ from flops_manager.cli import local_repo, stack
 from flops_manager.cli.client import ApiClient, connect
 from flops_manager.cli.log_follow import FOLLOW_WINDOW, follow_done, new_lines
 from flops_manager.cli.rejected import rejected_lines
-from flops_manager.cli.watch import describe, follow
+from flops_manager.cli.watch import follow, progress_lines
 
 WATCH_TIMEOUT_S = 24 * 3600.0
 FAILED_PHASES = ("failed", "cancelled")
@@ -143,10 +143,12 @@ def _status(args: argparse.Namespace, client: ApiClient) -> int:
 
 def _follow(client: ApiClient, project_id: str, *, as_json: bool,
             timeout_s: float = WATCH_TIMEOUT_S) -> int:
-    for event in follow(client, project_id, timeout_s=timeout_s):
-        if as_json:
+    events = follow(client, project_id, timeout_s=timeout_s)
+    if as_json:
+        for event in events:
             print(json.dumps(event), flush=True)
-        elif (line := describe(event)) is not None:
+    else:
+        for line in progress_lines(events):
             print(line, flush=True)
     project = client.request("GET", f"projects/{project_id}")
     if not as_json:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from flops_manager.cli.client import ApiClient, ApiError
@@ -54,6 +54,27 @@ def describe(event: dict[str, Any]) -> str | None:
     if kind == "completed" and component == "mock_data_provider":
         return f"mock data ready: {len(data.get('partitions') or [])} partitions"
     return None
+
+
+FINAL_EVENTS = frozenset({"completed", "failed"})
+
+
+def progress_lines(events: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The lines :func:`describe` gives, minus last wills of instances that were done.
+
+    A component that reported ``completed`` (or ``failed``) and is then stopped may drop its
+    broker connection without a goodbye; its last will is no news to the reader.
+    """
+    done: set[tuple[str, str]] = set()
+    for event in events:
+        body = event["event"]
+        who = (body["component"], body.get("instance", ""))
+        if body["event"] in FINAL_EVENTS:
+            done.add(who)
+        elif body["event"] == "lost" and who in done:
+            continue
+        if (line := describe(event)) is not None:
+            yield line
 
 
 def follow(

@@ -425,6 +425,7 @@ def _node_learner_specs(project: Project, settings: Settings, place: Placement,
             instances=1,
             resources=_resources(spec),
             cluster=str(entry["cluster"]),
+            node=str(entry["node"]),
             instance_images=images[index:index + 1],
         ))
     return specs

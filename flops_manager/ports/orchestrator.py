@@ -70,6 +70,10 @@ class ServiceSpec:
         Needs extended privileges (the container image builder).
     platforms
         Platforms (``linux/amd64``...) the service may be placed on; empty = any.
+    node
+        The worker node (of ``cluster``) the service must run on: a learner placed on a FLOps
+        node (:mod:`flops_manager.nodes.placement`). Backends that run everything on one
+        machine ignore it; Oakestra pins the service to that worker.
     instance_images
         Image of instance ``i`` where it differs from ``image`` (``""`` or missing: ``image``),
         e.g. the arm64 variant of a multi-platform image pinned by digest.
@@ -85,6 +89,7 @@ class ServiceSpec:
     owner: str = ""
     project_id: str | None = None
     cluster: str | None = None
+    node: str | None = None
     ports: tuple[int, ...] = ()
     secret_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     listen_env: str | None = None

@@ -19,7 +19,7 @@ from flops_manager.cli.broker import (
     mosquitto_config,
 )
 from flops_manager.cli.project import read_request
-from flops_manager.cli.watch import describe, progress_bar
+from flops_manager.cli.watch import describe, progress_bar, progress_lines
 from learner_base.settings import LearnerSettings
 from tracking_server.settings import TrackingServerSettings, auth_config, server_argv
 
@@ -70,10 +70,26 @@ def test_event_lines() -> None:
     assert describe(ev("online", "aggregator", connection=2)) is None
 
 
+def test_progress_lines_skip_the_last_will_of_an_instance_that_was_done() -> None:
+    def ev(event: str, instance: str, **data: object) -> dict[str, object]:
+        return {"seq": 1, "event": {"event": event, "component": "aggregator",
+                                    "instance": instance, "data": data}}
+
+    lines = list(progress_lines([
+        ev("lost", "a-0", reason="dropped", connection=1),  # before it was done: news
+        ev("completed", "a-1"),
+        ev("lost", "a-1", reason="dropped", connection=1),  # after: not news
+        ev("failed", "a-2", reason="boom"),
+        ev("lost", "a-2", reason="dropped", connection=1),
+    ]))
+    assert lines == ["aggregator a-0 lost: dropped (connection 1; counts unless it reconnects)",
+                     "aggregator a-2 failed: boom"]
+
+
 def test_broker_configurations(tmp_path: Path) -> None:
     assert "listener 1883 127.0.0.1" in mosquitto_config(1883, tmp_path, as_root=False)
     assert "user root" in mosquitto_config(1883, tmp_path, as_root=True)
-    assert "bind: 127.0.0.1:1884" in amqtt_config(1884)
+    assert "bind: 127.0.0.1:1884" in amqtt_config(1884, tmp_path / "policy.json")
     with pytest.raises(FlopsError, match="use auto, mosquitto or amqtt"):
         broker_command(tmp_path, 1, {"FLOPS_BROKER": "rabbit"})
     locked = mosquitto_config(1883, tmp_path, as_root=False, plugin="/p/dynsec.so")

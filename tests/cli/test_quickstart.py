@@ -51,6 +51,10 @@ def test_the_quickstart_runs_verbatim(tmp_path: Path) -> None:
         assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
         assert "project.license" not in done.stderr  # setup: no setuptools deprecation banner
         out = done.stdout
+        # the demo trained on simulated nodes: one learner per node, on that node's data
+        for index in range(3):
+            assert re.search(rf"learner {index} trains on node-{index + 1} \(\d+ rows", out), \
+                out[-3000:]
         # the README's spec reaches the demo's accuracy (the status of the serving project)
         status = re.search(r"project (p\w+) \(digits\): serving\n  round 5/5  metrics "
                            r"accuracy ([0-9.]+)", out)

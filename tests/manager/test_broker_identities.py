@@ -1,7 +1,10 @@
-"""Per-project broker identities, enforced by a real Mosquitto (dynamic security plugin).
+"""Per-project broker identities, enforced by the broker itself.
 
-Twice: with the generated configuration the compose suite's tests use, and with the broker
-exactly as the embedded stack (``flops up``) configures it.
+Three times: a real Mosquitto (dynamic security plugin) with the generated configuration the
+compose suite's tests use, Mosquitto exactly as the embedded stack (``flops up``) configures
+it, and the embedded stack's fallback when Mosquitto is missing: amqtt with FLOps' policy
+plugins, again exactly as ``flops up`` configures it. The manager's side of each is built from
+the settings the stack gives the manager (``registry.build_broker_accounts``).
 
 The manager's Enrollment creates one login per enrolled instance through the plugin; the test
 then connects with those logins and checks what the broker lets through, as seen by a
@@ -17,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -26,12 +30,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from flops_contracts.events import Component, Event, EventType
 from flops_contracts.topics import event_topic
 from flops_manager.adapters.memory_store import MemoryProjectStore
-from flops_manager.adapters.mosquitto_dynsec import DynsecBrokerAccounts
 from flops_manager.cli.broker import broker_command, manager_broker_env
 from flops_manager.identity.enrollment import Enrollment
 from flops_manager.lifecycle.state import Phase
 from flops_manager.ports.errors import ForbiddenError, UnauthorizedError
 from flops_manager.ports.orchestrator import ServiceSpec
+from flops_manager.registry import build_broker_accounts
 from flops_manager.services.ingest import EventIngest, Outcome
 from flops_manager.services.mutate import mutate_project
 from flops_manager.services.projects import ProjectService
@@ -45,25 +49,37 @@ ADMIN = ("flops-manager", "manager-" + uuid.uuid4().hex)
 class EmbeddedBroker(MosquittoServer):
     """The broker exactly as ``flops up`` configures it (cli/broker.py), with its login."""
 
+    def __init__(self, directory: Path, kind: str) -> None:
+        super().__init__(directory)
+        self.kind = kind
+        self.manager_env: dict[str, str] = {}
+
     def start(self) -> EmbeddedBroker:
-        kind, argv = broker_command(self.directory, self.port, {"FLOPS_BROKER": "mosquitto"})
-        login = manager_broker_env(self.directory)
-        assert kind == "mosquitto" and login, "Mosquitto's dynamic security plugin is missing"
-        self.dynsec = (login["FLOPS_MQTT_USERNAME"], login["FLOPS_MQTT_PASSWORD"])
+        kind, argv = broker_command(self.directory, self.port, {"FLOPS_BROKER": self.kind})
+        self.manager_env = manager_broker_env(self.directory)
+        assert kind == self.kind and self.manager_env, f"{self.kind} has no logins"
+        self.dynsec = (self.manager_env["FLOPS_MQTT_USERNAME"],
+                       self.manager_env["FLOPS_MQTT_PASSWORD"])
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        wait_for(lambda: port_open(self.port), timeout=10, what="embedded mosquitto")
+        wait_for(lambda: port_open(self.port), timeout=30, what=f"embedded {self.kind}")
         return self
 
 
-@pytest.fixture(scope="module", params=["generated", "embedded"])
+@pytest.fixture(scope="module", params=["generated", "embedded", "embedded-amqtt"])
 def broker(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[MosquittoServer]:
-    """Mosquitto with the generated configuration of tests/compose, and that of ``flops up``."""
-    require_tools(["mosquitto"], "apt-get install mosquitto")
+    """Mosquitto with the generated configuration of tests/compose, that of ``flops up``, and
+    ``flops up``'s amqtt fallback (installed into its private venv, as on a machine without
+    Mosquitto)."""
     directory = tmp_path_factory.mktemp(request.param)
-    server = (MosquittoServer(directory, dynsec=ADMIN) if request.param == "generated"
-              else EmbeddedBroker(directory))
+    server: MosquittoServer
+    if request.param == "embedded-amqtt":
+        server = EmbeddedBroker(directory, "amqtt")
+    else:
+        require_tools(["mosquitto"], "apt-get install mosquitto")
+        server = (MosquittoServer(directory, dynsec=ADMIN) if request.param == "generated"
+                  else EmbeddedBroker(directory, "mosquitto"))
     server.start()
     yield server
     server.stop()
@@ -72,6 +88,11 @@ def broker(request: pytest.FixtureRequest,
 def admin(broker: MosquittoServer) -> tuple[str, str]:
     assert broker.dynsec is not None
     return broker.dynsec
+
+
+def is_amqtt(broker: MosquittoServer) -> bool:
+    """amqtt speaks MQTT 3.1.1 only: a refused publish is dropped without a reason code."""
+    return isinstance(broker, EmbeddedBroker) and broker.kind == "amqtt"
 
 
 class Listener:
@@ -99,10 +120,15 @@ class Listener:
 
 
 class Component_:
-    """An MQTT v5 client with working credentials; publish() returns the broker's verdict."""
+    """An MQTT client with working credentials; publish() returns the broker's verdict.
+
+    MQTT v5 on Mosquitto (a refused publish is answered with reason code 135), 3.1.1 on amqtt
+    (the PUBACK carries no verdict: 0 either way; what got through shows at the listener).
+    """
 
     def __init__(self, broker: MosquittoServer, env: dict[str, str]) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5,
+        protocol = mqtt.MQTTv311 if is_amqtt(broker) else mqtt.MQTTv5
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=protocol,
                                   client_id="c-" + uuid.uuid4().hex[:8])
         self.client.username_pw_set(env["FLOPS_MQTT_USERNAME"], env["FLOPS_MQTT_PASSWORD"])
         self.refused: str | None = None
@@ -111,7 +137,8 @@ class Component_:
         wait_for(self.client.is_connected, timeout=10, what="component connected")
 
     def publish(self, topic: str, payload: str) -> int:
-        """Publish with QoS 1; return the PUBACK reason code (< 128 accepted, 135 refused)."""
+        """Publish with QoS 1; return the PUBACK reason code (< 128 accepted, 135 refused;
+        always 0 with MQTT 3.1.1)."""
         done = threading.Event()
         codes: list[int] = []
 
@@ -133,9 +160,14 @@ class World:
     def __init__(self, broker: MosquittoServer) -> None:
         self.store = MemoryProjectStore()
         user, password = admin(broker)
+        manager = getattr(broker, "manager_env", None) or {
+            "FLOPS_BROKER_ACCOUNTS": "mosquitto-dynsec"}
         settings = make_settings(mqtt_url=broker.url, mqtt_username=user,
-                                 mqtt_password=password, broker_accounts="mosquitto-dynsec")
-        self.accounts = DynsecBrokerAccounts(broker.url, username=user, password=password)
+                                 mqtt_password=password,
+                                 broker_accounts=manager["FLOPS_BROKER_ACCOUNTS"],
+                                 broker_policy_file=manager.get("FLOPS_BROKER_POLICY_FILE"))
+        self.accounts = build_broker_accounts(settings)
+        assert self.accounts.managed
         self.enrollment = Enrollment(self.store, settings, broker=self.accounts)
         self.projects = ProjectService(self.store, allow_local_repos=True)
 
@@ -170,7 +202,8 @@ def test_a_learner_login_publishes_only_its_own_project_and_role(broker: Mosquit
         for what, topic in forbidden.items():
             code = learner.publish(topic, event(a, Component.BUILDER, EventType.COMPLETED,
                                                 images={"learner": "evil/image"}))
-            assert code == 135, f"{what}: the broker accepted it (reason code {code})"
+            assert code == (0 if is_amqtt(broker) else 135), (
+                f"{what}: the broker accepted it (reason code {code})")
         assert learner.publish(own, event(a, Component.LEARNER, EventType.STARTED)) == 0
         wait_for(lambda: own in listener.topics(), timeout=10, what="the allowed event")
         time.sleep(0.2)  # anything the broker let through would have arrived by now
@@ -218,9 +251,16 @@ def test_credentials_stop_working_when_the_project_ends(broker: MosquittoServer)
     spare = world.enrollment.seal(ServiceSpec(name=f"{pid}-b", role="builder", image="i",
                                               project_id=pid))
     mutate_project(world.store, pid, lambda p: p.replace(phase=Phase.COMPLETED), now=1.0)
+    listener = Listener(broker)
     assert world.enrollment.revoke(pid) == 1
-    wait_for(lambda: not component.client.is_connected(), timeout=10,
-             what="the broker disconnecting the revoked login")
+    if is_amqtt(broker):  # amqtt cannot drop the session: what it sends now is discarded
+        component.publish(topic, event(pid, Component.AGGREGATOR, EventType.COMPLETED))
+        time.sleep(0.5)
+        assert listener.topics() == [], "a revoked login still published"
+    else:
+        wait_for(lambda: not component.client.is_connected(), timeout=10,
+                 what="the broker disconnecting the revoked login")
+    listener.close()
     component.close()
     again = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="again-" + uuid.uuid4().hex[:6])
     again.username_pw_set(creds["FLOPS_MQTT_USERNAME"], creds["FLOPS_MQTT_PASSWORD"])

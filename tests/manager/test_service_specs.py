@@ -10,6 +10,7 @@ import pytest
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.service_specs import (
     DATA_TOKEN,
+    LEARNER_DATA_TOKEN,
     Placement,
     action_specs,
     services_of,
@@ -179,3 +180,19 @@ def test_mlflow_logins_go_only_to_the_roles_that_use_them_and_only_as_secrets() 
     (open_agg,) = specs(ActionKind.DEPLOY_AGGREGATOR, p, place())  # open MLflow: unchanged
     assert "FLOPS_MLFLOW_EXPERIMENT" not in open_agg.env
     assert "MLFLOW_TRACKING_USERNAME" not in open_agg.secret_env
+
+
+def test_learners_on_flops_nodes_are_pinned_to_their_node_and_read_only_its_server() -> None:
+    placed = ({"learner": 0, "node": "pi-kitchen", "cluster": "home", "rows": 40,
+               "location": "grpc://10.0.0.7:50070"},
+              {"learner": 1, "node": "jetson-1", "cluster": "lab", "rows": 50,
+               "location": "grpc://10.0.1.9:50070"})
+    names = [f"{PID}-learners-{i}" for i in range(2)]
+    p = project({"training": {"learners": 2}, "data_tags": ["digits"]}, placement=placed)
+    p = p.replace(secrets={**p.secrets, **{LEARNER_DATA_TOKEN + n: f"tok-{n}" for n in names}})
+    first, second = specs(ActionKind.DEPLOY_LEARNERS, p, place(BuildTarget.IMAGE))
+    assert (first.cluster, first.node) == ("home", "pi-kitchen")
+    assert (second.cluster, second.node) == ("lab", "jetson-1")
+    assert first.env["FLOPS_DATA_SERVER"] == "grpc://10.0.0.7:50070"
+    assert second.env["FLOPS_DATA_SERVER"] == "grpc://10.0.1.9:50070"
+    assert first.secret_env == {"FLOPS_DATA_TOKEN": f"tok-{names[0]}"}

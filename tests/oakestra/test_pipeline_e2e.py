@@ -30,24 +30,33 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pymongo
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_digits
 
+from flops_dataplane.node_agent import NodeAgentSettings, start_agent
 from flops_manager.adapters.oakestra import addresses, names
 from flops_manager.adapters.oakestra.client import RootOrchestratorClient
 from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
 from flops_manager.adapters.oakestra.settings import OakestraSettings
+from flops_manager.cli import data
+from flops_manager.cli.client import ApiClient
 from flops_manager.identity import grants
 from tests.fixtures.repos import git_repo, processes_mentioning
 from tests.fixtures.servers import MosquittoServer, NxServer, free_port, wait_for
 from tests.oakestra.contract_server import ContractServer
+from tests.oakestra.test_sla import validate_both
 
 pytestmark = pytest.mark.integration
 
@@ -454,3 +463,61 @@ def test_failed_service_fails_the_project_with_its_reason(oak: Env) -> None:
         time.sleep(0.5)
     with contextlib.suppress(KeyError):
         state.forced.pop((job["microserviceID"], 0))
+
+
+def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
+        oak: Env, tmp_path: Path) -> None:
+    """Data where it lives, through Oakestra: a FLOps node on a worker of each cluster holds
+    a share of the digits; the project (data_tags, no mock data) gets one learner per node,
+    each pinned to its worker by ``direct`` with ``cluster`` and ``node`` (Appendix C, item 4),
+    and each reads only its own node's data server (the agents' access records)."""
+    api = ApiClient(oak.base.removesuffix("/api/v1"), TOKEN)
+    x, y = load_digits(return_X_y=True)
+    workers = {"worker-a": CLUSTERS[0], "worker-b": CLUSTERS[1]}
+    agents = []
+    try:
+        for index, (node, cluster) in enumerate(workers.items()):
+            token = api.request("POST", f"nodes/{node}/token")["token"]
+            settings = NodeAgentSettings(name=node, cluster=cluster,
+                                         data_dir=tmp_path / node, manager_url=api.base_url,
+                                         report_interval_s=1.0)
+            agent = start_agent(settings, {"FLOPS_NODE_TOKEN": token})
+            threading.Thread(target=agent.run, daemon=True).start()
+            agents.append(agent)
+            rows = np.arange(index, len(y), 2)
+            split = np.where(np.arange(len(rows)) % 5 == 0, "test", "train")
+            table = pa.table({**{f"x{i}": x[rows, i] for i in range(64)}, "label": y[rows],
+                              "split": split})
+            path = tmp_path / f"{node}.parquet"
+            pq.write_table(table, path)
+            data.push(api, node, "digits", path, label="label")
+        wait_for(lambda: len([d for d in data.listing(api, None) if d["tag"] == "digits"]) == 2,
+                 timeout=30, what="both nodes reporting their data")
+        spec = {"name": "oak-nodes", "data_tags": ["digits"],
+                "training": {"rounds": 2, "min_available_learners": 2, "connect_timeout_s": 120}}
+        pid = oak.submit(spec)
+        project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=300,
+                           what="node project completed")
+        assert {p["node"]: p["cluster"] for p in project["placement"]} == workers
+        learners = [s for s in sla_services(oak.server, pid)
+                    if env_of(s)["FLOPS_SERVICE_ROLE"] == "learners"]
+        pinned: dict[str, tuple[str, str]] = {}
+        for service in learners:
+            app = {"sla_version": "v2.0", "customerID": "Admin", "applications": [
+                {"applicationID": "6b028662427be4af4d5de27f", "application_name": "x",
+                 "application_namespace": "x", "application_desc": "x",
+                 "microservices": [service]}]}
+            validate_both(app)
+            (direct,) = [c for c in service["constraints"] if c["type"] == "direct"]
+            pinned[direct["node"]] = (direct["cluster"],
+                                      env_of(service)["FLOPS_LEARNER_INDEX_OFFSET"])
+        assert {node: cluster for node, (cluster, _) in pinned.items()} == workers
+        for node, (_, offset) in pinned.items():
+            records = [json.loads(line) for line in
+                       (tmp_path / node / "access.jsonl").read_text().splitlines()]
+            readers = {r["sub"] for r in records if r["op"] == "read"}
+            assert readers == {f"learner:{pid}/{offset}"}, (node, readers)
+        check_credentials(oak, pid)
+    finally:
+        for agent in agents:
+            agent.stop()

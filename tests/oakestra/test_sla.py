@@ -124,6 +124,18 @@ def test_cluster_pinning_uses_direct_and_addons_only_on_v0_4_400():
         assert "constraints" not in root
 
 
+@pytest.mark.parametrize("version", list(OakestraVersion))
+def test_a_learner_on_a_flops_node_is_pinned_to_that_worker(version):
+    """Appendix C, item 4: only ``direct`` with ``cluster`` and ``node`` pins one worker."""
+    learner = spec("proj42-learners-1", "learners", cluster="edge-b", node="pi-kitchen")
+    app, options, addrs = generate([learner], version)
+    document = sla.service_sla(learner, app=app, rr_ip=addrs[learner.name], options=options)
+    validate_both(document)
+    (service,) = document["applications"][0]["microservices"]
+    assert service["constraints"][0] == {"type": "direct", "cluster": "edge-b",
+                                         "node": "pi-kitchen"}
+
+
 @settings(max_examples=100, deadline=None)
 @given(secrets=st.dictionaries(st.sampled_from(["FLOPS_MQTT_PASSWORD", "FLOPS_DATA_TOKEN", "X"]),
                                st.text(min_size=1, max_size=30), min_size=1, max_size=3))
@@ -157,6 +169,8 @@ BAD = [
     ("NUL in command", {"command": ("python", "a\x00b")}, "NUL"),
     ("any secret", {"secret_env": {"B": "topsecret-123"}}, "enrollment"),
     ("bad cluster", {"cluster": "a;b"}, "cluster"),
+    ("node without cluster", {"node": "worker-1"}, "needs its cluster"),
+    ("bad node", {"cluster": "c1", "node": "w1;w2"}, "node name"),
     ("bad role", {"role": " "}, "role"),
 ]
 

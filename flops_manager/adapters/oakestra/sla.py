@@ -18,8 +18,11 @@ microservice per ServiceSpec. Each microservice carries:
 * ``constraints``: ``{"type": "direct", "cluster": spec.cluster}`` pins a service to a
   cluster (the only placement both the v0.4.400 and the develop root schedulers honour; the
   ``clusters`` constraint is broken with two or more clusters on v0.4.400 and ignored on
-  develop); ``{"type": "addons", "needs": [...]}`` for roles configured with node addons, on
-  v0.4.400 only (later versions ignore it).
+  develop), and with ``spec.node`` (a learner placed on a FLOps node) to that worker:
+  ``{"type": "direct", "cluster": C, "node": N}`` (the develop scheduler takes the
+  constraint's ``node`` as the only candidate of its cluster; Appendix C, item 4);
+  ``{"type": "addons", "needs": [...]}`` for roles configured with node addons, on v0.4.400
+  only (later versions ignore it).
 
 Secrets: an SLA carries none. Anyone who can read the application, the scheduler, the network
 plugin and the cluster managers receive the SLA, and a real worker mounts no host directory
@@ -212,6 +215,11 @@ def validate_spec(spec: ServiceSpec, *, allow_environment_images: bool = False) 
     _check_ports(spec)
     if spec.cluster is not None and not CLUSTER_NAME.fullmatch(spec.cluster):
         raise _fail(spec, f"cluster name {spec.cluster!r} is invalid")
+    if spec.node is not None:
+        if spec.cluster is None:
+            raise _fail(spec, f"node {spec.node!r} needs its cluster")
+        if not CLUSTER_NAME.fullmatch(spec.node):
+            raise _fail(spec, f"node name {spec.node!r} is invalid")
 
 
 def environment(spec: ServiceSpec, *, app: ApplicationRef, options: SlaOptions) -> list[str]:
@@ -230,7 +238,10 @@ def constraints(spec: ServiceSpec, options: SlaOptions) -> list[dict[str, Any]]:
     """Return the placement constraints of ``spec`` for the configured version."""
     result: list[dict[str, Any]] = []
     if spec.cluster is not None:
-        result.append({"type": "direct", "cluster": spec.cluster})
+        pin = {"type": "direct", "cluster": spec.cluster}
+        if spec.node is not None:
+            pin["node"] = spec.node
+        result.append(pin)
     addons = options.addons.get(spec.role, ())
     if addons and CAPABILITIES[options.version].addons_constraint:
         result.append({"type": "addons", "needs": list(addons)})
