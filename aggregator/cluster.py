@@ -14,8 +14,10 @@ from typing import Any
 
 from aggregator.flower_api import (
     FlowerSession,
+    Parameters,
     RecordingStrategy,
     build_flower_strategy,
+    to_ndarrays,
 )
 from aggregator.rounds import RoundRecorder, RoundReport
 from aggregator.runtime import ExitCode, learner_round_config, make_emitter, server_certificates
@@ -60,7 +62,7 @@ class ClusterAggregator:
         t = self._training
         return RoundRecorder(min_fit=t.effective_min_fit, min_evaluate=t.effective_min_evaluate)
 
-    def _on_report(self, report: RoundReport, _parameters: list[Any] | None) -> None:
+    def _on_report(self, report: RoundReport, _parameters: Parameters | None) -> None:
         self.emitter.emit(EventType.ROUND_COMPLETED, **training_data(
             round=report.server_round,
             total_rounds=self._training.rounds,
@@ -97,7 +99,7 @@ class ClusterAggregator:
         self.session.fit(strategy, num_rounds=t.rounds, round_timeout_s=t.round_timeout_s)
         if strategy.latest_parameters is None:
             raise TrainingError(f"cluster {self.settings.cluster_name}: no parameters aggregated")
-        self.parameters = strategy.latest_parameters
+        self.parameters = to_ndarrays(strategy.latest_parameters)
         return self.parameters, max(1, strategy.last_fit_examples), {}
 
     def evaluate(

@@ -51,7 +51,8 @@ from flops_contracts.strategy_spec import StrategyName
 logger = logging.getLogger(__name__)
 
 NDArrays = list[Any]
-ReportHook = Callable[[RoundReport, NDArrays | None], None]
+ReportHook = Callable[[RoundReport, Parameters | None], None]
+"""Called with each round's report and the serialized global model it evaluated."""
 FailureHook = Callable[[int, str, list[str]], None]
 
 _STRATEGY_CLASSES: dict[StrategyName, type[FedAvg]] = {
@@ -112,6 +113,11 @@ def build_flower_strategy(
     return strategy
 
 
+def to_ndarrays(parameters: Parameters) -> NDArrays:
+    """Deserialize Flower ``Parameters`` (e.g. the kept best model) into numpy arrays."""
+    return list(parameters_to_ndarrays(parameters))
+
+
 def _nbytes(parameters: Parameters) -> int:
     return sum(len(t) for t in parameters.tensors)
 
@@ -127,6 +133,8 @@ class RecordingStrategy(Strategy):
     """Wraps a Flower strategy: adds per-round learner config, records rounds, enforces minimums.
 
     The wrapped strategy does all aggregation math; this class only observes and annotates.
+    The global model is kept as Flower serialized it (``latest_parameters``): deserializing it
+    every round would cost as much as a learner's whole parameter transfer.
     """
 
     def __init__(
@@ -146,7 +154,7 @@ class RecordingStrategy(Strategy):
         self.on_report = on_report
         self.on_failures = on_failures
         self.fit_enabled = fit_enabled
-        self.latest_parameters: NDArrays | None = None
+        self.latest_parameters: Parameters | None = None
         self.last_report: RoundReport | None = None
         self.last_fit_examples = 0
 
@@ -160,7 +168,7 @@ class RecordingStrategy(Strategy):
         """Delegate to the wrapped strategy and remember the initial parameters."""
         parameters: Parameters | None = self.inner.initialize_parameters(client_manager)
         if parameters is not None:
-            self.latest_parameters = parameters_to_ndarrays(parameters)
+            self.latest_parameters = parameters
         return parameters
 
     def configure_fit(
@@ -205,7 +213,7 @@ class RecordingStrategy(Strategy):
         self.last_fit_examples = sum(o.examples for o in outcomes)
         parameters, metrics = self.inner.aggregate_fit(server_round, results, failures)
         if parameters is not None:
-            self.latest_parameters = parameters_to_ndarrays(parameters)
+            self.latest_parameters = parameters
         return parameters, metrics
 
     def configure_evaluate(
@@ -328,7 +336,7 @@ class FlowerSession:
         """Evaluate ``parameters`` on the connected clients once and return the report."""
         server = Server(client_manager=self._client_manager, strategy=strategy)
         server.parameters = ndarrays_to_parameters(parameters)
-        strategy.latest_parameters = list(parameters)
+        strategy.latest_parameters = server.parameters
         server.evaluate_round(server_round=server_round, timeout=round_timeout_s)
         return strategy.last_report
 
@@ -347,6 +355,8 @@ class FlowerSession:
 
 __all__ = [
     "FlowerSession",
+    "Parameters",
     "RecordingStrategy",
     "build_flower_strategy",
+    "to_ndarrays",
 ]

@@ -8,11 +8,12 @@ repository's ``ModelManager.mlflow_log_options()``. If that fails, the model is 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,12 @@ TRUSTED_LIBRARIES = ("sklearn", "numpy", "scipy")
 
 @dataclasses.dataclass(frozen=True)
 class SavedModel:
-    """What was logged: the model's URI and version, its flavor and any warning."""
+    """What was logged: the model's URI and logged-model id, its flavor and any warning."""
 
     model_uri: str
-    version: str | None
     flavor: str
+    model_id: str | None = None
+    """MLflow 3's logged-model id (``None`` on servers without logged models)."""
     warning: str | None = None
 
 
@@ -119,25 +121,48 @@ def flavor_defaults(flavor: str, model: Any, *, input_example: Any | None) -> di
     return {"skops_trusted_types": trusted} if trusted else {}
 
 
-def log_trained_model(
-    manager: Any,
-    *,
-    registered_model_name: str | None,
-    source_dir: Path | None = None,
-) -> SavedModel:
+def _no_mismatch_check(requirements: list[str]) -> None:
+    """Stands in for MLflow's requirement check while a model is logged (see below)."""
+
+
+@contextlib.contextmanager
+def without_requirement_scan() -> Iterator[None]:
+    """Skip MLflow's check that this interpreter satisfies the model's pip requirements.
+
+    MLflow only warns when it does not, but its first check maps every installed distribution
+    to its modules (``importlib.metadata.packages_distributions``), 2-4 s per aggregator on a
+    2-core machine with a full environment: most of the time logging a model took. FLOps always
+    passes explicit requirements (the repository's, or the versions installed here), so there
+    is nothing to infer. If MLflow moves the function, nothing is skipped.
+    """
+    from mlflow.utils import environment
+
+    original = getattr(environment, "warn_dependency_requirement_mismatches", None)
+    if original is None:
+        yield
+        return
+    setattr(environment, "warn_dependency_requirement_mismatches", _no_mismatch_check)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(environment, "warn_dependency_requirement_mismatches", original)  # noqa: B010
+
+
+def log_trained_model(manager: Any, *, source_dir: Path | None = None) -> SavedModel:
     """Log ``manager.get_model()`` into the active MLflow run; fall back to a pickled model.
+
+    The model is not registered here: :meth:`aggregator.tracking.MlflowTracker.log_model`
+    registers it with its tags in one call each for the model and the version.
 
     Parameters
     ----------
     manager
         The repository's ModelManager (optional methods may be missing).
-    registered_model_name
-        Register the model under this name (``None``: do not register).
     source_dir
         The repository; its modules are pickled by value in a fallback model.
     """
     model = manager.get_model()
-    common: dict[str, Any] = {"name": "model", "registered_model_name": registered_model_name}
+    common: dict[str, Any] = {"name": "model"}
     example = call_optional(manager, "input_example")
     if example is not None:
         common["input_example"] = example
@@ -148,11 +173,13 @@ def log_trained_model(
         requirements = call_optional(manager, "pip_requirements") or \
             default_pip_requirements(flavor)
         module = importlib.import_module(f"mlflow.{flavor}")
-        if flavor == "pyfunc":
-            info = module.log_model(python_model=model, pip_requirements=requirements,
-                                    **common, **options)
-        else:
-            info = module.log_model(model, pip_requirements=requirements, **common, **options)
+        with without_requirement_scan():
+            if flavor == "pyfunc":
+                info = module.log_model(python_model=model, pip_requirements=requirements,
+                                        **common, **options)
+            else:
+                info = module.log_model(model, pip_requirements=requirements, **common,
+                                        **options)
         return _saved(info, flavor)
     except Exception as exc:  # noqa: BLE001 - a trained model is always saved
         first_line = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -166,9 +193,9 @@ def log_trained_model(
 
 
 def _saved(info: Any, flavor: str) -> SavedModel:
-    version = getattr(info, "registered_model_version", None)
-    return SavedModel(model_uri=str(info.model_uri),
-                      version=None if version is None else str(version), flavor=flavor)
+    model_id = getattr(info, "model_id", None)
+    return SavedModel(model_uri=str(info.model_uri), flavor=flavor,
+                      model_id=None if model_id is None else str(model_id))
 
 
 def _log_pickled(model: Any, *, common: dict[str, Any], source_dir: Path | None) -> Any:
@@ -181,11 +208,12 @@ def _log_pickled(model: Any, *, common: dict[str, Any], source_dir: Path | None)
     for module in modules:
         cloudpickle.register_pickle_by_value(module)
     try:
-        return mlflow.pyfunc.log_model(
-            python_model=pickled_model.PickledModel(model),
-            pip_requirements=fallback_requirements(model),
-            **common,
-        )
+        with without_requirement_scan():
+            return mlflow.pyfunc.log_model(
+                python_model=pickled_model.PickledModel(model),
+                pip_requirements=fallback_requirements(model),
+                **common,
+            )
     finally:
         for module in modules:
             cloudpickle.unregister_pickle_by_value(module)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Generic, TypeVar
 
 from flops_contracts.errors import TrainingError
 from flops_contracts.spec import SelectionMode
+
+Snapshot = TypeVar("Snapshot")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,8 +171,13 @@ class RoundRecorder:
         )
 
 
-class BestModelTracker:
-    """Keeps the parameters of the best evaluated global model."""
+class BestModelTracker(Generic[Snapshot]):
+    """Keeps the snapshot (e.g. the serialized parameters) of the best evaluated global model.
+
+    The snapshot is kept as offered, never copied or converted: the aggregator offers Flower's
+    serialized ``Parameters`` of every round and deserializes only the winner, once, at the end.
+    A snapshot must therefore not be changed after it was offered.
+    """
 
     def __init__(self, *, metric: str, mode: SelectionMode) -> None:
         self.metric = metric
@@ -178,9 +185,9 @@ class BestModelTracker:
         self.best_round: int | None = None
         self.best_value: float | None = None
         self.best_report: RoundReport | None = None
-        self.best_parameters: list[Any] | None = None
+        self.best_parameters: Snapshot | None = None
 
-    def offer(self, report: RoundReport, parameters: list[Any] | None) -> bool:
+    def offer(self, report: RoundReport, parameters: Snapshot | None) -> bool:
         """Consider the model evaluated in ``report``; return whether it is the new best."""
         value = report.accuracy if self.metric == "accuracy" else report.loss
         if value is None or parameters is None:
@@ -194,5 +201,5 @@ class BestModelTracker:
             self.best_round = report.server_round
             self.best_value = value
             self.best_report = report
-            self.best_parameters = [p.copy() for p in parameters]
+            self.best_parameters = parameters
         return better

@@ -10,7 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from aggregator.experiment_kind import mark_model_training
-from aggregator.flower_api import FlowerSession, RecordingStrategy, build_flower_strategy
+from aggregator.flower_api import (
+    FlowerSession,
+    Parameters,
+    RecordingStrategy,
+    build_flower_strategy,
+    to_ndarrays,
+)
 from aggregator.rounds import BestModelTracker, RoundRecorder, RoundReport
 from aggregator.tracking import MlflowTracker, RegisteredModel
 from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
@@ -47,6 +53,7 @@ def make_emitter(settings: AggregatorSettings) -> EventEmitter:
         project_id=settings.project_id,
         component=COMPONENT_BY_ROLE[settings.role],
         instance=settings.instance_name,
+        background=True,  # a round never waits for its round_completed event
     )
 
 
@@ -216,12 +223,12 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
     plan = round_plan(settings)
     tracker = _tracker(settings)
     tags = run_tags(settings, plan.num_rounds)
-    best = BestModelTracker(
+    best: BestModelTracker[Parameters] = BestModelTracker(
         metric=training.selection_metric, mode=training.effective_selection_mode
     )
     reports: list[RoundReport] = []
 
-    def on_report(report: RoundReport, parameters: list[Any] | None) -> None:
+    def on_report(report: RoundReport, parameters: Parameters | None) -> None:
         reports.append(report)
         if tracker is not None:
             tracker.log_round(report)
@@ -317,15 +324,15 @@ def _run(settings: AggregatorSettings, emitter: EventEmitter) -> int:
 def _register_best(
     settings: AggregatorSettings,
     manager: Any,
-    best: BestModelTracker,
+    best: BestModelTracker[Parameters],
     tracker: MlflowTracker | None,
     tags: dict[str, str],
     emitter: EventEmitter,
 ) -> RegisteredModel | None:
-    """Load the best parameters into the model and log/register it."""
+    """Load the best parameters into the model (deserialized here, once) and log/register it."""
     if best.best_parameters is None:
         raise TrainingError("no round produced an evaluated global model to keep")
-    manager.set_model_parameters(best.best_parameters)
+    manager.set_model_parameters(to_ndarrays(best.best_parameters))
     if tracker is None:
         return None
     report, value = best.best_report, best.best_value

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from aggregator.model_saving import log_trained_model
+from aggregator.model_saving import SavedModel, log_trained_model
 from aggregator.rounds import RoundReport
 from flops_contracts.backoff import backoff_delay
 
@@ -43,12 +43,17 @@ class MlflowTracker:
     """Records one training as one MLflow run.
 
     Nothing is contacted until :meth:`start` is called. Per-round metrics are written by a
-    background thread so that rounds never wait for the tracking server; a failed write is
-    retried with backoff (the server may be restarting) and :meth:`flush` waits for the queue.
+    background thread so that rounds never wait for the tracking server, at most one batch per
+    ``write_interval_s`` (the first one interval after the first round): rounds that end
+    meanwhile are coalesced into the next batch, so short rounds do not pay a store
+    transaction each (nor compete with it for the interpreter). A
+    failed write is retried with backoff (the server may be restarting) and :meth:`flush`
+    writes what is queued at once and waits for it.
     """
 
     RETRIES = 5
     MAX_BATCH_ITEMS = 100  # rounds per write; MLflow accepts up to 1000 metrics per batch
+    WRITE_INTERVAL_S = 1.0
 
     def __init__(
         self,
@@ -57,8 +62,10 @@ class MlflowTracker:
         experiment_name: str,
         run_name: str,
         artifact_location: str | None = None,
+        write_interval_s: float = WRITE_INTERVAL_S,
     ) -> None:
         self.tracking_uri = tracking_uri
+        self.write_interval_s = write_interval_s
         self.experiment_name = experiment_name
         self.run_name = run_name
         self.artifact_location = artifact_location
@@ -66,6 +73,7 @@ class MlflowTracker:
         self.experiment_id: str | None = None
         self._queue: queue.Queue[list[Any] | None] = queue.Queue()
         self._writer: threading.Thread | None = None
+        self._hurry = threading.Event()
 
     def _client(self) -> Any:
         from mlflow.tracking import MlflowClient
@@ -123,8 +131,13 @@ class MlflowTracker:
     def _write_loop(self) -> None:
         """Write queued metrics, coalescing whatever queued up meanwhile into one batch."""
         client = self._client()
+        last_write = time.monotonic()  # the first rounds, too, wait: a run's first write is
+        # its slowest (the store compiles its statements) and short runs then write once, at
+        # the end, when the learners are gone
         while True:
             items = [self._queue.get()]
+            if items[-1] is not None:  # let a few rounds queue up, unless flush() hurries
+                self._hurry.wait(max(0.0, last_write + self.write_interval_s - time.monotonic()))
             while items[-1] is not None and len(items) < self.MAX_BATCH_ITEMS:
                 try:
                     items.append(self._queue.get_nowait())
@@ -134,6 +147,7 @@ class MlflowTracker:
             try:
                 if metrics:
                     self._write(client, metrics)
+                    last_write = time.monotonic()
             finally:
                 for _ in items:
                     self._queue.task_done()
@@ -155,7 +169,9 @@ class MlflowTracker:
     def flush(self) -> None:
         """Wait until every queued metric was written (or given up on)."""
         if self._writer is not None:
+            self._hurry.set()
             self._queue.join()
+            self._hurry.clear()
 
     def log_summary(self, values: Mapping[str, float]) -> None:
         """Log final summary metrics (no step)."""
@@ -176,23 +192,25 @@ class MlflowTracker:
         tags: Mapping[str, str],
         source_dir: Path | None = None,
     ) -> RegisteredModel:
-        """Log ``manager.get_model()`` (always saved, see :mod:`aggregator.model_saving`)."""
+        """Log ``manager.get_model()`` (always saved, see :mod:`aggregator.model_saving`).
+
+        With ``registered_model_name``, a new version of that model is registered; ``tags``
+        go to the version and the registered model, each in the call that creates it.
+        """
         import mlflow
 
         run_id = self._started()
         mlflow.set_tracking_uri(self.tracking_uri)
         with mlflow.start_run(run_id=run_id):
-            saved = log_trained_model(manager, registered_model_name=registered_model_name,
-                                      source_dir=source_dir)
-        if registered_model_name and saved.version is not None:
-            client = self._client()
-            for key, value in tags.items():
-                client.set_model_version_tag(registered_model_name, saved.version, key, value)
-                client.set_registered_model_tag(registered_model_name, key, value)
+            saved = log_trained_model(manager, source_dir=source_dir)
+        version = None
+        if registered_model_name:
+            version = register_version(self._client(), name=registered_model_name,
+                                       saved=saved, run_id=run_id, tags=tags)
         return RegisteredModel(
             model_uri=saved.model_uri,
             registered_name=registered_model_name,
-            version=saved.version,
+            version=version,
             flavor=saved.flavor,
             warning=saved.warning,
         )
@@ -210,3 +228,29 @@ class MlflowTracker:
             self._client().set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
         except Exception:
             logger.warning("could not mark MLflow run %s terminated", self.run_id, exc_info=True)
+
+
+_EXISTS_CODES = frozenset({"RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"})
+
+
+def register_version(
+    client: Any, *, name: str, saved: SavedModel, run_id: str, tags: Mapping[str, str]
+) -> str:
+    """Register ``saved`` as a new version of the model ``name``; return the version.
+
+    A new registered model gets ``tags`` when it is created; an existing one has them set (a
+    later training of the same project overwrites its values). The version gets ``tags`` in
+    the call that creates it: one store transaction instead of one per tag.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.create_registered_model(name, tags=dict(tags))
+    except MlflowException as exc:
+        if exc.error_code not in _EXISTS_CODES:
+            raise
+        for key, value in tags.items():
+            client.set_registered_model_tag(name, key, value)
+    version = client.create_model_version(name, source=saved.model_uri, run_id=run_id,
+                                          tags=dict(tags), model_id=saved.model_id)
+    return str(version.version)

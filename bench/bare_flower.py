@@ -7,6 +7,7 @@ Prints one JSON line: {"seconds": wall time from start to the end of the last ro
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import multiprocessing
 import os
@@ -29,14 +30,14 @@ def _load(repo: str):
     return module.ModelManager()
 
 
-def client(repo: str, address: str, index: int) -> None:
+def client(repo: str, address: str, index: int, count: int) -> None:
     import flwr
     from flwr.compat.client.app import start_client
 
     from learner_base import LearnerContext, RoundConfig
 
     manager = _load(repo)
-    manager.set_model_data(LearnerContext(learner_index=index))
+    manager.set_model_data(LearnerContext(learner_index=index, learner_count=count))
 
     class Client(flwr.client.NumPyClient):
         def get_parameters(self, config):
@@ -52,11 +53,14 @@ def client(repo: str, address: str, index: int) -> None:
             loss, acc, n = manager.evaluate_model(RoundConfig.from_flower(config))
             return loss, n, {"accuracy": acc}
 
-    for _ in range(200):
+    deadline = time.monotonic() + 180  # the server may take long to start on a loaded machine
+    while True:
         try:
             start_client(server_address=address, client=Client().to_client(), insecure=True)
             return
-        except Exception:  # noqa: BLE001 - server not up yet
+        except Exception:  # server not up yet
+            if time.monotonic() > deadline:
+                raise
             time.sleep(0.1)
 
 
@@ -76,11 +80,13 @@ def main() -> None:
     initial = _load(args.repo).get_model_parameters()
     address = f"127.0.0.1:{args.port}"
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=client, args=(args.repo, address, i)) for i in range(args.learners)]
+    procs = [ctx.Process(target=client, args=(args.repo, address, i, args.learners))
+             for i in range(args.learners)]
     for proc in procs:
         proc.start()
     class TimedFedAvg(FedAvg):
         round_seconds: ClassVar[list[float]] = []
+        round_ends: ClassVar[list[float]] = []
 
         def configure_fit(self, server_round, parameters, client_manager):
             client_manager.wait_for(self.min_available_clients)  # time the round, not the join
@@ -89,7 +95,8 @@ def main() -> None:
 
         def aggregate_evaluate(self, server_round, results, failures):
             out = super().aggregate_evaluate(server_round, results, failures)
-            self.round_seconds.append(time.perf_counter() - self._t0)
+            self.round_ends.append(time.perf_counter())
+            self.round_seconds.append(self.round_ends[-1] - self._t0)
             return out
 
     strategy = TimedFedAvg(min_fit_clients=args.learners, min_evaluate_clients=args.learners,
@@ -102,7 +109,9 @@ def main() -> None:
         proc.join(30)
     print(json.dumps({"system": "bare_flower", "rounds": args.rounds,
                       "learners": args.learners, "seconds": seconds,
-                      "round_seconds": [round(s, 4) for s in strategy.round_seconds]}))
+                      "round_seconds": [round(s, 4) for s in strategy.round_seconds],
+                      "round_periods": [round(b - a, 4) for a, b in
+                                        itertools.pairwise(strategy.round_ends)]}))
 
 
 if __name__ == "__main__":

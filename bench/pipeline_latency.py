@@ -5,7 +5,7 @@ Both runs: digits_sklearn, 3 learners, 3 rounds, Dirichlet(0.5) mock data on a d
 same MLflow server. Runs alternate (pipeline, train-local, pipeline, ...) so machine noise hits
 both alike; medians are reported.
 
-    python bench/pipeline_latency.py [--repeats 3] [--interval-only]
+    python bench/pipeline_latency.py [--repeats 3] [--interval-only] [--cold-start]
 """
 
 from __future__ import annotations
@@ -67,8 +67,15 @@ def pipeline_run(api: str, headers: dict[str, str], repo: str) -> dict[str, floa
     return out
 
 
+QUIET = frozenset({"progress", "online", "log"})
+"""Events left out of the timeline (per-round learner progress, connections, log lines)."""
+
+
 def deploying_timeline(events: list[dict[str, Any]]) -> list[str]:
-    """Each component event while deploying, as seconds since deploying began (where it goes)."""
+    """Each component event from deploying on, as seconds since deploying began (where it goes).
+
+    Phase changes are listed too; the timeline ends with the project's last phase change.
+    """
     timeline: list[str] = []
     began: float | None = None
     for item in events:
@@ -79,8 +86,7 @@ def deploying_timeline(events: list[dict[str, Any]]) -> list[str]:
                 began = at
             elif began is not None:
                 timeline.append(f"{at - began:5.1f} s phase -> {event['data'].get('to')}")
-                break
-        elif began is not None:
+        elif began is not None and event["event"] not in QUIET:
             timeline.append(f"{at - began:5.1f} s {event['component']}/{event['instance']} "
                             f"{event['event']}")
     return timeline
@@ -104,9 +110,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--interval-only", action="store_true",
                         help="baseline: the reconciler runs every interval, not on events")
+    parser.add_argument("--cold-start", action="store_true",
+                        help="baseline: every component imports its modules itself (no warm "
+                        "interpreter forking them)")
     args = parser.parse_args()
     if args.interval_only:
         os.environ["FLOPS_RECONCILE_ON_EVENTS"] = "false"  # inherited by the stack's manager
+    if args.cold_start:
+        os.environ["FLOPS_LOCAL_WARM_START"] = "false"
     scratch = Path(tempfile.mkdtemp(prefix="flops-bench-"))
     directory = scratch / "stack"
     repo = scratch / "digits"

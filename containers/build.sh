@@ -3,7 +3,7 @@
 #
 # Usage: bash containers/build.sh NAME [IMAGE]        (default IMAGE: localhost/flops/NAME:latest)
 #   NAME image-builder: image-builder.Containerfile (the manager's FLOPS_BUILDER_IMAGE)
-#        runtime, manager, tracking-server, inference-server: the stages of
+#        runtime, manager, tracking-server, inference-server, node: the stages of
 #        services.Containerfile
 #        offline-mongo, offline-mosquitto, offline-registry: stand-ins for the MongoDB,
 #        Mosquitto and registry images on machines that cannot pull them
@@ -18,7 +18,7 @@
 #                               /etc/ssl/certs/ca-certificates.crt); mounted, not committed
 set -euo pipefail
 
-NAME=${1:?usage: build.sh image-builder|runtime|manager|tracking-server|inference-server [IMAGE]}
+NAME=${1:?usage: build.sh image-builder|runtime|manager|tracking-server|inference-server|node [IMAGE]}
 HERE=$(cd "$(dirname "$0")" && pwd)
 SRC=$(dirname "$HERE")
 IMAGE=${2:-localhost/flops/$NAME:latest}
@@ -26,12 +26,12 @@ TARGET=()
 case "$NAME" in
     image-builder) CONTAINERFILE=$HERE/image-builder.Containerfile ;;
     # the stages of services.Containerfile (one shared dependency layer)
-    runtime|manager|tracking-server|inference-server)
+    runtime|manager|tracking-server|inference-server|node)
         CONTAINERFILE=$HERE/services.Containerfile; TARGET=(--target "$NAME") ;;
     offline-mongo|offline-mosquitto|offline-registry)
         CONTAINERFILE=$HERE/offline/${NAME#offline-}.Containerfile ;;
     *) echo "build.sh: unknown image $NAME (known: image-builder, runtime, manager," \
-            "tracking-server, inference-server, offline-mongo, offline-mosquitto," \
+            "tracking-server, inference-server, node, offline-mongo, offline-mosquitto," \
             "offline-registry)" >&2; exit 2 ;;
 esac
 BASE=${FLOPS_BASE_IMAGE:-localhost/flops-python:3.11-bookworm}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Flask
 from flask_smorest import Api
 
@@ -16,6 +18,7 @@ from flops_manager.api.errors import register_error_handlers
 from flops_manager.api.openapi import document, openapi_config
 from flops_manager.api.timing import install_timing
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.identity.registry_server import RegistryTokenServer
 from flops_manager.nodes.service import NodeService
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
@@ -67,6 +70,7 @@ def create_app(
     authenticator: Authenticator | None = None,
     enrollment: Enrollment | None = None,
     nodes: NodeStore | None = None,
+    wake: Callable[[], None] | None = None,
 ) -> Flask:
     """Create the manager's Flask app.
 
@@ -81,27 +85,34 @@ def create_app(
         ``store`` with the broker accounts of ``settings``).
     nodes
         The node store (default: next to the project store, from ``settings``).
+    wake
+        Runs the reconciler's next pass now (called when a project is created, cancelled
+        or deleted; default: nothing, the reconciler's interval decides).
     """
     store = store or registry.build_store(settings)
     orchestrator = orchestrator or registry.build_orchestrator(settings)
     enrollment = enrollment or Enrollment(
         store, settings, broker=registry.build_broker_accounts(settings)
     )
+    authenticator = authenticator or build_authenticator(settings)
+    registry_tokens = RegistryTokenServer(store, settings, keys=enrollment.registry_keys,
+                                          authenticator=authenticator, clock=enrollment.clock)
     node_service = NodeService(nodes or registry.build_node_store(settings))
     projects = ProjectService(store, allow_local_repos=settings.local_repos_allowed,
-                              nodes=node_service)
+                              nodes=node_service, on_change=wake)
     app = Flask("flops_manager")
     app.config.update(openapi_config(settings))
     app.extensions[EXTENSION] = Services(
         settings=settings,
         store=store,
         events=events,
-        authenticator=authenticator or build_authenticator(settings),
+        authenticator=authenticator,
         projects=projects,
         mock_data=MockDataService(store, orchestrator, settings=settings),
         models=ModelService(store, projects),
         logs=LogService(orchestrator, projects),
         enrollment=enrollment,
+        registry_tokens=registry_tokens,
         streams=StreamSlots(stream_limits(settings)),
         nodes=node_service,
     )

@@ -10,9 +10,21 @@ import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from flops_manager.supervisor import GroupLeader, stop_groups
+from flops_manager.warm_start import WarmStarts
+
+
+class Child(Protocol):
+    """A started process: :class:`subprocess.Popen` or a fork server's child."""
+
+    @property
+    def pid(self) -> int:
+        """Its process id (it leads its own session)."""
+
+    def poll(self) -> int | None:
+        """Its exit code (``-N``: killed by signal N), ``None`` while it runs."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -27,7 +39,7 @@ class ManagedProcess:
     """A started process (leading its own process group) and its log file."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    popen: Child
     log_path: Path
     _log: IO[bytes]
     leader: GroupLeader
@@ -50,17 +62,25 @@ def component_base_env() -> dict[str, str]:
 def start_process(
     name: str, argv: list[str], env: Mapping[str, str], *, log_path: Path,
     cwd: Path | None = None, base_env: Mapping[str, str] | None = None, niceness: int = 0,
+    warm: WarmStarts | None = None,
 ) -> ManagedProcess:
     """Start ``argv`` in its own session with ``env`` added to ``base_env`` (default: ours).
 
     Output goes to ``log_path``. A positive ``niceness`` lowers the process's CPU priority
-    (its children inherit it), so that work it does cannot starve this process.
+    (its children inherit it), so that work it does cannot starve this process. With ``warm``,
+    a ``python -m`` command is forked from its interpreter's warm server where one serves (at
+    the servers' ``niceness``); anything else starts cold.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
+    environment = os.environ if base_env is None else base_env
+    forked = None if warm is None else warm.spawn(argv, env, base_env=environment,
+                                                  log_path=log_path, cwd=cwd)
+    if forked is not None:
+        return ManagedProcess(name, forked, log_path, log, GroupLeader.of(forked.pid))
     try:
         popen = subprocess.Popen(  # noqa: S603 - argv is a list built by FLOps, no shell
-            argv, env={**(os.environ if base_env is None else base_env), **env}, stdout=log,
+            argv, env={**environment, **env}, stdout=log,
             stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True,
         )
     except OSError:

@@ -43,7 +43,8 @@ def _local_orchestrator(uri: str, settings: Settings) -> Orchestrator:
     from flops_manager.adapters.local_orchestrator import LOCAL_WORKDIR, LocalOrchestrator
 
     orchestrator = LocalOrchestrator(Path(settings.data_dir) / LOCAL_WORKDIR,
-                                     niceness=settings.local_niceness)
+                                     niceness=settings.local_niceness,
+                                     warm_start=settings.local_warm_start)
     orchestrator.reap_orphans()  # processes a killed manager left behind
     return orchestrator
 

@@ -54,17 +54,17 @@ def main() -> int:
         )
         enrollment = Enrollment(store, settings,
                                 broker=registry.build_broker_accounts(settings))
+        worker = ReconcileWorker(store, orchestrator, settings, enrollment=enrollment,
+                                 hearing_since=None if events is None else events.heard_since)
         app = create_app(settings, store=store, orchestrator=orchestrator, events=events,
-                         enrollment=enrollment)
+                         enrollment=enrollment,
+                         wake=worker.wake if settings.reconcile_on_events else None)
     except FlopsError as exc:
         log.error("cannot start: %s", exc.message)
         if embedded is not None:
             embedded.stop()
         return 2
     server = ApiServer(app, host=settings.host, port=settings.port, threads=settings.api_threads)
-    worker = ReconcileWorker(store, orchestrator, settings, enrollment=enrollment,
-                             hearing_since=None if events is None else events.heard_since)
-
     def _shutdown(signum: int, frame: FrameType | None) -> None:
         raise SystemExit(0)  # in the main thread: ends server.serve(), then the cleanup below
 

@@ -118,7 +118,25 @@ class Settings(BaseModel):
     )
     registry_tls_verify: bool = True
     registry_username: str | None = None
-    registry_password: str | None = Field(None, description="secret: reaches builders only")
+    registry_password: str | None = Field(
+        None, description="secret: the manager's own (admin) registry login; never handed out"
+    )
+    registry_edge_username: str | None = Field(
+        None, description="pull-only login of Oakestra workers' container runtimes (node-level)"
+    )
+    registry_edge_password: str | None = Field(
+        None, description="secret: configured on each worker, never in an SLA"
+    )
+    registry_key_dir: str | None = Field(
+        None, description="the registry token signing key and certificate "
+        "(default: <data_dir>/registry-token; made on first use)"
+    )
+    registry_service: str = Field("flops-registry", description="registry auth.token.service")
+    registry_issuer: str = Field("flops-manager", description="registry auth.token.issuer")
+    registry_token_ttl_s: float = Field(300.0, gt=0, description="lifetime of registry tokens")
+    registry_login_ttl_s: float = Field(
+        21600.0, gt=0, description="lifetime of a project's registry login (builder, pulls)"
+    )
     base_image: str | None = Field(None, description="base image of built images")
     extra_ca_bundle: str | None = Field(
         None, description="CA bundle mounted into image builds (TLS-intercepting proxies)"
@@ -142,6 +160,11 @@ class Settings(BaseModel):
         10, ge=0, le=19,
         description="local backend: CPU priority offset of the components it starts (nice), "
         "so that the API and the database stay responsive while projects train",
+    )
+    local_warm_start: bool = Field(
+        True, description="local backend: fork 'python -m' components from a warm "
+        "interpreter per environment (flwr, mlflow, pyarrow, sklearn imported once) instead "
+        "of starting each cold (false: every component imports everything itself)",
     )
     reconcile_interval_s: float = Field(1.0, gt=0, le=60)
     reconcile_on_events: bool = Field(

@@ -9,6 +9,7 @@ from urllib.parse import ParseResult, parse_qs, unquote, urlparse
 
 from flops_contracts.errors import ConfigError
 from flops_contracts.events import Component
+from flops_messaging.background_publisher import BackgroundPublisher
 from flops_messaging.emitter import EventEmitter
 from flops_messaging.file_publisher import FilePublisher
 from flops_messaging.log_publisher import LogPublisher
@@ -98,10 +99,18 @@ def create_emitter(
     project_id: str,
     component: Component,
     instance: str,
+    background: bool = False,
 ) -> EventEmitter:
-    """Build the publisher for ``uri`` wrapped in an emitter with the same identity."""
+    """Build the publisher for ``uri`` wrapped in an emitter with the same identity.
+
+    With ``background``, events are published on a background thread
+    (:class:`~flops_messaging.background_publisher.BackgroundPublisher`): for components whose
+    work (a training round) must not wait for its own status reports.
+    """
     publisher = create_publisher(uri, project_id=project_id, component=component,
                                  instance=instance)
+    if background:
+        publisher = BackgroundPublisher(publisher)
     return EventEmitter(publisher, project_id=project_id, component=component, instance=instance)
 
 

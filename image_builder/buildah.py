@@ -10,6 +10,7 @@ import base64
 import dataclasses
 import json
 import os
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -80,11 +81,13 @@ def bud_argv(buildah: str, options: BudOptions) -> list[str]:
 
 
 def push_argv(buildah: str, *, manifest: str, ref: str, tls_verify: bool,
-              authfile: Path | None) -> list[str]:
+              authfile: Path | None, digestfile: Path | None = None) -> list[str]:
     """Return the ``buildah manifest push --all`` argument vector."""
     argv = [buildah, "manifest", "push", "--all", f"--tls-verify={str(tls_verify).lower()}"]
     if authfile is not None:
         argv += ["--authfile", str(authfile)]
+    if digestfile is not None:
+        argv += ["--digestfile", str(digestfile)]
     return [*argv, manifest, f"docker://{ref}"]
 
 
@@ -151,10 +154,18 @@ class Buildah:
         self.run(bud_argv(self.program, options), what=f"buildah bud ({options.target})")
 
     def push(self, *, manifest: str, ref: str, tls_verify: bool,
-             authfile: Path | None) -> None:
-        """Push a manifest list with all its images to ``ref``."""
-        self.run(push_argv(self.program, manifest=manifest, ref=ref, tls_verify=tls_verify,
-                           authfile=authfile), what=f"buildah manifest push ({ref})")
+             authfile: Path | None) -> str:
+        """Push a manifest list with all its images to ``ref``; return the list's digest.
+
+        The digest is what this push wrote (buildah's ``--digestfile``), not what the tag
+        names by the time anyone reads it.
+        """
+        with tempfile.TemporaryDirectory(prefix="flops-push-") as tmp:
+            digestfile = Path(tmp) / "digest"
+            self.run(push_argv(self.program, manifest=manifest, ref=ref, tls_verify=tls_verify,
+                               authfile=authfile, digestfile=digestfile),
+                     what=f"buildah manifest push ({ref})")
+            return digestfile.read_text(encoding="utf-8").strip()
 
     def remove_manifest(self, manifest: str) -> None:
         """Remove a local manifest list (its images stay in the layer cache)."""

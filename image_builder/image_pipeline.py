@@ -2,7 +2,8 @@
 
 A target (FL images, model image) describes *what* to build as an :class:`ImagePlan`;
 :func:`build_and_push` renders the recipe, computes the tags, asks the registry whether every
-image already exists for every platform (then nothing is built), and otherwise builds all roles
+image already exists for every platform with a digest FLOps recorded pushing (then nothing is
+built; a tag with any other digest is rebuilt and pushed over), and otherwise builds all roles
 from one Containerfile with ``buildah bud --layers`` (the roles share the dependency layers)
 into manifest lists and pushes them.
 """
@@ -15,7 +16,7 @@ import datetime
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -184,20 +185,38 @@ Variants = dict[str, dict[str, str]]
 """Role -> platform -> digest reference of that platform's image (``host/path@sha256:...``)."""
 
 
-def _variants(client: RegistryClient, refs: Mapping[str, str]) -> Variants:
-    """Return each role's platform variants as found in the registry (none: ``{}``)."""
+def _variants(client: RegistryClient, refs: Mapping[str, str],
+              pushed: Mapping[str, str] | None = None) -> Variants:
+    """Return each role's platform variants as found in the registry (none: ``{}``).
+
+    With ``pushed`` (role -> manifest list digest this build pushed), the variants of those
+    lists, read by digest: what this build wrote, whatever the tags name meanwhile.
+    """
     found: Variants = {}
     for role, ref in refs.items():
-        digests = client.variants(ref) or {}
+        digest = (pushed or {}).get(role)
+        digests = (client.variants_at(ref, digest) if digest else client.variants(ref)) or {}
         found[role] = {plat: digest_reference(ref, digest)
                        for plat, digest in sorted(digests.items()) if digest}
     return found
 
 
-def missing_platforms(found: Variants, platforms: tuple[str, ...]) -> dict[str, list[str]]:
-    """Return role -> requested platforms without an image (empty lists: a full hit)."""
-    return {role: [p for p in platforms if p not in variants]
+def missing_platforms(found: Variants, platforms: tuple[str, ...],
+                      trusted: Collection[str]) -> dict[str, list[str]]:
+    """Return role -> requested platforms without a trusted image (empty lists: a full hit).
+
+    An image counts only if its digest reference is in ``trusted`` (what FLOps recorded
+    pushing): a tag someone else pushed, or re-pushed, is a miss, never a hit.
+    """
+    return {role: [p for p in platforms if variants.get(p) not in trusted]
             for role, variants in found.items()}
+
+
+def untrusted_platforms(found: Variants, platforms: tuple[str, ...],
+                        trusted: Collection[str]) -> dict[str, list[str]]:
+    """Return role -> requested platforms whose tag exists with a digest FLOps did not record."""
+    return {role: bad for role, variants in found.items()
+            if (bad := [p for p in platforms if p in variants and variants[p] not in trusted])}
 
 
 def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
@@ -225,9 +244,11 @@ def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
         try:
             with steps.step(BuildStep.CACHE) as info:
                 found = _variants(client, prep.refs)
-                missing = missing_platforms(found, platforms)
+                trusted = frozenset(settings.trusted_images)
+                missing = missing_platforms(found, platforms, trusted)
                 hit = not any(missing.values())
-                info.update(cache_hit=hit, missing={r: m for r, m in missing.items() if m})
+                info.update(cache_hit=hit, missing={r: m for r, m in missing.items() if m},
+                            untrusted=untrusted_platforms(found, platforms, trusted))
             if not hit:
                 lacking = missing_emulation(platforms, host,
                                             read_binfmt_handlers(settings.binfmt_dir))
@@ -235,9 +256,9 @@ def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
                     steps.current = BuildStep.BUILD
                     raise emulation_error(lacking, host)
                 details["log_file"] = str(log_path)
-                _build(settings, plan, prep, steps, platforms=platforms, log_path=log_path,
-                       authfile=authfile)
-                found = _variants(client, prep.refs)
+                pushed = _build(settings, plan, prep, steps, platforms=platforms,
+                                log_path=log_path, authfile=authfile)
+                found = _variants(client, prep.refs, pushed)
         finally:
             client.close()
     details["variants"] = {role: {p: v[p] for p in platforms if p in v}
@@ -246,7 +267,8 @@ def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
 
 
 def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: StepTimer, *,
-           platforms: tuple[str, ...], log_path: Path, authfile: Path | None) -> None:
+           platforms: tuple[str, ...], log_path: Path, authfile: Path | None) -> dict[str, str]:
+    """Build every role and push it; return role -> the pushed manifest list's digest."""
     buildah = Buildah(settings.buildah, log_path=log_path, timeout=settings.build_timeout_s)
     scratch = settings.scratch_dir()
     scratch.mkdir(parents=True, exist_ok=True)
@@ -274,10 +296,12 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
                 ))
                 info.update(role=role.name)
         with steps.step(BuildStep.PUSH) as info:
-            for role_name, ref in prep.refs.items():
-                buildah.push(manifest=manifests[role_name], ref=ref,
-                             tls_verify=settings.registry_tls_verify, authfile=authfile)
-            info.update(images=prep.refs)
+            pushed = {role_name: buildah.push(manifest=manifests[role_name], ref=ref,
+                                              tls_verify=settings.registry_tls_verify,
+                                              authfile=authfile)
+                      for role_name, ref in prep.refs.items()}
+            info.update(images=prep.refs, pushed=pushed)
+        return pushed
     finally:
         for manifest in manifests.values():
             buildah.remove_manifest(manifest)

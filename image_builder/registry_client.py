@@ -102,7 +102,15 @@ class RegistryClient:
             If the registry cannot be reached or answers with an error other than 404.
         """
         host, path, tag = split_reference(ref)
-        found = self._get_json(host, f"/v2/{path}/manifests/{tag}", MANIFEST_TYPES)
+        return self._variants_at(host, path, tag)
+
+    def variants_at(self, ref: str, digest: str) -> dict[str, str] | None:
+        """:meth:`variants` of the manifest ``digest`` in ``ref``'s repository (not its tag)."""
+        host, path, _ = split_reference(ref)
+        return self._variants_at(host, path, digest)
+
+    def _variants_at(self, host: str, path: str, reference: str) -> dict[str, str] | None:
+        found = self._get_json(host, f"/v2/{path}/manifests/{reference}", MANIFEST_TYPES)
         if found is None:
             return None
         manifest, digest = found

@@ -84,7 +84,11 @@ class BuilderSettings(BaseModel):
     registry_auth_file
         An existing containers auth file (``auth.json``) to use instead.
     image_namespace
-        First path component of image names below ``registry``.
+        First path component(s) of image names below ``registry``.
+    trusted_images
+        Digest references (``host/path@sha256:...``) of images FLOps recorded pushing
+        (JSON list; the manager hands its records to its builders). An existing tag is a
+        cache hit only where its digest is one of these; any other is rebuilt and pushed.
     base_image
         Image both build stages start from; must have ``python3`` with ``venv``.
     python_in_image
@@ -144,6 +148,7 @@ class BuilderSettings(BaseModel):
     registry_password: SecretStr | None = None
     registry_auth_file: Path | None = None
     image_namespace: str = "flops"
+    trusted_images: list[str] = Field(default_factory=list)
     base_image: str = DEFAULT_BASE_IMAGE
     python_in_image: str = "python3"
     extra_ca_bundle: Path | None = None

@@ -38,6 +38,7 @@ def run_learner(settings: LearnerSettings) -> int:
         project_id=settings.project_id,
         component=Component.LEARNER,
         instance=settings.instance_name,
+        background=True,  # fit/evaluate never wait for their progress events
     )
     try:
         return _run(settings, emitter)

@@ -24,7 +24,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from flops_manager.ports.errors import PermanentError
@@ -161,7 +161,8 @@ def podman_network_backend(client: Any) -> str | None:
 
 
 def check_name_resolution(client: Any, image: str, *, timeout_s: float = 60.0,
-                          networks: Sequence[str] | None = None, pull: bool = True) -> None:
+                          networks: Sequence[str] | None = None, pull: bool = True,
+                          auth: Mapping[str, str] | None = None) -> None:
     """Raise :class:`PreflightError` unless containers resolve and reach each other by name.
 
     Parameters
@@ -177,6 +178,8 @@ def check_name_resolution(client: Any, image: str, *, timeout_s: float = 60.0,
         peer joins the first.
     pull
         Pull ``image`` when the engine does not have it.
+    auth
+        Registry login for that pull (``X-Registry-Auth``; ``None``: anonymous).
     """
     import docker.errors  # type: ignore[import-untyped]  # docker 7.2 ships no type information
 
@@ -185,7 +188,7 @@ def check_name_resolution(client: Any, image: str, *, timeout_s: float = 60.0,
     created: list[Any] = []
     containers: list[Any] = []
     try:
-        _ensure_image(client, image, pull=pull)
+        _ensure_image(client, image, pull=pull, auth=auth)
         if networks is None:
             nets = []
             for role in ("a", "b"):
@@ -228,7 +231,8 @@ def check_name_resolution(client: Any, image: str, *, timeout_s: float = 60.0,
             _quietly(net.remove)
 
 
-def _ensure_image(client: Any, image: str, *, pull: bool) -> None:
+def _ensure_image(client: Any, image: str, *, pull: bool,
+                  auth: Mapping[str, str] | None = None) -> None:
     import docker.errors
 
     try:
@@ -237,7 +241,7 @@ def _ensure_image(client: Any, image: str, *, pull: bool) -> None:
         if not pull:
             raise
         try:
-            client.images.pull(image)
+            client.images.pull(image, auth_config=dict(auth) if auth else None)
         except docker.errors.APIError:
             raise docker.errors.ImageNotFound(image) from None
 

@@ -89,7 +89,11 @@ from flops_manager.ports.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
+from flops_manager.settings import Settings
 from image_builder.settings import DEFAULT_BASE_IMAGE
+
+PullLogin = Callable[[str, "str | None"], "dict[str, str] | None"]
+"""``(image, project id) -> {"username", "password"}`` to pull with, or ``None`` (anonymous)."""
 
 logger = logging.getLogger(__name__)
 
@@ -375,9 +379,11 @@ class DockerOrchestrator(Orchestrator):
     build_target = BuildTarget.IMAGE
     host_alias = HOST_ALIAS
 
-    def __init__(self, client: Any, options: DockerOptions | None = None) -> None:
+    def __init__(self, client: Any, options: DockerOptions | None = None, *,
+                 pull_login: PullLogin | None = None) -> None:
         self.client = client
         self.options = options or DockerOptions()
+        self.pull_login = pull_login
         self._specs: dict[str, ServiceSpec] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -433,7 +439,7 @@ class DockerOrchestrator(Orchestrator):
                     raise
         return name
 
-    def _ensure_image(self, image: str) -> None:
+    def _ensure_image(self, image: str, project_id: str | None = None) -> None:
         try:
             self.client.images.get(image)
             return
@@ -441,7 +447,9 @@ class DockerOrchestrator(Orchestrator):
             if not self.options.pull:
                 raise
         logger.info("pulling %s", image)
-        self.client.images.pull(image)
+        login = self.pull_login(image, project_id) if self.pull_login else None
+        # X-Registry-Auth: the engine trades the project's pull login for a registry token
+        self.client.images.pull(image, auth_config=login)
 
     def _host_network(self, spec: ServiceSpec) -> bool:
         return spec.privileged and self.options.builder_network == "host"
@@ -523,7 +531,7 @@ class DockerOrchestrator(Orchestrator):
             self._specs.setdefault(spec.name, spec)
             return current
         for image in dict.fromkeys(map(spec.image_of, range(spec.instances))):
-            self._call(what, functools.partial(self._ensure_image, image))
+            self._call(what, functools.partial(self._ensure_image, image, spec.project_id))
 
         def create() -> ServiceStatus:
             existing = self._containers(spec.name)
@@ -630,7 +638,9 @@ class DockerOrchestrator(Orchestrator):
         PreflightError
             Naming the missing piece (e.g. Podman without netavark/aardvark-dns) and its fix.
         """
-        check_name_resolution(self.client, self.options.preflight_image, pull=self.options.pull)
+        image = self.options.preflight_image
+        auth = self.pull_login(image, None) if self.pull_login else None
+        check_name_resolution(self.client, image, pull=self.options.pull, auth=auth)
 
     def close(self) -> None:
         """Close the API client (containers keep running; they belong to their projects)."""
@@ -669,8 +679,9 @@ def docker_client_for(uri: str) -> Any:
 def build_docker_orchestrator(uri: str, settings: object) -> Orchestrator:
     """Build the Docker backend for ``docker://`` or ``docker+unix:///path/to.sock``.
 
-    Options come from the URI's query string (:func:`parse_options`). ``settings`` (the
-    manager's) is not needed yet; the signature matches the registry's.
+    Options come from the URI's query string (:func:`parse_options`). With the manager's
+    ``settings`` naming a registry, images of that registry are pulled with a pull login of
+    the service's project (:class:`~flops_manager.identity.registry_server.PullLogins`).
 
     Raises
     ------
@@ -681,4 +692,9 @@ def build_docker_orchestrator(uri: str, settings: object) -> Orchestrator:
     base_image = getattr(settings, "base_image", None)
     if base_image:
         options = dataclasses.replace(options, preflight_image=base_image)
-    return DockerOrchestrator(docker_client_for(uri), options)
+    pull_login = None
+    if isinstance(settings, Settings) and settings.registry:
+        from flops_manager.identity.registry_server import PullLogins, keyring
+
+        pull_login = PullLogins(keyring(settings), settings)
+    return DockerOrchestrator(docker_client_for(uri), options, pull_login=pull_login)

@@ -4,9 +4,11 @@ Each instance of a service is one process started from ``spec.command`` with ``s
 ``spec.secret_env`` plus ``FLOPS_INSTANCE`` (``<service>-<i>``) and ``FLOPS_INSTANCE_INDEX``
 (``i``), in its own session, with its output in ``<workdir>/services/<service>/<instance>.log``.
 Images: ``env://<dir>`` runs ``python`` from that virtual environment; any other reference runs
-``python`` as the manager's own interpreter (the FLOps services are installed beside it). A
-service with ``listen_env`` gets a free loopback port per instance in that variable. Stopping
-sends SIGTERM to the process group and SIGKILL after a grace period;
+``python`` as the manager's own interpreter (the FLOps services are installed beside it). With
+``warm_start``, a ``python -m`` command is forked from that interpreter's warm server
+(:mod:`flops_manager.warm_start`) instead of starting cold. A service with ``listen_env`` gets
+a free loopback port per instance in that variable. Stopping sends SIGTERM to the process group
+and SIGKILL after a grace period;
 :meth:`LocalOrchestrator.close` stops everything, so nothing outlives the manager.
 
 An instance killed by a signal the backend did not send (``kill -9`` from outside, the OOM
@@ -52,6 +54,7 @@ from flops_manager.ports.orchestrator import (
     ServiceStatus,
 )
 from flops_manager.supervisor import GroupLeader, start_time, stop_groups
+from flops_manager.warm_start import WarmStarts
 
 LOG_TAIL_BYTES = 2000
 LOCAL_WORKDIR = "local"
@@ -135,8 +138,15 @@ class LocalOrchestrator(Orchestrator):
     services_survive_restart = False
 
     def __init__(self, workdir: Path, *, host: str = "127.0.0.1", grace_s: float = 5.0,
-                 niceness: int = 0) -> None:
+                 niceness: int = 0, warm_start: bool = False) -> None:
+        """Run services under ``workdir``.
+
+        With ``warm_start``, ``python -m`` components are forked from a warm interpreter per
+        environment (:mod:`flops_manager.warm_start`), kept until :meth:`close`.
+        """
         self.workdir = workdir
+        self.warm = WarmStarts(workdir / "fork-servers", niceness=niceness) if warm_start \
+            else None
         self.host = host
         self.grace_s = grace_s
         self.niceness = niceness
@@ -235,7 +245,7 @@ class LocalOrchestrator(Orchestrator):
             process = start_process(f"{spec.name}-{index}", argv, env,
                                     log_path=self._log_path(spec.name, index),
                                     base_env=component_base_env(),
-                                    niceness=self.niceness)
+                                    niceness=self.niceness, warm=self.warm)
         except OSError as exc:
             raise PermanentError(f"service {spec.name}: cannot start {spec.command[0]!r}: "
                                  f"{exc}") from None
@@ -329,3 +339,5 @@ class LocalOrchestrator(Orchestrator):
         processes = [p for service in services for p in service.processes]
         stop_processes(processes, grace_s=self.grace_s)
         self._forget_pids(processes)
+        if self.warm is not None:
+            self.warm.close()

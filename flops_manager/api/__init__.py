@@ -4,9 +4,18 @@ from __future__ import annotations
 
 from flask_smorest import Api
 
-from flops_manager.api import enroll, health, mock_data, models, nodes, projects, tracking
+from flops_manager.api import (
+    enroll,
+    health,
+    mock_data,
+    models,
+    nodes,
+    projects,
+    registry_token,
+    tracking,
+)
 
-MODULES = (health, projects, models, mock_data, tracking, enroll, nodes)
+MODULES = (health, projects, models, mock_data, tracking, enroll, nodes, registry_token)
 
 
 def register_blueprints(api: Api) -> None:

@@ -7,10 +7,12 @@ from flask import Flask, g, request
 from flops_manager.api.context import services
 from flops_manager.api.enroll.resources import PATH as ENROLL_PATH
 from flops_manager.api.nodes.resources import AGENT_PATHS
+from flops_manager.api.registry_token.resources import PATH as REGISTRY_TOKEN_PATH
 from flops_manager.ports.errors import UnauthorizedError
 
-OPEN_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs", ENROLL_PATH, *AGENT_PATHS})
-"""Paths without a user token (enrollment and node agents authenticate with their own)."""
+OPEN_PATHS = frozenset({"/", "/health", "/openapi.json", "/docs", ENROLL_PATH,
+                        REGISTRY_TOKEN_PATH, *AGENT_PATHS})
+"""Paths without a user token (enrollment, registry logins and node agents have their own)."""
 
 
 def _authenticate() -> None:

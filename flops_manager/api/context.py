@@ -7,6 +7,7 @@ import dataclasses
 from flask import current_app, g
 
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.identity.registry_server import RegistryTokenServer
 from flops_manager.nodes.service import NodeService
 from flops_manager.ports.auth import Authenticator
 from flops_manager.ports.event_source import EventSource
@@ -34,6 +35,7 @@ class Services:
     models: ModelService
     logs: LogService
     enrollment: Enrollment
+    registry_tokens: RegistryTokenServer
     streams: StreamSlots
     nodes: NodeService
 

@@ -90,18 +90,31 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     commands = parser.add_subparsers(dest="node_command", required=True)
     serve = commands.add_parser(
         "serve", help="run this machine's node agent (data server + inventory reports)",
-        description="First start: FLOPS_NODE_TOKEN must hold a token from `flops node token`.")
-    serve.add_argument("--name", required=True, help="node name (unique among your nodes)")
-    serve.add_argument("--cluster", default="local", help="cluster the node belongs to")
-    serve.add_argument("--data-dir", dest="node_dir", type=Path, required=True,
+        description="First start: FLOPS_NODE_TOKEN must hold a token from `flops node token`. "
+        "Every option can also come from the environment (FLOPS_NODE_NAME, FLOPS_NODE_CLUSTER, "
+        "FLOPS_NODE_DIR, FLOPS_NODE_HOST, FLOPS_NODE_PORT, FLOPS_NODE_ADVERTISE_HOST, "
+        "FLOPS_NODE_REPORT_INTERVAL_S; the node container image sets some); options win.")
+    env = os.environ.get
+    serve.add_argument("--name", default=env("FLOPS_NODE_NAME"),
+                       required=not env("FLOPS_NODE_NAME"),
+                       help="node name (unique among your nodes)")
+    serve.add_argument("--cluster", default=env("FLOPS_NODE_CLUSTER", "local"),
+                       help="cluster the node belongs to")
+    serve.add_argument("--data-dir", dest="node_dir", type=Path, default=env("FLOPS_NODE_DIR"),
+                       required=not env("FLOPS_NODE_DIR"),
                        help="the node's own directory: credentials, data, access records "
                        "(`flops node --data-dir STACK serve ...` names the stack's)")
     serve.add_argument("--manager", help="manager URL (default FLOPS_API_URL or `flops up`)")
-    serve.add_argument("--host", default="127.0.0.1", help="data server bind address")
-    serve.add_argument("--port", type=int, default=0, help="data server port (0 = any)")
+    serve.add_argument("--host", default=env("FLOPS_NODE_HOST", "127.0.0.1"),
+                       help="data server bind address")
+    # string defaults go through ``type`` too: a bad variable is a usage error naming the option
+    serve.add_argument("--port", type=int, default=env("FLOPS_NODE_PORT", "0"),
+                       help="data server port (0 = any)")
     serve.add_argument("--advertise-host", dest="advertise_host",
+                       default=env("FLOPS_NODE_ADVERTISE_HOST"),
                        help="host learners reach the data server at (default --host)")
-    serve.add_argument("--report-interval", dest="report_interval", type=float, default=10.0,
+    serve.add_argument("--report-interval", dest="report_interval", type=float,
+                       default=env("FLOPS_NODE_REPORT_INTERVAL_S", "10"),
                        help="seconds between inventory reports")
     serve.set_defaults(handler=_serve)
     token = commands.add_parser("token", help="issue a single-use token enrolling a node")

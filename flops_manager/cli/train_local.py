@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 import time
@@ -18,6 +19,7 @@ from flops_contracts.spec import ProjectSpec, TrainingSpec, parse_spec
 from flops_manager.cli.local_data import LocalData, default_data_tag, start_data_plane
 from flops_manager.cli.local_plan import LocalRun, ProcessPlan, main_process, plan_processes
 from flops_manager.cli.local_requirements import requirement_warnings
+from flops_manager.cli.local_tracking import default_cache_dir, seed_sqlite_store
 from flops_manager.local_processes import ManagedProcess, ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
 
@@ -147,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     events_path = workdir / "events.jsonl"
     events_path.unlink(missing_ok=True)
     tracking_uri = args.mlflow_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+    if not args.mlflow_uri:
+        seed_sqlite_store(workdir / "mlflow.db", cache_dir=default_cache_dir(os.environ))
     t = spec.training
     local = LocalRun(
         repo_dir=str(args.repo_dir.resolve()),

@@ -32,6 +32,8 @@ from flops_contracts.enrollment import (
 )
 from flops_manager import registry
 from flops_manager.identity import broker_policy, grants
+from flops_manager.identity.registry_server import REGISTRY_PASSWORD, keyring, project_login
+from flops_manager.identity.registry_tokens import Keyring
 from flops_manager.identity.tracking_logins import TrackingLogins
 from flops_manager.lifecycle.service_specs import DATA_TOKEN, LEARNER_DATA_TOKEN
 from flops_manager.lifecycle.state import Project
@@ -85,7 +87,6 @@ def secret_values(project: Project, settings: Settings, service: str | None = No
     own = project.secrets.get(LEARNER_DATA_TOKEN + service) if service else None
     values = {
         "FLOPS_DATA_TOKEN": own or project.secrets.get(DATA_TOKEN),
-        "FLOPS_REGISTRY_PASSWORD": settings.registry_password,
         MQTT_USERNAME: settings.component_mqtt_username,
         MQTT_PASSWORD: settings.component_mqtt_password,
         **(tracking or {}),
@@ -104,12 +105,14 @@ class Enrollment:
         broker: BrokerAccounts | None = None,
         tracking: TrackingLogins | None = None,
         clock: Clock = system_clock,
+        registry_keys: Keyring | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.broker = broker or SharedBrokerLogin()
         self.tracking = tracking or TrackingLogins(registry.build_tracking_access(settings),
                                                    settings)
+        self.registry_keys = registry_keys or keyring(settings)
         self.clock = clock
         self.api_url = default_api_url(settings)
 
@@ -177,6 +180,9 @@ class Enrollment:
             project, self.settings, str(grant.get("service") or ""),
             self.tracking.component_env(project.id, role)).items()
                if k in grant["secret_keys"]}
+        if REGISTRY_PASSWORD in grant["secret_keys"]:  # a builder: push to its owner's images
+            env.update(project_login(self.registry_keys, self.settings, project_id=parts.project_id,
+                                     role=role, kind="builder", now=now))
         username = self._broker_login(parts, role, env)
 
         def use(p: Project) -> Project:

@@ -169,26 +169,62 @@ def _on_built(project: Project, event: Event, now: float) -> Decision:
     """The builder finished the FL images (building) or the trained-model image (after)."""
     data = {k: event.data[k] for k in BUILD_KEYS if event.data.get(k) is not None}
     if project.phase is not Phase.BUILDING:
-        images = {**(project.build or {}).get("images", {}), **data.get("images", {})}
-        return model_built(project.replace(build={**(project.build or {}), "images": images}),
-                           now=now)
-    deploy: tuple[Action, ...] = (
-        Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
-        Action(ActionKind.DEPLOY_LEARNERS, project.id),
-    )
-    if project.spec.get("mock_data"):
-        deploy = (Action(ActionKind.DEPLOY_DATA, project.id),)
+        build = project.build or {}
+        images = {**build.get("images", {}), **data.get("images", {})}
+        variants = {**build.get("variants", {}), **data.get("variants", {})}
+        return model_built(project.replace(build={**build, "images": images,
+                                                  "variants": variants}), now=now)
     return _move(project, Phase.DEPLOYING, now, act.remove_services(project.id, Role.BUILDER),
-                 *deploy, build=data)
+                 *deploy_actions(project), build=data)
+
+
+def deploy_actions(project: Project) -> tuple[Action, ...]:
+    """What starts a built project: everything that does not wait for another component.
+
+    The aggregator needs no data, so it starts in the same step as the data server and the
+    mock data provider (its start-up overlaps the partitioning and upload); only the learners
+    wait for their data (:func:`_on_data_ready`). Without mock data, the learners start too.
+    """
+    aggregator = Action(ActionKind.DEPLOY_AGGREGATOR, project.id)
+    if project.spec.get("mock_data"):
+        return (Action(ActionKind.DEPLOY_DATA, project.id), aggregator)
+    return (aggregator, Action(ActionKind.DEPLOY_LEARNERS, project.id))
+
+
+def data_ready(project: Project) -> bool:
+    """Whether the learners' data is in place: no mock data asked for, or its provider completed.
+
+    Read from the recorded component states (the provider's record outlives its service).
+    """
+    if not project.spec.get("mock_data"):
+        return True
+    prefix = f"{Component.MOCK_DATA_PROVIDER.value}/"
+    return any(key.startswith(prefix) and entry.get("state") == EventType.COMPLETED.value
+               for key, entry in project.components.items())
+
+
+def aggregator_started(project: Project) -> bool:
+    """Whether the (classic or root) aggregator reported ``started``: it is listening."""
+    prefixes = tuple(f"{kind.value}/" for kind in _AGGREGATORS)
+    return any(key.startswith(prefixes) and entry.get("state") == EventType.STARTED.value
+               for key, entry in project.components.items())
+
+
+def _deployed(project: Project, now: float, *actions: Action) -> Decision:
+    """Queue ``actions``; training begins once the aggregator listens and the data is ready.
+
+    The aggregator's ``started`` and the mock data provider's ``completed`` may arrive in
+    either order: whichever comes second moves the project on (both are read from state).
+    """
+    if project.phase is Phase.DEPLOYING and aggregator_started(project) and data_ready(project):
+        return _move(project, Phase.TRAINING, now, *actions)
+    return decide(project, actions)
 
 
 def _on_data_ready(project: Project, now: float) -> Decision:
-    """The mock data provider filled the data server: start the federation."""
-    return decide(project, (
-        act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
-        Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
-        Action(ActionKind.DEPLOY_LEARNERS, project.id),
-    ))
+    """The mock data provider filled the data server: start the learners."""
+    return _deployed(project, now, act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
+                     Action(ActionKind.DEPLOY_LEARNERS, project.id))
 
 
 def model_built(project: Project, *, now: float) -> Decision:
@@ -234,7 +270,7 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
         return fail(recorded, f"{kind.value} '{event.instance}' {what.value}: {reason}", now)
     if kind in _AGGREGATORS:
         if what is EventType.STARTED and phase is Phase.DEPLOYING:
-            return _move(recorded, Phase.TRAINING, now)
+            return _deployed(recorded, now)
         if what is EventType.ROUND_COMPLETED:
             return _on_round(recorded, event, now)
         if what is EventType.COMPLETED:

@@ -17,6 +17,8 @@ from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettin
 from flops_contracts.config import settings_to_env
 from flops_contracts.spec import ProjectSpec, TrainingMode
 from flops_manager.identity import tracking_policy
+from flops_manager.identity.registry_access import owner_namespace
+from flops_manager.identity.registry_server import DEFAULT_NAMESPACE
 from flops_manager.lifecycle.actions import (
     PER_CLUSTER_ROLES,
     ROLES_OF_KIND,
@@ -73,6 +75,8 @@ class Placement:
     resolve: Resolver = dataclasses.field(default=lambda name: name)
     node_platforms: tuple[str | None, ...] = ()
     """Platform reported by the node of learner ``i`` (``None``: not reported)."""
+    trusted_images: tuple[str, ...] = ()
+    """Digest references FLOps recorded as pushed by its builders (builders' cache hits)."""
 
 
 def command(role: Role) -> tuple[str, ...]:
@@ -166,18 +170,23 @@ def _builder_env(project: Project, settings: Settings, place: Placement) -> dict
         env["FLOPS_PLATFORMS"] = json.dumps([str(p) for p in platforms])
         env["FLOPS_REGISTRY_TLS_VERIFY"] = json.dumps(settings.registry_tls_verify)
         optional = {"FLOPS_REGISTRY": settings.registry, "FLOPS_BASE_IMAGE": settings.base_image,
-                    "FLOPS_EXTRA_CA_BUNDLE": settings.extra_ca_bundle,
-                    "FLOPS_REGISTRY_USERNAME": settings.registry_username}
+                    "FLOPS_EXTRA_CA_BUNDLE": settings.extra_ca_bundle}
         env.update({k: v for k, v in optional.items() if v})
+        # images live below their owner's prefix (the registry lets the builder push only there)
+        env["FLOPS_IMAGE_NAMESPACE"] = owner_namespace(DEFAULT_NAMESPACE, project.owner)
+        env["FLOPS_TRUSTED_IMAGES"] = json.dumps(list(place.trusted_images))
     return env
 
 
+REGISTRY_LOGIN_VARS = ("FLOPS_REGISTRY_USERNAME", "FLOPS_REGISTRY_PASSWORD")
+"""A builder's registry login: a push login of its project, made at enrollment."""
+
+
 def _registry_secret(settings: Settings, place: Placement) -> dict[str, str]:
-    """The registry login's password, for builders that push images (with its user name)."""
-    password = settings.registry_password
-    if not password or place.target is not BuildTarget.IMAGE:
+    """The variables of a builder's registry login (values come at enrollment)."""
+    if not settings.registry or place.target is not BuildTarget.IMAGE:
         return {}
-    return {"FLOPS_REGISTRY_PASSWORD": password}
+    return dict.fromkeys(REGISTRY_LOGIN_VARS, "(enrollment)")
 
 
 def builder_spec(project: Project, settings: Settings, place: Placement) -> ServiceSpec:

@@ -12,7 +12,9 @@ its due actions. Projects are reconciled concurrently by a bounded pool
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
+import itertools
 import logging
 import queue
 import threading
@@ -21,6 +23,7 @@ from collections.abc import Callable, Mapping
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import TrainingMode
 from flops_manager.identity.enrollment import Enrollment
+from flops_manager.identity.registry_access import trusted_images
 from flops_manager.lifecycle import drift, planner, wills
 from flops_manager.lifecycle.actions import NEEDS_TRACKING, Action, ActionKind, Role
 from flops_manager.lifecycle.deployments import DeploymentReconciler
@@ -35,10 +38,13 @@ from flops_manager.ports.orchestrator import (
     ServiceState,
     ServiceStatus,
 )
-from flops_manager.ports.project_store import ProjectStore
+from flops_manager.ports.project_store import ProjectStore, owner_projects
 from flops_manager.services.clock import Clock, system_clock
 from flops_manager.services.mutate import mutate_project, record_missing_phase_change
 from flops_manager.settings import Settings
+
+TRUSTED_PROJECTS = 50
+"""How many of an owner's projects of one repository hand their recorded digests to a build."""
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +154,8 @@ class ReconcileWorker:
         self._recovered = True
         self._passes = _DaemonPool(settings.reconcile_workers)
         self._in_flight: set[str] = set()
+        self._again: set[str] = set()
+        """Projects skipped while their pass ran: passed again as soon as it lands."""
         self._flight_lock = threading.Lock()
 
     def start(self) -> None:
@@ -228,14 +236,21 @@ class ReconcileWorker:
         for project in self.store.list_projects_needing_work():
             with self._flight_lock:
                 if project.id in self._in_flight:
+                    # an event may have arrived after the running pass read the project
+                    self._again.add(project.id)
                     continue
                 self._in_flight.add(project.id)
             futures.append(self._passes.submit(functools.partial(self._pass, project.id)))
         return futures
 
     def _landed(self, project_id: str) -> None:
+        """End ``project_id``'s pass; wake the loop if it was asked for meanwhile."""
         with self._flight_lock:
             self._in_flight.discard(project_id)
+            again = project_id in self._again
+            self._again.discard(project_id)
+        if again:
+            self.wake()
 
     def _pass(self, project_id: str) -> int:
         try:
@@ -387,6 +402,8 @@ class ReconcileWorker:
             self.enrollment.tracking.prepare(project)
         place = placement(self.orchestrator, self.settings, project,
                           tracking=action.kind in NEEDS_TRACKING)
+        if action.kind in (ActionKind.BUILD_IMAGES, ActionKind.BUILD_MODEL_IMAGE):
+            place = dataclasses.replace(place, trusted_images=self._trusted_images(project))
         created: list[Role] = []
         for spec in action_specs(action, project, self.settings, place):
             spec = self.enrollment.seal(spec)  # credentials only through enrollment
@@ -395,6 +412,18 @@ class ReconcileWorker:
             if spec.public and action.kind is ActionKind.DEPLOY_INFERENCE:
                 self._record_endpoint(project.id, "inference", spec.name)
         return tuple(dict.fromkeys(created))
+
+    def _trusted_images(self, project: Project) -> tuple[str, ...]:
+        """Digests FLOps recorded pushing for images the builder of ``project`` may reuse.
+
+        Those of the owner's newest :data:`TRUSTED_PROJECTS` projects of the same repository
+        (the only ones whose images have the same names; the list travels in an environment
+        variable, so it is bounded).
+        """
+        url = project.repository.get("url")
+        same = (p.build for p in owner_projects(self.store, project.owner)
+                if p.repository.get("url") == url)
+        return tuple(trusted_images(itertools.islice(same, TRUSTED_PROJECTS)))
 
     def _record_endpoint(self, project_id: str, key: str, service: str) -> None:
         url = self.orchestrator.public_url(service)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 from flops_manager.lifecycle.state import Phase, Project
@@ -138,3 +138,14 @@ class ProjectStore(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections (default: nothing)."""
+
+
+def owner_projects(store: ProjectStore, owner: str, *, page_size: int = 200) -> Iterator[Project]:
+    """Every project of ``owner`` (newest first), read page by page."""
+    after: Cursor | None = None
+    while True:
+        page = store.list_projects_after(owner=owner, after=after, limit=page_size)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = Cursor(page[-1].created_at, page[-1].id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flops_contracts.errors import ErrorCode, FlopsError
@@ -86,7 +86,14 @@ class ProjectService:
         clock: Clock = system_clock,
         new_id: IdFactory = new_project_id,
         nodes: NodeService | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
+        """Use cases over ``store``.
+
+        ``on_change`` runs after a project was created, cancelled or marked for deletion (the
+        manager wakes its reconciler there: no wait for its interval).
+        """
+        self.on_change = on_change or _nothing
         self.store = store
         self.nodes = nodes
         self.allow_local_repos = allow_local_repos
@@ -121,7 +128,9 @@ class ProjectService:
             total_rounds=int(total),
             secrets={DATA_TOKEN: secrets.token_urlsafe(24), **learner_tokens},
         )
-        return self.store.create_project(project)
+        created = self.store.create_project(project)
+        self.on_change()
+        return created
 
     def get(self, project_id: str, *, owner: str) -> Project:
         """Return the owner's project (``NotFoundError`` otherwise, also while deleting)."""
@@ -160,23 +169,27 @@ class ProjectService:
                 f"project {project_id} is already {project.phase.value}; nothing to cancel"
             )
         now = self.clock()
-        return mutate_project(
+        cancelled = mutate_project(
             self.store,
             project_id,
             lambda p: planner.plan_cancel(p, now=now).project,
             now=now,
         )
+        self.on_change()
+        return cancelled
 
     def delete(self, project_id: str, *, owner: str) -> Project:
         """Cancel if running, then let the reconciler remove services and the record."""
         self.get(project_id, owner=owner)
         now = self.clock()
-        return mutate_project(
+        marked = mutate_project(
             self.store,
             project_id,
             lambda p: planner.plan_delete(p, now=now).project,
             now=now,
         )
+        self.on_change()
+        return marked
 
     def rejected_events(self, project_id: str, *, owner: str, limit: int) -> list[RejectedEvent]:
         """Return the messages refused for the project (oldest first)."""
@@ -190,3 +203,7 @@ class ProjectService:
         self.get(project_id, owner=owner)
         items = self.store.list_events(project_id, after_seq=after_seq, limit=limit)
         return items, self.store.count_events(project_id)
+
+
+def _nothing() -> None:
+    """No reconciler to wake."""

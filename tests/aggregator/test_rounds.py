@@ -49,7 +49,7 @@ def test_too_few_evaluate_results_end_training():
 @pytest.mark.parametrize(("metric", "mode", "best_round"),
                          [("accuracy", SelectionMode.MAX, 2), ("loss", SelectionMode.MIN, 3)])
 def test_best_model_tracker(metric, mode, best_round):
-    tracker = BestModelTracker(metric=metric, mode=mode)
+    tracker: BestModelTracker[list[np.ndarray]] = BestModelTracker(metric=metric, mode=mode)
     rec = RoundRecorder(min_fit=0, min_evaluate=1)
     values = {1: (0.9, 0.5), 2: (0.8, 0.9), 3: (0.1, 0.7)}
     for rnd, (loss, acc) in values.items():

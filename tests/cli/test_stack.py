@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.repos import output_paths
+
 pytestmark = pytest.mark.integration
 
 
@@ -31,7 +33,8 @@ def processes_using(directory: Path) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if marker in cmdline or marker in environ:
+        if marker in cmdline or marker in environ or any(
+                str(directory) in path for path in output_paths(entry.name)):
             found.append(int(entry.name))
     return found
 

@@ -16,7 +16,10 @@ from tests.fixtures.tools import missing, require_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-SECRET_NAMES = re.compile(r"PASSWORD|TOKEN|SECRET", re.IGNORECASE)
+ONE_SHOT = {"registry-key"}
+"""Services that run once at start (and are not restarted)."""
+# REGISTRY_AUTH_TOKEN_* configure the registry's token authentication: names, not secrets
+SECRET_NAMES = re.compile(r"PASSWORD|(?<!AUTH_)TOKEN|SECRET", re.IGNORECASE)
 _BESIDE = Path(sys.executable).with_name("podman-compose")
 PODMAN_COMPOSE = str(_BESIDE) if _BESIDE.exists() else shutil.which("podman-compose")
 VARIABLE = re.compile(r"^\$\{[A-Z_]+(:?[-?][^}]*)?\}$")
@@ -32,7 +35,7 @@ def compose() -> dict[str, Any]:
 def test_every_service_has_a_healthcheck_and_the_manager_waits_for_them(
     compose: dict[str, Any]
 ) -> None:
-    services = compose["services"]
+    services = {k: v for k, v in compose["services"].items() if k not in ONE_SHOT}
     assert set(services) == {"mongo", "mqtt", "mlflow", "registry", "manager"}
     for name, service in services.items():
         assert service.get("healthcheck", {}).get("test"), f"{name} has no health check"
@@ -66,7 +69,8 @@ def test_data_survives_restarts_and_the_oakestra_network_is_configurable(
     assert "mqtt-data:/mosquitto/data" in services["mqtt"]["volumes"]
     assert "mlflow-data:/data" in services["mlflow"]["volumes"]
     assert "registry-data:/var/lib/registry" in services["registry"]["volumes"]
-    assert set(compose["volumes"]) == {"mongo-data", "mqtt-data", "mlflow-data", "registry-data"}
+    assert set(compose["volumes"]) == {"mongo-data", "mqtt-data", "mlflow-data", "registry-data",
+                                       "registry-token"}
     mongo_image = services["mongo"]["image"]
     assert re.search(r"mongo:(\d+)", mongo_image) and int(
         re.search(r"mongo:(\d+)", mongo_image).group(1)) >= 6  # type: ignore[union-attr]
@@ -115,4 +119,22 @@ def test_podman_compose_accepts_the_file(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     rendered = yaml.safe_load(done.stdout)
-    assert set(rendered["services"]) == {"mongo", "mqtt", "mlflow", "registry", "manager"}
+    assert set(rendered["services"]) == {"mongo", "mqtt", "mlflow", "registry", "manager",
+                                         *ONE_SHOT}
+
+
+def test_the_registry_takes_tokens_of_the_manager_only(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    registry = services["registry"]
+    env = registry["environment"]
+    assert env["REGISTRY_AUTH"] == "token"
+    assert env["REGISTRY_AUTH_TOKEN_REALM"].startswith("${FLOPS_REGISTRY_AUTH_REALM:?")
+    assert env["REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE"] == "/registry-token/cert.pem"
+    assert "registry-token:/registry-token:ro" in registry["volumes"]
+    assert "depends_on" not in registry  # Podman could not restart it after the one-shot
+    manager = services["manager"]
+    assert manager["environment"]["FLOPS_REGISTRY_KEY_DIR"] == "/registry-token"
+    assert "registry-token:/registry-token" in manager["volumes"]
+    assert services["registry-key"]["command"][2] == "flops_manager.identity.registry_tokens"
+    secure = (ROOT / "deploy" / "registry" / "secure.yml").read_text(encoding="utf-8")
+    assert "htpasswd" not in secure.lower()

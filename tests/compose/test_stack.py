@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fixtures.podman import podman_service
+from tests.fixtures.podman import podman_service, remove_local_images
 from tests.fixtures.repos import git_repo
 from tests.fixtures.servers import free_port, wait_for
 from tests.fixtures.tools import missing, require_tools
@@ -224,6 +224,9 @@ def stack(images: dict[str, str],
         "FLOPS_API_PORT": ports["api"], "FLOPS_MLFLOW_PORT": ports["mlflow"],
         "FLOPS_MQTT_PORT": ports["mqtt"], "FLOPS_REGISTRY_PORT": ports["registry"],
         "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
+        # the host's engine and the host-network builders reach the manager on loopback
+        "FLOPS_REGISTRY_AUTH_REALM": f"http://localhost:{ports['api']}/api/v1/registry/token",
+        "REGISTRY_USERNAME": "flops-admin", "REGISTRY_PASSWORD": secrets.token_hex(12),
         "FLOPS_IMAGE_PREFIX": PREFIX,
         "FLOPS_ENGINE_SOCKET": str(engine_sock), "FLOPS_DOCKER_URI": docker_uri,
         "FLOPS_API_TOKENS": json.dumps({token: "alice", BOB_TOKEN: "bob"}),
@@ -245,19 +248,25 @@ def stack(images: dict[str, str],
     try:
         # podman-compose ignores depends_on health conditions before Podman 4.6: start the
         # services the manager depends on first and wait for their health checks
+        stack.compose("up", "-d", "registry-key", timeout=600)  # the registry's certificate
         stack.compose("up", "-d", *infrastructure, timeout=900)
         for service in infrastructure:
             wait_healthy(stack.container(service), timeout=240)
-        # the builder's base image and the builder itself, from the stack's registry
+        # the manager's preflight runs before it serves registry tokens: its image must be on
+        # the engine already (README: Docker-backend override)
+        run(["podman", "tag", BASE_IMAGE, values["FLOPS_BASE_IMAGE"]])
+        stack.compose("up", "-d", "manager", timeout=600)
+        wait_healthy(stack.container("manager"), timeout=240)
+        # the builder's base image and the builder itself, pushed to the stack's registry with
+        # the manager's admin login (the registry asks the manager for a token)
+        admin = f"--creds={values['REGISTRY_USERNAME']}:{values['REGISTRY_PASSWORD']}"
         for local, remote in ((BASE_IMAGE, values["FLOPS_BASE_IMAGE"]),
                               (images["image-builder"],
                                f"{registry}/flops/image-builder:latest")):
-            run(["podman", "push", "--quiet", "--tls-verify=false", local, remote],
+            run(["podman", "push", "--quiet", "--tls-verify=false", admin, local, remote],
                 timeout=600)
-        stack.compose("up", "-d", "manager", timeout=600)
-        wait_healthy(stack.container("manager"), timeout=240)
         yield stack, api, {"repo": repo, "registry": registry, "ports": ports,
-                           "network": network}
+                           "network": network, "admin": admin}
     finally:
         logs = stack.compose("logs", "--tail", "60", "manager", check=False, timeout=120)
         print(logs.stdout[-6000:])
@@ -267,9 +276,11 @@ def stack(images: dict[str, str],
         if project_containers:
             run(["podman", "rm", "-f", *project_containers], check=False, timeout=300)
         run(["podman", "network", "rm", "-f", network], check=False)
+        run(["podman", "untag", BASE_IMAGE, values["FLOPS_BASE_IMAGE"]], check=False)
         for volume in (f"flops-test-builder-{suffix}", f"flops-test-cache-{suffix}"):
             run(["podman", "volume", "rm", "-f", volume], check=False)
         engine.close()
+        remove_local_images([f"{registry}/", f"127.0.0.1:{ports['registry']}/"])
 
 
 def tracking_login(api: Api) -> tuple[str, str]:
@@ -350,3 +361,41 @@ def test_stack_comes_up_and_a_project_completes_on_the_docker_backend(
     assert again["phase"] == "completed" and again["model"] == model
     assert len(api.call("GET", f"projects/{pid}/events", params={"limit": 1000}
                         ).json()["items"]) == len(events)
+
+
+def test_the_registry_refuses_anonymous_pushes_and_deletes_and_foreign_tags_are_rebuilt(
+    stack: tuple[Stack, Api, dict[str, Any]], tmp_path: Path,
+) -> None:
+    """Anonymous writes are refused; a tag another login pushed is no cache hit."""
+    _, api, info = stack
+    registry = info["registry"]
+    (tmp_path / "none.json").write_text('{"auths": {}}')  # no login at all
+    anonymous = run(["podman", "push", "--quiet", "--tls-verify=false",
+                     f"--authfile={tmp_path / 'none.json'}", BASE_IMAGE,
+                     f"{registry}/flops/owners/anyone/x/learner:1"], check=False, timeout=300)
+    assert anonymous.returncode != 0
+    assert "unauthorized" in (anonymous.stdout + anonymous.stderr).lower()
+    base = f"http://127.0.0.1:{info['ports']['registry']}/v2/flops/python"
+    assert requests.delete(f"{base}/manifests/sha256:{'0' * 64}", timeout=10).status_code == 401
+    assert requests.post(f"{base}/blobs/uploads/", timeout=10).status_code == 401
+
+    done = [p for p in api.call("GET", "projects").json()["items"] if p["phase"] == "completed"]
+    assert done, "runs after the completing project"
+    learner = api.project(done[0]["id"])["build"]["images"]["learner"]
+    # another login (here the admin's) pushes some image under the project's expected tag
+    run(["podman", "push", "--quiet", "--tls-verify=false", info["admin"], BASE_IMAGE, learner],
+        timeout=600)
+    spec = {"name": "digits-foreign-tag", "training": {"rounds": 1, "learners": 2}}
+    created = api.call("POST", "projects",
+                       json={"repository": {"url": info["repo"].as_uri()}, "spec": spec})
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    deadline = time.monotonic() + 1800
+    while not (api.project(pid).get("build") or {}).get("images"):
+        assert api.project(pid)["phase"] not in ("failed", "cancelled"), api.project(pid)
+        assert time.monotonic() < deadline, api.project(pid)
+        time.sleep(2)
+    build = api.project(pid)["build"]
+    assert build["cache_hit"] is False, "the foreign tag must not be a cache hit"
+    assert build["images"]["learner"] == learner  # the same inputs, the same tag: rebuilt
+    api.call("POST", f"projects/{pid}/cancel")

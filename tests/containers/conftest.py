@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from flops_manager.identity.registry_access import trusted_images
 from image_builder import BuilderSettings
 from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
@@ -28,6 +29,7 @@ from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
     base_image,
     podman_socket,
     registry,
+    tiny_image,
 )
 from tests.fixtures.tools import require_tools
 
@@ -70,6 +72,11 @@ def make_repo(path: Path, extra: Mapping[str, str] | None = None) -> Path:
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", "initial")
     return path
+
+
+def trusted_of(*results: ImageBuildResult) -> list[str]:
+    """The digest references a manager would record from these builds' completed events."""
+    return trusted_images(r.to_event_data() for r in results)
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,8 @@ class FakeEngine:
             raise docker.errors.ImageNotFound(image)
         return object()
 
-    def pull(self, image: str) -> None:
+    def pull(self, image: str, auth_config: dict[str, str] | None = None) -> None:
+        """Hold the pull until the test releases it (``auth_config``: the backend's login)."""
         self.pulling.set()
         assert self.release.wait(60), "the test never released the pull"
         self.images_present.add(image)

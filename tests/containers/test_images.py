@@ -18,10 +18,11 @@ from flops_messaging.file_publisher import read_events
 from image_builder import BuildError, BuilderSettings
 from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
+from image_builder.registry_client import RegistryClient, digest_reference
 from tests.fixtures.events import Recorder
 from tests.fixtures.podman import CA_BUNDLE
 
-from .conftest import git, make_repo
+from .conftest import git, make_repo, trusted_of
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,9 @@ def test_same_inputs_are_a_cache_hit_without_buildah_bud(
         buildah_shim: tuple[Path, Path], recorder: Recorder) -> None:
     calls = buildah_shim[1]
     before = calls.read_text().split() if calls.exists() else []
-    second = build_images(image_settings(repository_url=f"file://{fl_repo}"), recorder.emitter)
+    second = build_images(image_settings(repository_url=f"file://{fl_repo}",
+                                         trusted_images=trusted_of(cold_build["result"])),
+                          recorder.emitter)
     after = calls.read_text().split() if calls.exists() else []
 
     assert second.cache_hit
@@ -243,3 +246,34 @@ def test_unknown_dependency_fails_with_pips_error(
     assert "flops-no-such-package-4f1c9e" in text, text
     assert "No matching distribution found" in text, text
     assert time.monotonic() - start < 900
+
+
+def test_a_tag_pushed_by_another_login_is_not_a_cache_hit(
+        cold_build: dict[str, Any], fl_repo: Path, image_settings: Callable[..., BuilderSettings],
+        recorder: Recorder, tiny_image: str) -> None:
+    """Someone pushes their image under the project's expected tag: the project builds its own.
+
+    Runs last in this module: it replaces the cold build's learner tag (with an equal build).
+    """
+    first = cold_build["result"]
+    ref = first.images["learner"]
+    out = subprocess.run(["buildah", "push", "--tls-verify=false", tiny_image, f"docker://{ref}"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    client = RegistryClient(tls_verify=False, credentials=None)
+    try:
+        (foreign,) = (client.variants(ref) or {}).values()
+        rebuilt = build_images(image_settings(repository_url=f"file://{fl_repo}",
+                                              trusted_images=trusted_of(first)),
+                               recorder.emitter)
+        assert not rebuilt.cache_hit
+        cache = _cache_step(recorder)
+        assert cache["untrusted"] == {"learner": ["linux/amd64"]}
+        assert cache["missing"] == {"learner": ["linux/amd64"]}
+        assert "build_learner" in rebuilt.timings
+        now = client.variants(ref) or {}
+    finally:
+        client.close()
+    assert foreign not in now.values(), "the project's tag names its own image again"
+    recorded = rebuilt.to_event_data()["variants"]["learner"]
+    assert {digest_reference(ref, d) for d in now.values()} == set(recorded.values())

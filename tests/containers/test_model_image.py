@@ -13,6 +13,7 @@ from flops_manager.adapters.docker_orchestrator import build_docker_orchestrator
 from flops_manager.ports.orchestrator import ServiceSpec
 from image_builder import BuilderSettings
 from image_builder.model_image import build_model_image
+from tests.containers.conftest import trusted_of
 from tests.fixtures.events import Recorder
 
 pytestmark = pytest.mark.integration
@@ -40,7 +41,8 @@ def test_model_image_builds_caches_and_answers_ping(
     ref = first.images["inference_server"]
     assert set(first.images) == {"inference_server"}
     assert ref.rsplit(":", 1)[1].startswith(first.to_event_data()["model_digest"][:12])
-    second = build_model_image(settings, recorder.emitter)
+    second = build_model_image(settings.model_copy(update={"trusted_images": trusted_of(first)}),
+                               recorder.emitter)
     assert second.cache_hit and second.images == first.images
 
     orch = build_docker_orchestrator(podman_socket.replace("unix://", "docker+unix://"), None)

@@ -53,7 +53,7 @@ def test_healthy_engine_passes_and_leaves_nothing(engine: docker.DockerClient,
 def test_without_name_resolution_it_fails_naming_the_cause(
         engine: docker.DockerClient, base_image: str, networks_without_dns: list[str]) -> None:
     with pytest.raises(PreflightError) as caught:
-        check_name_resolution(engine, base_image, timeout_s=9, networks=networks_without_dns)
+        check_name_resolution(engine, base_image, timeout_s=30, networks=networks_without_dns)
     message = caught.value.message
     assert message.startswith("container name resolution is not working")
     assert f"network {networks_without_dns[0]} cannot resolve the name" in message

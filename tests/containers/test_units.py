@@ -21,7 +21,7 @@ from flops_manager.ports.errors import PermanentError
 from flops_manager.ports.orchestrator import ServiceSpec, ServiceState
 from image_builder import containerfile as cf
 from image_builder.buildah import BudOptions, auth_file_content, bud_argv, push_argv
-from image_builder.image_pipeline import missing_platforms
+from image_builder.image_pipeline import missing_platforms, untrusted_platforms
 from image_builder.image_tags import (
     TagInputs,
     image_name,
@@ -144,9 +144,19 @@ def test_registry_variants_become_digest_references_and_missing_platforms() -> N
     assert digest_reference(ref, "sha256:1") == "reg:5000/flops/digits-learner@sha256:1"
     found = {"learner": {"linux/amd64": "x@1", "linux/arm64": "x@2"},
              "aggregator": {"linux/amd64": "y@1"}}
-    assert missing_platforms(found, ("linux/amd64", "linux/arm64")) == {
+    trusted = {"x@1", "x@2", "y@1"}
+    assert missing_platforms(found, ("linux/amd64", "linux/arm64"), trusted) == {
         "learner": [], "aggregator": ["linux/arm64"]}
-    assert missing_platforms({"learner": {}}, ("linux/amd64",)) == {"learner": ["linux/amd64"]}
+    assert missing_platforms({"learner": {}}, ("linux/amd64",), trusted) == {
+        "learner": ["linux/amd64"]}
+
+
+def test_a_tag_is_a_cache_hit_only_with_a_digest_flops_recorded() -> None:
+    found = {"learner": {"linux/amd64": "x@1", "linux/arm64": "x@evil"}}
+    platforms = ("linux/amd64", "linux/arm64")
+    assert missing_platforms(found, platforms, {"x@1", "x@2"}) == {"learner": ["linux/arm64"]}
+    assert untrusted_platforms(found, platforms, {"x@1"}) == {"learner": ["linux/arm64"]}
+    assert missing_platforms(found, platforms, ()) == {"learner": list(platforms)}
 
 
 def test_a_service_instance_runs_its_variant_or_the_default_image() -> None:

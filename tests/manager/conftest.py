@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,8 @@ def make_settings(**overrides: Any) -> Settings:
         "sse_max_s": 0.5,
         "sse_keepalive_s": 0.1,
         "sse_poll_s": 0.05,
+        # the registry signing key is made on first use: never in the real ~/.flops
+        "registry_key_dir": tempfile.mkdtemp(prefix="flops-registry-key-"),
     }
     base.update(overrides)
     return Settings(**base)

@@ -53,12 +53,17 @@ class RecordingBroker(BrokerAccounts):
 
 
 class World:
-    def __init__(self) -> None:
-        self.clock = Clock()
+    def __init__(self, clock: Any = None, **overrides: Any) -> None:
+        """``clock``: default a :class:`Clock` (``world.clock.now`` moves it); ``overrides``
+        change the manager's settings."""
+        self.clock = clock or Clock()
         self.store = MemoryProjectStore()
         self.orch = MemoryOrchestrator()
         self.broker = RecordingBroker()
-        settings = make_settings(registry_password=REGISTRY_PASSWORD, enroll_ttl_s=600.0)
+        settings = make_settings(**{
+            "registry": "127.0.0.1:5005", "registry_username": "admin",
+            "registry_password": REGISTRY_PASSWORD, "enroll_ttl_s": 600.0, **overrides})
+        self.settings = settings
         self.enrollment = Enrollment(self.store, settings, broker=self.broker, clock=self.clock)
         self.worker = ReconcileWorker(self.store, self.orch, settings, clock=self.clock,
                                       enrollment=self.enrollment)
@@ -118,7 +123,9 @@ def test_exchange_returns_the_role_s_credentials_once_per_instance(world: World)
     answer = world.enroll(env)
     assert answer.status_code == 200, answer.get_json()
     creds = answer.get_json()["env"]
-    assert creds["FLOPS_REGISTRY_PASSWORD"] == REGISTRY_PASSWORD
+    # a push login of this project, never the manager's own registry login
+    assert creds["FLOPS_REGISTRY_USERNAME"] == f"flops-builder.{pid}"
+    assert creds["FLOPS_REGISTRY_PASSWORD"] != REGISTRY_PASSWORD
     username = creds["FLOPS_MQTT_USERNAME"]
     password, topics = world.broker.logins[username]
     assert creds["FLOPS_MQTT_PASSWORD"] == password

@@ -179,14 +179,14 @@ def test_builder_result_is_kept_and_mock_data_comes_first() -> None:
     built = ev("builder", "completed", env_dir="/envs/a", repo_dir="/src/a", commit="abc",
                cache_hit=True, python="/envs/a/bin/python", secret="not kept")
     d = planner.plan_event(p, built, now=1)
-    assert d.project.phase is Phase.DEPLOYING and kinds(d) == ["remove_services", "deploy_data"]
+    assert d.project.phase is Phase.DEPLOYING
+    assert kinds(d) == ["remove_services", "deploy_data", "deploy_tracking", "deploy_aggregator"]
     assert d.project.build == {"env_dir": "/envs/a", "repo_dir": "/src/a", "commit": "abc",
                                "cache_hit": True, "python": "/envs/a/bin/python"}
     ready = ev("mock_data_provider", "completed", ts="2026-01-01T00:00:02Z")
     d2 = planner.plan_event(d.project, ready, now=2)
     assert d2.project.phase is Phase.DEPLOYING
-    assert kinds(d2) == ["remove_services", "deploy_tracking", "deploy_aggregator",
-                         "deploy_learners"]
+    assert kinds(d2) == ["remove_services", "deploy_learners"]
     failed = ev("mock_data_provider", "failed", ts="2026-01-01T00:00:03Z", reason="no space")
     d3 = planner.plan_event(d.project, failed, now=3)
     assert d3.project.phase is Phase.FAILED and "no space" in (d3.project.last_error or "")

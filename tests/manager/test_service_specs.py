@@ -141,7 +141,10 @@ def test_image_builds_get_registry_settings_and_the_password_only_as_a_secret() 
     assert builder.env["FLOPS_REGISTRY"] == "127.0.0.1:5005/flops"
     assert builder.env["FLOPS_REGISTRY_TLS_VERIFY"] == "false"
     assert json.loads(builder.env["FLOPS_PLATFORMS"]) == ["linux/amd64", "linux/arm64"]
-    assert builder.secret_env == {"FLOPS_REGISTRY_PASSWORD": "hunter2"}
+    # the login's variables only: a project push login is made at enrollment
+    assert set(builder.secret_env) == {"FLOPS_REGISTRY_USERNAME", "FLOPS_REGISTRY_PASSWORD"}
+    assert "hunter2" not in json.dumps(dict(builder.secret_env))
+    assert builder.env["FLOPS_IMAGE_NAMESPACE"].startswith("flops/owners/o-")
     assert "hunter2" not in json.dumps(dict(builder.env))
     (model,) = action_specs(Action(ActionKind.BUILD_MODEL_IMAGE, PID), p, settings,
                             place(BuildTarget.IMAGE))

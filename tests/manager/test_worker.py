@@ -196,3 +196,25 @@ def test_a_pending_last_will_expires_only_while_the_manager_hears_the_broker() -
     p = store.get_project(pid)
     assert p.phase is Phase.FAILED
     assert p.last_error == f"builder '{instance}' lost: connection to the broker dropped"
+
+
+def test_a_pass_asked_for_while_one_runs_follows_when_it_lands() -> None:
+    """An event that arrives during a project's pass is not left for the next interval."""
+    store = MemoryProjectStore()
+    pid = ProjectService(store, allow_local_repos=True).create(
+        owner="alice", spec={}, repository={"url": "https://h/u/a"}).id
+    orch = BlockingOrchestrator(blocked=pid)
+    worker = ReconcileWorker(store, orch, make_settings(reconcile_workers=2))
+    try:
+        running = worker._dispatch()
+        assert orch.entered.wait(60)
+        assert worker._dispatch() == []  # skipped: its pass is running
+        assert not worker._wake.is_set()
+        orch.release.set()
+        running[0].result(60)
+        assert worker._wake.is_set()  # the loop passes the project again at once
+        worker._wake.clear()
+        worker._dispatch()[0].result(60)
+        assert not worker._wake.is_set()  # nothing asked for during that pass
+    finally:
+        orch.release.set()

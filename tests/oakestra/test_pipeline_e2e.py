@@ -68,6 +68,7 @@ CLUSTERS = ("clusterA", "clusterB")
 TRACKING = "flops-tracking-server"
 MQTT_ADMIN = ("flops-manager", "mqtt-admin-pass-4e1f0c")
 REGISTRY_PASSWORD = "registry-pass-9b7d21"
+EDGE_PASSWORD = "registry-edge-pass-51c0e7"
 OAKESTRA_PASSWORD = "Admin"
 SLA_PATHS = ("/api/application/", "/api/service/")
 
@@ -118,7 +119,8 @@ class Env:
     def manager_credentials(self) -> dict[str, str]:
         """Every credential the manager holds: its settings' and every project's secrets."""
         held = {"API token": TOKEN, "broker admin": MQTT_ADMIN[1],
-                "registry": REGISTRY_PASSWORD, "Oakestra": OAKESTRA_PASSWORD}
+                "registry": REGISTRY_PASSWORD, "Oakestra": OAKESTRA_PASSWORD,
+                "registry edge login": EDGE_PASSWORD}
         mongo: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
             self.mongo, serverSelectionTimeoutMS=5000)
         with mongo as client:
@@ -228,6 +230,8 @@ def environment(directory: Path, *, version: str = "v0.4.411",
         "FLOPS_MONGO_URL": mongo.url,
         "FLOPS_REGISTRY_USERNAME": "flops-push",
         "FLOPS_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
+        "FLOPS_REGISTRY_EDGE_USERNAME": "flops-edge",
+        "FLOPS_REGISTRY_EDGE_PASSWORD": EDGE_PASSWORD,
         "FLOPS_API_TOKENS": json.dumps({TOKEN: "alice"}),
         "FLOPS_BUILD_TARGET": "environment",
         "FLOPS_ALLOW_LOCAL_REPOS": "true",

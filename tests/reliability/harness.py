@@ -27,7 +27,7 @@ from typing import Any, Self
 
 import requests
 
-from tests.fixtures.repos import commit_all, processes_mentioning
+from tests.fixtures.repos import commit_all, output_paths, processes_mentioning
 from tests.fixtures.servers import free_port, port_open
 from tracking_server.__main__ import mlflow_executable
 from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
@@ -84,10 +84,22 @@ def service_pids(project_id: str, instance_prefix: str) -> list[int]:
     for pid in processes_of(project_id):
         with contextlib.suppress(OSError):
             # the service's own process (session leader), not helper children
-            if (environ_of(pid).get("FLOPS_INSTANCE", "").startswith(instance_prefix)
-                    and os.getsid(pid) == pid):
+            if instance_of(pid).startswith(instance_prefix) and os.getsid(pid) == pid:
                 pids.append(pid)
     return sorted(pids)
+
+
+def instance_of(pid: int) -> str:
+    """The ``FLOPS_INSTANCE`` of a component process (``""``: none).
+
+    From its environment, or for a component forked from a warm interpreter (whose ``/proc``
+    environment is the interpreter's), from its log file ``<instance>.log``.
+    """
+    instance = environ_of(pid).get("FLOPS_INSTANCE", "")
+    if instance:
+        return instance
+    logs = [Path(path) for path in output_paths(pid) if path.endswith(".log")]
+    return logs[0].stem if logs and logs[0].parent.parent.name == "services" else ""
 
 
 def kill_project_processes(project_id: str) -> None:
@@ -275,8 +287,7 @@ class Stack:
 
     def instances(self, project_id: str, prefix: str) -> dict[str, str]:
         """Running instances whose name starts with ``prefix``: name -> handle (a pid)."""
-        return {environ_of(pid)["FLOPS_INSTANCE"]: str(pid)
-                for pid in service_pids(project_id, prefix)}
+        return {instance_of(pid): str(pid) for pid in service_pids(project_id, prefix)}
 
     def signal(self, handle: str, sig: int) -> None:
         """Send ``sig`` to the instance ``handle`` names."""

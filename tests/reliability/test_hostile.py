@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -17,10 +18,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from flops_contracts.events import Component, Event, EventType
 from flops_manager.adapters.mongo_store import MongoProjectStore
+from flops_manager.identity import registry_access as access
+from flops_manager.identity.registry_tokens import RegistryKeys
 from flops_manager.ports.errors import PermanentError
 from flops_manager.services.repo_url import check_repository_url
 from tests.fixtures.mlflow_auth import PREFIXES, World, start_auth_mlflow
+from tests.fixtures.podman import serve_registry, token_auth_config
 from tests.fixtures.repos import git_repo
+from tests.fixtures.tools import require_tools
 from tests.reliability.conftest import Scenario
 from tests.reliability.harness import (
     ALICE,
@@ -253,7 +258,7 @@ def test_forged_steering_events_and_enrollments_are_rejected_and_shown_to_the_ow
 def test_mlflow_of_another_owner_or_project_is_refused(
     scenario: Scenario, tmp_path: Path
 ) -> None:
-    scenario.declare("H13", "MLflow with the compose suite's basic-auth app: bob's login reads "
+    scenario.declare("H14", "MLflow with the compose suite's basic-auth app: bob's login reads "
                      "alice's experiment, run and model (client API and the UI's /ajax-api); "
                      "anonymous reads; alice's aggregator writes bob's experiment and model; "
                      "alice's aggregator squats the names of bob's next project (forged owner "
@@ -468,3 +473,75 @@ def test_very_large_repository_times_out_with_a_clear_message(
     scenario.observe(f"builder exited {done.returncode} after {took:.1f} s: {message[:160]}; "
                      "no size cap exists, only the per-command git timeout (default 300 s, "
                      "not settable through the manager)")
+
+
+# -- the registry ---------------------------------------------------------------------------
+
+def test_registry_refuses_anonymous_forged_and_foreign_logins(
+    stack: Stack, scenario: Scenario, tmp_path: Path
+) -> None:
+    require_tools(("docker-registry",), "run scripts/setup_containers.sh")
+    scenario.declare("H13", "the registry (docker-registry with the manager as its token "
+                     "server): anonymous push, pull and delete; a forged and a foreign-signed "
+                     "project login; malformed scopes; user B's API token asking for user A's "
+                     "images; an API token asking to delete",
+                     "the registry answers 401 to anonymous requests and the token endpoint "
+                     "refuses them; forged logins 401 (recorded as rejected events); malformed "
+                     "scope 422; B's token grants nothing of A's, so the registry refuses B's "
+                     "push and pull; no user token carries delete")
+    token_url = f"{stack.base}/registry/token"
+    forged = requests.get(token_url, params={"service": "flops-registry"}, timeout=10,
+                          auth=("flops-builder.p0", "garbage"))  # also makes the key, if new
+    assert forged.status_code == 401, forged.text
+    cert = stack.dir / "data" / "registry-token" / "cert.pem"
+    alice = access.owner_namespace("flops", "alice")
+    with serve_registry(tmp_path, auth=token_auth_config(realm=token_url, cert=cert)) as address:
+        repo = f"http://{address}/v2/{alice}/r/learner"
+        anonymous = [requests.post(f"{repo}/blobs/uploads/", timeout=10).status_code,
+                     requests.get(f"{repo}/manifests/1", timeout=10).status_code,
+                     requests.delete(f"{repo}/manifests/sha256:{'0' * 64}",
+                                     timeout=10).status_code,
+                     requests.get(token_url, timeout=10, params={
+                         "service": "flops-registry",
+                         "scope": f"repository:{alice}/r/learner:pull"}).status_code]
+        assert anonymous == [401, 401, 401, 401], anonymous
+        evil = RegistryKeys(tmp_path / "evil", issuer="flops-manager")
+        foreign = evil.login(project_id="p0", role="builder", kind="builder", now=time.time(),
+                             ttl_s=600)
+        foreign_status = requests.get(token_url, params={"service": "flops-registry"},
+                                      auth=foreign, timeout=10).status_code
+        assert foreign_status == 401
+        bad_scope = requests.get(token_url, auth=("bob", "tok-bob"), timeout=10, params={
+            "service": "flops-registry", "scope": "repository:../../etc:pull"})
+        assert bad_scope.status_code == 422 and "invalid repository name" in bad_scope.text
+
+        def token(user: str, password: str, scope: str) -> tuple[str, list[Any]]:
+            answer = requests.get(token_url, auth=(user, password), timeout=10, params={
+                "service": "flops-registry", "scope": scope})
+            assert answer.status_code == 200, answer.text
+            text = answer.json()["token"]
+            claims = json.loads(base64.urlsafe_b64decode(text.split(".")[1] + "=="))
+            return text, claims["access"]
+
+        bob_token, bob_access = token("bob", "tok-bob", f"repository:{alice}/r/learner:pull,push")
+        assert bob_access == []
+        with_bob = {"Authorization": f"Bearer {bob_token}"}
+        bob_statuses = [requests.post(f"{repo}/blobs/uploads/", headers=with_bob,
+                                      timeout=10).status_code,
+                        requests.get(f"{repo}/manifests/1", headers=with_bob,
+                                     timeout=10).status_code]
+        assert bob_statuses == [401, 401], bob_statuses
+        _, alice_delete = token("alice", "tok-alice", f"repository:{alice}/r/learner:delete")
+        assert alice_delete == []
+        _, alice_pull = token("alice", "tok-alice", f"repository:{alice}/r/learner:pull,push")
+        assert alice_pull == [{"type": "repository", "name": f"{alice}/r/learner",
+                               "actions": ["pull"]}]
+    store = MongoProjectStore(f"mongodb://127.0.0.1:{stack.db.port}", db_name="flops")
+    recorded = [r for r in store.list_rejected_events(project_id="p0")
+                if r.topic == "api:GET /api/v1/registry/token"]
+    assert len(recorded) >= 2, recorded  # the forged and the foreign-signed login
+    scenario.observe(f"anonymous registry/token requests {anonymous}; forged login 401, "
+                     f"foreign-signed login {foreign_status}; malformed scope 422; bob's token "
+                     f"on alice's images grants {bob_access}, registry answers {bob_statuses}; "
+                     f"alice may pull, not push or delete her own; {len(recorded)} rejected "
+                     "events stored for the named project")

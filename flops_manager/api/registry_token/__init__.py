@@ -1,0 +1,3 @@
+from flops_manager.api.registry_token.resources import PATH, blp
+
+__all__ = ["PATH", "blp"]
