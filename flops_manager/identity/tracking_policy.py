@@ -23,6 +23,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from flops_contracts.enrollment import TRACKING_PASSWORD_VAR, TRACKING_USERNAME_VAR
+
 EXPERIMENT = "experiment"
 REGISTERED_MODEL = "registered_model"
 OWNER_PERMISSION = "MANAGE"
@@ -36,8 +38,8 @@ PROOF_TAG = "flops.owner_proof"
 Any MLflow login may create experiments and registered models (and manages what it
 creates), so a name found in MLflow is trusted only with this tag: a resource another login
 created first under an owner's future name is refused, never granted to the owner."""
-TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
-TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"  # noqa: S105 - the variable's name
+TRACKING_USERNAME = TRACKING_USERNAME_VAR
+TRACKING_PASSWORD = TRACKING_PASSWORD_VAR
 COMPONENT_PREFIX = "flops-project-"
 """Prefix of every component login; no owner may have a name starting with it."""
 WRITER_ROLES = frozenset({"aggregator"})
