@@ -8,6 +8,7 @@ out: owners' (``GET /api/v1/tracking``) and components' (``POST /api/v1/enroll``
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -15,8 +16,10 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
 from werkzeug.serving import make_server
 
+from flops_manager.api.projects.views import links
 from flops_manager.app import create_app
 from flops_manager.identity import tracking_policy
 from flops_manager.ports.errors import PermanentError
@@ -212,3 +215,42 @@ def test_the_aggregator_tracks_with_its_login_and_the_reader_loads_the_model(
     use(world.owner_login("tok-bob"))
     with pytest.raises(mlflow.exceptions.MlflowException, match=r"403|Permission denied"):
         mlflow.pyfunc.load_model(model.registry_uri)
+
+    # the links FLOps prints (project status, `flops project status`) open for the owner
+    # with their login and for nobody else: the UI page asks the browser for a login, and
+    # the REST calls the UI makes for each link's view answer the owner only
+    done = dataclasses.replace(a, model={
+        "mlflow_experiment_id": tracker.experiment_id, "mlflow_run_id": tracker.run_id,
+        "registered_model": "alice-aggregated", "model_version": model.version})
+    shown = links(done, world.url)
+    assert all(shown[k] for k in ("tracking", "mlflow_runs", "mlflow_run", "mlflow_model"))
+    alice, bob = world.owner_login("tok-alice"), world.owner_login("tok-bob")
+    for key in ("tracking", "mlflow_runs", "mlflow_run", "mlflow_model"):
+        page = str(shown[key]).split("#", 1)[0]
+        anonymous = requests.get(page, timeout=30)
+        assert anonymous.status_code == 401, (key, anonymous.status_code)
+        assert anonymous.headers.get("WWW-Authenticate", "").startswith("Basic"), key
+        opened = requests.get(page, auth=alice, timeout=30)
+        assert opened.status_code == 200 and "<html" in opened.text.lower(), key
+    assert str(shown["mlflow_runs"]).startswith(
+        f"{world.url}/#/experiments/{tracker.experiment_id}/runs")
+    assert shown["mlflow_run"] == (
+        f"{world.url}/#/experiments/{tracker.experiment_id}/runs/{tracker.run_id}")
+    assert shown["mlflow_model"] == f"{world.url}/#/models/alice-aggregated/versions/1"
+    views = (("GET", "/experiments/get", {"experiment_id": tracker.experiment_id}),
+             ("POST", "/runs/search", {"experiment_ids": [tracker.experiment_id]}),
+             ("GET", "/runs/get", {"run_id": tracker.run_id}),
+             ("GET", "/registered-models/get", {"name": "alice-aggregated"}),
+             ("GET", "/model-versions/get", {"name": "alice-aggregated", "version": "1"}))
+    for method, path, args in views:
+        where = {"json": args} if method == "POST" else {"params": args}
+        got = world.call(method, path, alice, prefix="/ajax-api/2.0/mlflow", **where)
+        assert got.status_code == 200, (path, got.status_code, got.text[:200])
+        refused = world.call(method, path, bob, prefix="/ajax-api/2.0/mlflow", **where)
+        if path == "/runs/search":  # a search answers, without another owner's runs
+            assert refused.json().get("runs", []) == [], refused.text[:200]
+        else:
+            assert refused.status_code == 403, (path, refused.status_code)
+    found = world.call("POST", "/runs/search", alice, prefix="/ajax-api/2.0/mlflow",
+                       json={"experiment_ids": [tracker.experiment_id]}).json()
+    assert [r["info"]["run_id"] for r in found["runs"]] == [tracker.run_id]
