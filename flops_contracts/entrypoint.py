@@ -21,13 +21,13 @@ CONFIG_ERROR_EXIT = 2
 
 
 def report_config_error(prog: str, message: str) -> int:
-    """Write ``prog: message`` to stderr as one line in one write, flushed; return exit code 2.
+    """Write ``prog: message`` and a newline to stderr in one write, flushed; return 2.
 
     One write: with ``PYTHONUNBUFFERED`` (as in FLOps images) ``print`` writes the text and
     its newline separately, which container log drivers record as a partial line, and an
     engine's log tail (Podman 4's ``logs?tail=N``) can drop it, leaving a silent exit 2.
     """
-    line = f"{prog}: {message}".replace("\n", " ") + "\n"
+    line = f"{prog}: {message.rstrip()}\n"
     try:
         sys.stderr.write(line)
         sys.stderr.flush()

@@ -32,11 +32,11 @@ class _Recorder(io.StringIO):
 
 
 def test_the_reason_is_one_flushed_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One write of the whole line: container logs keep it even when read by their tail."""
+    """One write of the whole message: container logs keep it even when read by their tail."""
     err = _Recorder()
     monkeypatch.setattr(sys, "stderr", err)
-    assert report_config_error("flops-aggregator", "FLOPS_X is bad\nreally") == 2
-    assert err.writes == ["flops-aggregator: FLOPS_X is bad really\n"]
+    assert report_config_error("flops-aggregator", "invalid settings:\n  FLOPS_X: bad") == 2
+    assert err.writes == ["flops-aggregator: invalid settings:\n  FLOPS_X: bad\n"]
     assert err.flushed >= 1
 
 
