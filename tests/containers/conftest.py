@@ -159,9 +159,7 @@ def multiarch_build(edge_repo_url: str, registry_base_image: str,
                     tmp_path_factory: pytest.TempPathFactory) -> ImageBuildResult:
     """The edge repository built for both platforms on the host, pushed to the registry.
 
-    The multi-arch test inspects it; the heterogeneous federation asks for it first, so the
-    manager's builder container finds both manifest lists in the registry instead of running
-    the arm64 dependency install under emulation a second time.
+    The multi-arch tests inspect it and run both variants.
     """
     rec = Recorder(tmp_path_factory.mktemp("multiarch-events") / "events.jsonl")
     try:

@@ -9,7 +9,6 @@ publish events to a Mosquitto broker on the host.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
@@ -25,7 +24,12 @@ import docker  # type: ignore[import-untyped]
 import pytest
 import requests
 
-from tests.fixtures.podman import build_builder_image, builder_mounts, stop
+from tests.fixtures.podman import (
+    BUILDER_STORAGE_VOLUME,
+    build_builder_image,
+    builder_mounts,
+    stop,
+)
 from tests.fixtures.servers import MosquittoServer, free_port, wait_for
 
 HOST = "host.containers.internal"
@@ -119,12 +123,9 @@ def engine(podman_socket: str) -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="session")
-def storage_volume(engine: docker.DockerClient) -> Iterator[str]:
-    """A named volume for the builder's container storage (its layer cache between builds)."""
-    name = "flops-test-builder-storage-" + uuid.uuid4().hex[:6]
-    yield name
-    with contextlib.suppress(docker.errors.NotFound):
-        engine.volumes.get(name).remove(force=True)
+def storage_volume() -> str:
+    """The builder container's storage volume (its layer cache, kept between sessions)."""
+    return BUILDER_STORAGE_VOLUME
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +176,12 @@ def wait_phase(mgr: Manager, engine: docker.DockerClient, pid: str, phase: str,
     deadline = time.monotonic() + timeout
     while True:
         project = mgr.project(pid)
-        for c in project_containers(engine, pid):
+        try:
+            containers = project_containers(engine, pid)
+        except requests.RequestException as exc:  # an engine busy for a minute (other jobs'
+            print(f"container listing skipped: {exc}")  # pulls): observe on the next poll
+            containers = []
+        for c in containers:
             role = (c.get("Labels") or {}).get("io.flops.role", "?")
             seen.setdefault(role, set()).update(n.lstrip("/") for n in c.get("Names") or [])
         if project["phase"] == phase:

@@ -1,11 +1,13 @@
 """A heterogeneous federation on the Docker backend: an arm64 learner next to an amd64 one.
 
 The project asks for images of both platforms and one learner per platform
-(``learner_platforms``); the manager's builder pushes one manifest list per role (a registry
-hit when the multi-arch build test built the same repository first; on a miss the builder
-container builds both platforms itself, its emulation check reading the engine host's
-binfmt_misc handlers that the Docker backend mounts into it) and the manager runs each
-learner's variant by digest: the arm64 one under qemu emulation, against one amd64 aggregator.
+(``learner_platforms``); the manager's builder container builds both platforms and pushes one
+manifest list per role (its emulation check reads the engine host's binfmt_misc handlers that
+the Docker backend mounts into it). A registry tag someone else pushed is never a cache hit,
+so it builds even when the multi-arch test pushed the same repository; its layer cache (the
+builder storage volume kept between sessions) holds the arm64 dependency layers after the
+first run on a machine. The manager runs each learner's variant by digest: the arm64 one
+under qemu emulation, against one amd64 aggregator.
 The project completes with the usual accuracy, and each container's architecture is proven in
 its image config and inside (``uname -m``) while it trains.
 """
@@ -19,7 +21,6 @@ import docker  # type: ignore[import-untyped]
 import pytest
 from mlflow.tracking import MlflowClient
 
-from image_builder.outcome import ImageBuildResult
 from tests.fixtures.servers import wait_for
 
 from .stack import Manager, project_containers, round_durations, wait_phase
@@ -54,7 +55,7 @@ def _image_platform(engine: docker.DockerClient, name: str) -> str:
 @pytest.mark.timeout(3600)  # a first run on a machine builds the arm64 variant under emulation
 def test_arm64_and_amd64_learners_train_one_model(
         manager: Manager, engine: docker.DockerClient, edge_repo_url: str,
-        mlflow_port: int, multiarch_build: ImageBuildResult) -> None:
+        mlflow_port: int) -> None:
     spec = {"name": "digits-edge", "training": {"rounds": 2, "learners": 2},
             "platforms": list(UNAME), "learner_platforms": list(UNAME),
             "model": {"registered_model_name": "digits-edge"}}

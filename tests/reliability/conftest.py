@@ -8,14 +8,12 @@ report is rendered there by ``scripts/reliability_report.py``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
 import json
 import os
 import time
 import urllib.parse
-import uuid
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import pluggy
 import pytest
 
 from tests.fixtures.podman import (  # noqa: F401 - shared session fixtures
+    BUILDER_STORAGE_VOLUME,
     base_image,
     build_builder_image,
     builder_mounts,
@@ -147,8 +146,8 @@ def docker_stack(tmp_path_factory: pytest.TempPathFactory, slow_repo: str,
     socket = request.getfixturevalue("podman_socket")
     builder = build_builder_image(base)
     cache = tmp_path_factory.mktemp("docker-build-cache")
-    volume = "flops-rel-builder-storage-" + uuid.uuid4().hex[:6]
-    mounts, env = builder_mounts(volume, cache, Path(urllib.parse.urlparse(slow_repo).path))
+    mounts, env = builder_mounts(BUILDER_STORAGE_VOLUME, cache,
+                                 Path(urllib.parse.urlparse(slow_repo).path))
     running = DockerStack(tmp_path_factory.mktemp("docker-stack"), cache, socket=socket,
                           registry=address, base_image=push_base_image(base, address),
                           builder_image=builder, mounts=mounts, extra_env=env).start()
@@ -156,12 +155,6 @@ def docker_stack(tmp_path_factory: pytest.TempPathFactory, slow_repo: str,
         yield running
     finally:
         running.stop()
-        import docker  # type: ignore[import-untyped]
-
-        engine = docker.DockerClient(base_url=socket)
-        with contextlib.suppress(docker.errors.NotFound):
-            engine.volumes.get(volume).remove(force=True)
-        engine.close()
 
 
 @pytest.fixture()
