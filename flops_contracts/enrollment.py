@@ -4,8 +4,10 @@ The orchestrator starts a component with four plain variables (the only channel 
 has, an Oakestra SLA included): ``FLOPS_ENROLL_URL`` (the manager), ``FLOPS_ENROLL_PROJECT``,
 ``FLOPS_ENROLL_ROLE`` and ``FLOPS_ENROLL_TOKEN`` (single-use per instance, short-lived, bound to
 one project and role). At start the component posts the token to ``<url>/api/v1/enroll`` and
-receives its working credentials as variables (broker login, data-plane token, registry login:
-whatever its role needs), which are added to its environment; the token is then removed.
+receives its working credentials as variables (broker login, data-plane token, registry login,
+MLflow login: whatever its role needs), which are added to its environment; the token is then
+removed. Only ``FLOPS_*`` variables and MLflow's own login variables
+(:data:`CREDENTIAL_VARS`) are taken: an answer cannot set ``PATH``, ``LD_PRELOAD`` or the like.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ ENROLL_TIMEOUT_VAR = "FLOPS_ENROLL_TIMEOUT_S"
 ENROLL_PATH = "/api/v1/enroll"
 DEFAULT_TIMEOUT_S = 60.0
 MAX_ANSWER_BYTES = 64 * 1024
+TRACKING_USERNAME_VAR = "MLFLOW_TRACKING_USERNAME"
+TRACKING_PASSWORD_VAR = "MLFLOW_TRACKING_PASSWORD"  # noqa: S105 - the variable's name
+CREDENTIAL_VARS = frozenset({TRACKING_USERNAME_VAR, TRACKING_PASSWORD_VAR})
+"""Variables outside ``FLOPS_*`` an enrollment answer may set: the MLflow client's login."""
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +66,14 @@ def _credentials(body: bytes) -> dict[str, str]:
         raise ConfigError("enrollment answer is not JSON") from None
     env = answer.get("env") if isinstance(answer, dict) else None
     if not isinstance(env, dict) or not all(
-        isinstance(k, str) and k.startswith("FLOPS_") and isinstance(v, str)
-        for k, v in env.items()
+        isinstance(k, str) and isinstance(v, str) for k, v in env.items()
     ):
-        raise ConfigError("enrollment answer holds no FLOPS_* variables")
+        raise ConfigError("enrollment answer holds no variables (an 'env' object of strings)")
+    others = sorted(k for k in env if not k.startswith("FLOPS_") and k not in CREDENTIAL_VARS)
+    if others:
+        raise ConfigError("enrollment answer sets variables a component does not take: "
+                          f"{', '.join(others)[:200]} (only FLOPS_* and "
+                          f"{', '.join(sorted(CREDENTIAL_VARS))})")
     return env
 
 

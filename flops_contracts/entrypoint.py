@@ -17,6 +17,26 @@ from flops_contracts.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
+CONFIG_ERROR_EXIT = 2
+"""Exit code of a component whose configuration (settings, enrollment) is unusable."""
+
+
+def report_config_error(prog: str, message: str) -> int:
+    """Write ``prog: message`` and a newline to stderr in one write, flushed; return 2.
+
+    One write: with ``PYTHONUNBUFFERED`` (as in FLOps images) ``print`` writes the text and
+    its newline separately, which container log drivers record as a partial line, and an
+    engine's log tail (Podman 4's ``logs?tail=N``) can drop it, leaving a silent exit 2.
+    """
+    line = f"{prog}: {message.rstrip()}\n"
+    try:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+    except (OSError, ValueError):  # no usable stderr: the exit code still says why
+        pass
+    return CONFIG_ERROR_EXIT
+
+
 def start_component(model: type[M], *, prog: str, prefix: str = ENV_PREFIX) -> M:
     """Configure logging, enroll with the manager (if given a token), load the settings.
 
@@ -36,8 +56,7 @@ def start_component(model: type[M], *, prog: str, prefix: str = ENV_PREFIX) -> M
         enroll(os.environ)
         return load_settings(model, prefix=prefix)
     except ConfigError as exc:
-        print(f"{prog}: {exc.message}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(report_config_error(prog, exc.message)) from None
 
 
 def exit_process(code: int) -> NoReturn:

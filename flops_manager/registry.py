@@ -11,6 +11,7 @@ from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogi
 from flops_manager.ports.node_store import NodeStore
 from flops_manager.ports.orchestrator import Orchestrator
 from flops_manager.ports.project_store import ProjectStore
+from flops_manager.ports.tracking_access import OpenTracking, TrackingAccess
 from flops_manager.settings import Settings
 
 T = TypeVar("T")
@@ -163,3 +164,23 @@ def build_broker_accounts(settings: Settings) -> BrokerAccounts:
 
     return DynsecBrokerAccounts(settings.mqtt_url, username=settings.mqtt_username,
                                 password=settings.mqtt_password)
+
+
+def build_tracking_access(settings: Settings) -> TrackingAccess:
+    """Build the tracking server administration chosen by ``FLOPS_TRACKING_ACCESS``.
+
+    Raises
+    ------
+    ConfigError
+        If ``mlflow-basic-auth`` lacks the server's URI or the admin password.
+    """
+    if settings.tracking_access == "open":
+        return OpenTracking()
+    uri = settings.tracking_admin_uri or settings.tracking_uri
+    if not uri or not settings.tracking_admin_password:
+        raise ConfigError("FLOPS_TRACKING_ACCESS=mlflow-basic-auth needs FLOPS_TRACKING_URI (or "
+                          "FLOPS_TRACKING_ADMIN_URI) and FLOPS_TRACKING_ADMIN_PASSWORD")
+    from flops_manager.adapters.mlflow_auth import MlflowAuthAccess
+
+    return MlflowAuthAccess(uri, username=settings.tracking_admin_username,
+                            password=settings.tracking_admin_password)

@@ -91,6 +91,18 @@ class Settings(BaseModel):
     tracking_uri: str | None = Field(
         None, description="MLflow server components log to; unset: the manager starts one"
     )
+    tracking_access: Literal["open", "mlflow-basic-auth"] = Field(
+        "open", description="mlflow-basic-auth: the tracking server runs MLflow's basic-auth "
+        "app; the manager gives each owner and each project's components their own login, "
+        "scoped to the project's experiment and model; open: no logins (loopback only)"
+    )
+    tracking_admin_uri: str | None = Field(
+        None, description="the tracking server as the manager reaches it (default: tracking_uri)"
+    )
+    tracking_admin_username: str = "admin"
+    tracking_admin_password: str | None = Field(
+        None, description="secret: MLflow's admin login, held by the manager only"
+    )
     dependency_names_timeout_s: float = Field(
         30.0, ge=0, description="how long the manager waits at start for the host names of "
         "MongoDB and the broker to resolve before it stops with the cause"

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from flops_contracts.entrypoint import start_component
+from flops_contracts.entrypoint import report_config_error, start_component
 from flops_contracts.errors import FlopsError
 from flops_contracts.events import Component
 from flops_messaging import EventEmitter, create_emitter
@@ -41,8 +41,7 @@ def main() -> int:
         emitter = create_emitter(settings.events_uri, project_id=settings.project_id,
                                  component=Component.BUILDER, instance=settings.instance)
     except FlopsError as exc:
-        print(f"flops-image-builder: {exc.message}", file=sys.stderr)
-        return 2
+        return report_config_error("flops-image-builder", exc.message)
     try:
         result = _runner(settings.target)(settings, emitter)
     except FlopsError as exc:

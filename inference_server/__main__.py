@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from flops_contracts.entrypoint import start_component
+from flops_contracts.entrypoint import report_config_error, start_component
 from flops_contracts.errors import FlopsError
 from flops_contracts.events import Component
 
@@ -21,8 +21,7 @@ def main() -> int:
                                  component=Component.INFERENCE_SERVER,
                                  instance=settings.instance)
     except FlopsError as exc:
-        print(f"flops-inference-server: {exc.message}", file=sys.stderr)
-        return 2
+        return report_config_error("flops-inference-server", exc.message)
     try:
         return run_server(settings, emitter)
     finally:

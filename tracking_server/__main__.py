@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
 
 from flops_contracts.entrypoint import start_component
-from tracking_server.settings import SERVER_ENV, TrackingServerSettings, server_argv
+from tracking_server.settings import (
+    AUTH_CONFIG_FILE,
+    SERVER_ENV,
+    TrackingServerSettings,
+    auth_config,
+    server_argv,
+)
 
 
 def mlflow_executable() -> str:
@@ -22,7 +29,14 @@ def main() -> int:
     settings = start_component(TrackingServerSettings, prog="flops-tracking-server")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     argv = server_argv(mlflow_executable(), settings)
-    os.execve(argv[0], argv, {**os.environ, **SERVER_ENV})  # noqa: S606 - argv list, no shell
+    env = {**os.environ, **SERVER_ENV}
+    if settings.auth:
+        config = settings.data_dir / AUTH_CONFIG_FILE
+        config.write_text(auth_config(settings))
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(config)
+        # CSRF protection of the login forms needs one key shared by every worker
+        env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", secrets.token_urlsafe(32))
+    os.execve(argv[0], argv, env)  # noqa: S606 - argv list, no shell
 
 
 if __name__ == "__main__":

@@ -25,6 +25,13 @@ class TrackingServerSettings(BaseModel):
         listen host and loopback names are always added.
     workers
         Server worker processes (1 keeps memory near 0.5 GB).
+    auth
+        Run MLflow's basic-auth app (``FLOPS_AUTH=true``): every request needs a login, and
+        a login sees nothing it was not granted (``default_permission = NO_PERMISSIONS``).
+        The admin login is created at first start from ``MLFLOW_AUTH_ADMIN_PASSWORD`` (at
+        least 12 characters); its users live in ``auth.db`` in ``data_dir``.
+    auth_admin_username
+        Name of that admin login.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,6 +42,8 @@ class TrackingServerSettings(BaseModel):
     artifacts_destination: str | None = None
     allowed_hosts: list[str] = Field(default_factory=list)
     workers: int = Field(1, ge=1, le=64)
+    auth: bool = False
+    auth_admin_username: str = "admin"
 
     @field_validator("listen_address")
     @classmethod
@@ -58,7 +67,24 @@ def server_argv(mlflow: str, settings: TrackingServerSettings) -> list[str]:
         mlflow, "server", "--host", host, "--port", port, "--workers", str(settings.workers),
         "--backend-store-uri", store, "--artifacts-destination", artifacts,
         "--allowed-hosts", ",".join(allowed),
+        *(("--app-name", "basic-auth") if settings.auth else ()),
     ]
+
+
+AUTH_CONFIG_FILE = "basic_auth.ini"
+
+
+def auth_config(settings: TrackingServerSettings) -> str:
+    """The basic-auth app's configuration file: deny by default, users in ``data_dir``."""
+    return "\n".join([
+        "[mlflow]",
+        "default_permission = NO_PERMISSIONS",
+        f"database_uri = sqlite:///{settings.data_dir / 'auth.db'}",
+        f"admin_username = {settings.auth_admin_username}",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
+        "grant_default_workspace_access = false",
+        "",
+    ])
 
 
 SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

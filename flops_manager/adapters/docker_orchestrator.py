@@ -517,7 +517,7 @@ class DockerOrchestrator(Orchestrator):
                 container.reload()
                 state, detail = container_state(container.attrs.get("State", {}))
                 if state is ServiceState.FAILED and message is None:
-                    tail = _decode(container.logs(tail=20)).strip()[-500:]
+                    tail = _log_tail(container, 20).strip()[-500:]
                     message = f"instance {container.name} {detail}; last output: {tail}"
             except docker.errors.NotFound:
                 continue
@@ -620,7 +620,7 @@ class DockerOrchestrator(Orchestrator):
             containers = self._containers(name)
             if not containers:
                 raise NotFoundError(f"service {name} not found")
-            return {c.name: _decode(c.logs(tail=LOG_TAIL_LINES)) for c in containers}
+            return {c.name: _log_tail(c, LOG_TAIL_LINES) for c in containers}
 
         return self._call(f"logs of service {name}", logs)
 
@@ -678,6 +678,21 @@ class DockerOrchestrator(Orchestrator):
 
 def _decode(data: bytes | str) -> str:
     return data if isinstance(data, str) else data.decode("utf-8", errors="replace")
+
+
+def _log_tail(container: Any, lines: int) -> str:
+    """The last ``lines`` lines a container printed (stdout and stderr).
+
+    Podman's Docker API (4.3) sometimes answers ``logs?tail=N`` with a bare newline when the
+    output ends in lines written in pieces (a partial-line record, as an unbuffered Python
+    ``print`` makes); the whole log then still holds them, so a blank tail is read again in
+    full and cut here.
+    """
+    tail = _decode(container.logs(tail=lines))
+    if tail.strip():
+        return tail
+    whole = _decode(container.logs())
+    return "".join(whole.splitlines(keepends=True)[-lines:])
 
 
 def _explain(exc: Exception) -> str:

@@ -202,6 +202,20 @@ def _cancel(args: argparse.Namespace, client: ApiClient) -> int:
     return 0
 
 
+def _tracking(args: argparse.Namespace, client: ApiClient) -> int:
+    found = client.request("GET", "tracking")
+    if args.json:
+        _print_json(found)
+        return 0
+    print(f"MLflow UI: {found['tracking_url']}")
+    if "username" not in found:
+        print("no login needed (the tracking server is open)")
+        return 0
+    print(f"login: {found['username']}\npassword: {found['password']}\n"
+          "MLflow clients: export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD")
+    return 0
+
+
 def _delete(args: argparse.Namespace, client: ApiClient) -> int:
     client.request("DELETE", f"projects/{args.id}")
     _print_json({"id": args.id, "deleting": True}) if args.json else print(
@@ -247,6 +261,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     logs.add_argument("--follow", action="store_true", help="keep printing new lines")
     command("cancel", _cancel, "cancel a running project").add_argument("id")
     command("delete", _delete, "cancel, remove services and delete a project").add_argument("id")
+    command("tracking", _tracking, "show the MLflow UI's address and your MLflow login")
     parser.set_defaults(handler=run)
 
 

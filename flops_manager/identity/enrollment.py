@@ -10,7 +10,8 @@
   of its role (:mod:`.broker_policy`). Every refusal is stored as a rejected event of the
   project, so the owner sees it.
 * :meth:`Enrollment.revoke` runs when the project ends: no grant can be exchanged any more
-  and every broker login handed out is deleted from the broker.
+  and every broker login handed out is deleted from the broker, as is the aggregator's MLflow
+  login (:mod:`.tracking_logins`; the read-only one when the project is deleted).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from flops_contracts.enrollment import (
     ENROLL_TOKEN_VAR,
     ENROLL_URL_VAR,
 )
+from flops_manager import registry
 from flops_manager.identity import broker_policy, grants
 from flops_manager.identity.registry_server import REGISTRY_PASSWORD, keyring, project_login
 from flops_manager.identity.registry_tokens import Keyring
+from flops_manager.identity.tracking_logins import TrackingLogins
 from flops_manager.lifecycle.service_specs import DATA_TOKEN, LEARNER_DATA_TOKEN
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
@@ -73,18 +76,20 @@ def default_api_url(settings: Settings, port: int | None = None) -> str:
     return f"http://{host}:{port if port is not None else settings.port}"
 
 
-def secret_values(project: Project, settings: Settings,
-                  service: str | None = None) -> dict[str, str]:
+def secret_values(project: Project, settings: Settings, service: str | None = None,
+                  tracking: Mapping[str, str] | None = None) -> dict[str, str]:
     """Every secret a service of ``project`` may be handed (by variable name).
 
     A learner placed on a FLOps node gets its own data token for that node (stored under
     ``LEARNER_DATA_TOKEN + service``) instead of the project's data server token.
+    ``tracking`` is the service's MLflow login (:meth:`TrackingLogins.component_env`).
     """
     own = project.secrets.get(LEARNER_DATA_TOKEN + service) if service else None
     values = {
         "FLOPS_DATA_TOKEN": own or project.secrets.get(DATA_TOKEN),
         MQTT_USERNAME: settings.component_mqtt_username,
         MQTT_PASSWORD: settings.component_mqtt_password,
+        **(tracking or {}),
     }
     return {k: v for k, v in values.items() if v}
 
@@ -98,12 +103,15 @@ class Enrollment:
         settings: Settings,
         *,
         broker: BrokerAccounts | None = None,
+        tracking: TrackingLogins | None = None,
         clock: Clock = system_clock,
         registry_keys: Keyring | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.broker = broker or SharedBrokerLogin()
+        self.tracking = tracking or TrackingLogins(registry.build_tracking_access(settings),
+                                                   settings)
         self.registry_keys = registry_keys or keyring(settings)
         self.clock = clock
         self.api_url = default_api_url(settings)
@@ -168,8 +176,9 @@ class Enrollment:
         if grant is None:  # decide() refuses a missing grant; this keeps the type checker sure
             self._refuse(parts.project_id, grants.Refusal(401, "unknown enrollment grant"),
                          role=role, instance=instance)
-        env = {k: v for k, v in secret_values(project, self.settings,
-                                              str(grant.get("service") or "")).items()
+        env = {k: v for k, v in secret_values(
+            project, self.settings, str(grant.get("service") or ""),
+            self.tracking.component_env(project.id, role)).items()
                if k in grant["secret_keys"]}
         if REGISTRY_PASSWORD in grant["secret_keys"]:  # a builder: push to its owner's images
             env.update(project_login(self.registry_keys, self.settings, project_id=parts.project_id,
@@ -229,7 +238,7 @@ class Enrollment:
 
     def revoke(self, project_id: str, *, service: str | None = None,
                standalone: bool = False) -> int:
-        """Revoke grants of ``project_id`` and delete their broker logins; return how many.
+        """Revoke grants of ``project_id``, delete their broker (and MLflow) logins; count them.
 
         Every grant of the project's own services, plus those of services deployed on their
         own (:meth:`seal_standalone`) with ``standalone``; only ``service``'s when given.
@@ -245,6 +254,7 @@ class Enrollment:
             return standalone or not grant.get("standalone")
 
         picked = {k: g for k, g in project.grants.items() if chosen(g)}
+        self.tracking.end(project_id, standalone=standalone, service=service)
         usernames = grants.broker_usernames(picked)
         if usernames:
             self.broker.remove(usernames)

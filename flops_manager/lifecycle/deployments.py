@@ -21,7 +21,11 @@ from flops_contracts.errors import FlopsError
 from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.actions import Role
 from flops_manager.lifecycle.placement import ensure_tracking_server, placement
-from flops_manager.lifecycle.service_specs import inference_spec, with_broker_login
+from flops_manager.lifecycle.service_specs import (
+    inference_spec,
+    with_broker_login,
+    with_tracking_login,
+)
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.errors import NotFoundError, TemporaryError
 from flops_manager.ports.orchestrator import Orchestrator, ServiceSpec
@@ -148,10 +152,10 @@ class DeploymentReconciler:
         try:
             ensure_tracking_server(self.orchestrator, self.settings)
             place = placement(self.orchestrator, self.settings, project, tracking=True)
-            spec = self.seal(with_broker_login(inference_spec(
+            spec = self.seal(with_tracking_login(with_broker_login(inference_spec(
                 project, self.settings, place, model_uri=str(record.request["model_uri"]),
                 name=record.name, instances=int(record.request.get("instances", 1)),
-            ), self.settings))
+            ), self.settings), self.settings))
             status = self.orchestrator.create_service(spec)
             address = self.orchestrator.public_url(spec.name)
         except TemporaryError as exc:

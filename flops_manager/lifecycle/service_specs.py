@@ -16,6 +16,7 @@ from typing import Any
 from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.config import settings_to_env
 from flops_contracts.spec import ProjectSpec, TrainingMode
+from flops_manager.identity import tracking_policy
 from flops_manager.identity.registry_access import owner_namespace
 from flops_manager.identity.registry_server import DEFAULT_NAMESPACE
 from flops_manager.lifecycle.actions import (
@@ -303,6 +304,8 @@ def aggregator_specs(
         expected_clients=len(place.clusters) if hierarchical else t.learners,
         events_uri=place.events_uri or None,
         mlflow_tracking_uri=place.tracking_uri,
+        mlflow_experiment=(tracking_policy.experiment_name(project.owner, spec.name, project.id)
+                           if settings.tracking_access != "open" else None),
         registered_model_name=spec.model.registered_model_name,
         repository_url=str(project.repository.get("url")),
         commit=build.get("commit"),
@@ -519,7 +522,7 @@ def action_specs(
         For actions that do not create services.
     """
     for spec in _action_specs(action, project, settings, place):
-        yield with_broker_login(spec, settings)
+        yield with_tracking_login(with_broker_login(spec, settings), settings)
 
 
 def with_broker_login(spec: ServiceSpec, settings: Settings) -> ServiceSpec:
@@ -530,6 +533,15 @@ def with_broker_login(spec: ServiceSpec, settings: Settings) -> ServiceSpec:
     if settings.component_mqtt_password:
         login["FLOPS_MQTT_PASSWORD"] = settings.component_mqtt_password
     return dataclasses.replace(spec, secret_env={**spec.secret_env, **login})
+
+
+def with_tracking_login(spec: ServiceSpec, settings: Settings) -> ServiceSpec:
+    """Add the MLflow login of ``spec``'s role (when MLflow checks logins) to its secrets."""
+    if settings.tracking_access == "open" or spec.project_id is None:
+        return spec
+    login = tracking_policy.login_env(spec.project_id, spec.role,
+                                      key=settings.tracking_admin_password or "")
+    return dataclasses.replace(spec, secret_env={**spec.secret_env, **login}) if login else spec
 
 
 def _action_specs(

@@ -404,6 +404,8 @@ class ReconcileWorker:
                            now=self.clock())
             return ()
         project = self._prepare(action, project)
+        if action.kind in NEEDS_TRACKING:  # permissions before the services that use them
+            self.enrollment.tracking.prepare(project)
         place = placement(self.orchestrator, self.settings, project,
                           tracking=action.kind in NEEDS_TRACKING)
         if action.kind in (ActionKind.BUILD_IMAGES, ActionKind.BUILD_MODEL_IMAGE):

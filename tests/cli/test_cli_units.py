@@ -21,7 +21,7 @@ from flops_manager.cli.broker import (
 from flops_manager.cli.project import read_request
 from flops_manager.cli.watch import describe, progress_bar, progress_lines
 from learner_base.settings import LearnerSettings
-from tracking_server.settings import TrackingServerSettings, server_argv
+from tracking_server.settings import TrackingServerSettings, auth_config, server_argv
 
 
 def test_project_file_with_or_without_repository(tmp_path: Path) -> None:
@@ -120,6 +120,17 @@ def test_tracking_server_command_line(tmp_path: Path) -> None:
     assert "flops.example.org:5443:5000" not in hosts  # a published port is kept as given
     with pytest.raises(ValueError, match="host:port"):
         TrackingServerSettings(listen_address="5000")
+
+
+def test_tracking_server_with_logins_denies_by_default(tmp_path: Path) -> None:
+    assert "--app-name" not in server_argv("mlflow", TrackingServerSettings(data_dir=tmp_path))
+    settings = TrackingServerSettings(data_dir=tmp_path, auth=True, auth_admin_username="root")
+    assert server_argv("mlflow", settings)[-2:] == ["--app-name", "basic-auth"]
+    config = auth_config(settings).splitlines()
+    assert "default_permission = NO_PERMISSIONS" in config
+    assert f"database_uri = sqlite:///{tmp_path}/auth.db" in config
+    assert "admin_username = root" in config
+    assert not any(line.startswith("admin_password") for line in config)  # env only
 
 
 def test_learner_index_from_the_orchestrators_instance_index() -> None:

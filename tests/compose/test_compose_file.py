@@ -96,6 +96,17 @@ def test_broker_requires_logins_and_the_manager_creates_per_project_ones(
     assert manager["FLOPS_COMPONENT_API_URL"].startswith("http://")
 
 
+def test_mlflow_requires_logins_and_the_manager_scopes_them_per_owner(
+    compose: dict[str, Any]
+) -> None:
+    mlflow = compose["services"]["mlflow"]["environment"]
+    assert mlflow["FLOPS_AUTH"] == "true"
+    assert mlflow["MLFLOW_AUTH_ADMIN_PASSWORD"].startswith("${MLFLOW_ADMIN_PASSWORD:?")
+    manager = compose["services"]["manager"]["environment"]
+    assert manager["FLOPS_TRACKING_ACCESS"] == "mlflow-basic-auth"
+    assert manager["FLOPS_TRACKING_ADMIN_PASSWORD"] == "${MLFLOW_ADMIN_PASSWORD}"
+
+
 def test_podman_compose_accepts_the_file(tmp_path: Path) -> None:
     require_tools(("podman",), "scripts/setup_containers.sh installs it")
     if PODMAN_COMPOSE is None:

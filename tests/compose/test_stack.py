@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "localhost/flops-python:3.11-bookworm"
 PREFIX = "localhost/flops-test"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+BOB_TOKEN = "tok-bob-" + secrets.token_hex(8)
 _BESIDE = Path(sys.executable).with_name("podman-compose")
 PODMAN_COMPOSE = str(_BESIDE) if _BESIDE.exists() else shutil.which("podman-compose")
 # containers/build.sh names, in build order (offline-mongo is built on the runtime image)
@@ -218,6 +219,7 @@ def stack(images: dict[str, str],
         "OAKESTRA_NETWORK": network,
         "MONGO_USERNAME": "flops", "MONGO_PASSWORD": secrets.token_hex(12),
         "MQTT_MANAGER_PASSWORD": secrets.token_hex(12),
+        "MLFLOW_ADMIN_PASSWORD": secrets.token_hex(12),
         "FLOPS_PUBLIC_HOST": "host.containers.internal",
         "FLOPS_API_PORT": ports["api"], "FLOPS_MLFLOW_PORT": ports["mlflow"],
         "FLOPS_MQTT_PORT": ports["mqtt"], "FLOPS_REGISTRY_PORT": ports["registry"],
@@ -227,7 +229,7 @@ def stack(images: dict[str, str],
         "REGISTRY_USERNAME": "flops-admin", "REGISTRY_PASSWORD": secrets.token_hex(12),
         "FLOPS_IMAGE_PREFIX": PREFIX,
         "FLOPS_ENGINE_SOCKET": str(engine_sock), "FLOPS_DOCKER_URI": docker_uri,
-        "FLOPS_API_TOKENS": json.dumps({token: "alice"}),
+        "FLOPS_API_TOKENS": json.dumps({token: "alice", BOB_TOKEN: "bob"}),
         "FLOPS_BASE_IMAGE": f"{registry}/flops/python:3.11-bookworm",
         "FLOPS_EXTRA_CA_BUNDLE": ca if CA_BUNDLE.is_file() else "",
         "FLOPS_ALLOW_LOCAL_REPOS": "true",  # the test's repository, mounted into builders
@@ -281,6 +283,13 @@ def stack(images: dict[str, str],
         remove_local_images([f"{registry}/", f"127.0.0.1:{ports['registry']}/"])
 
 
+def tracking_login(api: Api) -> tuple[str, str]:
+    """The caller's MLflow login, as ``GET /api/v1/tracking`` hands it out."""
+    got = api.call("GET", "tracking")
+    assert got.status_code == 200, got.text
+    return got.json()["username"], got.json()["password"]
+
+
 def wait_phase(api: Api, pid: str, phase: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -324,9 +333,21 @@ def test_stack_comes_up_and_a_project_completes_on_the_docker_backend(
     public = {"Host": f"host.containers.internal:{info['ports']['mlflow']}"}
     assert requests.get(f"{mlflow}/api/2.0/mlflow/experiments/search", timeout=10,
                         params={"max_results": 1}).status_code == 403
-    version = requests.get(f"{mlflow}/api/2.0/mlflow/model-versions/get", timeout=10, params={
-        "name": model["registered_model"], "version": model["model_version"]},
-        headers=public).json()
+    # MLflow's basic-auth app: no anonymous access; each owner reads only their own runs and
+    # models, through the client API and the UI's REST calls alike
+    alice, bob = (tracking_login(Api(api.base.removesuffix("/api/v1"), t)) for t in
+                  (api.headers["Authorization"].removeprefix("Bearer "), BOB_TOKEN))
+    query = {"name": model["registered_model"], "version": model["model_version"]}
+    run_query = {"run_id": model["mlflow_run_id"]}
+    for prefix in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
+        for path, params in (("/model-versions/get", query), ("/runs/get", run_query)):
+            url = f"{mlflow}{prefix}{path}"
+            assert requests.get(url, params=params, headers=public, timeout=10,
+                                auth=bob).status_code == 403, url
+            assert requests.get(url, params=params, headers=public,
+                                timeout=10).status_code == 401, url
+    version = requests.get(f"{mlflow}/api/2.0/mlflow/model-versions/get", timeout=10,
+                           params=query, headers=public, auth=alice).json()
     assert version["model_version"]["status"] == "READY", version
     events = api.call("GET", f"projects/{pid}/events", params={"limit": 1000}).json()["items"]
     components = {e["event"]["component"] for e in events}

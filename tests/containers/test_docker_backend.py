@@ -143,6 +143,33 @@ def test_failed_container_is_failed_with_message(orchestrator: DockerOrchestrato
         orchestrator.service_logs("dockertest-bad")
 
 
+def test_a_reason_written_in_pieces_is_in_the_message_and_the_logs(
+    orchestrator: DockerOrchestrator, base_image: str
+) -> None:
+    """A line written as text, then its newline (an unbuffered ``print``), is not lost.
+
+    Podman records the pieces as a partial line; its ``logs?tail=N`` then answered a bare
+    newline, so an aggregator that exited 2 with its configuration error showed no reason.
+    """
+    name = "dockertest-pieces"
+    piecewise = ("import os, sys, time\n"
+                 "os.write(2, b'flops-aggregator: the reason')\n"
+                 "time.sleep(0.2)\n"
+                 "os.write(2, b'\\n')\n"
+                 "sys.exit(2)\n")
+    try:
+        orchestrator.create_service(spec(name, base_image, ("python3", "-c", piecewise)))
+        assert wait_state(orchestrator, name, {ServiceState.FAILED}) is ServiceState.FAILED
+        status = orchestrator.service_status(name)
+        assert status is not None and status.message is not None
+        assert "exited with code 2" in status.message, status.message
+        assert "flops-aggregator: the reason" in status.message, status.message
+        assert "flops-aggregator: the reason" in "".join(
+            orchestrator.service_logs(name).values())
+    finally:
+        assert orchestrator.remove_service(name) is True
+
+
 def test_components_reach_the_host(orchestrator: DockerOrchestrator, base_image: str) -> None:
     probe = spec("dockertest-host", base_image, (
         "python3", "-c",

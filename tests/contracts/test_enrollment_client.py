@@ -50,11 +50,27 @@ def test_refusal_is_a_config_error_without_the_token() -> None:
     assert "secret-value" not in caught.value.message
 
 
-@pytest.mark.parametrize("answer", [{"env": {"PATH": "/evil"}}, {"env": []}, {}])
-def test_answers_that_set_other_variables_are_refused(answer: dict[str, object]) -> None:
+@pytest.mark.parametrize(("answer", "reason"), [
+    ({"env": {"PATH": "/evil", "FLOPS_MQTT_PASSWORD": "pw"}}, "does not take: PATH"),
+    ({"env": {"MLFLOW_TRACKING_URI": "http://elsewhere"}}, "does not take: MLFLOW_TRACKING_URI"),
+    ({"env": []}, "holds no variables"), ({}, "holds no variables"),
+    ({"env": {"FLOPS_X": 1}}, "holds no variables"),
+])
+def test_answers_that_set_other_variables_are_refused(answer: dict[str, object],
+                                                      reason: str) -> None:
     env = {**BASE, "FLOPS_ENROLL_TOKEN": "t"}
-    with pytest.raises(ConfigError, match="FLOPS_"):
+    with pytest.raises(ConfigError, match=reason):
         enroll(env, post=Manager((200, answer)))
+    assert "PATH" not in env and "MLFLOW_TRACKING_URI" not in env
+
+
+def test_the_mlflow_login_is_taken_with_the_flops_variables() -> None:
+    """The manager hands an aggregator its MLflow login under MLflow's own variable names."""
+    env = {**BASE, "FLOPS_ENROLL_TOKEN": "t"}
+    login = {"FLOPS_MQTT_PASSWORD": "pw", "MLFLOW_TRACKING_USERNAME": "flops-project-p1-w",
+             "MLFLOW_TRACKING_PASSWORD": "secret"}
+    assert enroll(env, post=Manager((200, {"env": login}))) == sorted(login)
+    assert {k: env[k] for k in login} == login
 
 
 def test_unreachable_manager_gives_up_at_the_deadline() -> None:

@@ -163,6 +163,28 @@ def test_components_get_the_broker_login_only_as_a_secret() -> None:
             assert "mqtt-pw" not in json.dumps(dict(spec.env))
 
 
+def test_mlflow_logins_go_only_to_the_roles_that_use_them_and_only_as_secrets() -> None:
+    settings = Settings(data_dir="/data", tracking_access="mlflow-basic-auth",
+                        tracking_admin_password="admin-password-123")
+    p = project({"name": "digits", "training": {"learners": 2},
+                 "model": {"registered_model_name": "digits"}})
+    logins: dict[str, str | None] = {}
+    for kind in (ActionKind.BUILD_IMAGES, ActionKind.DEPLOY_AGGREGATOR,
+                 ActionKind.DEPLOY_LEARNERS, ActionKind.BUILD_MODEL_IMAGE):
+        for spec in action_specs(Action(kind, PID), p, settings, place()):
+            logins[spec.role] = spec.secret_env.get("MLFLOW_TRACKING_USERNAME")
+            assert "MLFLOW_TRACKING_PASSWORD" not in spec.env
+            assert "admin-password-123" not in json.dumps([dict(spec.env),
+                                                           dict(spec.secret_env)])
+            if spec.role == "aggregator":  # the owner's experiment, made by the manager
+                assert spec.env["FLOPS_MLFLOW_EXPERIMENT"] == "alice/flops-digits"
+    assert logins == {"builder": None, "aggregator": f"flops-project-{PID}-aggregator",
+                      "learners": None, "model_builder": f"flops-project-{PID}-reader"}
+    (open_agg,) = specs(ActionKind.DEPLOY_AGGREGATOR, p, place())  # open MLflow: unchanged
+    assert "FLOPS_MLFLOW_EXPERIMENT" not in open_agg.env
+    assert "MLFLOW_TRACKING_USERNAME" not in open_agg.secret_env
+
+
 def test_learners_on_flops_nodes_are_pinned_to_their_node_and_read_only_its_server() -> None:
     placed = ({"learner": 0, "node": "pi-kitchen", "cluster": "home", "rows": 40,
                "location": "grpc://10.0.0.7:50070"},

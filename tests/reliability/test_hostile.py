@@ -20,7 +20,9 @@ from flops_contracts.events import Component, Event, EventType
 from flops_manager.adapters.mongo_store import MongoProjectStore
 from flops_manager.identity import registry_access as access
 from flops_manager.identity.registry_tokens import RegistryKeys
+from flops_manager.ports.errors import PermanentError
 from flops_manager.services.repo_url import check_repository_url
+from tests.fixtures.mlflow_auth import PREFIXES, World, start_auth_mlflow
 from tests.fixtures.podman import serve_registry, token_auth_config
 from tests.fixtures.repos import git_repo
 from tests.fixtures.tools import require_tools
@@ -251,6 +253,53 @@ def test_forged_steering_events_and_enrollments_are_rejected_and_shown_to_the_ow
     assert other.status_code == 404
     scenario.observe(f"{len(rejected)} refusals shown to the owner ({'; '.join(reasons)[:200]}); "
                      f"enrollments answered {answers}; another user gets 404")
+
+
+def test_mlflow_of_another_owner_or_project_is_refused(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    scenario.declare("H14", "MLflow with the compose suite's basic-auth app: bob's login reads "
+                     "alice's experiment, run and model (client API and the UI's /ajax-api); "
+                     "anonymous reads; alice's aggregator writes bob's experiment and model; "
+                     "alice's aggregator squats the names of bob's next project (forged owner "
+                     "tag); an ended project's aggregator login",
+                     "403 for another owner's or project's resources, 401 anonymous and after "
+                     "the project's end; squatted names refused to bob with a clear message, "
+                     "never granted")
+    server = start_auth_mlflow(tmp_path)
+    try:
+        world = World(server)
+        a = world.project("alice", "h13", "alice-h13")
+        b = world.project("bob", "h13", "bob-h13")
+        writer = world.component_login(a, "aggregator")
+        made = world.run(writer, world.experiment_id(a)).json()["run"]
+        assert world.version(writer, "alice-h13", made).status_code == 200
+        bob = world.owner_login("tok-bob")
+        reads = [("/experiments/get", {"experiment_id": world.experiment_id(a)}),
+                 ("/runs/get", {"run_id": made["info"]["run_id"]}),
+                 ("/model-versions/get", {"name": "alice-h13", "version": "1"})]
+        codes = {(who, prefix, path): world.call("GET", path, login, prefix=prefix,
+                                                  params=params).status_code
+                 for who, login in (("bob", bob), ("anonymous", None))
+                 for prefix in PREFIXES for path, params in reads}
+        assert {c for (who, _, _), c in codes.items() if who == "bob"} == {403}, codes
+        assert {c for (who, _, _), c in codes.items() if who == "anonymous"} == {401}, codes
+        cross = [world.run(writer, world.experiment_id(b)).status_code,
+                 world.version(writer, "bob-h13", made).status_code]
+        assert cross == [403, 403], cross
+        forged = [{"key": "flops.owner", "value": "bob"}]
+        world.call("POST", "/experiments/create", writer,
+                   json={"name": "bob/flops-next", "tags": forged})
+        with pytest.raises(PermanentError) as refused:
+            world.project("bob", "next", None)
+        world.enrollment.revoke(a.id)
+        ended = world.run(writer, world.experiment_id(a)).status_code
+        assert ended == 401
+    finally:
+        server.stop()
+    scenario.observe(f"bob: {len(reads) * len(PREFIXES)} reads of alice's resources answered "
+                     f"403, anonymous 401; alice's aggregator on bob's experiment and model: "
+                     f"{cross}; squatted name: {refused.value.message}; after the end: {ended}")
 
 
 # -- authentication -----------------------------------------------------------------------
