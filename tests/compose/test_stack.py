@@ -171,6 +171,20 @@ class Api:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    def project_ids(self) -> list[str]:
+        """The ids of every project of this token's user (all pages; empty if unreachable)."""
+        ids: list[str] = []
+        params: dict[str, Any] = {"page_size": 200, "cursor": ""}
+        while True:
+            try:
+                page = self.call("GET", "projects", params=params).json()
+            except (requests.RequestException, ValueError):
+                return ids
+            ids += [item["id"] for item in page.get("items") or []]
+            if not page.get("next_cursor"):
+                return ids
+            params = {"page_size": 200, "cursor": page["next_cursor"]}
+
 
 class Stack:
     """One podman-compose project: ``compose(...)`` runs podman-compose with its files."""
@@ -270,9 +284,14 @@ def stack(images: dict[str, str],
     finally:
         logs = stack.compose("logs", "--tail", "60", "manager", check=False, timeout=120)
         print(logs.stdout[-6000:])
+        # only this stack's projects: other stacks on the machine run projects of their own
+        ours = {pid for t in (token, BOB_TOKEN)
+                for pid in Api(api.base.removesuffix("/api/v1"), t).project_ids()}
         stack.compose("down", "-v", "-t", "5", check=False, timeout=600)
-        project_containers = run(["podman", "ps", "-aq", "--filter", "label=io.flops.project"],
-                                 check=False).stdout.split()
+        project_containers = [
+            c for pid in sorted(ours)
+            for c in run(["podman", "ps", "-aq", "--filter", f"label=io.flops.project={pid}"],
+                         check=False).stdout.split()]
         if project_containers:
             run(["podman", "rm", "-f", *project_containers], check=False, timeout=300)
         run(["podman", "network", "rm", "-f", network], check=False)
