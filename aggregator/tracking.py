@@ -88,7 +88,8 @@ class MlflowTracker:
     def _client(self) -> Any:
         from mlflow.tracking import MlflowClient
 
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        # the registry is the tracking server, whatever MLFLOW_REGISTRY_URI says
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def start(self, *, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         """Create (or reuse) the project's experiment and start the run; return its id."""
@@ -268,6 +269,7 @@ class MlflowTracker:
 
         run_id = self._started()
         mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
         with mlflow.start_run(run_id=run_id):
             saved = log_trained_model(manager, source_dir=source_dir)
         version = None

@@ -208,7 +208,10 @@ def test_the_aggregator_tracks_with_its_login_and_the_reader_loads_the_model(
                               tags={"flops.project_id": a.id})
     tracker.finish()
     assert model.version == "1" and model.registry_uri == "models:/alice-aggregated/1"
-    mlflow.set_registry_uri(world.url)
+    # not mlflow.set_registry_uri: it exports MLFLOW_REGISTRY_URI to every later subprocess
+    # of this pytest run (other tests' aggregators then registered at this dead server)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", world.url)
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", world.url)
     use(world.component_login(a, "inference_server"))
     loaded = mlflow.pyfunc.load_model(model.registry_uri)
     assert (loaded.predict(x[:5]) == fitted.predict(x[:5])).all()
