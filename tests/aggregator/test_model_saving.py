@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from aggregator.model_saving import trusted_library_types
 from aggregator.tracking import MlflowTracker
+from flops_contracts.mlflow_target import mlflow_pointed_at
 
 X, Y = load_digits(return_X_y=True)
 
@@ -41,8 +43,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mlflow")
 
 
+def uri(store: Path) -> str:
+    return f"sqlite:///{store / 'mlflow.db'}"
+
+
 def log(store: Path, manager: Any, name: str) -> Any:
-    tracker = MlflowTracker(tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+    tracker = MlflowTracker(tracking_uri=uri(store),
                             experiment_name="saving", run_name=name,
                             artifact_location=str(store / "artifacts"))
     tracker.start(params={}, tags={})
@@ -51,15 +57,48 @@ def log(store: Path, manager: Any, name: str) -> Any:
     return model
 
 
-def predict(model_uri: str, rows: np.ndarray) -> np.ndarray:
-    return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(rows))
+def predict(store: Path, model_uri: str, rows: np.ndarray) -> np.ndarray:
+    with mlflow_pointed_at(uri(store)):
+        return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(rows))
+
+
+def test_logging_a_model_leaves_mlflow_pointed_where_it_was(store, monkeypatch):
+    """The tracker runs in-process in tests and embedded stacks: it must not repoint MLflow.
+
+    It once left MLflow's registry URI (and ``MLFLOW_REGISTRY_URI``, inherited by every later
+    subprocess) at its own server, so later models were looked up at a server that no longer
+    held them.
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/elsewhere")
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", "http://127.0.0.1:9/elsewhere")
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    model = log(store, Manager(LogisticRegression(max_iter=50).fit(X, Y)), "pointing")
+    assert model.version == "1"
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9/elsewhere"
+    assert tracking_utils._tracking_uri == "http://127.0.0.1:9/elsewhere"
+    assert registry_utils._registry_uri is None
+
+
+def test_pointing_is_undone_when_the_block_raises(monkeypatch):
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", "http://before")
+    before = mlflow.get_tracking_uri()
+    with pytest.raises(RuntimeError), mlflow_pointed_at("http://127.0.0.1:9"):
+        assert mlflow.get_registry_uri() == "http://127.0.0.1:9"
+        raise RuntimeError("boom")
+    assert os.environ["MLFLOW_REGISTRY_URI"] == "http://before"
+    assert mlflow.get_tracking_uri() == before
 
 
 def test_mlp_classifier_is_saved_with_the_sklearn_flavor(store):
     mlp = MLPClassifier(hidden_layer_sizes=(16,), max_iter=30, random_state=0).fit(X, Y)
     model = log(store, Manager(mlp), "mlp")
     assert model.flavor == "sklearn" and model.warning is None and model.version == "1"
-    assert (predict(model.registry_uri, X[:20]) == mlp.predict(X[:20])).all()
+    assert (predict(store, model.registry_uri, X[:20]) == mlp.predict(X[:20])).all()
 
 
 def test_pipeline_is_saved_with_the_sklearn_flavor(store):
@@ -67,7 +106,7 @@ def test_pipeline_is_saved_with_the_sklearn_flavor(store):
                          ("classify", LogisticRegression(max_iter=200))]).fit(X, Y)
     model = log(store, Manager(pipeline), "pipeline")
     assert model.flavor == "sklearn" and model.warning is None
-    assert (predict(model.model_uri, X[:20]) == pipeline.predict(X[:20])).all()
+    assert (predict(store, model.model_uri, X[:20]) == pipeline.predict(X[:20])).all()
 
 
 def test_pipeline_with_a_repository_function_falls_back_to_a_pickled_model(store):
@@ -77,7 +116,7 @@ def test_pipeline_with_a_repository_function_falls_back_to_a_pickled_model(store
     assert model.flavor == "pyfunc" and model.version == "1"
     assert model.warning is not None and "generic pickled pyfunc model" in model.warning
     assert "untrusted types" in model.warning
-    assert (predict(model.registry_uri, X[:20]) == pipeline.predict(X[:20])).all()
+    assert (predict(store, model.registry_uri, X[:20]) == pipeline.predict(X[:20])).all()
 
 
 def test_flavor_options_from_the_repository_are_used(store):
@@ -90,7 +129,7 @@ def test_flavor_options_from_the_repository_are_used(store):
 
     model = log(store, WithOptions(pipeline), "options")
     assert model.flavor == "sklearn" and model.warning is None
-    assert (predict(model.model_uri, X[:20]) == pipeline.predict(X[:20])).all()
+    assert (predict(store, model.model_uri, X[:20]) == pipeline.predict(X[:20])).all()
 
 
 def test_pytorch_module_is_saved_with_the_pytorch_flavor(store):
@@ -102,7 +141,7 @@ def test_pytorch_module_is_saved_with_the_pytorch_flavor(store):
     rows = X[:5].astype(np.float32)
     with torch.no_grad():
         expected = net(torch.from_numpy(rows)).numpy()
-    assert np.allclose(predict(model.model_uri, rows), expected, atol=1e-5)
+    assert np.allclose(predict(store, model.model_uri, rows), expected, atol=1e-5)
 
 
 def test_only_library_types_are_trusted():
