@@ -19,6 +19,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
+from flops_contracts.mlflow_target import mlflow_pointed_at
 from flops_manager.api.projects.views import links
 from flops_manager.app import create_app
 from flops_manager.identity import tracking_policy
@@ -208,16 +209,13 @@ def test_the_aggregator_tracks_with_its_login_and_the_reader_loads_the_model(
                               tags={"flops.project_id": a.id})
     tracker.finish()
     assert model.version == "1" and model.registry_uri == "models:/alice-aggregated/1"
-    # not mlflow.set_registry_uri: it exports MLFLOW_REGISTRY_URI to every later subprocess
-    # of this pytest run (other tests' aggregators then registered at this dead server)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", world.url)
-    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", world.url)
-    use(world.component_login(a, "inference_server"))
-    loaded = mlflow.pyfunc.load_model(model.registry_uri)
-    assert (loaded.predict(x[:5]) == fitted.predict(x[:5])).all()
-    use(world.owner_login("tok-bob"))
-    with pytest.raises(mlflow.exceptions.MlflowException, match=r"403|Permission denied"):
-        mlflow.pyfunc.load_model(model.registry_uri)
+    with mlflow_pointed_at(world.url):
+        use(world.component_login(a, "inference_server"))
+        loaded = mlflow.pyfunc.load_model(model.registry_uri)
+        assert (loaded.predict(x[:5]) == fitted.predict(x[:5])).all()
+        use(world.owner_login("tok-bob"))
+        with pytest.raises(mlflow.exceptions.MlflowException, match=r"403|Permission denied"):
+            mlflow.pyfunc.load_model(model.registry_uri)
 
     # the links FLOps prints (project status, `flops project status`) open for the owner
     # with their login and for nobody else: the UI page asks the browser for a login, and
