@@ -40,6 +40,8 @@ DEFAULT_NODES = 3
 """Simulated FLOps nodes `flops up` starts (enough for `flops demo` to show several)."""
 NODES_DIR = "nodes"
 NODE_REPORT_INTERVAL_S = 2.0
+SINGLE_CLUSTER = "local"
+"""The cluster of every simulated node when the stack has one cluster."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,6 +177,17 @@ def node_name(index: int) -> str:
     return f"node-{index + 1}"
 
 
+def node_cluster(index: int, clusters: int) -> str:
+    """The cluster of simulated node ``index`` (0-based) when the stack has ``clusters``.
+
+    One cluster is ``local``; several are ``cluster-1``... with the nodes dealt round-robin, so
+    every cluster gets nodes while there are at least as many nodes as clusters.
+    """
+    if clusters < 1:
+        raise ValueError(f"clusters must be 1 or more, not {clusters}")
+    return SINGLE_CLUSTER if clusters == 1 else f"cluster-{index % clusters + 1}"
+
+
 def _node_token(api_url: str, token: str, name: str) -> str:
     """A node token of the local user for ``name`` (through the manager's API)."""
     request = urllib.request.Request(  # noqa: S310 - the stack's own http URL
@@ -184,17 +197,21 @@ def _node_token(api_url: str, token: str, name: str) -> str:
         return str(json.loads(answer.read())["token"])
 
 
-def _node_command(name: str, node_dir: Path, api_url: str, port: int) -> list[str]:
+def _node_command(name: str, cluster: str, node_dir: Path, api_url: str,
+                  port: int) -> list[str]:
     return [sys.executable, "-m", "flops_manager.cli.main", "node", "serve", "--name", name,
-            "--data-dir", str(node_dir), "--manager", api_url, "--port", str(port),
-            "--report-interval", str(NODE_REPORT_INTERVAL_S)]
+            "--cluster", cluster, "--data-dir", str(node_dir), "--manager", api_url,
+            "--port", str(port), "--report-interval", str(NODE_REPORT_INTERVAL_S)]
 
 
-def start_stack(directory: Path, *, port: int = 0, nodes: int = DEFAULT_NODES) -> dict[str, Any]:
+def start_stack(directory: Path, *, port: int = 0, nodes: int = DEFAULT_NODES,
+                clusters: int = 1) -> dict[str, Any]:
     """Start the stack (if not running) and return its record.
 
     ``nodes`` simulated FLOps nodes (``node-1``...) run node agents, each with its own data
-    directory ``<directory>/nodes/<name>`` that outlives the stack.
+    directory ``<directory>/nodes/<name>`` that outlives the stack, spread over ``clusters``
+    clusters (:func:`node_cluster`; hierarchical projects get one cluster aggregator per cluster
+    that holds their data).
 
     Raises
     ------
@@ -252,8 +269,9 @@ def start_stack(directory: Path, *, port: int = 0, nodes: int = DEFAULT_NODES) -
             enrolled = (node_dir / "node.json").exists()
             env = {} if enrolled else {"FLOPS_NODE_TOKEN": _node_token(api_url, token, name)}
             node_port = ports.port(name)
-            agents.append(launch(name, _node_command(name, node_dir, api_url, node_port), env,
-                                 node_port, None))
+            agents.append(launch(
+                name, _node_command(name, node_cluster(index, clusters), node_dir, api_url,
+                                    node_port), env, node_port, None))
         for process in agents:
             _wait_ready(process, READY_TIMEOUT_S)
     except OSError as exc:
@@ -268,6 +286,7 @@ def start_stack(directory: Path, *, port: int = 0, nodes: int = DEFAULT_NODES) -
         "mqtt_url": f"mqtt://127.0.0.1:{broker_port}",
         "token_file": str(directory / TOKENS_FILE),
         "nodes": [node_name(i) for i in range(nodes)],
+        "clusters": {node_name(i): node_cluster(i, clusters) for i in range(nodes)},
     })
     (directory / STATE_FILE).write_text(json.dumps(record, indent=2), encoding="utf-8")
     return record
@@ -299,6 +318,10 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             parser.add_argument("--port", type=int, default=0, help="manager port (0 = any)")
             parser.add_argument("--nodes", type=int, default=DEFAULT_NODES,
                                 help=f"simulated FLOps nodes to run (default {DEFAULT_NODES})")
+            parser.add_argument("--clusters", type=int, default=1,
+                                help="spread the nodes over this many clusters, cluster-1... "
+                                "(default 1: every node in cluster local); hierarchical "
+                                "projects get one cluster aggregator per cluster")
         parser.set_defaults(handler=handler)
 
 
@@ -309,12 +332,27 @@ def _print(args: argparse.Namespace, record: dict[str, Any], lines: list[str]) -
         print("\n".join(lines))
 
 
+def _nodes_line(record: dict[str, Any]) -> str:
+    """``node-1, node-2`` (one cluster) or ``node-1 (cluster-1), node-2 (cluster-2)``."""
+    names = record.get("nodes", [])
+    clusters = record.get("clusters") or {}
+    if len(set(clusters.values())) > 1:
+        return ", ".join(f"{name} ({clusters[name]})" for name in names)
+    return ", ".join(names) or "none"
+
+
 def _up(args: argparse.Namespace) -> int:
     directory = data_dir(args.data_dir)
     try:
         if args.nodes < 0:
             raise FlopsError("--nodes must be 0 or more")
-        record = start_stack(directory, port=args.port, nodes=args.nodes)
+        if args.clusters < 1:
+            raise FlopsError("--clusters must be 1 or more")
+        if args.clusters > max(args.nodes, 1):
+            raise FlopsError(f"--clusters {args.clusters} is more than the {args.nodes} nodes: "
+                             "every cluster needs a node")
+        record = start_stack(directory, port=args.port, nodes=args.nodes,
+                             clusters=args.clusters)
     except FlopsError as exc:
         print(f"flops up: {exc.message}", file=sys.stderr)
         return 1
@@ -324,7 +362,7 @@ def _up(args: argparse.Namespace) -> int:
         f"  MLflow UI:  {record['mlflow_url']}",
         f"  MQTT:       {record['mqtt_url']}",
         f"  API token:  in {record['token_file']}",
-        f"  Nodes:      {', '.join(record.get('nodes', [])) or 'none'}  "
+        f"  Nodes:      {_nodes_line(record)}  "
         f"(data in {directory / NODES_DIR}; see `flops node ls`)",
     ])
     return 0

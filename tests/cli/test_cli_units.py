@@ -149,3 +149,13 @@ def test_holdout_is_deterministic_and_disjoint() -> None:
     again_kept, again_held = holdout_split(1000, fraction=0.2, seed=3)
     assert np.array_equal(held, again_held) and np.array_equal(kept, again_kept)
     assert not np.array_equal(held, holdout_split(1000, fraction=0.2, seed=4)[1])
+
+
+def test_simulated_nodes_are_dealt_round_robin_over_clusters():
+    from flops_manager.cli.stack import node_cluster
+
+    assert [node_cluster(i, 1) for i in range(3)] == ["local"] * 3
+    assert [node_cluster(i, 2) for i in range(5)] == [
+        "cluster-1", "cluster-2", "cluster-1", "cluster-2", "cluster-1"]
+    with pytest.raises(ValueError, match="1 or more"):
+        node_cluster(0, 0)

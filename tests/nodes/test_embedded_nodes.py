@@ -1,6 +1,9 @@
 """Data where it lives, end to end: `flops up --nodes 3`, non-IID digits pushed one file per
 node with `flops data push`, and a project with data_tags and no mock_data trained on them.
 
+The hierarchical test spreads four nodes over two clusters (`flops up --clusters 2`) and checks
+that the project gets one cluster aggregator per node cluster, each with its cluster's learners.
+
 Everything is real: the embedded stack (manager, nx-27017, broker, MLflow), three node agents
 as processes, the local backend's learner and aggregator processes, and the `flops` CLI.
 """
@@ -96,6 +99,71 @@ def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
             assert readers == {f"learner:{project_id}/{index}"}, (node, readers)
             assert {r["target"] for r in records if r["op"] == "read"} == {
                 f"digits/digits-{index}"}
+    finally:
+        flops(env, "down")
+    assert processes_mentioning(str(data)) == []
+
+
+def test_hierarchical_project_gets_one_cluster_aggregator_per_node_cluster(
+        tmp_path: Path) -> None:
+    data = tmp_path / "flops-data"
+    env = {k: v for k, v in os.environ.items() if k not in ("FLOPS_API_URL", "FLOPS_API_TOKEN")}
+    env |= {"FLOPS_DATA_DIR": str(data), "FLWR_TELEMETRY_ENABLED": "0"}
+    nodes = ("node-1", "node-2", "node-3", "node-4")
+    files, x_held, y_held = split_non_iid(tmp_path, nodes=len(nodes))
+    try:
+        refused = flops(env, "up", "--nodes", "1", "--clusters", "2")
+        assert refused.returncode == 1 and "every cluster needs a node" in refused.stderr
+        up = flops(env, "up", "--nodes", "4", "--clusters", "2", "--json")
+        assert up.returncode == 0, up.stderr
+        record = json.loads(up.stdout)
+        # dealt round-robin: node-1 and node-3 in cluster-1, node-2 and node-4 in cluster-2
+        cluster_of = {n: f"cluster-{i % 2 + 1}" for i, n in enumerate(nodes)}
+        assert record["clusters"] == cluster_of
+        for node, path in zip(nodes, files, strict=True):
+            pushed = flops(env, "data", "push", "--node", node, "--tag", "digits-h",
+                           "--label", "label", str(path))
+            assert pushed.returncode == 0, pushed.stderr
+        listed = json.loads(flops(env, "node", "ls", "--json").stdout)
+        assert {n["name"]: n["cluster"] for n in listed} == cluster_of
+        spec = {"spec": {
+            "name": "digits-on-clusters", "data_tags": ["digits-h"],
+            "training": {"mode": "hierarchical", "cycles": 2, "rounds": 2,
+                         "learner_config": {"local_epochs": 1, "learning_rate": 0.05}},
+        }}
+        spec_file = tmp_path / "project.json"
+        spec_file.write_text(json.dumps(spec))
+        created = flops(env, "project", "create", "-f", str(spec_file), "--repo",
+                        str(ROOT / "examples" / "digits_sklearn"), "--quiet")
+        assert created.returncode == 0, created.stderr
+        project_id = created.stdout.strip().splitlines()[-1]
+        watched = flops(env, "project", "watch", project_id, timeout=1500)
+        assert watched.returncode == 0, (watched.stdout[-3000:], watched.stderr[-3000:])
+        project = json.loads(flops(env, "project", "status", project_id, "--json").stdout)
+        assert project["phase"] == "completed", project["last_error"]
+        placement = project["placement"]
+        assert sorted(p["node"] for p in placement) == list(nodes)
+        aggregators: dict[str, set[str]] = {}
+        for entry in placement:
+            assert entry["cluster"] == cluster_of[entry["node"]], entry
+            aggregators.setdefault(entry["cluster"], set()).add(entry["aggregator"])
+        # one cluster aggregator per node cluster, each cluster's two learners under it
+        assert {c: len(a) for c, a in aggregators.items()} == {"cluster-1": 1, "cluster-2": 1}
+        assert len(set.union(*aggregators.values())) == 2
+        status = flops(env, "project", "status", project_id)
+        for cluster, (aggregator,) in aggregators.items():
+            assert f"  cluster {cluster}: aggregator {aggregator}, 2 learner(s)" in \
+                status.stdout, status.stdout
+        # every learner read its own node only
+        for entry in placement:
+            records = [json.loads(line) for line in
+                       (data / "nodes" / entry["node"] / "access.jsonl").read_text()
+                       .splitlines()]
+            readers = {r["sub"] for r in records if r["op"] == "read"}
+            assert readers == {f"learner:{project_id}/{entry['learner']}"}, entry
+        held_out = held_out_accuracy(record["mlflow_url"], project, x_held, y_held)
+        print(f"hierarchical held-out accuracy {held_out:.3f}")
+        assert held_out >= ACCURACY_THRESHOLD, held_out
     finally:
         flops(env, "down")
     assert processes_mentioning(str(data)) == []
