@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,10 +32,28 @@ ROOT = Path(__file__).resolve().parents[2]
 NODES = ("node-1", "node-2", "node-3")
 
 
+def stack_env(data: Path) -> dict[str, str]:
+    """This process's environment for a CLI with its own embedded stack in ``data``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FLOPS_API_URL", "FLOPS_API_TOKEN")}
+    return env | {"FLOPS_DATA_DIR": str(data), "FLWR_TELEMETRY_ENABLED": "0"}
+
+
+def create_and_watch(env: dict[str, str], tmp_path: Path, spec: Mapping[str, Any]) -> str:
+    """Create a digits_sklearn project from ``spec`` and watch it end; return its id."""
+    spec_file = tmp_path / "project.json"
+    spec_file.write_text(json.dumps(spec))
+    created = flops(env, "project", "create", "-f", str(spec_file), "--repo",
+                    str(ROOT / "examples" / "digits_sklearn"), "--quiet")
+    assert created.returncode == 0, created.stderr
+    project_id = created.stdout.strip().splitlines()[-1]
+    watched = flops(env, "project", "watch", project_id, timeout=1500)
+    assert watched.returncode == 0, (watched.stdout[-3000:], watched.stderr[-3000:])
+    return project_id
+
+
 def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
     data = tmp_path / "flops-data"
-    env = {k: v for k, v in os.environ.items() if k not in ("FLOPS_API_URL", "FLOPS_API_TOKEN")}
-    env |= {"FLOPS_DATA_DIR": str(data), "FLWR_TELEMETRY_ENABLED": "0"}
+    env = stack_env(data)
     files, x_held, y_held = split_non_iid(tmp_path)
     try:
         up = flops(env, "up", "--nodes", "3", "--json")
@@ -54,14 +74,7 @@ def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
             "training": {"rounds": 5, "min_available_learners": 3,
                          "learner_config": {"local_epochs": 1, "learning_rate": 0.05}},
         }}
-        spec_file = tmp_path / "project.json"
-        spec_file.write_text(json.dumps(spec))
-        created = flops(env, "project", "create", "-f", str(spec_file), "--repo",
-                        str(ROOT / "examples" / "digits_sklearn"), "--quiet")
-        assert created.returncode == 0, created.stderr
-        project_id = created.stdout.strip().splitlines()[-1]
-        watched = flops(env, "project", "watch", project_id, timeout=1500)
-        assert watched.returncode == 0, (watched.stdout[-3000:], watched.stderr[-3000:])
+        project_id = create_and_watch(env, tmp_path, spec)
         status = flops(env, "project", "status", project_id)
         assert status.returncode == 0, status.stdout
         # one learner per node, as the status shows
@@ -107,8 +120,7 @@ def test_three_nodes_train_where_the_data_lives(tmp_path: Path) -> None:
 def test_hierarchical_project_gets_one_cluster_aggregator_per_node_cluster(
         tmp_path: Path) -> None:
     data = tmp_path / "flops-data"
-    env = {k: v for k, v in os.environ.items() if k not in ("FLOPS_API_URL", "FLOPS_API_TOKEN")}
-    env |= {"FLOPS_DATA_DIR": str(data), "FLWR_TELEMETRY_ENABLED": "0"}
+    env = stack_env(data)
     nodes = ("node-1", "node-2", "node-3", "node-4")
     files, x_held, y_held = split_non_iid(tmp_path, nodes=len(nodes))
     try:
@@ -131,14 +143,7 @@ def test_hierarchical_project_gets_one_cluster_aggregator_per_node_cluster(
             "training": {"mode": "hierarchical", "cycles": 2, "rounds": 2,
                          "learner_config": {"local_epochs": 1, "learning_rate": 0.05}},
         }}
-        spec_file = tmp_path / "project.json"
-        spec_file.write_text(json.dumps(spec))
-        created = flops(env, "project", "create", "-f", str(spec_file), "--repo",
-                        str(ROOT / "examples" / "digits_sklearn"), "--quiet")
-        assert created.returncode == 0, created.stderr
-        project_id = created.stdout.strip().splitlines()[-1]
-        watched = flops(env, "project", "watch", project_id, timeout=1500)
-        assert watched.returncode == 0, (watched.stdout[-3000:], watched.stderr[-3000:])
+        project_id = create_and_watch(env, tmp_path, spec)
         project = json.loads(flops(env, "project", "status", project_id, "--json").stdout)
         assert project["phase"] == "completed", project["last_error"]
         placement = project["placement"]
