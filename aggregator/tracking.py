@@ -17,7 +17,6 @@ from typing import Any
 from aggregator.model_saving import SavedModel, log_trained_model
 from aggregator.rounds import RoundReport
 from flops_contracts.backoff import backoff_delay
-from flops_contracts.mlflow_target import mlflow_pointed_at
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +93,9 @@ class MlflowTracker:
 
     def start(self, *, params: Mapping[str, Any], tags: Mapping[str, str]) -> str:
         """Create (or reuse) the project's experiment and start the run; return its id."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.tracking_uri)
         client = self._client()
         experiment = client.get_experiment_by_name(self.experiment_name)
         if experiment is None:
@@ -266,15 +268,14 @@ class MlflowTracker:
         import mlflow
 
         run_id = self._started()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        with mlflow.start_run(run_id=run_id):
+            saved = log_trained_model(manager, source_dir=source_dir)
         version = None
-        # MLflow's SQL registry store looks the logged model up through the fluent tracking
-        # URI while registering, so registration needs the pointing too.
-        with mlflow_pointed_at(self.tracking_uri):
-            with mlflow.start_run(run_id=run_id):
-                saved = log_trained_model(manager, source_dir=source_dir)
-            if registered_model_name:
-                version = register_version(self._client(), name=registered_model_name,
-                                           saved=saved, run_id=run_id, tags=tags)
+        if registered_model_name:
+            version = register_version(self._client(), name=registered_model_name,
+                                       saved=saved, run_id=run_id, tags=tags)
         return RegisteredModel(
             model_uri=saved.model_uri,
             registered_name=registered_model_name,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -10,7 +9,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from flops_contracts.mlflow_target import mlflow_pointed_at
 from inference_server.metadata import ModelFacts, ModelRef, UriKind, parse_model_uri
 from inference_server.scoring import Predict
 from inference_server.validation import (
@@ -79,6 +77,9 @@ def load_served_model(model_uri: str, *, tracking_uri: str | None) -> ServedMode
     import mlflow.pyfunc
     from mlflow.tracking import MlflowClient
 
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     ref = parse_model_uri(model_uri)
     version: Any = None
@@ -87,8 +88,7 @@ def load_served_model(model_uri: str, *, tracking_uri: str | None) -> ServedMode
     loaded_uri = (f"models:/{version.name}/{version.version}" if version is not None
                   else model_uri)
     try:
-        with mlflow_pointed_at(tracking_uri) if tracking_uri else contextlib.nullcontext():
-            model = mlflow.pyfunc.load_model(loaded_uri)
+        model = mlflow.pyfunc.load_model(loaded_uri)
     except Exception as exc:
         raise ModelLoadError(
             f"cannot load model {model_uri!r}"

@@ -54,9 +54,9 @@ def _mlflow_pointing_stays_in_its_test() -> Iterator[None]:
 
     MLflow keeps both URIs process-wide and exports them to every later subprocess, so one test
     pointing MLflow at its own short-lived server made later stacks' components (and model
-    look-ups) use that server (two CI failures, both order-dependent). A component that needs the
-    pointing scopes it with :func:`flops_contracts.mlflow_target.mlflow_pointed_at`; this guard
-    keeps tests from leaking it too.
+    look-ups) use that server (two CI failures, both order-dependent). The aggregator's tracker
+    and the inference server's loader point MLflow for their whole process (a process of their
+    own outside tests); tests that call them in-process are undone here.
     """
     saved_env = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
     saved_uris = _mlflow_uris()

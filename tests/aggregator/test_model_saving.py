@@ -17,7 +17,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from aggregator.model_saving import trusted_library_types
 from aggregator.tracking import MlflowTracker
-from flops_contracts.mlflow_target import mlflow_pointed_at
+from tests.fixtures.mlflow_target import mlflow_pointed_at
 
 X, Y = load_digits(return_X_y=True)
 
@@ -60,28 +60,6 @@ def log(store: Path, manager: Any, name: str) -> Any:
 def predict(store: Path, model_uri: str, rows: np.ndarray) -> np.ndarray:
     with mlflow_pointed_at(uri(store)):
         return np.asarray(mlflow.pyfunc.load_model(model_uri).predict(rows))
-
-
-def test_logging_a_model_leaves_mlflow_pointed_where_it_was(store, monkeypatch):
-    """The tracker runs in-process in tests and embedded stacks: it must not repoint MLflow.
-
-    It once left MLflow's registry URI (and ``MLFLOW_REGISTRY_URI``, inherited by every later
-    subprocess) at its own server, so later models were looked up at a server that no longer
-    held them.
-    """
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9/elsewhere")
-    monkeypatch.setattr(tracking_utils, "_tracking_uri", "http://127.0.0.1:9/elsewhere")
-    monkeypatch.setattr(registry_utils, "_registry_uri", None)
-    model = log(store, Manager(LogisticRegression(max_iter=50).fit(X, Y)), "pointing")
-    assert model.version == "1"
-    assert "MLFLOW_REGISTRY_URI" not in os.environ
-    assert os.environ["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:9/elsewhere"
-    assert tracking_utils._tracking_uri == "http://127.0.0.1:9/elsewhere"
-    assert registry_utils._registry_uri is None
 
 
 def test_pointing_is_undone_when_the_block_raises(monkeypatch):

@@ -171,6 +171,20 @@ def project_containers(engine: docker.DockerClient, pid: str) -> list[dict[str, 
     return list(engine.api.containers(all=True, filters={"label": f"io.flops.project={pid}"}))
 
 
+def container_log_tails(engine: docker.DockerClient, containers: list[dict[str, Any]],
+                        lines: int = 25) -> str:
+    """The last ``lines`` log lines of each container, for a failure message (best effort)."""
+    tails = []
+    for c in containers:
+        name = (c.get("Names") or ["?"])[0].lstrip("/")
+        try:
+            text = engine.api.logs(c["Id"], tail=lines).decode(errors="replace")
+        except Exception as exc:  # noqa: BLE001 - a removed container must not hide the failure
+            text = f"(no log: {exc})"
+        tails.append(f"\n--- {name} ({c.get('State', '?')}, {c.get('Status', '')}) ---\n{text}")
+    return "".join(tails)
+
+
 def wait_phase(mgr: Manager, engine: docker.DockerClient, pid: str, phase: str,
                 timeout: float, seen: dict[str, set[str]]) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
@@ -187,7 +201,8 @@ def wait_phase(mgr: Manager, engine: docker.DockerClient, pid: str, phase: str,
         if project["phase"] == phase:
             return project
         if project["phase"] in ("failed", "cancelled"):
-            raise AssertionError(f"project {pid} {project['phase']}: {project['last_error']}")
+            raise AssertionError(f"project {pid} {project['phase']}: {project['last_error']}"
+                                 + container_log_tails(engine, containers))
         if time.monotonic() > deadline:
             raise AssertionError(f"phase {phase!r} not reached within {timeout:.0f} s: phase "
                                  f"{project['phase']}, error {project['last_error']}")

@@ -22,6 +22,7 @@ import requests
 
 from flops_contracts.events import Event
 from flops_messaging.file_publisher import read_events
+from tests.fixtures.mlflow_target import mlflow_pointed_at
 from tests.fixtures.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -186,12 +187,15 @@ def registered_digits(mlflow_server: MlflowServer, session_dir: Path) -> Registe
     tags = {"flops.project_id": "serving-test", "flops.commit": "0123abcd",
             "flops.repository": "file:///repo", "flops.strategy": "fedavg",
             "flops.rounds": "3", "flops.mode": "classic"}
-    run_id = tracker.start(params={"rounds": 3}, tags=tags)
-    tracker.log_summary({"best_accuracy": accuracy, "best_round": 3.0})
-    model = tracker.log_model(manager, registered_model_name=MODEL_NAME,
-                              tags={**tags, "flops.best_round": "3",
-                                    "flops.selection_metric": "accuracy"})
-    tracker.finish()
+    # the tracker points MLflow at its server for the whole process (as in an aggregator);
+    # this session fixture runs outside any test, so it is undone here, not by tests/conftest.py
+    with mlflow_pointed_at(mlflow_server.url):
+        run_id = tracker.start(params={"rounds": 3}, tags=tags)
+        tracker.log_summary({"best_accuracy": accuracy, "best_round": 3.0})
+        model = tracker.log_model(manager, registered_model_name=MODEL_NAME,
+                                  tags={**tags, "flops.best_round": "3",
+                                        "flops.selection_metric": "accuracy"})
+        tracker.finish()
     assert model.registry_uri is not None and model.version is not None
     return RegisteredDigits(tracking_uri=mlflow_server.url, name=MODEL_NAME,
                             version=model.version, run_id=run_id,

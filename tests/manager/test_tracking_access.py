@@ -19,12 +19,12 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from flops_contracts.mlflow_target import mlflow_pointed_at
 from flops_manager.api.projects.views import links
 from flops_manager.app import create_app
 from flops_manager.identity import tracking_policy
 from flops_manager.ports.errors import PermanentError
 from tests.fixtures.mlflow_auth import PREFIXES, AuthMlflow, World, start_auth_mlflow
+from tests.fixtures.mlflow_target import mlflow_pointed_at
 from tests.manager.conftest import json_of
 
 pytestmark = pytest.mark.integration
