@@ -339,7 +339,16 @@ def test_learner_gone_is_recreated(stack: Stack, slow_repo: str, scenario: Scena
         name=name, rounds=5, sleep_s=2.0, min_fit_learners=2, min_evaluate_learners=2,
         min_available_learners=3))
     wait_round(stack, pid)
-    instance, victim = sorted(stack.instances(pid, f"{pid}-learners").items())[-1]
+    # a busy engine can answer a listing without the running learners for a moment (the
+    # Docker stack's listing returned none right after round 1 in two CI-order runs)
+    learners: dict[str, str] = {}
+
+    def listed() -> bool:
+        learners.update(stack.instances(pid, f"{pid}-learners"))
+        return bool(learners)
+
+    wait_until(listed, timeout=60, what="the project's running learners listed")
+    instance, victim = sorted(learners.items())[-1]
     stack.remove(victim)
     removed = time.monotonic()
     wait_until(lambda: stack.instances(pid, instance).get(instance, victim) != victim,
