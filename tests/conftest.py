@@ -6,13 +6,12 @@ third-party helpers (``importorskip``, plugins) whose reason says that something
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Iterator
 
 import pytest
 
+from tests.fixtures.mlflow_target import mlflow_pointing_restored
 from tests.fixtures.tools import MISSING, STRICT_VARIABLE, strict
 
 _MISSING_REASON = re.compile(
@@ -45,9 +44,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
-_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-
-
 @pytest.fixture(autouse=True)
 def _mlflow_pointing_stays_in_its_test() -> Iterator[None]:
     """Undo a test's ``mlflow.set_tracking_uri``/``set_registry_uri`` after it.
@@ -58,27 +54,5 @@ def _mlflow_pointing_stays_in_its_test() -> Iterator[None]:
     and the inference server's loader point MLflow for their whole process (a process of their
     own outside tests); tests that call them in-process are undone here.
     """
-    saved_env = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
-    saved_uris = _mlflow_uris()
-    yield
-    for name, value in saved_env.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    if "mlflow" in sys.modules:  # never import MLflow for a test that did not
-        from mlflow.tracking._model_registry import utils as registry_utils
-        from mlflow.tracking._tracking_service import utils as tracking_utils
-
-        setattr(tracking_utils, "_tracking_uri", saved_uris[0])  # noqa: B010 - typed as None
-        setattr(registry_utils, "_registry_uri", saved_uris[1])  # noqa: B010
-
-
-def _mlflow_uris() -> tuple[str | None, str | None]:
-    """MLflow's process-wide (tracking, registry) URIs; unset while MLflow is not imported."""
-    if "mlflow" not in sys.modules:
-        return None, None
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    return tracking_utils._tracking_uri, registry_utils._registry_uri
+    with mlflow_pointing_restored():
+        yield
