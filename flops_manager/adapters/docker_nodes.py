@@ -30,6 +30,8 @@ from typing import Any
 
 import docker.errors  # type: ignore[import-untyped]  # docker 7.2 ships no type information
 
+from flops_manager.adapters.bridge_neighbours import NEIGHBOUR_SYSCTLS, is_podman
+
 LABEL_NODE = "io.flops.node"
 """Label of a node container: the node's name."""
 LABEL_NODE_LOCATION = "io.flops.node-location"
@@ -116,7 +118,10 @@ def start_node_container(client: Any, node: NodeContainer, token: str | None) ->
         client.networks.create(name, driver="bridge", labels={LABEL_NODE: node.name})
     with contextlib.suppress(docker.errors.APIError):  # exists already: the node's data
         client.volumes.create(name, labels={LABEL_NODE: node.name})
-    container = client.containers.create(node.image, **node_container_config(node, token))
+    config = node_container_config(node, token)
+    if is_podman(client):  # the node reports to the manager through its network's gateway
+        config["sysctls"] = dict(NEIGHBOUR_SYSCTLS)
+    container = client.containers.create(node.image, **config)
     container.start()
     return name
 

@@ -83,6 +83,7 @@ import docker  # type: ignore[import-untyped]  # docker 7.2 ships no type inform
 import docker.errors  # type: ignore[import-untyped]
 import requests
 
+from flops_manager.adapters.bridge_neighbours import NEIGHBOUR_SYSCTLS, is_podman
 from flops_manager.adapters.container_preflight import check_name_resolution
 from flops_manager.adapters.docker_nodes import NodeEndpoint, find_node_endpoint
 from flops_manager.ports.errors import NotFoundError, PermanentError, TemporaryError
@@ -427,9 +428,7 @@ class DockerOrchestrator(Orchestrator):
 
     def _podman(self) -> bool:
         if self._is_podman is None:
-            version = self.client.version()
-            names = [str(c.get("Name", "")) for c in version.get("Components", [])]
-            self._is_podman = any("podman" in n.lower() for n in names)
+            self._is_podman = is_podman(self.client)
         return self._is_podman
 
     def _ensure_network(self, project_id: str | None) -> str:
@@ -494,6 +493,8 @@ class DockerOrchestrator(Orchestrator):
             container.start()
             return
         kwargs.update(network=network, hostname=name)
+        if self._podman():
+            kwargs["sysctls"] = dict(NEIGHBOUR_SYSCTLS)
         if spec.public and spec.ports:
             # An explicit 0.0.0.0 host IP breaks Podman's port forwarding: leave it out.
             host_ip = self.options.publish_host
