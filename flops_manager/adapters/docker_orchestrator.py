@@ -383,6 +383,9 @@ class DockerOrchestrator(Orchestrator):
     """
 
     build_target = BuildTarget.IMAGE
+    clusters_are_labels = True
+    """One engine: a hierarchical project's clusters (named, or its learners' FLOps node
+    clusters) group its learners under cluster aggregators; every service runs on the engine."""
     host_alias = HOST_ALIAS
 
     def __init__(self, client: Any, options: DockerOptions | None = None, *,

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import docker  # type: ignore[import-untyped]
 import pytest
@@ -22,6 +23,7 @@ import pytest
 from flops_manager.adapters.docker_nodes import node_object_name
 from tests.fixtures.node_data import (
     ACCURACY_THRESHOLD,
+    check_one_aggregator_per_cluster,
     flops,
     held_out_accuracy,
     split_non_iid,
@@ -52,44 +54,77 @@ def peer_ip(peer: str) -> ipaddress.IPv4Address:
     return ipaddress.IPv4Address(peer.removeprefix("ipv4:").rsplit(":", 1)[0])
 
 
+def node_env(manager: Manager, podman_socket: str) -> dict[str, str]:
+    """The CLI's environment: the manager's API and token, the engine the nodes run on."""
+    return {**os.environ, "FLOPS_API_URL": manager.base.removesuffix("/api/v1"),
+            "FLOPS_API_TOKEN": TOKEN,
+            "FLOPS_ORCHESTRATOR_URI": podman_socket.replace("unix://", "docker+unix://"),
+            "FLWR_TELEMETRY_ENABLED": "0"}
+
+
+def start_nodes_with_data(env: dict[str, str], node_image: str, clusters: dict[str, str],
+                          files: list[Path], tag: str) -> None:
+    """``flops node container-start`` each node in its cluster; push one file to each."""
+    port = env["FLOPS_API_URL"].rsplit(":", 1)[1]
+    for node, cluster in clusters.items():
+        started = flops(env, "node", "container-start", "--name", node, "--cluster", cluster,
+                        "--image", node_image, "--manager", f"http://{HOST}:{port}",
+                        "--advertise-host", host_address(), "--port", str(free_port()),
+                        "--report-interval", "1")
+        assert started.returncode == 0, started.stderr
+
+    def online() -> list[str]:
+        listed = json.loads(flops(env, "node", "ls", "--json").stdout or "[]")
+        return sorted(n["name"] for n in listed if n["status"] == "online")
+
+    wait_for(lambda: online() == sorted(clusters), timeout=180,
+             what=f"{len(clusters)} node containers online")
+    for node, path in zip(clusters, files, strict=True):
+        pushed = flops(env, "data", "push", "--node", node, "--tag", tag, "--label", "label",
+                       str(path))
+        assert pushed.returncode == 0, pushed.stderr
+
+    def listed() -> int:
+        return len([d for d in json.loads(flops(env, "data", "ls", "--json").stdout)
+                    if d.get("tag") == tag])
+
+    wait_for(lambda: listed() == len(clusters), timeout=60,
+             what=f"the {len(clusters)} data sets in the nodes' reports")
+
+
+def submit(manager: Manager, repo: Path, spec: dict[str, Any]) -> str:
+    """POST a project of ``repo`` with ``spec``; return its id."""
+    created = manager.post("projects", {"repository": {"url": repo.as_uri()}, "spec": spec})
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+def remove_project_and_nodes(manager: Manager, engine: docker.DockerClient, env: dict[str, str],
+                             pid: str | None, nodes: list[str]) -> None:
+    """Delete the project, wait for its containers to go, remove the nodes and their volumes."""
+    if pid is not None:
+        manager.delete(f"projects/{pid}")
+        wait_for(lambda: not project_containers(engine, pid), timeout=180,
+                 what=f"removal of the containers of {pid}")
+    for node in nodes:
+        flops(env, "node", "container-rm", "--name", node, "--volume")
+    left = {c.name for c in engine.containers.list(all=True)}
+    assert not left & {node_object_name(n) for n in nodes}
+
+
 @pytest.mark.timeout(2400)
 def test_node_containers_train_where_the_data_lives(
         manager: Manager, engine: docker.DockerClient, node_image: str, podman_socket: str,
         repos_root: Path, mlflow_port: int, tmp_path: Path) -> None:
-    api_url = manager.base.removesuffix("/api/v1")
-    env = {**os.environ, "FLOPS_API_URL": api_url, "FLOPS_API_TOKEN": TOKEN,
-           "FLOPS_ORCHESTRATOR_URI": podman_socket.replace("unix://", "docker+unix://"),
-           "FLWR_TELEMETRY_ENABLED": "0"}
+    env = node_env(manager, podman_socket)
     files, x_held, y_held = split_non_iid(tmp_path)
-    port = api_url.rsplit(":", 1)[1]
     pid = None
     try:
-        for node in NODES:
-            started = flops(env, "node", "container-start", "--name", node, "--cluster", "lab",
-                            "--image", node_image, "--manager", f"http://{HOST}:{port}",
-                            "--advertise-host", host_address(), "--port", str(free_port()),
-                            "--report-interval", "1")
-            assert started.returncode == 0, started.stderr
-
-        def online() -> list[str]:
-            listed = json.loads(flops(env, "node", "ls", "--json").stdout or "[]")
-            return sorted(n["name"] for n in listed if n["status"] == "online")
-
-        wait_for(lambda: online() == list(NODES), timeout=180, what="3 node containers online")
-        for node, path in zip(NODES, files, strict=True):
-            pushed = flops(env, "data", "push", "--node", node, "--tag", "digits",
-                           "--label", "label", str(path))
-            assert pushed.returncode == 0, pushed.stderr
-        wait_for(lambda: len(json.loads(flops(env, "data", "ls", "--json").stdout)) == 3,
-                 timeout=60, what="the three data sets in the nodes' reports")
-
-        repo = make_repo(repos_root / "digits-nodes")
-        spec = {"name": "digits-node-containers", "data_tags": ["digits"],
-                "training": {"rounds": 5, "min_available_learners": 3,
-                             "learner_config": {"local_epochs": 1, "learning_rate": 0.05}}}
-        created = manager.post("projects", {"repository": {"url": repo.as_uri()}, "spec": spec})
-        assert created.status_code == 201, created.text
-        pid = created.json()["id"]
+        start_nodes_with_data(env, node_image, dict.fromkeys(NODES, "lab"), files, "digits")
+        pid = submit(manager, make_repo(repos_root / "digits-nodes"), {
+            "name": "digits-node-containers", "data_tags": ["digits"],
+            "training": {"rounds": 5, "min_available_learners": 3,
+                         "learner_config": {"local_epochs": 1, "learning_rate": 0.05}}})
         seen: dict[str, set[str]] = {}
         project = wait_phase(manager, engine, pid, "completed", 1800, seen)
         assert len(seen.get("learners", set())) == 3, seen
@@ -120,11 +155,40 @@ def test_node_containers_train_where_the_data_lives(
             assert {r["target"] for r in reads} == {f"digits/digits-{index}"}
             assert all(peer_ip(r["peer"]) in subnet(engine, node) for r in reads), reads
     finally:
-        if pid is not None:
-            manager.delete(f"projects/{pid}")
-            wait_for(lambda: not project_containers(engine, pid), timeout=180,
-                     what=f"removal of the containers of {pid}")
-        for node in NODES:
-            flops(env, "node", "container-rm", "--name", node, "--volume")
-    left = {c.name for c in engine.containers.list(all=True)}
-    assert not left & {node_object_name(n) for n in NODES}
+        remove_project_and_nodes(manager, engine, env, pid, list(NODES))
+
+
+@pytest.mark.timeout(2400)
+def test_hierarchical_project_on_node_containers_gets_one_cluster_aggregator_per_cluster(
+        manager: Manager, engine: docker.DockerClient, node_image: str, podman_socket: str,
+        repos_root: Path, mlflow_port: int, tmp_path: Path) -> None:
+    env = node_env(manager, podman_socket)
+    clusters = {"hnode-1": "north", "hnode-2": "north", "hnode-3": "south", "hnode-4": "south"}
+    files, x_held, y_held = split_non_iid(tmp_path, nodes=len(clusters))
+    pid = None
+    try:
+        start_nodes_with_data(env, node_image, clusters, files, "digits-h")
+        pid = submit(manager, make_repo(repos_root / "digits-hierarchical-nodes"), {
+            "name": "digits-node-clusters", "data_tags": ["digits-h"],
+            "training": {"mode": "hierarchical", "cycles": 2, "rounds": 2,
+                         "learner_config": {"local_epochs": 1, "learning_rate": 0.05}}})
+        seen: dict[str, set[str]] = {}
+        project = wait_phase(manager, engine, pid, "completed", 1800, seen)
+        assert len(seen.get("learners", set())) == 4, seen
+        assert len(seen.get("cluster_aggregator", set())) == 2, seen
+
+        placement = project["placement"]
+        check_one_aggregator_per_cluster(placement, clusters,
+                                         flops(env, "project", "status", pid).stdout)
+        # each learner read only its own node, from inside that node's network
+        for entry in placement:
+            node = entry["node"]
+            lines = (volume_dir(engine, node) / "access.jsonl").read_text().splitlines()
+            reads = [r for r in map(json.loads, lines) if r["op"] == "read"]
+            assert {r["sub"] for r in reads} == {f"learner:{pid}/{entry['learner']}"}, entry
+            assert all(peer_ip(r["peer"]) in subnet(engine, node) for r in reads), reads
+        held_out = held_out_accuracy(f"http://127.0.0.1:{mlflow_port}", project, x_held, y_held)
+        print(f"hierarchical on node containers: held-out accuracy {held_out:.3f}")
+        assert held_out >= ACCURACY_THRESHOLD, held_out
+    finally:
+        remove_project_and_nodes(manager, engine, env, pid, list(clusters))

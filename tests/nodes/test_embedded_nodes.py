@@ -20,6 +20,7 @@ import pytest
 
 from tests.fixtures.node_data import (
     ACCURACY_THRESHOLD,
+    check_one_aggregator_per_cluster,
     flops,
     held_out_accuracy,
     split_non_iid,
@@ -147,18 +148,9 @@ def test_hierarchical_project_gets_one_cluster_aggregator_per_node_cluster(
         project = json.loads(flops(env, "project", "status", project_id, "--json").stdout)
         assert project["phase"] == "completed", project["last_error"]
         placement = project["placement"]
-        assert sorted(p["node"] for p in placement) == list(nodes)
-        aggregators: dict[str, set[str]] = {}
-        for entry in placement:
-            assert entry["cluster"] == cluster_of[entry["node"]], entry
-            aggregators.setdefault(entry["cluster"], set()).add(entry["aggregator"])
         # one cluster aggregator per node cluster, each cluster's two learners under it
-        assert {c: len(a) for c, a in aggregators.items()} == {"cluster-1": 1, "cluster-2": 1}
-        assert len(set.union(*aggregators.values())) == 2
-        status = flops(env, "project", "status", project_id)
-        for cluster, (aggregator,) in aggregators.items():
-            assert f"  cluster {cluster}: aggregator {aggregator}, 2 learner(s)" in \
-                status.stdout, status.stdout
+        check_one_aggregator_per_cluster(placement, cluster_of,
+                                         flops(env, "project", "status", project_id).stdout)
         # every learner read its own node only
         for entry in placement:
             records = [json.loads(line) for line in
