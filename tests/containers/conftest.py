@@ -11,12 +11,13 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flops_manager.adapters.docker_orchestrator import DockerOrchestrator, build_docker_orchestrator
 from flops_manager.identity.registry_access import trusted_images
 from image_builder import BuilderSettings
 from image_builder.fl_images import build_images
@@ -181,3 +182,12 @@ def multiarch_build(edge_repo_url: str, registry_base_image: str,
                                            platforms=list(PLATFORMS)), rec.emitter)
     finally:
         rec.emitter.close()
+
+
+@pytest.fixture()
+def orchestrator(podman_socket: str) -> Iterator[DockerOrchestrator]:  # noqa: F811 - imported
+    """The Docker backend on the suite's Podman socket (closed after the test)."""
+    orch = build_docker_orchestrator(podman_socket.replace("unix://", "docker+unix://"), None)
+    assert isinstance(orch, DockerOrchestrator)
+    yield orch
+    orch.close()

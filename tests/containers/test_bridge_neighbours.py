@@ -24,7 +24,6 @@ from flops_manager.adapters.bridge_neighbours import NEIGHBOUR_SYSCTLS
 from flops_manager.adapters.docker_orchestrator import (
     HOST_ALIAS,
     DockerOrchestrator,
-    build_docker_orchestrator,
     network_name,
 )
 from flops_manager.ports.orchestrator import Resources, ServiceSpec
@@ -61,14 +60,6 @@ def host_server() -> Iterator[int]:
     yield server.server_address[1]
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture()
-def orchestrator(podman_socket: str) -> Iterator[DockerOrchestrator]:
-    orch = build_docker_orchestrator(podman_socket.replace("unix://", "docker+unix://"), None)
-    assert isinstance(orch, DockerOrchestrator)
-    yield orch
-    orch.close()
 
 
 def host_port_mac(container: docker.models.containers.Container) -> tuple[str, str]:

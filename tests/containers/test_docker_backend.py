@@ -32,14 +32,6 @@ SERVER = ("import os, http.server as h\n"
 
 
 @pytest.fixture()
-def orchestrator(podman_socket: str) -> Iterator[DockerOrchestrator]:
-    orch = build_docker_orchestrator(podman_socket.replace("unix://", "docker+unix://"), None)
-    assert isinstance(orch, DockerOrchestrator)
-    yield orch
-    orch.close()
-
-
-@pytest.fixture()
 def engine(podman_socket: str) -> Iterator[docker.DockerClient]:
     client = docker.DockerClient(base_url=podman_socket)
     yield client
