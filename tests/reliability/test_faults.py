@@ -343,13 +343,8 @@ def test_learner_gone_is_recreated(stack: Stack, slow_repo: str, scenario: Scena
     # Docker stack's aggregator reported round 1 only after training had ended, so none were
     # left: its bridge had changed MAC and cut it off from the broker (see
     # flops_manager/adapters/bridge_neighbours.py).
-    learners: dict[str, str] = {}
-
-    def listed() -> bool:
-        learners.update(stack.instances(pid, f"{pid}-learners"))
-        return bool(learners)
-
-    wait_until(listed, timeout=60, what="the project's running learners listed")
+    learners: dict[str, str] = wait_until(lambda: stack.instances(pid, f"{pid}-learners"),
+                                          timeout=60, what="the project's running learners listed")
     instance, victim = sorted(learners.items())[-1]
     stack.remove(victim)
     removed = time.monotonic()
