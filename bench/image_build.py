@@ -21,6 +21,8 @@ Markdown table and the raw numbers as JSON.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from flops_contracts.events import Component  # noqa: E402
-from flops_messaging import create_emitter  # noqa: E402
+from flops_messaging import EventEmitter, create_emitter  # noqa: E402
 from image_builder import BuilderSettings  # noqa: E402
 from image_builder.fl_images import build_images  # noqa: E402
 from image_builder.runtime_layer import copy_runtime  # noqa: E402
@@ -127,9 +130,22 @@ def _push_base(base_images: list[str], base_ref: str, env: dict[str, str]) -> No
          env={**env, "FLOPS_REGISTRY_TLS_VERIFY": "false"})
 
 
-def measure(example: Path, base_images: list[str], work: Path,
-            platforms: list[str], pip_from_host: bool = False) -> dict[str, Any]:
-    """Run the cold, warm and code-change builds; return timings and sizes per platform."""
+@dataclasses.dataclass
+class BenchBuild:
+    """What a benchmark build needs: settings, the storage environment, the registry."""
+
+    settings: BuilderSettings
+    env: dict[str, str]
+    registry: str
+    repo: Path
+    emitter: EventEmitter
+
+
+@contextlib.contextmanager
+def bench_builder(example: Path, base_images: list[str], work: Path, platforms: list[str],
+                  pip_from_host: bool = False) -> Iterator[BenchBuild]:
+    """Container storage of its own under ``work``, a registry holding the base image(s), the
+    example committed to a new repository, and builder settings for it; all removed after."""
     storage = work / "storage"
     conf = work / "storage.conf"
     conf.write_text(f'[storage]\ndriver = "overlay"\nrunroot = "{storage}/run"\n'
@@ -158,6 +174,24 @@ def measure(example: Path, base_images: list[str], work: Path,
             extra_ca_bundle=CA_BUNDLE if CA_BUNDLE.is_file() else None)
         emitter = create_emitter(f"file://{work / 'events.jsonl'}", project_id="bench",
                                  component=Component.BUILDER, instance="bench")
+        try:
+            yield BenchBuild(settings, env, registry, repo, emitter)
+        finally:
+            emitter.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+        os.environ.pop("CONTAINERS_STORAGE_CONF", None)
+        os.environ.pop("CONTAINERS_REGISTRIES_CONF", None)
+        subprocess.run(["buildah", "rmi", "--all", "--force"], env=env, capture_output=True,
+                       timeout=300, check=False)
+
+
+def measure(example: Path, base_images: list[str], work: Path,
+            platforms: list[str], pip_from_host: bool = False) -> dict[str, Any]:
+    """Run the cold, warm and code-change builds; return timings and sizes per platform."""
+    with bench_builder(example, base_images, work, platforms, pip_from_host) as bench:
+        settings, repo, emitter = bench.settings, bench.repo, bench.emitter
         runs: dict[str, Any] = {}
         for label in ("cold", "warm"):
             start = time.monotonic()
@@ -171,20 +205,13 @@ def measure(example: Path, base_images: list[str], work: Path,
         changed = build_images(settings, emitter)
         runs["code_change"] = {"seconds": round(time.monotonic() - start, 1),
                                "cache_hit": changed.cache_hit, "timings": changed.timings}
-        emitter.close()
-        sizes = {f"{role} {plat}": {"uncompressed_mb": round(_uncompressed_mb(ref, env), 1),
-                                    "compressed_mb": round(_compressed_mb(registry, ref), 1)}
+        sizes = {f"{role} {plat}": {
+                     "uncompressed_mb": round(_uncompressed_mb(ref, bench.env), 1),
+                     "compressed_mb": round(_compressed_mb(bench.registry, ref), 1)}
                  for role, by_platform in changed.details["variants"].items()
                  for plat, ref in by_platform.items()}
         return {"example": example.name, "platforms": platforms, "runs": runs,
                 "sizes": sizes, "images": result.images}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-        os.environ.pop("CONTAINERS_STORAGE_CONF", None)
-        os.environ.pop("CONTAINERS_REGISTRIES_CONF", None)
-        subprocess.run(["buildah", "rmi", "--all", "--force"], env=env, capture_output=True,
-                       timeout=300, check=False)
 
 
 def table(results: list[dict[str, Any]]) -> str:

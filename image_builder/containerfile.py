@@ -7,14 +7,20 @@ One multi-stage Containerfile serves all roles of a build::
               bundle (PIP_CERT) mounted by the builder, never committed. Then
               ``image_builder.slim`` strips the venv (pip/setuptools/wheel, test suites,
               headers, sources, stubs; see that module).
-    runtime   FROM base: tini, a non-root user, the venv copied from ``deps`` (no pip cache, no
-              build tools), the payload (user repository or model) read-only in its own
-              directory, ``python`` = the venv's interpreter, tini as PID 1 (forwards SIGTERM).
-    <role>    FROM runtime: labels and the default command of one role (learner, aggregator,
-              inference_server). Roles differ only here, so they share every layer above.
+    <role>-env  FROM deps, for a role that is pruned (``Role.prune``): ``image_builder.role_env``
+              removes the distributions the role does not use (the user's dependencies stay
+              as declared) and records what went in and why in ``VENV/flops-packages.json``.
+              Only this cheap step is per role; the dependency layer is shared.
+    runtime   FROM base: tini, a non-root user, ``python`` = the venv's interpreter, tini as
+              PID 1 (forwards SIGTERM).
+    <role>    FROM runtime: the role's venv (from ``<role>-env``, or ``deps`` unpruned), then
+              the payload (user repository or model) read-only in its own directory (after the
+              venv: a code change leaves the venv layer as it was), labels and the default
+              command of the role (learner, aggregator, inference_server).
 
 The build context the builder prepares next to the Containerfile holds ``deps/requirements.txt``,
-``deps/constraints.txt``, ``wheel/<the FLOps wheel>`` and ``payload/`` (repository or model).
+``deps/constraints.txt``, ``deps/user-requirements.txt`` (the user's lines alone),
+``wheel/<the FLOps wheel>`` and ``payload/`` (repository or model).
 """
 
 from __future__ import annotations
@@ -47,12 +53,16 @@ class Role:
         Role-specific environment (defaults the orchestrator may override).
     expose
         Ports the role listens on by default.
+    prune
+        Keep only the distributions the role uses (see ``image_builder.role_env``, which
+        must know the role); otherwise the role gets the whole dependency set.
     """
 
     name: str
     module: str
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     expose: tuple[int, ...] = ()
+    prune: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +140,19 @@ def _deps_stage(recipe: Recipe) -> list[str]:
     ]
 
 
+PROBE_REPO = "/opt/flops/build/payload"
+
+
+def _role_env_stage(role: Role) -> list[str]:
+    return [
+        f"FROM deps AS {role.name}-env",
+        "COPY deps/user-requirements.txt /opt/flops/build/",
+        f"COPY payload/ {PROBE_REPO}/",
+        f"RUN {VENV}/bin/python -B -m image_builder.role_env {role.name} --venv {VENV} "
+        f"--repo {PROBE_REPO} --user-requirements /opt/flops/build/user-requirements.txt",
+    ]
+
+
 def _runtime_stage(recipe: Recipe) -> list[str]:
     tini = (
         f"RUN test -x {TINI} || (apt-get update -q && apt-get install -y -q "
@@ -151,8 +174,6 @@ def _runtime_stage(recipe: Recipe) -> list[str]:
         tini,
         f"RUN groupadd --gid {UID} {USER} && useradd --uid {UID} --gid {UID} --create-home "
         f"--home-dir {HOME} --shell /usr/sbin/nologin {USER}",
-        f"COPY --from=deps {VENV} {VENV}",
-        f"COPY payload/ {recipe.payload_dir}/",
         _env_line(env),
         f"WORKDIR {HOME}",
         f"USER {UID}:{UID}",
@@ -160,11 +181,13 @@ def _runtime_stage(recipe: Recipe) -> list[str]:
     ]
 
 
-def _role_stage(role: Role, labels: Mapping[str, str]) -> list[str]:
-    lines = [f"FROM runtime AS {role.name}"]
+def _role_stage(role: Role, recipe: Recipe) -> list[str]:
+    lines = [f"FROM runtime AS {role.name}",
+             f"COPY --from={role.name + '-env' if role.prune else 'deps'} {VENV} {VENV}",
+             f"COPY payload/ {recipe.payload_dir}/"]
     if role.env:
         lines.append(_env_line(role.env))
-    lines.append(_label_line({**labels, "io.flops.role": role.name}))
+    lines.append(_label_line({**recipe.labels, "io.flops.role": role.name}))
     lines += [f"EXPOSE {port}" for port in role.expose]
     lines.append(f"CMD {_json(['python', '-m', role.module])}")
     return lines
@@ -186,7 +209,8 @@ def render_containerfile(recipe: Recipe) -> str:
     blocks = [
         ["# Rendered by FLOps image_builder; one stage per role below the shared ones."],
         _deps_stage(recipe),
+        *(_role_env_stage(role) for role in recipe.roles if role.prune),
         _runtime_stage(recipe),
-        *(_role_stage(role, recipe.labels) for role in recipe.roles),
+        *(_role_stage(role, recipe) for role in recipe.roles),
     ]
     return "\n\n".join("\n".join(block) for block in blocks) + "\n"

@@ -1,11 +1,14 @@
 """Target ``images``: learner and aggregator images of a user repository at one commit.
 
-Both images hold the same virtual environment (FLOps runtime + the repository's dependencies,
-FLOps' pins as constraints) and the repository, read-only, in ``/opt/flops/repo``
-(``FLOPS_REPO_DIR``); they differ only in their default command (``python -m learner_base`` /
-``python -m aggregator``). The ``completed`` event carries ``images`` = ``{"learner": ref,
-"aggregator": ref}``, ``commit``, ``cache_hit``, ``timings``, ``platforms``, plus ``tag``,
-``dependency_hash``, ``runtime_version`` and (when something was built) ``log_file``.
+Both images are built from one dependency layer (FLOps runtime + the repository's dependencies,
+FLOps' pins as constraints); each keeps only the distributions its role uses
+(``image_builder.role_env``: the learner has no MLflow and no ``uv``; the user's dependencies
+stay as declared; ``/opt/flops/venv/flops-packages.json`` says what went in and why). Both hold
+the repository, read-only, in ``/opt/flops/repo`` (``FLOPS_REPO_DIR``), and run
+``python -m learner_base`` / ``python -m aggregator`` by default. The ``completed`` event
+carries ``images`` = ``{"learner": ref, "aggregator": ref}``, ``commit``, ``cache_hit``,
+``timings``, ``platforms``, plus ``tag``, ``dependency_hash``, ``runtime_version`` and (when
+something was built) ``log_file``.
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ from image_builder.outcome import BuildStep, ImageBuildResult
 from image_builder.settings import BuilderSettings
 from image_builder.steps import StepTimer, run_reported
 
-LEARNER = cf.Role(name="learner", module="learner_base")
+LEARNER = cf.Role(name="learner", module="learner_base", prune=True)
 AGGREGATOR = cf.Role(name="aggregator", module="aggregator",
-                     env={"FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"}, expose=(8080,))
+                     env={"FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"}, expose=(8080,), prune=True)
 
 
 def build_images(settings: BuilderSettings, emitter: EventEmitter) -> ImageBuildResult:

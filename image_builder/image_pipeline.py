@@ -112,6 +112,7 @@ class _Prepared:
     containerfile: str
     requirements: tuple[str, ...]
     constraints: tuple[str, ...]
+    user_requirements: tuple[str, ...]
     wheel: Path
     refs: dict[str, str]
     tag: str
@@ -159,8 +160,8 @@ def _prepare(settings: BuilderSettings, plan: ImagePlan, cache: CacheLayout,
                               source=plan.source_slug, role=role.name) + f":{tag}"
         for role in plan.roles
     }
-    return _Prepared(text, merged.requirements, merged.constraints, wheel, refs, tag, runtime,
-                     pip)
+    return _Prepared(text, merged.requirements, merged.constraints, merged.user, wheel, refs,
+                     tag, runtime, pip)
 
 
 @contextlib.contextmanager
@@ -281,6 +282,7 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
             (context / "Containerfile").write_text(prep.containerfile, encoding="utf-8")
             write_lines(context / "deps" / "requirements.txt", prep.requirements)
             write_lines(context / "deps" / "constraints.txt", prep.constraints)
+            write_lines(context / "deps" / "user-requirements.txt", prep.user_requirements)
             (context / "wheel").mkdir()
             shutil.copy2(prep.wheel, context / "wheel" / prep.wheel.name)
             copy_payload(plan.payload, context / "payload")

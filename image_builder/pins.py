@@ -39,11 +39,15 @@ class MergedRequirements:
         Lines of ``constraints.txt`` (``name==version`` for every pin).
     notes
         Human-readable messages about dropped or changed user requirements.
+    user
+        The user's requirements alone, as installed (after the pin policy): what a pruned
+        role keeps with its closure (``image_builder.role_env``).
     """
 
     requirements: tuple[str, ...]
     constraints: tuple[str, ...]
     notes: tuple[str, ...]
+    user: tuple[str, ...] = ()
 
 
 def merge_requirements(
@@ -86,7 +90,8 @@ def merge_requirements(
     notes += [f"{source}: ignored {line!r} (not a requirement pip can install from an index)"
               for line in policy.invalid]
     constraints = tuple(f"{name}=={version}" for name, version in sorted(pins.items()))
-    return MergedRequirements(tuple(lines), constraints, tuple(notes))
+    return MergedRequirements(tuple(lines), constraints, tuple(notes),
+                              tuple(policy.requirements))
 
 
 def runtime_roots(exclude: Iterable[str] = MANAGER_ONLY) -> tuple[str, ...]:

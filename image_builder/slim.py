@@ -81,7 +81,7 @@ def needed_tools(dists: Iterable[metadata.Distribution]) -> set[str]:
     return needed
 
 
-def _uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport) -> None:
+def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport) -> None:
     """Remove every file the distribution's RECORD lists, then its metadata directory."""
     base = Path(str(dist.locate_file("")))
     dirs: set[Path] = set()
@@ -107,7 +107,7 @@ def slim(venv: Path, site_packages: Path) -> SlimReport:
     for dist in dists:
         name = canonicalize_name(dist.metadata["Name"] or "")
         if name in TOOLS and name not in keep:
-            _uninstall(dist, venv, report)
+            uninstall(dist, venv, report)
     if "setuptools" not in keep:
         for leftover in ("_distutils_hack", "pkg_resources", "distutils-precedence.pth"):
             _remove(site_packages / leftover, venv, report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -130,6 +131,69 @@ def test_images_run_their_component_as_default_command(cold_build: dict[str, Any
                           ref], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ['["python","-m","aggregator"]', '["/usr/bin/tini","--"]',
                                   "10001:10001"]
+
+
+def _image_json(ref: str, script: str) -> Any:
+    return json.loads(podman_run(ref, script).strip().splitlines()[-1])
+
+
+REPORT = ("python -c 'import json; "
+          "print(json.dumps(json.load(open(\"/opt/flops/venv/flops-packages.json\"))))'")
+
+
+def test_each_role_keeps_only_what_it_uses(cold_build: dict[str, Any]) -> None:
+    """The learner has no MLflow and no uv; the aggregator has MLflow; both record why."""
+    images = cold_build["result"].images
+    learner = _image_json(images["learner"], REPORT)
+    aggregator = _image_json(images["aggregator"], REPORT)
+    assert learner["role"] == "learner" and aggregator["role"] == "aggregator"
+    dropped = {d["name"].lower() for d in learner["removed"]}
+    kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
+    assert {"mlflow-skinny", "uv"} <= dropped, dropped
+    assert kept["scikit-learn"] == "user requirement" and "scipy" in kept  # as declared
+    assert {"flwr", "pyarrow", "paho-mqtt"} <= set(kept), kept
+    assert all(d["bytes"] > 0 for d in learner["removed"])
+    agg_kept = {d["name"].lower() for d in aggregator["kept"]}
+    assert {"mlflow-skinny", "scikit-learn", "flwr"} <= agg_kept
+    assert "uv" in {d["name"].lower() for d in aggregator["removed"]}
+    out = podman_run(images["learner"],
+                     "python -c 'import learner_base.runtime, flops_messaging.mqtt_publisher, "
+                     "flops_dataplane.client; print(\"ok\")'; python -c 'import mlflow' 2>&1 "
+                     "| tail -1; ls /opt/flops/venv/bin")
+    assert "ok" in out and "No module named 'mlflow'" in out and "\nuv\n" not in f"\n{out}\n"
+    out = podman_run(images["aggregator"], "python -c 'import mlflow.pyfunc, aggregator.runtime; "
+                                           "print(\"ok\")'")
+    assert out.strip().endswith("ok")
+    sizes = {role: int(subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Size}}", ref], capture_output=True,
+        text=True, check=True).stdout) for role, ref in images.items()}
+    assert sizes["learner"] < sizes["aggregator"], sizes
+
+
+def test_code_change_keeps_the_role_venv_layers(
+        cold_build: dict[str, Any], image_settings: Callable[..., BuilderSettings],
+        recorder: Recorder, tmp_path: Path) -> None:
+    """A commit touching only user code rebuilds the payload layer, not the pruned venv's:
+    the venv layers of both images have the digests of the first build (pushed once)."""
+    repo = make_repo(tmp_path / "digits", USER_FILES)
+    manager = repo / "model_manager.py"
+    manager.write_text(manager.read_text() + "\n# a code change\n")
+    git(repo, "commit", "-qam", "code change")
+    second = build_images(image_settings(repository_url=f"file://{repo}"), recorder.emitter)
+    assert not second.cache_hit
+    for role, ref in second.images.items():
+        old, new = (_layers(cold_build["result"].images[role]), _layers(ref))
+        assert len(old) == len(new) and old[:-1] == new[:-1], (role, old, new)
+        assert old[-1] != new[-1]  # the payload
+
+
+def _layers(ref: str) -> list[str]:
+    subprocess.run(["podman", "pull", "-q", "--tls-verify=false", ref], check=True,
+                   capture_output=True, timeout=300)
+    out = subprocess.run(["podman", "image", "inspect", "--format", "{{json .RootFS.Layers}}",
+                          ref], capture_output=True, text=True, check=True)
+    layers: list[str] = json.loads(out.stdout)
+    return layers
 
 
 def test_missing_emulation_fails_fast(fl_repo: Path, image_settings: Callable[..., BuilderSettings],

@@ -55,7 +55,7 @@ RECIPE = cf.Recipe(
     base_image="localhost/base:1", python="python3", wheel_name="flops-0.1.0-py3-none-any.whl",
     payload_dir=cf.REPO_DIR, env={"FLOPS_REPO_DIR": cf.REPO_DIR},
     labels={"org.opencontainers.image.revision": "abc"},
-    roles=(cf.Role("learner", "learner_base"),
+    roles=(cf.Role("learner", "learner_base", prune=True),
            cf.Role("aggregator", "aggregator", env={"FLOPS_LISTEN_ADDRESS": "0.0.0.0:8080"},
                    expose=(8080,))),
 )
@@ -64,17 +64,26 @@ RECIPE = cf.Recipe(
 def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     text = cf.render_containerfile(RECIPE)
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
-    assert froms == ["FROM localhost/base:1 AS deps", "FROM localhost/base:1 AS runtime",
+    assert froms == ["FROM localhost/base:1 AS deps", "FROM deps AS learner-env",
+                     "FROM localhost/base:1 AS runtime",
                      "FROM runtime AS learner", "FROM runtime AS aggregator"]
     assert text == cf.render_containerfile(RECIPE)  # stable
     runtime = text.split("AS runtime", 1)[1].split("FROM runtime AS", 1)[0]
-    assert "COPY --from=deps /opt/flops/venv /opt/flops/venv" in runtime
     assert "pip install" not in runtime and "PIP_CERT" not in runtime
     assert "USER 10001:10001" in runtime
     assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in runtime
     assert 'FLOPS_REPO_DIR="/opt/flops/repo"' in runtime
     assert "PATH=\"/opt/flops/venv/bin:" in runtime
-    assert "COPY payload/ /opt/flops/repo/" in runtime
+    # the pruned learner takes its own venv, the aggregator the whole one; then the payload
+    learner = text.split("FROM runtime AS learner", 1)[1].split("FROM runtime AS", 1)[0]
+    aggregator = text.split("FROM runtime AS aggregator", 1)[1]
+    assert learner.index("COPY --from=learner-env /opt/flops/venv /opt/flops/venv") < \
+        learner.index("COPY payload/ /opt/flops/repo/")
+    assert "COPY --from=deps /opt/flops/venv /opt/flops/venv" in aggregator
+    assert "COPY payload/ /opt/flops/repo/" in aggregator
+    env_stage = text.split("AS learner-env", 1)[1].split("AS runtime", 1)[0]
+    assert "python -B -m image_builder.role_env learner" in env_stage
+    assert "--user-requirements /opt/flops/build/user-requirements.txt" in env_stage
     assert 'CMD ["python", "-m", "learner_base"]' in text
     assert 'CMD ["python", "-m", "aggregator"]' in text and "EXPOSE 8080" in text
     deps = text.split("AS deps", 1)[1].split("AS runtime", 1)[0]

@@ -1,0 +1,344 @@
+"""Give one role's image only the distributions that role uses (run inside the image build).
+
+``python -B -m image_builder.role_env ROLE --venv VENV --repo DIR --user-requirements FILE``
+runs in a stage of its own (``FROM deps``), so the shared dependency layer stays one layer for
+every role and platform and only this cheap step is per role. It keeps:
+
+* the user's dependencies exactly as declared: every distribution named in
+  ``user-requirements.txt`` with its whole requirement closure (markers and extras followed);
+* what the user's code imports, read statically from every ``*.py`` file of the repository
+  (also imports inside functions), with its closure;
+* what the role's own code loads: a probe interpreter imports the role's modules
+  (:data:`ROLE_PROBES`) and the repository's ModelManager class, and every distribution that
+  owns a loaded module's file is kept (not its declared closure: Flower declares ``uv`` and
+  server pieces a learner never loads);
+* the closure of the role's ``closed`` roots (the aggregator's MLflow, which imports lazily);
+* the FLOps runtime distribution itself.
+
+Every other distribution is removed (its RECORD's files and its metadata). A second probe in
+the pruned environment must import everything again, or the build fails naming the module.
+The decision is recorded in ``VENV/flops-packages.json``: each kept distribution with its
+version and why, each removed one with its size.
+
+The pure part (:func:`closure`, :func:`plan`) takes plain data, so it is tested without images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import importlib.metadata as metadata
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from packaging.markers import default_environment
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from image_builder.slim import SlimReport, uninstall
+
+RUNTIME_DISTRIBUTION = "flops"
+REPORT_NAME = "flops-packages.json"
+DIRECTORY_MTIME = 315532800
+"""1980-01-01: directories touched by the removal get a fixed time (same input, same layer)."""
+PROBE_TIMEOUT_S = 600.0
+"""Importing a role's modules under emulation takes tens of seconds; this bounds a hang."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleProbe:
+    """What one role's code needs.
+
+    Attributes
+    ----------
+    modules
+        Modules the probe imports: the role's entry points and what they import lazily at
+        run time. A module whose top-level package is not installed is skipped (optional).
+    closed
+        Distributions kept with their whole closure (libraries that import lazily).
+    load_repo
+        Import the repository's ModelManager class (the role runs the user's code).
+    """
+
+    modules: tuple[str, ...]
+    closed: tuple[str, ...] = ()
+    load_repo: bool = True
+
+
+RUN_TIME_IMPORTS = ("flops_messaging.mqtt_publisher", "learner_base.data",
+                    "flops_utils.ml_repo_building_blocks", "flops_dataplane.client")
+"""FLOps modules every role imports lazily (events over MQTT, the data client)."""
+
+ROLE_PROBES: Mapping[str, RoleProbe] = {
+    "learner": RoleProbe(modules=("learner_base.__main__", "learner_base.runtime",
+                                  "learner_base.settings", *RUN_TIME_IMPORTS)),
+    "aggregator": RoleProbe(
+        modules=(*RUN_TIME_IMPORTS, "aggregator.__main__", "aggregator.runtime",
+                 "aggregator.cluster",
+                 "aggregator.tracking", "aggregator.model_saving", "aggregator.pickled_model",
+                 "aggregator.experiment_kind", "flops_contracts.aggregator_settings",
+                 "mlflow", "mlflow.pyfunc", "mlflow.tracking", "mlflow.entities",
+                 "mlflow.exceptions", "mlflow.utils.environment", "skops.io", "cloudpickle"),
+        closed=("mlflow-skinny",),
+    ),
+}
+"""Roles whose images are pruned; other roles (the inference server) keep the whole venv."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Installed:
+    """One installed distribution, as the planner sees it."""
+
+    name: str
+    version: str
+    requires: tuple[str, ...]
+    size: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What stays and what goes: canonical name -> reason (kept) or size in bytes (removed)."""
+
+    kept: dict[str, str]
+    removed: dict[str, int]
+
+
+def _requirements(texts: Iterable[str]) -> Iterator[Requirement]:
+    for text in texts:
+        try:
+            yield Requirement(text.split(" #", 1)[0].split("\t#", 1)[0].strip())
+        except InvalidRequirement:
+            continue
+
+
+def closure(roots: Mapping[str, str], installed: Mapping[str, Installed],
+            environment: Mapping[str, str]) -> dict[str, str]:
+    """Return canonical name -> why, for ``roots`` (name -> why) and what they require.
+
+    Requirements follow markers evaluated in ``environment`` and the extras each requirement
+    asks for; names that are not installed are skipped (their marker excluded them from the
+    install, or they are optional).
+    """
+    why: dict[str, str] = {}
+    todo: list[tuple[str, frozenset[str], str]] = [
+        (canonicalize_name(name), frozenset(), reason) for name, reason in roots.items()]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, extras, reason = todo.pop()
+        if name not in installed or (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        why.setdefault(name, reason)
+        for req in _requirements(installed[name].requires):
+            wanted = ("", *sorted(extras))
+            if req.marker is not None and not any(
+                    req.marker.evaluate({**environment, "extra": extra}) for extra in wanted):
+                continue
+            todo.append((canonicalize_name(req.name), frozenset(req.extras),
+                         f"required by {installed[name].name}"))
+    return why
+
+
+def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str],
+         user_imports: Iterable[str], loaded: Iterable[str], closed: Iterable[str],
+         environment: Mapping[str, str]) -> Plan:
+    """Decide which distributions one role keeps (see the module docstring).
+
+    Parameters
+    ----------
+    installed
+        Canonical name -> the installed distribution.
+    user_requirements
+        The user's requirement lines (names with specifiers, markers, extras).
+    user_imports
+        Distributions owning the top-level modules the user's code imports.
+    loaded
+        Distributions owning a module the role's probe loaded.
+    closed
+        Distributions kept with their closure for the role.
+    """
+    env = dict(environment)
+    roots: dict[str, str] = {}
+    for req in _requirements(user_requirements):
+        if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+            roots.setdefault(canonicalize_name(req.name), "user requirement")
+    for name in user_imports:  # FLOps' own packages (learner_base...) bring no closure
+        if canonicalize_name(name) != RUNTIME_DISTRIBUTION:
+            roots.setdefault(canonicalize_name(name), "imported by the user's code")
+    for name in closed:
+        roots.setdefault(canonicalize_name(name), "used by the role (kept with its closure)")
+    kept = closure(roots, installed, env)
+    for name in loaded:
+        kept.setdefault(canonicalize_name(name), "loaded by the role's code")
+    kept.setdefault(RUNTIME_DISTRIBUTION, "the FLOps runtime")
+    removed = {name: dist.size for name, dist in sorted(installed.items()) if name not in kept}
+    return Plan(kept=dict(sorted(kept.items())), removed=removed)
+
+
+def imported_names(repo: Path) -> tuple[set[str], list[str]]:
+    """Return the top-level module names the repository's ``*.py`` files import.
+
+    Also returns the files that could not be parsed (their imports are unknown).
+    """
+    names: set[str] = set()
+    unreadable: list[str] = []
+    for path in sorted(repo.rglob("*.py")):
+        if any(part.startswith(".") for part in path.relative_to(repo).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_bytes(), filename=str(path))
+        except (SyntaxError, ValueError, OSError):
+            unreadable.append(str(path.relative_to(repo)))
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return names, unreadable
+
+
+def _installed(site_packages: Path) -> tuple[dict[str, Installed],
+                                             dict[str, metadata.Distribution]]:
+    found: dict[str, Installed] = {}
+    dists: dict[str, metadata.Distribution] = {}
+    for dist in metadata.distributions(path=[str(site_packages)]):
+        name = canonicalize_name(dist.metadata["Name"] or "")
+        if not name or name in found:
+            continue
+        base = Path(str(dist.locate_file("")))
+        size = sum((base / f).stat().st_size for f in dist.files or [] if (base / f).is_file())
+        found[name] = Installed(name=dist.metadata["Name"], version=dist.version,
+                                requires=tuple(dist.requires or ()), size=size)
+        dists[name] = dist
+    return found, dists
+
+
+def _owners(names: Iterable[str]) -> set[str]:
+    """Return the installed distributions providing the given top-level module names."""
+    providers = metadata.packages_distributions()
+    return {canonicalize_name(dist) for name in names
+            if name not in sys.stdlib_module_names for dist in providers.get(name, ())}
+
+
+PROBE_CODE = """
+import importlib, json, os, sys
+from importlib import metadata
+modules, repo = json.loads(sys.argv[1]), sys.argv[2]
+skipped = []
+for name in modules:
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name.split(".")[0]:
+            raise
+        skipped.append(name)
+if repo:
+    from pathlib import Path
+    from learner_base.repository import load_model_manager_class
+    load_model_manager_class(Path(repo))
+files = {}
+for dist in metadata.distributions():
+    base = str(dist.locate_file(""))
+    for entry in dist.files or []:
+        files[os.path.realpath(os.path.join(base, str(entry)))] = dist.metadata["Name"]
+loaded = sorted({files[p] for m in list(sys.modules.values())
+                 if (p := os.path.realpath(getattr(m, "__file__", None) or "")) in files})
+print(json.dumps({"loaded": loaded, "skipped": skipped}))
+"""
+
+
+def run_probe(python: str, probe: RoleProbe, repo: Path | None) -> dict[str, list[str]]:
+    """Import the role's modules in a fresh interpreter; return what it loaded and skipped.
+
+    Raises
+    ------
+    SystemExit
+        With the probe's error output, when an import fails or it does not finish in time.
+    """
+    try:
+        result = subprocess.run(  # noqa: S603 - argv list, no shell
+            [python, "-B", "-c", PROBE_CODE, json.dumps(list(probe.modules)),
+             str(repo) if repo is not None and probe.load_repo else ""],
+            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    except subprocess.TimeoutExpired:
+        raise SystemExit(f"image_builder.role_env: importing the role's modules took more "
+                         f"than {PROBE_TIMEOUT_S:.0f} s") from None
+    if result.returncode != 0:
+        raise SystemExit("image_builder.role_env: importing the role's modules failed:\n"
+                         + result.stderr[-4000:])
+    answer: dict[str, list[str]] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def _fix_directory_times(venv: Path) -> None:
+    for directory, _, _ in os.walk(venv):
+        os.utime(directory, (DIRECTORY_MTIME, DIRECTORY_MTIME), follow_symlinks=False)
+
+
+def prune(role: str, *, venv: Path, site_packages: Path, repo: Path | None,
+          user_requirements: list[str]) -> str:
+    """Remove from ``venv`` what ``role`` does not use; write the report beside it.
+
+    Returns a one-line summary for the build log.
+    """
+    probe = ROLE_PROBES[role]
+    python = str(venv / "bin" / "python")
+    before = run_probe(python, probe, repo)
+    installed, dists = _installed(site_packages)
+    names, unreadable = imported_names(repo) if repo is not None else (set(), [])
+    decision = plan(installed=installed, user_requirements=user_requirements,
+                    user_imports=_owners(names), loaded=before["loaded"],
+                    closed=probe.closed,
+                    environment={k: str(v) for k, v in default_environment().items()})
+    report = SlimReport()
+    for name in decision.removed:
+        uninstall(dists[name], venv, report)
+    after = run_probe(python, probe, repo)  # fails the build if a removal broke an import
+    _fix_directory_times(venv)
+    summary: dict[str, object] = {
+        "role": role,
+        "kept": [{"name": installed[n].name, "version": installed[n].version, "why": why}
+                 for n, why in decision.kept.items()],
+        "removed": [{"name": installed[n].name, "version": installed[n].version,
+                     "bytes": size, "why": f"not used by the {role}"}
+                    for n, size in decision.removed.items()],
+        "bytes_removed": report.bytes_freed,
+        "skipped_modules": after["skipped"],
+        "unparsed_files": unreadable,
+    }
+    (venv / REPORT_NAME).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return (f"image_builder.role_env: the {role} keeps {len(decision.kept)} distributions, "
+            f"removed {len(decision.removed)} ({report.bytes_freed / 2**20:.1f} MiB): "
+            + ", ".join(installed[n].name for n in decision.removed))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -B -m image_builder.role_env ROLE --venv VENV [--repo DIR] ...``."""
+    parser = argparse.ArgumentParser(prog="python -m image_builder.role_env",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("role", choices=sorted(ROLE_PROBES))
+    parser.add_argument("--venv", type=Path, default=Path(sys.prefix))
+    parser.add_argument("--repo", type=Path, default=None)
+    parser.add_argument("--user-requirements", type=Path, default=None)
+    args = parser.parse_args(argv)
+    venv: Path = args.venv
+    site_packages = Path(sysconfig.get_paths(vars={"base": str(venv),
+                                                   "platbase": str(venv)})["purelib"])
+    lines = (args.user_requirements.read_text(encoding="utf-8").splitlines()
+             if args.user_requirements is not None else [])
+    print(prune(args.role, venv=venv, site_packages=site_packages, repo=args.repo,
+                user_requirements=[line for line in lines
+                                   if line.strip() and not line.lstrip().startswith("#")]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,127 @@
+"""Role-specific environments: which distributions a role keeps, and pruning a real venv."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from image_builder import role_env
+from image_builder.role_env import Installed, closure, imported_names, plan
+
+ENV = {"python_version": "3.11", "sys_platform": "linux", "platform_machine": "aarch64",
+       "implementation_name": "cpython", "os_name": "posix", "platform_system": "Linux",
+       "python_full_version": "3.11.7", "platform_python_implementation": "CPython",
+       "platform_release": "", "platform_version": "", "implementation_version": "3.11.7"}
+
+
+def _installed(**requires: tuple[str, ...]) -> dict[str, Installed]:
+    return {name: Installed(name=name, version="1.0", requires=reqs, size=1000)
+            for name, reqs in requires.items()}
+
+
+INSTALLED = _installed(
+    flwr=("numpy>=1", "uv>=0.5", "grpcio", "pywin32; sys_platform == 'win32'"),
+    **{"scikit-learn": ("numpy", "scipy", "joblib"), "mlflow-skinny": ("cloudpickle", "pyyaml"),
+       "pandas": ("numpy", "tzdata; extra == 'tz'"), "numpy": (), "uv": (), "grpcio": (),
+       "scipy": ("numpy",), "joblib": (), "cloudpickle": (), "pyyaml": (), "tzdata": (),
+       "pyarrow": (), "flops": ("flwr", "mlflow-skinny", "pyarrow")})
+
+
+def test_closure_follows_markers_and_extras() -> None:
+    assert set(closure({"scikit-learn": "user requirement"}, INSTALLED, ENV)) == {
+        "scikit-learn", "numpy", "scipy", "joblib"}
+    # a marker false on this platform is not followed; an unknown name is skipped
+    assert set(closure({"flwr": "x", "not-installed": "y"}, INSTALLED, ENV)) == {
+        "flwr", "numpy", "uv", "grpcio"}
+    # an extra is followed only when asked for
+    assert "tzdata" not in closure({"pandas": "x"}, INSTALLED, ENV)
+    assert "tzdata" in closure({"flops": "x", "scikit-learn": "y"},
+                               {**INSTALLED, "flops": Installed("flops", "1", ("pandas[tz]",))},
+                               ENV)
+
+
+def test_plan_keeps_user_closure_loaded_and_closed_roots_only() -> None:
+    decision = plan(installed=INSTALLED, user_requirements=["scikit-learn>=1.3  # model"],
+                    user_imports=[], loaded=["flwr", "numpy", "grpcio", "pyarrow"],
+                    closed=[], environment=ENV)
+    assert decision.kept["scikit-learn"] == "user requirement"
+    assert decision.kept["scipy"] == "required by scikit-learn"
+    assert decision.kept["flwr"] == "loaded by the role's code"
+    assert decision.kept["flops"] == "the FLOps runtime"
+    # uv is declared by flwr but never loaded; MLflow is not used by this role
+    assert set(decision.removed) == {"uv", "mlflow-skinny", "cloudpickle", "pyyaml", "pandas",
+                                     "tzdata"}
+    assert decision.removed["uv"] == 1000
+
+    aggregator = plan(installed=INSTALLED, user_requirements=[], user_imports=["pandas"],
+                      loaded=["flwr"], closed=["mlflow-skinny"], environment=ENV)
+    assert {"mlflow-skinny", "cloudpickle", "pyyaml", "pandas", "numpy"} <= set(aggregator.kept)
+    assert aggregator.kept["pandas"] == "imported by the user's code"
+    assert "uv" in aggregator.removed and "scikit-learn" in aggregator.removed
+
+
+def test_user_requirement_markers_are_evaluated() -> None:
+    decision = plan(installed=INSTALLED, user_requirements=[
+        "pandas; sys_platform == 'win32'", "joblib; platform_machine == 'aarch64'",
+        "--extra-index-url https://example.org/simple"],
+        user_imports=[], loaded=[], closed=[], environment=ENV)
+    assert "pandas" in decision.removed and decision.kept["joblib"] == "user requirement"
+
+
+def test_imported_names_reads_every_file_statically(tmp_path: Path) -> None:
+    (tmp_path / "model_manager.py").write_text(
+        "import numpy as np\nfrom sklearn.linear_model import LogisticRegression\n"
+        "from . import helpers\nfrom .local import thing\n"
+        "def fit():\n    import pandas.io\n    return pandas\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "util.py").write_text("import torch, os.path\n")
+    (tmp_path / "broken.py").write_text("def (:\n")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / ".hidden" / "x.py").write_text("import secret_thing\n")
+    names, unreadable = imported_names(tmp_path)
+    assert names == {"numpy", "sklearn", "pandas", "torch", "os"}
+    assert unreadable == ["broken.py"]
+
+
+@pytest.mark.integration
+def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path) -> None:
+    """A venv with the FLOps runtime (as in an image): the learner loses MLflow and uv, keeps
+    the user's scikit-learn closure, and records why; the aggregator keeps MLflow."""
+    target = tmp_path / "venv"
+    venv.create(target, system_site_packages=False, with_pip=False)
+    site = next((target / "lib").glob("python3.*/site-packages"))
+    # the dev environment's site-packages stand in for an image's installed dependencies
+    here = next(p for p in map(Path, sys.path) if (p / "flwr").is_dir())
+    subprocess.run(["cp", "-a", f"{here}/.", str(site)], check=True)
+    repo = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
+    requirements = tmp_path / "user-requirements.txt"
+    requirements.write_text("scikit-learn\n")
+    learner = _prune(target, "learner", repo, requirements)
+    removed = {d["name"].lower() for d in learner["removed"]}
+    kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
+    assert {"mlflow-skinny", "uv"} <= removed
+    assert kept["scikit-learn"] == "user requirement" and "scipy" in kept
+    assert kept["flwr"] == "loaded by the role's code" and "pyarrow" in kept
+    assert not list(site.glob("mlflow_skinny-*.dist-info")) and not (target / "bin" / "uv").exists()
+    assert json.loads((target / role_env.REPORT_NAME).read_text())["role"] == "learner"
+    # the pruned venv still runs the role's imports (the check ran inside prune, too)
+    subprocess.run([str(target / "bin" / "python"), "-c", "import learner_base.runtime"],
+                   check=True, timeout=120)
+
+
+def _prune(target: Path, role: str, repo: Path, requirements: Path) -> dict[str, Any]:
+    result = subprocess.run(
+        [str(target / "bin" / "python"), "-B", "-m", "image_builder.role_env", role,
+         "--venv", str(target), "--repo", str(repo), "--user-requirements", str(requirements)],
+        capture_output=True, text=True, timeout=600,
+        cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"the {role} keeps" in result.stdout
+    report: dict[str, Any] = json.loads((target / role_env.REPORT_NAME).read_text())
+    return report
