@@ -140,16 +140,16 @@ def _deps_stage(recipe: Recipe) -> list[str]:
     ]
 
 
-PROBE_REPO = "/opt/flops/build/payload"
+PROBE_PAYLOAD = "/opt/flops/build/payload"
 
 
 def _role_env_stage(role: Role) -> list[str]:
     return [
         f"FROM deps AS {role.name}-env",
         "COPY deps/user-requirements.txt /opt/flops/build/",
-        f"COPY payload/ {PROBE_REPO}/",
+        f"COPY payload/ {PROBE_PAYLOAD}/",
         f"RUN {VENV}/bin/python -B -m image_builder.role_env {role.name} --venv {VENV} "
-        f"--repo {PROBE_REPO} --user-requirements /opt/flops/build/user-requirements.txt",
+        f"--payload {PROBE_PAYLOAD} --user-requirements /opt/flops/build/user-requirements.txt",
     ]
 
 

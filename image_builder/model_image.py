@@ -4,8 +4,10 @@ The model is downloaded from MLflow (``FLOPS_MODEL_URI``, ``FLOPS_TRACKING_URI``
 directory also works) and copied read-only to ``/opt/flops/model``; the image runs
 ``python -m inference_server`` with ``FLOPS_MODEL_URI=/opt/flops/model`` and
 ``FLOPS_LISTEN_ADDRESS=0.0.0.0:8080``. The model's ``requirements.txt`` is merged with FLOps'
-pins (``mlflow`` is served by ``mlflow-skinny``). The tag's first component is a digest of the
-model's files, so the same model gives the same tag whatever URI named it. ``completed`` carries
+pins (``mlflow`` is served by ``mlflow-skinny``); the image keeps only what the inference server
+and the model load (``image_builder.role_env``: no Flower, no data plane). The tag's first
+component is a digest of the model's files, so the same model gives the same tag whatever URI
+named it. ``completed`` carries
 ``images`` = ``{"inference_server": ref}``, ``model_digest``, ``cache_hit``, ``timings``,
 ``platforms``.
 """
@@ -32,7 +34,7 @@ INFERENCE_PORT = 8080
 INFERENCE_SERVER = cf.Role(
     name="inference_server", module="inference_server",
     env={"FLOPS_MODEL_URI": cf.MODEL_DIR, "FLOPS_LISTEN_ADDRESS": f"0.0.0.0:{INFERENCE_PORT}"},
-    expose=(INFERENCE_PORT,),
+    expose=(INFERENCE_PORT,), prune=True,
 )
 SERVER_ROOTS = ("starlette", "uvicorn", "prometheus-client")
 """Libraries of the inference server beyond the runtime's roots (versions from the pins)."""

@@ -1,16 +1,17 @@
 """Give one role's image only the distributions that role uses (run inside the image build).
 
-``python -B -m image_builder.role_env ROLE --venv VENV --repo DIR --user-requirements FILE``
+``python -B -m image_builder.role_env ROLE --venv VENV --payload DIR --user-requirements FILE``
 runs in a stage of its own (``FROM deps``), so the shared dependency layer stays one layer for
 every role and platform and only this cheap step is per role. It keeps:
 
 * the user's dependencies exactly as declared: every distribution named in
   ``user-requirements.txt`` with its whole requirement closure (markers and extras followed);
-* what the user's code imports, read statically from every ``*.py`` file of the repository
+* what the user's code imports, read statically from every ``*.py`` file of the payload
   (also imports inside functions), with its closure;
 * what the role's own code loads: a probe interpreter imports the role's modules
-  (:data:`ROLE_PROBES`) and the repository's ModelManager class, and every distribution that
-  owns a loaded module's file is kept (not its declared closure: Flower declares ``uv`` and
+  (:data:`ROLE_PROBES`) and loads the payload as the role does (the repository's ModelManager
+  class, or the MLflow model with its flavor), and every distribution that owns a loaded
+  module's file is kept (not its declared closure: Flower declares ``uv`` and
   server pieces a learner never loads);
 * the closure of the role's ``closed`` roots (the aggregator's MLflow, which imports lazily);
 * the FLOps runtime distribution itself.
@@ -34,6 +35,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -62,33 +64,53 @@ class RoleProbe:
         run time. A module whose top-level package is not installed is skipped (optional).
     closed
         Distributions kept with their whole closure (libraries that import lazily).
-    load_repo
-        Import the repository's ModelManager class (the role runs the user's code).
+    payload
+        What the probe loads from the payload as the role does: ``repository`` imports the
+        repository's ModelManager class (the role runs the user's code), ``model`` loads the
+        MLflow model as the inference server does (its flavor's libraries, MLflow's client),
+        ``""`` nothing.
+    opportunistic
+        Distributions a library loads only because they are installed (pandas imports
+        pyarrow when it can): not kept for being loaded, only when the user's dependencies
+        or imports need them. The second probe proves the role imports without them.
     """
 
     modules: tuple[str, ...]
     closed: tuple[str, ...] = ()
-    load_repo: bool = True
+    payload: str = "repository"
+    opportunistic: tuple[str, ...] = ()
 
 
-RUN_TIME_IMPORTS = ("flops_messaging.mqtt_publisher", "learner_base.data",
-                    "flops_utils.ml_repo_building_blocks", "flops_dataplane.client")
-"""FLOps modules every role imports lazily (events over MQTT, the data client)."""
+EVENTS = "flops_messaging.mqtt_publisher"
+"""Imported lazily by every component that publishes events over MQTT."""
 
 ROLE_PROBES: Mapping[str, RoleProbe] = {
-    "learner": RoleProbe(modules=("learner_base.__main__", "learner_base.runtime",
-                                  "learner_base.settings", *RUN_TIME_IMPORTS)),
+    "learner": RoleProbe(modules=(
+        EVENTS, "learner_base.__main__", "learner_base.runtime", "learner_base.settings",
+        # the data client, imported when the user's code reads its node's data
+        "learner_base.data", "flops_utils.ml_repo_building_blocks", "flops_dataplane.client")),
     "aggregator": RoleProbe(
-        modules=(*RUN_TIME_IMPORTS, "aggregator.__main__", "aggregator.runtime",
-                 "aggregator.cluster",
+        modules=(EVENTS, "aggregator.__main__", "aggregator.runtime", "aggregator.cluster",
                  "aggregator.tracking", "aggregator.model_saving", "aggregator.pickled_model",
                  "aggregator.experiment_kind", "flops_contracts.aggregator_settings",
                  "mlflow", "mlflow.pyfunc", "mlflow.tracking", "mlflow.entities",
                  "mlflow.exceptions", "mlflow.utils.environment", "skops.io", "cloudpickle"),
         closed=("mlflow-skinny",),
+        opportunistic=("pyarrow",),
+    ),
+    "inference_server": RoleProbe(
+        modules=(EVENTS, "inference_server.__main__",
+                 "inference_server.runtime", "inference_server.app",
+                 "inference_server.model_loader", "inference_server.scoring",
+                 "inference_server.payload", "inference_server.validation",
+                 "inference_server.metrics", "inference_server.settings",
+                 "mlflow", "mlflow.pyfunc", "mlflow.tracking"),
+        closed=("mlflow-skinny",),
+        payload="model",
+        opportunistic=("pyarrow",),
     ),
 }
-"""Roles whose images are pruned; other roles (the inference server) keep the whole venv."""
+"""Roles whose images are pruned (``Role.prune``); a role not named keeps the whole venv."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +147,9 @@ def closure(roots: Mapping[str, str], installed: Mapping[str, Installed],
     asks for; names that are not installed are skipped (their marker excluded them from the
     install, or they are optional).
     """
-    why: dict[str, str] = {}
+    # a root's own reason comes first, even when another root requires it too
+    why: dict[str, str] = {canonicalize_name(name): reason for name, reason in roots.items()
+                           if canonicalize_name(name) in installed}
     todo: list[tuple[str, frozenset[str], str]] = [
         (canonicalize_name(name), frozenset(), reason) for name, reason in roots.items()]
     seen: set[tuple[str, frozenset[str]]] = set()
@@ -147,7 +171,7 @@ def closure(roots: Mapping[str, str], installed: Mapping[str, Installed],
 
 def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str],
          user_imports: Iterable[str], loaded: Iterable[str], closed: Iterable[str],
-         environment: Mapping[str, str]) -> Plan:
+         environment: Mapping[str, str], opportunistic: Iterable[str] = ()) -> Plan:
     """Decide which distributions one role keeps (see the module docstring).
 
     Parameters
@@ -162,6 +186,8 @@ def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str]
         Distributions owning a module the role's probe loaded.
     closed
         Distributions kept with their closure for the role.
+    opportunistic
+        Loaded distributions not kept for being loaded (see :class:`RoleProbe`).
     """
     env = dict(environment)
     roots: dict[str, str] = {}
@@ -174,8 +200,10 @@ def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str]
     for name in closed:
         roots.setdefault(canonicalize_name(name), "used by the role (kept with its closure)")
     kept = closure(roots, installed, env)
+    skipped = {canonicalize_name(name) for name in opportunistic}
     for name in loaded:
-        kept.setdefault(canonicalize_name(name), "loaded by the role's code")
+        if canonicalize_name(name) not in skipped:
+            kept.setdefault(canonicalize_name(name), "loaded by the role's code")
     kept.setdefault(RUNTIME_DISTRIBUTION, "the FLOps runtime")
     removed = {name: dist.size for name, dist in sorted(installed.items()) if name not in kept}
     return Plan(kept=dict(sorted(kept.items())), removed=removed)
@@ -230,7 +258,7 @@ def _owners(names: Iterable[str]) -> set[str]:
 PROBE_CODE = """
 import importlib, json, os, sys
 from importlib import metadata
-modules, repo = json.loads(sys.argv[1]), sys.argv[2]
+modules, kind, payload = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 skipped = []
 for name in modules:
     try:
@@ -239,10 +267,13 @@ for name in modules:
         if exc.name != name.split(".")[0]:
             raise
         skipped.append(name)
-if repo:
+if kind == "repository":
     from pathlib import Path
     from learner_base.repository import load_model_manager_class
-    load_model_manager_class(Path(repo))
+    load_model_manager_class(Path(payload))
+elif kind == "model":
+    from inference_server.model_loader import load_served_model
+    load_served_model(payload, tracking_uri=None)
 files = {}
 for dist in metadata.distributions():
     base = str(dist.locate_file(""))
@@ -254,7 +285,7 @@ print(json.dumps({"loaded": loaded, "skipped": skipped}))
 """
 
 
-def run_probe(python: str, probe: RoleProbe, repo: Path | None) -> dict[str, list[str]]:
+def run_probe(python: str, probe: RoleProbe, payload: Path | None) -> dict[str, list[str]]:
     """Import the role's modules in a fresh interpreter; return what it loaded and skipped.
 
     Raises
@@ -263,11 +294,13 @@ def run_probe(python: str, probe: RoleProbe, repo: Path | None) -> dict[str, lis
         With the probe's error output, when an import fails or it does not finish in time.
     """
     try:
-        result = subprocess.run(  # noqa: S603 - argv list, no shell
-            [python, "-B", "-c", PROBE_CODE, json.dumps(list(probe.modules)),
-             str(repo) if repo is not None and probe.load_repo else ""],
-            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        with tempfile.TemporaryDirectory(prefix="flops-probe-") as scratch:
+            # what the role writes where it runs (MLflow's default store) stays out of images
+            result = subprocess.run(  # noqa: S603 - argv list, no shell
+                [python, "-B", "-c", PROBE_CODE, json.dumps(list(probe.modules)),
+                 probe.payload if payload is not None else "", str(payload or "")],
+                capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, check=False,
+                cwd=scratch, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     except subprocess.TimeoutExpired:
         raise SystemExit(f"image_builder.role_env: importing the role's modules took more "
                          f"than {PROBE_TIMEOUT_S:.0f} s") from None
@@ -283,7 +316,7 @@ def _fix_directory_times(venv: Path) -> None:
         os.utime(directory, (DIRECTORY_MTIME, DIRECTORY_MTIME), follow_symlinks=False)
 
 
-def prune(role: str, *, venv: Path, site_packages: Path, repo: Path | None,
+def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
           user_requirements: list[str]) -> str:
     """Remove from ``venv`` what ``role`` does not use; write the report beside it.
 
@@ -291,17 +324,17 @@ def prune(role: str, *, venv: Path, site_packages: Path, repo: Path | None,
     """
     probe = ROLE_PROBES[role]
     python = str(venv / "bin" / "python")
-    before = run_probe(python, probe, repo)
+    before = run_probe(python, probe, payload)
     installed, dists = _installed(site_packages)
-    names, unreadable = imported_names(repo) if repo is not None else (set(), [])
+    names, unreadable = imported_names(payload) if payload is not None else (set(), [])
     decision = plan(installed=installed, user_requirements=user_requirements,
                     user_imports=_owners(names), loaded=before["loaded"],
-                    closed=probe.closed,
+                    closed=probe.closed, opportunistic=probe.opportunistic,
                     environment={k: str(v) for k, v in default_environment().items()})
     report = SlimReport()
     for name in decision.removed:
         uninstall(dists[name], venv, report)
-    after = run_probe(python, probe, repo)  # fails the build if a removal broke an import
+    after = run_probe(python, probe, payload)  # fails the build if a removal broke an import
     _fix_directory_times(venv)
     summary: dict[str, object] = {
         "role": role,
@@ -321,12 +354,13 @@ def prune(role: str, *, venv: Path, site_packages: Path, repo: Path | None,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -B -m image_builder.role_env ROLE --venv VENV [--repo DIR] ...``."""
+    """``python -B -m image_builder.role_env ROLE --venv VENV [--payload DIR] ...``."""
     parser = argparse.ArgumentParser(prog="python -m image_builder.role_env",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("role", choices=sorted(ROLE_PROBES))
     parser.add_argument("--venv", type=Path, default=Path(sys.prefix))
-    parser.add_argument("--repo", type=Path, default=None)
+    parser.add_argument("--payload", type=Path, default=None,
+                        help="the user's repository or the model directory")
     parser.add_argument("--user-requirements", type=Path, default=None)
     args = parser.parse_args(argv)
     venv: Path = args.venv
@@ -334,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
                                                    "platbase": str(venv)})["purelib"])
     lines = (args.user_requirements.read_text(encoding="utf-8").splitlines()
              if args.user_requirements is not None else [])
-    print(prune(args.role, venv=venv, site_packages=site_packages, repo=args.repo,
+    print(prune(args.role, venv=venv, site_packages=site_packages, payload=args.payload,
                 user_requirements=[line for line in lines
                                    if line.strip() and not line.lstrip().startswith("#")]))
     return 0

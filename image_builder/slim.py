@@ -89,13 +89,21 @@ def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport) -> No
         path = (base / entry).resolve()
         if venv.resolve() not in path.parents:
             continue
-        dirs.add(path.parent)
+        # every directory between the file and site-packages: a package whose files went
+        # (some earlier, stripped as sources) must not stay behind as an empty namespace
+        dirs.update(parent for parent in path.parents if base.resolve() in parent.parents)
         _remove(path, venv, report)
     info = getattr(dist, "_path", None)  # the .dist-info directory (files RECORD omits)
     if isinstance(info, Path) and info.name.endswith(".dist-info"):
         _remove(info, venv, report)
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
-        if directory.is_dir() and not any(directory.iterdir()) and directory != venv:
+        if not directory.is_dir() or directory == venv:
+            continue
+        left = list(directory.iterdir())
+        if [p.name for p in left] == ["__pycache__"]:  # byte code RECORD did not list
+            _remove(left[0], venv, report)
+            left = []
+        if not left:
             directory.rmdir()
 
 

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -80,8 +81,13 @@ def load_served_model(model_uri: str, *, tracking_uri: str | None) -> ServedMode
     if tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     ref = parse_model_uri(model_uri)
+    # Without a tracking server (a model baked into an image), MLflow's default store would be
+    # a new SQLite file in the working directory: nothing to look up there, and creating it
+    # costs seconds of start-up (and SQLAlchemy in the image). Ask a store only if one is set.
+    configured = bool(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+    client = (MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+              if configured or ref.in_registry else None)
     version: Any = None
     if ref.in_registry:
         version = _resolve_version(client, ref, model_uri)
@@ -98,7 +104,8 @@ def load_served_model(model_uri: str, *, tracking_uri: str | None) -> ServedMode
     meta = model.metadata
     run_id = getattr(version, "run_id", None) or meta.run_id or ref.run_id
     model_id = getattr(meta, "model_id", None) or ref.model_id
-    run = _best_effort(lambda: client.get_run(run_id), what=f"run {run_id}") if run_id else None
+    run = (_best_effort(lambda: client.get_run(run_id), what=f"run {run_id}")
+           if run_id and client is not None else None)
     facts = ModelFacts(
         model_uri=model_uri,
         loaded_uri=loaded_uri,

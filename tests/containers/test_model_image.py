@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +46,15 @@ def test_model_image_builds_caches_and_answers_ping(
     second = build_model_image(settings.model_copy(update={"trusted_images": trusted_of(first)}),
                                recorder.emitter)
     assert second.cache_hit and second.images == first.images
+    # the image keeps what the server and the model load: no Flower, no data plane
+    report = json.loads(subprocess.run(
+        ["podman", "run", "--rm", "--tls-verify=false", "--entrypoint", "cat", ref,
+         "/opt/flops/venv/flops-packages.json"], capture_output=True, text=True, check=True,
+        timeout=300).stdout)
+    removed = {d["name"].lower() for d in report["removed"]}
+    kept = {d["name"].lower(): d["why"] for d in report["kept"]}
+    assert report["role"] == "inference_server" and {"flwr", "uv"} <= removed, removed
+    assert kept["scikit-learn"] == "user requirement" and "mlflow-skinny" in kept
 
     orch = build_docker_orchestrator(podman_socket.replace("unix://", "docker+unix://"), None)
     spec = ServiceSpec(name="modeltest-inference", role="inference", image=ref,

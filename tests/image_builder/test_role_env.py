@@ -33,6 +33,15 @@ INSTALLED = _installed(
        "pyarrow": (), "flops": ("flwr", "mlflow-skinny", "pyarrow")})
 
 
+def test_every_pruned_role_has_a_probe() -> None:
+    from image_builder.fl_images import AGGREGATOR, LEARNER
+    from image_builder.model_image import INFERENCE_SERVER
+
+    for role in (LEARNER, AGGREGATOR, INFERENCE_SERVER):
+        assert role.prune and role.name in role_env.ROLE_PROBES
+    assert role_env.ROLE_PROBES["inference_server"].payload == "model"
+
+
 def test_closure_follows_markers_and_extras() -> None:
     assert set(closure({"scikit-learn": "user requirement"}, INSTALLED, ENV)) == {
         "scikit-learn", "numpy", "scipy", "joblib"}
@@ -41,6 +50,9 @@ def test_closure_follows_markers_and_extras() -> None:
         "flwr", "numpy", "uv", "grpcio"}
     # an extra is followed only when asked for
     assert "tzdata" not in closure({"pandas": "x"}, INSTALLED, ENV)
+    # a root keeps its own reason even when another root requires it too
+    both = closure({"flwr": "loaded", "numpy": "user requirement"}, INSTALLED, ENV)
+    assert both["numpy"] == "user requirement" and both["uv"] == "required by flwr"
     assert "tzdata" in closure({"flops": "x", "scikit-learn": "y"},
                                {**INSTALLED, "flops": Installed("flops", "1", ("pandas[tz]",))},
                                ENV)
@@ -65,6 +77,15 @@ def test_plan_keeps_user_closure_loaded_and_closed_roots_only() -> None:
     assert aggregator.kept["pandas"] == "imported by the user's code"
     assert "uv" in aggregator.removed and "scikit-learn" in aggregator.removed
 
+    # pyarrow loaded only because pandas tries it: removed, unless the user needs it
+    loaded = ["flwr", "pandas", "pyarrow"]
+    assert "pyarrow" in plan(installed=INSTALLED, user_requirements=[], user_imports=[],
+                             loaded=loaded, closed=[], environment=ENV,
+                             opportunistic=["pyarrow"]).removed
+    assert plan(installed=INSTALLED, user_requirements=["pyarrow"], user_imports=[],
+                loaded=loaded, closed=[], environment=ENV,
+                opportunistic=["pyarrow"]).kept["pyarrow"] == "user requirement"
+
 
 def test_user_requirement_markers_are_evaluated() -> None:
     decision = plan(installed=INSTALLED, user_requirements=[
@@ -87,6 +108,32 @@ def test_imported_names_reads_every_file_statically(tmp_path: Path) -> None:
     names, unreadable = imported_names(tmp_path)
     assert names == {"numpy", "sklearn", "pandas", "torch", "os"}
     assert unreadable == ["broken.py"]
+
+
+def test_uninstall_leaves_no_hollow_package(tmp_path: Path) -> None:
+    """Files stripped earlier (sources) and stray byte code must not leave the package
+    behind as an importable empty namespace (pandas would then take it for pyarrow)."""
+    from importlib.metadata import PathDistribution
+
+    from image_builder.slim import SlimReport, uninstall
+
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    files = ["pkg/__init__.py", "pkg/src/arrow/python/api.h", "pkg/lib/core.py",
+             "other/keep.py"]
+    for name in files:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text("x")
+    (site / "pkg" / "lib" / "__pycache__").mkdir()
+    (site / "pkg" / "lib" / "__pycache__" / "stray.cpython-311.pyc").write_text("x")
+    info = site / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("".join(f"{n},,\n" for n in files[:3]))
+    (site / "pkg/src/arrow/python/api.h").unlink()  # stripped by slim before
+    report = SlimReport()
+    uninstall(PathDistribution(info), tmp_path, report)
+    assert not (site / "pkg").exists() and not info.exists()
+    assert (site / "other" / "keep.py").is_file()
 
 
 @pytest.mark.integration
@@ -118,7 +165,7 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
 def _prune(target: Path, role: str, repo: Path, requirements: Path) -> dict[str, Any]:
     result = subprocess.run(
         [str(target / "bin" / "python"), "-B", "-m", "image_builder.role_env", role,
-         "--venv", str(target), "--repo", str(repo), "--user-requirements", str(requirements)],
+         "--venv", str(target), "--payload", str(repo), "--user-requirements", str(requirements)],
         capture_output=True, text=True, timeout=600,
         cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr[-3000:]
