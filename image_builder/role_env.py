@@ -85,10 +85,16 @@ EVENTS = "flops_messaging.mqtt_publisher"
 """Imported lazily by every component that publishes events over MQTT."""
 
 ROLE_PROBES: Mapping[str, RoleProbe] = {
-    "learner": RoleProbe(modules=(
-        EVENTS, "learner_base.__main__", "learner_base.runtime", "learner_base.settings",
-        # the data client, imported when the user's code reads its node's data
-        "learner_base.data", "flops_utils.ml_repo_building_blocks", "flops_dataplane.client")),
+    "learner": RoleProbe(
+        modules=(EVENTS, "learner_base.__main__", "learner_base.runtime",
+                 "learner_base.settings",
+                 # the data client, imported when the user's code reads its node's data
+                 "learner_base.data", "flops_utils.ml_repo_building_blocks",
+                 "flops_dataplane.client"),
+        # scikit-learn loads pandas when it is there; a learner needs it only if the user's
+        # code does (imports it, declares it, or calls ``to_pandas``)
+        opportunistic=("pandas",),
+    ),
     "aggregator": RoleProbe(
         modules=(EVENTS, "aggregator.__main__", "aggregator.runtime", "aggregator.cluster",
                  "aggregator.tracking", "aggregator.model_saving", "aggregator.pickled_model",
@@ -209,10 +215,15 @@ def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str]
     return Plan(kept=dict(sorted(kept.items())), removed=removed)
 
 
+IMPLIED_IMPORTS: Mapping[str, str] = {"to_pandas": "pandas"}
+"""Attribute calls that need a module the code never imports (``data.to_pandas()``)."""
+
+
 def imported_names(repo: Path) -> tuple[set[str], list[str]]:
     """Return the top-level module names the repository's ``*.py`` files import.
 
-    Also returns the files that could not be parsed (their imports are unknown).
+    Also returns the files that could not be parsed (their imports are unknown). Calls of
+    :data:`IMPLIED_IMPORTS` attributes count as imports of their module.
     """
     names: set[str] = set()
     unreadable: list[str] = []
@@ -229,6 +240,8 @@ def imported_names(repo: Path) -> tuple[set[str], list[str]]:
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names.add(node.module.split(".")[0])
+            elif isinstance(node, ast.Attribute) and node.attr in IMPLIED_IMPORTS:
+                names.add(IMPLIED_IMPORTS[node.attr])
     return names, unreadable
 
 

@@ -12,6 +12,7 @@ This is the only ``learner_base`` module that imports pyarrow; import it only wh
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,7 +57,17 @@ class TaggedData:
         return rows
 
     def to_pandas(self) -> Any:
-        """Return the table as a ``pandas.DataFrame``."""
+        """Return the table as a ``pandas.DataFrame``.
+
+        Raises
+        ------
+        ImportError
+            If pandas is not installed: learner images carry it only when the repository
+            declares or imports it (or calls ``to_pandas``, which the image build detects).
+        """
+        if importlib.util.find_spec("pandas") is None:
+            raise ImportError("to_pandas needs pandas, which this learner's environment does "
+                              "not have: add pandas to the repository's requirements.txt")
         return self.table.to_pandas()
 
     def feature_columns(self, label_column: str = "label") -> list[str]:

@@ -149,7 +149,7 @@ def test_each_role_keeps_only_what_it_uses(cold_build: dict[str, Any]) -> None:
     assert learner["role"] == "learner" and aggregator["role"] == "aggregator"
     dropped = {d["name"].lower() for d in learner["removed"]}
     kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
-    assert {"mlflow-skinny", "uv"} <= dropped, dropped
+    assert {"mlflow-skinny", "uv", "pandas"} <= dropped, dropped
     assert kept["scikit-learn"] == "user requirement" and "scipy" in kept  # as declared
     assert {"flwr", "pyarrow", "paho-mqtt"} <= set(kept), kept
     assert all(d["bytes"] > 0 for d in learner["removed"])
@@ -164,10 +164,9 @@ def test_each_role_keeps_only_what_it_uses(cold_build: dict[str, Any]) -> None:
     out = podman_run(images["aggregator"], "python -c 'import mlflow.pyfunc, aggregator.runtime; "
                                            "print(\"ok\")'")
     assert out.strip().endswith("ok")
-    sizes = {role: int(subprocess.run(
-        ["podman", "image", "inspect", "--format", "{{.Size}}", ref], capture_output=True,
-        text=True, check=True).stdout) for role, ref in images.items()}
-    assert sizes["learner"] < sizes["aggregator"], sizes
+    # sizes are benchmark results (bench/role_images.py); here: each role sheds a real part
+    for report in (learner, aggregator):
+        assert sum(d["bytes"] for d in report["removed"]) > 50e6, report["removed"]
 
 
 def test_code_change_keeps_the_role_venv_layers(

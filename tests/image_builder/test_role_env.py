@@ -102,11 +102,14 @@ def test_imported_names_reads_every_file_statically(tmp_path: Path) -> None:
         "def fit():\n    import pandas.io\n    return pandas\n")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "util.py").write_text("import torch, os.path\n")
+    (tmp_path / "pkg" / "frame.py").write_text("def rows(data):\n    return data.to_pandas()\n")
     (tmp_path / "broken.py").write_text("def (:\n")
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "x.py").write_text("import secret_thing\n")
     names, unreadable = imported_names(tmp_path)
     assert names == {"numpy", "sklearn", "pandas", "torch", "os"}
+    (tmp_path / "model_manager.py").write_text("import numpy\n")
+    assert imported_names(tmp_path)[0] == {"numpy", "torch", "os", "pandas"}  # to_pandas()
     assert unreadable == ["broken.py"]
 
 
@@ -155,6 +158,7 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
     assert {"mlflow-skinny", "uv"} <= removed
     assert kept["scikit-learn"] == "user requirement" and "scipy" in kept
     assert kept["flwr"] == "loaded by the role's code" and "pyarrow" in kept
+    assert "pandas" in removed  # scikit-learn loads it only because it is there
     assert not list(site.glob("mlflow_skinny-*.dist-info")) and not (target / "bin" / "uv").exists()
     assert json.loads((target / role_env.REPORT_NAME).read_text())["role"] == "learner"
     # the pruned venv still runs the role's imports (the check ran inside prune, too)

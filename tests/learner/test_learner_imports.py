@@ -17,3 +17,25 @@ def test_learner_runtime_imports_nothing_server_side() -> None:
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                            check=True, timeout=120).stdout.strip()
     assert found == "[]"
+
+
+def test_to_pandas_without_pandas_says_what_to_add() -> None:
+    """Learner images carry pandas only when the repository needs it: a clear error otherwise."""
+    probe = (
+        "import sys\n"
+        "class NoPandas:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'pandas':\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, NoPandas())\n"
+        "import importlib.util, pyarrow as pa\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'pandas' else 1\n"
+        "from learner_base.data import TaggedData\n"
+        "try:\n"
+        "    TaggedData(table=pa.table({'x': [1]}), tags=('t',)).to_pandas()\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         timeout=120)
+    assert "add pandas to the repository's requirements.txt" in out.stdout, out.stderr
