@@ -102,11 +102,12 @@ def measure(example: Path, base_image: str, work: Path, repeat: int) -> dict[str
 
 def table(report: dict[str, Any]) -> str:
     """Return the Markdown table of one report."""
-    lines = ["| image | uncompressed | compressed | imports at start (median) | "
-             "`podman run` (median) |", "|---|---|---|---|---|"]
+    lines = ["| image | uncompressed | compressed | imports at start: median (fastest) | "
+             "`podman run`: median (fastest) |", "|---|---|---|---|---|"]
     for name, r in report["results"].items():
         lines.append(f"| {name} | {r['uncompressed_mb']} MB | {r['compressed_mb']} MB | "
-                     f"{r['imports_median_s']:.2f} s | {r['run_median_s']:.2f} s |")
+                     f"{r['imports_median_s']:.2f} s ({min(r['imports_s']):.2f} s) | "
+                     f"{r['run_median_s']:.2f} s ({min(r['run_s']):.2f} s) |")
     return "\n".join(lines)
 
 

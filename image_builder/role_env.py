@@ -19,7 +19,7 @@ every role and platform and only this cheap step is per role. It keeps:
 Every other distribution is removed (its RECORD's files and its metadata). A second probe in
 the pruned environment must import everything again, or the build fails naming the module.
 The decision is recorded in ``VENV/flops-packages.json``: each kept distribution with its
-version and why, each removed one with its size.
+version, size and why, each removed one with its size.
 
 The pure part (:func:`closure`, :func:`plan`) takes plain data, so it is tested without images.
 """
@@ -351,8 +351,8 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     _fix_directory_times(venv)
     summary: dict[str, object] = {
         "role": role,
-        "kept": [{"name": installed[n].name, "version": installed[n].version, "why": why}
-                 for n, why in decision.kept.items()],
+        "kept": [{"name": installed[n].name, "version": installed[n].version, "why": why,
+                  "bytes": installed[n].size} for n, why in decision.kept.items()],
         "removed": [{"name": installed[n].name, "version": installed[n].version,
                      "bytes": size, "why": f"not used by the {role}"}
                     for n, size in decision.removed.items()],
