@@ -141,11 +141,15 @@ def _deps_stage(recipe: Recipe) -> list[str]:
 
 
 PROBE_PAYLOAD = "/opt/flops/build/payload"
+BUILD_PLATFORM_ARG = "FLOPS_BUILD_PLATFORM"
+"""The builder host's platform; with buildah's ``TARGETPLATFORM`` it tells ``role_env`` that
+a stage runs under emulation (where it skips its second, verifying probe)."""
 
 
 def _role_env_stage(role: Role) -> list[str]:
     return [
         f"FROM deps AS {role.name}-env",
+        f"ARG TARGETPLATFORM\nARG {BUILD_PLATFORM_ARG}",
         "COPY deps/user-requirements.txt /opt/flops/build/",
         f"COPY payload/ {PROBE_PAYLOAD}/",
         f"RUN {VENV}/bin/python -B -m image_builder.role_env {role.name} --venv {VENV} "

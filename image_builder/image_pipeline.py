@@ -294,7 +294,8 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
                     containerfile=context / "Containerfile", context=context,
                     target=role.name, manifest=manifests[role.name], platforms=platforms,
                     ca_bundle=ca_bundle, tls_verify=settings.registry_tls_verify,
-                    authfile=authfile, build_args=prep.pip.build_args, mounts=prep.pip.mounts,
+                    authfile=authfile, mounts=prep.pip.mounts,
+                    build_args={**prep.pip.build_args, cf.BUILD_PLATFORM_ARG: host_platform()},
                 ))
                 info.update(role=role.name)
         with steps.step(BuildStep.PUSH) as info:

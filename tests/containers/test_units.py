@@ -83,6 +83,7 @@ def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     assert "COPY payload/ /opt/flops/repo/" in aggregator
     env_stage = text.split("AS learner-env", 1)[1].split("AS runtime", 1)[0]
     assert "python -B -m image_builder.role_env learner" in env_stage
+    assert "ARG TARGETPLATFORM\nARG FLOPS_BUILD_PLATFORM" in env_stage
     assert "--user-requirements /opt/flops/build/user-requirements.txt" in env_stage
     assert 'CMD ["python", "-m", "learner_base"]' in text
     assert 'CMD ["python", "-m", "aggregator"]' in text and "EXPOSE 8080" in text

@@ -42,6 +42,15 @@ def test_every_pruned_role_has_a_probe() -> None:
     assert role_env.ROLE_PROBES["inference_server"].payload == "model"
 
 
+def test_emulated_when_the_target_is_not_the_build_host() -> None:
+    assert role_env.emulated({"TARGETPLATFORM": "linux/arm64",
+                              "FLOPS_BUILD_PLATFORM": "linux/amd64"})
+    assert not role_env.emulated({"TARGETPLATFORM": "linux/amd64",
+                                  "FLOPS_BUILD_PLATFORM": "linux/amd64"})
+    assert not role_env.emulated({"TARGETPLATFORM": "linux/arm64"})  # host unknown: verify
+    assert not role_env.emulated({})
+
+
 def test_closure_follows_markers_and_extras() -> None:
     assert set(closure({"scikit-learn": "user requirement"}, INSTALLED, ENV)) == {
         "scikit-learn", "numpy", "scipy", "joblib"}
