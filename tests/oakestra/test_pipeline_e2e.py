@@ -25,6 +25,7 @@ Every wait has a deadline and fails naming what it waited for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -470,6 +471,10 @@ def test_failed_service_fails_the_project_with_its_reason(oak: Env) -> None:
         state.forced.pop((job["microserviceID"], 0))
 
 
+def _location(api: ApiClient, node: str) -> object:
+    return api.request("GET", f"nodes/{node}").get("location")
+
+
 def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
                       tag: str) -> list[NodeAgent]:
     """A FLOps node agent per worker (name -> cluster), each with a share of the digits
@@ -485,6 +490,9 @@ def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
             agent = start_agent(settings, {"FLOPS_NODE_TOKEN": token})
             threading.Thread(target=agent.run, daemon=True).start()
             agents.append(agent)
+            # a push needs the node's first report (its address); a loaded machine delays it
+            wait_for(functools.partial(_location, api, node), timeout=60,
+                     what=f"node {node} reporting its address")
             rows = np.arange(index, len(y), len(workers))
             split = np.where(np.arange(len(rows)) % 5 == 0, "test", "train")
             table = pa.table({**{f"x{i}": x[rows, i] for i in range(64)}, "label": y[rows],
