@@ -58,18 +58,27 @@ from image_builder.runtime_layer import copy_runtime  # noqa: E402
 
 copy_runtime(src, ctx / "src")
 shutil.copytree(src / "containers" / "builder", ctx / "builder")
-project = tomllib.loads((src / "pyproject.toml").read_text())["project"]
-reqs = [*project["dependencies"], "setuptools", "wheel"]
+pyproject = tomllib.loads((src / "pyproject.toml").read_text())
+project = pyproject["project"]
+from packaging.requirements import Requirement  # noqa: E402
+
+# The build tools as pyproject.toml's [build-system] asks (the builder image builds FLOps'
+# runtime wheel with them, e.g. setuptools>=77 for the license field)
+tools = {Requirement(r).name: Requirement(r) for r in pyproject["build-system"]["requires"]}
+reqs = [*project["dependencies"], *(str(r) for r in tools.values())]
 (ctx / "requirements.txt").write_text("\n".join(reqs) + "\n")
 from image_builder.pins import runtime_pins  # noqa: E402
 
-# The closure of FLOps' requirements as installed (the pins images get), plus the build tools.
+# The closure of FLOps' requirements as installed (the pins images get), plus the build tools
+# where the version installed here satisfies [build-system] (an older one is not pinned).
 pins = runtime_pins()
-for tool in ("setuptools", "wheel"):
+for tool, req in tools.items():
     try:
-        pins[tool] = md.version(tool)
+        version = md.version(tool)
     except md.PackageNotFoundError:
-        pass
+        continue
+    if req.specifier.contains(version, prereleases=True):
+        pins[tool] = version
 (ctx / "constraints.txt").write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items())))
 PY
 # docker format: OCI image configs cannot carry the HEALTHCHECK instructions
