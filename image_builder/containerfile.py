@@ -149,7 +149,8 @@ a stage runs under emulation (where it skips its second, verifying probe)."""
 def _role_env_stage(role: Role) -> list[str]:
     return [
         f"FROM deps AS {role.name}-env",
-        f"ARG TARGETPLATFORM\nARG {BUILD_PLATFORM_ARG}",
+        "ARG TARGETPLATFORM",
+        f"ARG {BUILD_PLATFORM_ARG}",
         "COPY deps/user-requirements.txt /opt/flops/build/",
         f"COPY payload/ {PROBE_PAYLOAD}/",
         f"RUN {VENV}/bin/python -B -m image_builder.role_env {role.name} --venv {VENV} "
