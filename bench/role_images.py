@@ -31,10 +31,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from image_build import _compressed_mb, _run, _uncompressed_mb, bench_builder  # noqa: E402
-
+from bench.image_build import (  # noqa: E402
+    _compressed_mb,
+    _run,
+    _uncompressed_mb,
+    bench_builder,
+)
 from image_builder import BuilderSettings, fl_images  # noqa: E402
 from image_builder.role_env import ROLE_PROBES  # noqa: E402
 
