@@ -7,7 +7,8 @@ node checks the MAC, the expiry and that the token names this node, and then all
 token's operations on the token's tags. Data therefore never transits the manager: the manager
 only decides who may talk to which node for what, and for how long.
 
-Claims: ``node`` (node id), ``sub`` (who: ``user:alice`` or ``learner:<project>/<n>``),
+Claims: ``node`` (node id), ``sub`` (who: ``user:alice``, ``learner:<project>/<n>`` or
+``mock-provider:<project>/<n>``),
 ``ops`` (subset of :data:`OPERATIONS`), ``tags`` (data tags, ``["*"]`` = all), ``exp`` (Unix
 time).
 """
@@ -29,11 +30,18 @@ OPERATIONS = frozenset({READ, WRITE, DROP})
 MAX_TOKEN_LENGTH = 4096
 LEARNER_SUBJECT = "learner:"
 """Prefix of a learner token's subject: ``learner:<project id>/<learner index>``."""
+PROVIDER_SUBJECT = "mock-provider:"
+"""Prefix of a mock data provider's subject: ``mock-provider:<project id>/<learner index>``."""
 
 
 def learner_subject(project_id: str, learner: int) -> str:
     """The subject of learner ``learner``'s token of project ``project_id``."""
     return f"{LEARNER_SUBJECT}{project_id}/{learner}"
+
+
+def provider_subject(project_id: str, learner: int) -> str:
+    """The subject of the token that writes learner ``learner``'s mock data partition."""
+    return f"{PROVIDER_SUBJECT}{project_id}/{learner}"
 
 
 def learner_project(subject: str) -> str | None:

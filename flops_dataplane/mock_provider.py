@@ -2,9 +2,12 @@
 
 Partition ``i`` (of ``partitions``) goes to ``servers[i % len(servers)]``: with one server per
 partition each server gets exactly its learner's partition; with a single server all partitions
-land there. Each partition is uploaded as data set ``<tag>/part-<i>`` with a ``split`` column
-(``"train"`` / ``"test"``: a held-out test split of ``test_fraction``) and manifest metadata
-``partition`` / ``partitions``. Run it with ``python -m flops_dataplane.mock_provider``; settings
+land there. With ``partition`` set, the provider writes only that partition, to ``server``: one
+provider runs on each FLOps node and fills that node's data server with its learner's partition
+(every provider splits the same data set with the same seed, so the partitions are disjoint).
+Each partition is uploaded as data set ``<tag>/part-<i>`` with a ``split`` column (``"train"`` /
+``"test"``: a held-out test split of ``test_fraction``) and manifest metadata ``partition`` /
+``partitions``. Run it with ``python -m flops_dataplane.mock_provider``; settings
 are read from ``FLOPS_*`` variables (see :class:`MockProviderSettings`); a JSON summary is
 printed on stdout and reported as events.
 """
@@ -14,11 +17,11 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flops_contracts.entrypoint import start_component
 from flops_contracts.errors import FlopsError
@@ -31,7 +34,7 @@ from flops_dataplane.partitioners import (
     partition,
     split_train_test,
 )
-from flops_dataplane.protocol import SPLIT_COLUMN
+from flops_dataplane.protocol import LABEL_METADATA, SPLIT_COLUMN
 from flops_dataplane.sources import load_source
 from flops_messaging import EventEmitter, create_emitter
 
@@ -60,11 +63,14 @@ class MockProviderSettings(PartitionOptions):
     """Mock data provider settings (``FLOPS_<FIELD>``, e.g. ``FLOPS_PARTITIONS=3``).
 
     ``servers`` is a JSON list of ``grpc://host:port`` locations; the data server token is read
-    from ``FLOPS_DATA_TOKEN`` (field ``data_token``).
+    from ``FLOPS_DATA_TOKEN`` (field ``data_token``). ``partition`` with ``server`` instead
+    writes one partition to one server (a FLOps node's).
     """
 
     tag: str = "mock"
-    servers: list[str] = Field(..., min_length=1)
+    servers: list[str] = Field(default_factory=list)
+    server: str | None = None
+    partition: int | None = Field(None, ge=0)
     replace: bool = True
     data_token: str | None = None
     timeout_s: float = Field(120.0, gt=0)
@@ -81,6 +87,25 @@ class MockProviderSettings(PartitionOptions):
     @classmethod
     def _identifier(cls, value: str) -> str:
         return check_identifier(value, what="identifier")
+
+    @model_validator(mode="after")
+    def _targets(self) -> Self:
+        single = self.partition is not None
+        if single and (self.server is None or self.servers):
+            raise ValueError("FLOPS_PARTITION needs FLOPS_SERVER (and no FLOPS_SERVERS)")
+        if not single and (self.server is not None or not self.servers):
+            raise ValueError("set FLOPS_SERVERS (a JSON list), or FLOPS_SERVER with "
+                             "FLOPS_PARTITION")
+        if single and self.partition is not None and self.partition >= self.partitions:
+            raise ValueError(f"FLOPS_PARTITION {self.partition} is not below FLOPS_PARTITIONS "
+                             f"{self.partitions}")
+        return self
+
+    def targets(self, count: int) -> list[tuple[int, str]]:
+        """``(partition, server)`` pairs to upload, of ``count`` partitions."""
+        if self.partition is not None and self.server is not None:
+            return [(self.partition, self.server)]
+        return [(i, self.servers[i % len(self.servers)]) for i in range(count)]
 
 
 def partition_tables(settings: PartitionOptions, table: pa.Table) -> list[pa.Table]:
@@ -131,8 +156,8 @@ def provide(settings: MockProviderSettings, emitter: EventEmitter | None = None)
     }
     clients: dict[str, DataClient] = {}
     try:
-        for index, part in enumerate(tables):
-            server = settings.servers[index % len(settings.servers)]
+        for index, server in settings.targets(len(tables)):
+            part = tables[index]
             if server not in clients:
                 clients[server] = DataClient(
                     server, settings.data_token, timeout_s=settings.timeout_s
@@ -142,7 +167,8 @@ def provide(settings: MockProviderSettings, emitter: EventEmitter | None = None)
                 settings.tag,
                 f"part-{index}",
                 replace=settings.replace,
-                metadata={"partition": str(index), "partitions": str(len(tables))},
+                metadata={"partition": str(index), "partitions": str(len(tables)),
+                          LABEL_METADATA: settings.label_column},
             )
             split = part.column(SPLIT_COLUMN).to_numpy(zero_copy_only=False)
             labels = part.column(settings.label_column).to_numpy(zero_copy_only=False)

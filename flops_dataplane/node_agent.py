@@ -35,6 +35,7 @@ from flops_contracts.errors import ConfigError
 from flops_contracts.ids import check_identifier
 from flops_dataplane.names import DatasetKey, parquet_path
 from flops_dataplane.node_server import AccessLog, NodeDataServer, schema_fingerprint
+from flops_dataplane.protocol import LABEL_METADATA
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ ACCESS_FILE = "access.jsonl"
 DATA_DIR = "data"
 ENROLL_PATH = "/api/v1/node-agent/enroll"
 REPORT_PATH = "/api/v1/node-agent/report"
-LABEL_METADATA = "label"
-"""Manifest metadata key naming a data set's label column (set by ``flops data push --label``)."""
 MAX_HISTOGRAM_CLASSES = 100
 
 

@@ -24,9 +24,12 @@ import json
 from typing import Any
 
 SPLIT_COLUMN = "split"
+"""Column marking rows as ``"train"`` or held-out ``"test"`` in mock-provider partitions."""
+LABEL_METADATA = "label"
+"""Manifest metadata key naming a data set's label column (``flops data push --label``, the
+mock data provider); a FLOps node counts that column's labels for its inventory."""
 EXISTS_MARKER = "already exists"
 """Words in the server's answer to an upload of a data set that exists (without replace)."""
-"""Column marking rows as ``"train"`` or held-out ``"test"`` in mock-provider partitions."""
 
 ACTION_DESCRIBE = "describe"
 ACTION_DROP = "drop"

@@ -25,9 +25,9 @@ from flops_contracts.errors import FlopsError
 from flops_dataplane.client import DataClient
 from flops_dataplane.errors import DataPlaneError
 from flops_dataplane.names import DatasetKey
+from flops_dataplane.protocol import LABEL_METADATA
 from flops_manager.cli.client import ApiClient, connect
 
-LABEL_METADATA = "label"
 BATCH_ROWS = 65_536
 
 

@@ -35,7 +35,11 @@ from flops_manager.identity import broker_policy, grants
 from flops_manager.identity.registry_server import REGISTRY_PASSWORD, keyring, project_login
 from flops_manager.identity.registry_tokens import Keyring
 from flops_manager.identity.tracking_logins import TrackingLogins
-from flops_manager.lifecycle.service_specs import DATA_TOKEN, LEARNER_DATA_TOKEN
+from flops_manager.lifecycle.service_specs import (
+    DATA_TOKEN,
+    LEARNER_DATA_TOKEN,
+    MOCK_WRITE_TOKEN,
+)
 from flops_manager.lifecycle.state import Project
 from flops_manager.ports.broker_accounts import BrokerAccounts, SharedBrokerLogin
 from flops_manager.ports.errors import (
@@ -81,10 +85,12 @@ def secret_values(project: Project, settings: Settings, service: str | None = No
     """Every secret a service of ``project`` may be handed (by variable name).
 
     A learner placed on a FLOps node gets its own data token for that node (stored under
-    ``LEARNER_DATA_TOKEN + service``) instead of the project's data server token.
+    ``LEARNER_DATA_TOKEN + service``), and a mock data provider writing to one its write token
+    there (``MOCK_WRITE_TOKEN + service``), instead of the project's data server token.
     ``tracking`` is the service's MLflow login (:meth:`TrackingLogins.component_env`).
     """
-    own = project.secrets.get(LEARNER_DATA_TOKEN + service) if service else None
+    own = next((project.secrets[key + service] for key in (LEARNER_DATA_TOKEN, MOCK_WRITE_TOKEN)
+                if service and key + service in project.secrets), None)
     values = {
         "FLOPS_DATA_TOKEN": own or project.secrets.get(DATA_TOKEN),
         MQTT_USERNAME: settings.component_mqtt_username,

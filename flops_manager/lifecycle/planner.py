@@ -178,14 +178,23 @@ def _on_built(project: Project, event: Event, now: float) -> Decision:
                  *deploy_actions(project), build=data)
 
 
+def _mock_on_nodes(project: Project) -> bool:
+    """Whether the project's mock data is written to its placed nodes (no data server)."""
+    return bool(project.spec.get("mock_data")) and bool(project.placement)
+
+
 def deploy_actions(project: Project) -> tuple[Action, ...]:
     """What starts a built project: everything that does not wait for another component.
 
     The aggregator needs no data, so it starts in the same step as the data server and the
     mock data provider (its start-up overlaps the partitioning and upload); only the learners
     wait for their data (:func:`_on_data_ready`). Without mock data, the learners start too.
+    Mock data written to the project's nodes starts alone: the aggregator records each
+    learner's rows and label counts, which are known once every node's provider reported.
     """
     aggregator = Action(ActionKind.DEPLOY_AGGREGATOR, project.id)
+    if _mock_on_nodes(project):
+        return (Action(ActionKind.DEPLOY_DATA, project.id),)
     if project.spec.get("mock_data"):
         return (Action(ActionKind.DEPLOY_DATA, project.id), aggregator)
     return (aggregator, Action(ActionKind.DEPLOY_LEARNERS, project.id))
@@ -194,13 +203,27 @@ def deploy_actions(project: Project) -> tuple[Action, ...]:
 def data_ready(project: Project) -> bool:
     """Whether the learners' data is in place: no mock data asked for, or its provider completed.
 
-    Read from the recorded component states (the provider's record outlives its service).
+    On nodes, every node's provider must have completed. Read from the recorded component
+    states (a provider's record outlives its service).
     """
     if not project.spec.get("mock_data"):
         return True
     prefix = f"{Component.MOCK_DATA_PROVIDER.value}/"
-    return any(key.startswith(prefix) and entry.get("state") == EventType.COMPLETED.value
-               for key, entry in project.components.items())
+    done = sum(1 for key, entry in project.components.items()
+               if key.startswith(prefix) and entry.get("state") == EventType.COMPLETED.value)
+    return done >= max(len(project.placement), 1)
+
+
+def with_partition_stats(project: Project, event: Event) -> Project:
+    """Record the rows and label counts a node's mock data provider wrote in the placement."""
+    reports = {r.get("index"): r for r in event.data.get("partitions") or ()
+               if isinstance(r, dict)}
+    placement = tuple(
+        {**entry, "rows": int(reports[entry["learner"]].get("rows") or 0),
+         "label_histogram": dict(reports[entry["learner"]].get("label_histogram") or {})}
+        if entry.get("learner") in reports else entry
+        for entry in project.placement)
+    return project.replace(placement=placement) if placement != project.placement else project
 
 
 def aggregator_started(project: Project) -> bool:
@@ -221,8 +244,18 @@ def _deployed(project: Project, now: float, *actions: Action) -> Decision:
     return decide(project, actions)
 
 
-def _on_data_ready(project: Project, now: float) -> Decision:
-    """The mock data provider filled the data server: start the learners."""
+def _on_data_ready(project: Project, event: Event, now: float) -> Decision:
+    """A mock data provider completed: once all did, start the learners.
+
+    On nodes the aggregator starts with them, knowing each learner's rows and label counts.
+    """
+    if _mock_on_nodes(project):
+        project = with_partition_stats(project, event)
+        if not data_ready(project) or project.phase is not Phase.DEPLOYING:
+            return Decision(project)
+        return _deployed(project, now, act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
+                         Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
+                         Action(ActionKind.DEPLOY_LEARNERS, project.id))
     return _deployed(project, now, act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
                      Action(ActionKind.DEPLOY_LEARNERS, project.id))
 
@@ -278,7 +311,7 @@ def plan_event(project: Project, event: Event, *, now: float) -> Decision:
     if kind is Component.BUILDER and what is EventType.COMPLETED:
         return _on_built(recorded, event, now)
     if kind is Component.MOCK_DATA_PROVIDER and what is EventType.COMPLETED:
-        return _on_data_ready(recorded, now)
+        return _on_data_ready(recorded, event, now)
     if (kind is Component.INFERENCE_SERVER and what is EventType.STARTED
             and phase is Phase.POST_TRAINING):
         return _move(recorded, Phase.SERVING, now)

@@ -15,7 +15,7 @@ from typing import Any
 
 from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.config import settings_to_env
-from flops_contracts.spec import ProjectSpec, TrainingMode
+from flops_contracts.spec import MockDataSpec, ProjectSpec, TrainingMode
 from flops_manager.identity import tracking_policy
 from flops_manager.identity.registry_access import owner_namespace
 from flops_manager.identity.registry_server import DEFAULT_NAMESPACE
@@ -49,6 +49,7 @@ INFERENCE_PORT = 8080
 DATA_TOKEN = "data_token"  # noqa: S105 - a key of Project.secrets, not a secret
 """Key of the project's data server token in ``Project.secrets``."""
 LEARNER_DATA_TOKEN = "data_token:"  # noqa: S105 - a key prefix, not a secret
+MOCK_WRITE_TOKEN = "mock_write_token:"  # noqa: S105 - a key prefix, not a secret
 """``Project.secrets`` key prefix of a node learner's own data token (+ its service name)."""
 
 _MODULE = {
@@ -101,7 +102,7 @@ def services_of(project: Project, roles: tuple[Role, ...]) -> list[str]:
     clusters = project_clusters(project)
     names: list[str] = []
     for role in roles:
-        if role is Role.LEARNERS and project.placement:
+        if role in (Role.LEARNERS, Role.MOCK_DATA_PROVIDER) and project.placement:
             names.extend(service_name(project.id, role, i) for i in range(len(project.placement)))
         elif role in PER_CLUSTER_ROLES and clusters:
             names.extend(service_name(project.id, role, i) for i in range(len(clusters)))
@@ -237,11 +238,73 @@ def tracking_server_spec(settings: Settings) -> ServiceSpec:
     )
 
 
+def mock_data_tag(project_id: str) -> str:
+    """The data tag under which a project's mock data partitions are written to its nodes."""
+    return f"mock-{project_id}"
+
+
+def node_data_tags(project: Project) -> list[str]:
+    """The tags learners placed on nodes read: the project's, or its mock data tag."""
+    spec = parsed_spec(project)
+    return [mock_data_tag(project.id)] if spec.mock_data is not None else list(spec.data_tags)
+
+
+def _mock_settings_env(mock: MockDataSpec) -> dict[str, str]:
+    """How the mock data provider partitions the data set (the same on every node)."""
+    return {
+        "FLOPS_DATASET": mock.dataset,
+        "FLOPS_PARTITIONER": mock.partitioner.value,
+        "FLOPS_ALPHA": str(mock.alpha),
+        "FLOPS_LABELS_PER_PARTITION": str(mock.labels_per_partition),
+        "FLOPS_SEED": str(mock.seed),
+        "FLOPS_TEST_FRACTION": str(mock.test_fraction),
+        "FLOPS_HOLDOUT_FRACTION": str(mock.holdout_fraction),
+    }
+
+
+def _node_provider_specs(project: Project, settings: Settings, place: Placement,
+                         mock: MockDataSpec) -> Iterator[ServiceSpec]:
+    """One mock data provider per placed node, writing that node's learner's partition.
+
+    Each runs where the node's learner will (pinned to the node, at the node's local data
+    server address) and holds a write token for the project's mock data tag on that node
+    only. No project-wide data server is started.
+    """
+    for entry in project.placement:
+        index = int(entry["learner"])
+        name = service_name(project.id, Role.MOCK_DATA_PROVIDER, index)
+        yield ServiceSpec(
+            **_base(project, Role.MOCK_DATA_PROVIDER, name=name),
+            image=settings.dataplane_image,
+            env={
+                "FLOPS_PROJECT_ID": project.id,
+                "FLOPS_EVENTS_URI": place.events_uri,
+                **_mock_settings_env(mock),
+                "FLOPS_PARTITIONS": str(len(project.placement)),
+                "FLOPS_PARTITION": str(index),
+                "FLOPS_TAG": mock_data_tag(project.id),
+                "FLOPS_SERVER": str(entry["location"]),
+            },
+            secret_env={"FLOPS_DATA_TOKEN": project.secrets[MOCK_WRITE_TOKEN + name]},
+            one_shot=True,
+            cluster=str(entry["cluster"]),
+            node=str(entry["node"]),
+            node_location_env="FLOPS_SERVER",
+        )
+
+
 def data_specs(project: Project, settings: Settings, place: Placement) -> Iterator[ServiceSpec]:
-    """The project's data server and, once it has an address, the mock data provider."""
+    """The mock data's services.
+
+    On placed nodes, one provider per node; else the project's data server and then (once it
+    has an address) its provider.
+    """
     spec = parsed_spec(project)
     mock = spec.mock_data
     if mock is None:
+        return
+    if project.placement:
+        yield from _node_provider_specs(project, settings, place, mock)
         return
     token = {"FLOPS_DATA_TOKEN": project.secrets[DATA_TOKEN]}
     server_name = service_name(project.id, Role.DATA_SERVER)
@@ -264,14 +327,8 @@ def data_specs(project: Project, settings: Settings, place: Placement) -> Iterat
         env={
             "FLOPS_PROJECT_ID": project.id,
             "FLOPS_EVENTS_URI": place.events_uri,
-            "FLOPS_DATASET": mock.dataset,
+            **_mock_settings_env(mock),
             "FLOPS_PARTITIONS": str(learner_total(spec, place)),
-            "FLOPS_PARTITIONER": mock.partitioner.value,
-            "FLOPS_ALPHA": str(mock.alpha),
-            "FLOPS_LABELS_PER_PARTITION": str(mock.labels_per_partition),
-            "FLOPS_SEED": str(mock.seed),
-            "FLOPS_TEST_FRACTION": str(mock.test_fraction),
-            "FLOPS_HOLDOUT_FRACTION": str(mock.holdout_fraction),
             "FLOPS_TAG": spec.effective_data_tags[0],
             "FLOPS_SERVERS": json.dumps([f"grpc://{place.resolve(server_name)}"]),
         },
@@ -368,15 +425,15 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
     else:
         groups.append((service_name(project.id, Role.LEARNERS),
                        service_name(project.id, Role.AGGREGATOR), None))
+    images = _learner_images(project, spec, place)
+    if project.placement:
+        return _node_learner_specs(project, settings, place, images)
     tags = spec.effective_data_tags
     secret_env: dict[str, str] = {}
     data_server: str | None = None
     if spec.mock_data is not None:
         data_server = f"grpc://{place.resolve(service_name(project.id, Role.DATA_SERVER))}"
         secret_env["FLOPS_DATA_TOKEN"] = project.secrets[DATA_TOKEN]
-    images = _learner_images(project, spec, place)
-    if project.placement:
-        return _node_learner_specs(project, settings, place, images)
     specs = []
     for position, (name, aggregator, placed_on) in enumerate(groups):
         env = {
@@ -432,7 +489,7 @@ def _node_learner_specs(project: Project, settings: Settings, place: Placement,
             "FLOPS_LEARNER_COUNT": str(len(project.placement)),
             "FLOPS_LEARNER_INDEX_OFFSET": str(index),
             "FLOPS_CONNECT_TIMEOUT_S": str(t.connect_timeout_s),
-            "FLOPS_DATA_TAGS": json.dumps(spec.data_tags),
+            "FLOPS_DATA_TAGS": json.dumps(node_data_tags(project)),
             "FLOPS_DATA_SERVER": str(entry["location"]),
         }
         if place.events_uri:
@@ -596,7 +653,9 @@ __all__ = [
     "Placement",
     "action_specs",
     "inference_spec",
+    "mock_data_tag",
     "mock_provider_spec",
+    "node_data_tags",
     "services_of",
     "tracking_server_spec",
 ]

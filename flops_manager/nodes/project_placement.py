@@ -7,7 +7,11 @@ from typing import Any
 
 from flops_contracts.errors import ErrorCode, FlopsError
 from flops_manager.lifecycle.actions import Role, service_name
-from flops_manager.lifecycle.service_specs import LEARNER_DATA_TOKEN
+from flops_manager.lifecycle.service_specs import (
+    LEARNER_DATA_TOKEN,
+    MOCK_WRITE_TOKEN,
+    mock_data_tag,
+)
 from flops_manager.nodes.model import Node
 from flops_manager.nodes.placement import (
     PlacementError,
@@ -21,6 +25,16 @@ from flops_manager.nodes.service import NodeService
 def uses_nodes(spec: Mapping[str, Any]) -> bool:
     """Whether a (normalised) spec trains on node data: data tags and no mock data."""
     return bool(spec.get("data_tags")) and spec.get("mock_data") is None
+
+
+def mock_on_nodes(spec: Mapping[str, Any], nodes: list[Node], *, now: float) -> bool:
+    """Whether a mock data project goes to the owner's nodes: it has one online.
+
+    Its partitions are then written to the nodes (partition i to learner i's node), and it
+    trains exactly as a project on pushed data does. An owner without nodes online (a backend
+    or stack without FLOps nodes) gets the project's own data server instead.
+    """
+    return spec.get("mock_data") is not None and any(n.status(now) == "online" for n in nodes)
 
 
 def node_learner_default(spec: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -53,12 +67,36 @@ def learner_token_key(project_id: str, learner: int) -> str:
     return LEARNER_DATA_TOKEN + service_name(project_id, Role.LEARNERS, learner)
 
 
+def provider_token_key(project_id: str, learner: int) -> str:
+    """The secret name of the mock data provider's write token on learner ``learner``'s node."""
+    return MOCK_WRITE_TOKEN + service_name(project_id, Role.MOCK_DATA_PROVIDER, learner)
+
+
+def _mock_error(owned: list[Node], learners: int, hierarchical: bool,
+                now: float) -> FlopsError:
+    """Say why a mock data project does not fit on the owner's online nodes."""
+    per = " in each cluster" if hierarchical else ""
+    listed = ", ".join(f"{n.name} ({n.status(now)}, cluster {n.cluster})"
+                       for n in sorted(owned, key=lambda n: n.name))
+    return FlopsError(
+        f"mock data goes to your FLOps nodes (partition i to learner i's node), so the "
+        f"project's {learners} learner(s){per} need {learners} online node(s){per}; your "
+        f"nodes: {listed}. Start more nodes (on the embedded stack: `flops down`, then "
+        f"`flops up --nodes N`), or lower training.learners",
+        code=ErrorCode.INVALID_SPEC, details={"nodes": [n.name for n in owned]})
+
+
 def place_project(nodes: NodeService, *, owner: str, project_id: str,
                   raw_spec: Mapping[str, Any], spec: dict[str, Any],
                   now: float) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
     """Place the learners; return the placement, the learners' data tokens and the spec.
 
-    The spec's ``training.learners`` becomes the number of learners placed.
+    The spec's ``training.learners`` becomes the number of learners placed. A mock data project
+    (:func:`mock_on_nodes`) takes ``training.learners`` online nodes (per cluster when
+    hierarchical), in name order; its partitions are written there under
+    :func:`~flops_manager.lifecycle.service_specs.mock_data_tag` by one mock data provider per
+    node, each holding a write token for that tag on that node only. Rows and label counts are
+    filled in when the providers report (until then 0 and empty).
 
     A hierarchical project gets one cluster per node cluster holding the tags
     (:func:`~flops_manager.nodes.placement.place_by_cluster`): each placement entry names its
@@ -74,28 +112,41 @@ def place_project(nodes: NodeService, *, owner: str, project_id: str,
     """
     training = dict(spec["training"])
     hierarchical = training.get("mode") == "hierarchical"
-    explicit = "learners" in (raw_spec.get("training") or {})
+    mock = spec.get("mock_data") is not None
+    explicit = "learners" in (raw_spec.get("training") or {}) or mock
     learners = int(training["learners"]) if explicit else None
     minimum = int(training.get("min_available_learners") or
                   (training["learners"] if explicit else 1))
+    # mock data: every online node qualifies (its partition is written there before training),
+    # and every learner needs one
+    wanted: list[str] = [] if mock else spec["data_tags"]
+    if mock:
+        minimum = int(training["learners"])
+    owned = nodes.nodes(owner)
     try:
         if hierarchical:
-            placed = place_by_cluster(nodes.nodes(owner), spec["data_tags"], learners=learners,
-                                      min_available=minimum, clusters=training.get("clusters"),
-                                      now=now)
+            placed = place_by_cluster(owned, wanted, learners=learners, min_available=minimum,
+                                      clusters=training.get("clusters"), now=now)
         else:
-            placed = place_by_data(nodes.nodes(owner), spec["data_tags"], learners=learners,
-                                   min_available=minimum, now=now)
+            placed = place_by_data(owned, wanted, learners=learners, min_available=minimum,
+                                   now=now)
     except PlacementError as exc:
+        if mock:
+            raise _mock_error(owned, minimum, hierarchical, now) from None
         raise FlopsError(exc.message, code=ErrorCode.INVALID_SPEC,
                          details={"data_tags": exc.tags, "nodes": exc.holders}) from None
-    by_name = {n.name: n for n in nodes.nodes(owner)}
+    by_name = {n.name: n for n in owned}
+    tags = [mock_data_tag(project_id)] if mock else spec["data_tags"]
     tokens = {
         learner_token_key(project_id, p.learner): nodes.learner_grant(
-            by_name[p.node], project_id=project_id, learner=p.learner,
-            tags=spec["data_tags"])["token"]
+            by_name[p.node], project_id=project_id, learner=p.learner, tags=tags)["token"]
         for p in placed
     }
+    if mock:
+        tokens.update({
+            provider_token_key(project_id, p.learner): nodes.provider_grant(
+                by_name[p.node], project_id=project_id, learner=p.learner, tags=tags)["token"]
+            for p in placed})
     training["learners"] = len(placed)
     aggregators: dict[int, str] = {}
     if hierarchical:
@@ -105,7 +156,7 @@ def place_project(nodes: NodeService, *, owner: str, project_id: str,
         aggregators = {learner: service_name(project_id, Role.CLUSTER_AGGREGATOR, g.index)
                        for g in groups for learner in g.learners}
     placement = [{**p.to_dict(), "location": by_name[p.node].location,
-                  "label_histogram": label_histogram(by_name[p.node], spec["data_tags"]),
+                  "label_histogram": {} if mock else label_histogram(by_name[p.node], tags),
                   **({"aggregator": aggregators[p.learner]} if hierarchical else {})}
                  for p in placed]
     return placement, tokens, {**spec, "training": training}

@@ -123,6 +123,12 @@ class NodeService:
         return self._grant(node, sub=data_tokens.learner_subject(project_id, learner),
                            ops=[data_tokens.READ], tags=tags, ttl_s=LEARNER_GRANT_TTL_S)
 
+    def provider_grant(self, node: Node, *, project_id: str, learner: int,
+                       tags: Sequence[str]) -> dict[str, Any]:
+        """A write-only data token for the mock data provider of ``learner`` on ``node``."""
+        return self._grant(node, sub=data_tokens.provider_subject(project_id, learner),
+                           ops=[data_tokens.WRITE], tags=tags, ttl_s=LEARNER_GRANT_TTL_S)
+
     def _grant(self, node: Node, *, sub: str, ops: Sequence[str], tags: Sequence[str],
                ttl_s: float) -> dict[str, Any]:
         if node.location is None:

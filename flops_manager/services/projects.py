@@ -12,6 +12,7 @@ from flops_manager.lifecycle import planner
 from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.nodes.project_placement import (
+    mock_on_nodes,
     node_learner_default,
     place_project,
     uses_nodes,
@@ -112,7 +113,9 @@ class ProjectService:
         project_id = self.new_id()
         placement: list[dict[str, Any]] = []
         learner_tokens: dict[str, str] = {}
-        if self.nodes is not None and uses_nodes(normalised):
+        if self.nodes is not None and (
+                uses_nodes(normalised)
+                or mock_on_nodes(normalised, self.nodes.nodes(owner), now=now)):
             placement, learner_tokens, normalised = place_project(
                 self.nodes, owner=owner, project_id=project_id, raw_spec=spec,
                 spec=normalised, now=now)

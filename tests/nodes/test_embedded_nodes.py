@@ -164,3 +164,91 @@ def test_hierarchical_project_gets_one_cluster_aggregator_per_node_cluster(
     finally:
         flops(env, "down")
     assert processes_mentioning(str(data)) == []
+
+
+def test_mock_data_fills_the_nodes_partition_i_to_node_i(tmp_path: Path) -> None:
+    """A mock data project on a stack with nodes takes the path of pushed data: one mock data
+    provider per node writes that node's partition, and each learner reads only its node."""
+    from sklearn.datasets import load_digits
+
+    from flops_dataplane.partitioners import holdout_split
+
+    data = tmp_path / "flops-data"
+    env = stack_env(data)
+    mock = {"dataset": "sklearn:digits", "partitioner": "dirichlet", "alpha": 0.5, "seed": 3,
+            "holdout_fraction": 0.2}
+    try:
+        up = flops(env, "up", "--nodes", "3", "--json")
+        assert up.returncode == 0, up.stderr
+        record = json.loads(up.stdout)
+        # more learners than online nodes: refused, naming the nodes and what to do
+        too_many = tmp_path / "too-many.json"
+        too_many.write_text(json.dumps({"spec": {
+            "name": "mock-too-many", "mock_data": mock, "training": {"rounds": 1,
+                                                                     "learners": 4}}}))
+        refused = flops(env, "project", "create", "-f", str(too_many), "--repo",
+                        str(ROOT / "examples" / "digits_sklearn"), "--quiet")
+        assert refused.returncode != 0
+        assert "need 4 online node(s)" in refused.stderr, refused.stderr
+        assert "node-3 (online, cluster local)" in refused.stderr, refused.stderr
+
+        spec = {"spec": {
+            "name": "mock-on-nodes", "mock_data": mock,
+            "training": {"rounds": 4, "learners": 3,
+                         "learner_config": {"local_epochs": 1, "learning_rate": 0.05}},
+        }}
+        project_id = create_and_watch(env, tmp_path, spec)
+        project = json.loads(flops(env, "project", "status", project_id, "--json").stdout)
+        assert project["phase"] == "completed", project["last_error"]
+        tag = f"mock-{project_id}"
+        placement = {int(p["learner"]): p for p in project["placement"]}
+        assert {i: p["node"] for i, p in placement.items()} == dict(enumerate(NODES))
+        status = flops(env, "project", "status", project_id).stdout
+        for index, node in enumerate(NODES):
+            assert f"learner {index} on node {node} (cluster local)" in status, status
+        # no project-wide data server: only the nodes' providers, learners and aggregator ran
+        kinds = {key.partition("/")[0] for key in project["components"]}
+        assert "data_server" not in kinds and "mock_data_provider" in kinds, kinds
+        # every kept digit is on exactly one node; the held-out fifth on none
+        x, y = load_digits(return_X_y=True)
+        kept, held = holdout_split(len(y), fraction=0.2, seed=3)
+        listing = [r for r in json.loads(flops(env, "data", "ls", "--json").stdout)
+                   if r["tag"] == tag]
+        assert sorted((r["node"], r["name"]) for r in listing) == [
+            (node, f"part-{i}") for i, node in enumerate(NODES)]
+        assert sum(r["rows"] for r in listing) == len(kept)
+        rows = {r["node"]: r["rows"] for r in listing}
+        histograms = {r["node"]: r["label_histogram"] for r in listing}
+        # the placement and MLflow show each learner's rows and labels, as the nodes hold them
+        from mlflow.tracking import MlflowClient
+
+        params = MlflowClient(record["mlflow_url"]).get_run(
+            project["model"]["mlflow_run_id"]).data.params
+        for index, node in enumerate(NODES):
+            assert placement[index]["rows"] == rows[node] > 0
+            assert params[f"data.learner_{index}.rows"] == str(rows[node])
+            labels = json.loads(params[f"data.learner_{index}.labels"])
+            assert labels == placement[index]["label_histogram"]
+            assert sum(labels.values()) == rows[node]
+            assert histograms[node] == labels  # the node's own inventory agrees
+        # each partition's bytes exist only under its own node's directory
+        for index, node in enumerate(NODES):
+            parquet = data / "nodes" / node / "data" / tag / f"part-{index}.parquet"
+            assert parquet.is_file(), sorted((data / "nodes").rglob("*.parquet"))
+            elsewhere = [p for p in (data / "nodes").rglob(f"{tag}/*.parquet")
+                         if not p.is_relative_to(data / "nodes" / node)]
+            assert all(p.name != parquet.name for p in elsewhere)
+        # node i was written by its own provider only and read by learner i only
+        for index, node in enumerate(NODES):
+            records = [json.loads(line) for line in
+                       (data / "nodes" / node / "access.jsonl").read_text().splitlines()]
+            writes = {(r["sub"], r["target"]) for r in records if r["op"] == "write"}
+            assert writes == {(f"mock-provider:{project_id}/{index}", f"{tag}/part-{index}")}
+            reads = {(r["sub"], r["target"]) for r in records if r["op"] == "read"}
+            assert reads == {(f"learner:{project_id}/{index}", f"{tag}/part-{index}")}, reads
+        held_out = held_out_accuracy(record["mlflow_url"], project, x[held] / 16.0, y[held])
+        print(f"mock data on nodes: held-out accuracy {held_out:.3f}")
+        assert held_out >= ACCURACY_THRESHOLD, held_out
+    finally:
+        flops(env, "down")
+    assert processes_mentioning(str(data)) == []

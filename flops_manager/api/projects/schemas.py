@@ -66,12 +66,17 @@ class LinksSchema(StrictSchema):
 
 
 class PlacementSchema(StrictSchema):
-    """Where one learner of a project trained on node data runs."""
+    """Where one learner of a project trained on node data (pushed or mock) runs."""
 
     learner = fields.Integer(required=True)
     node = fields.String(required=True)
     cluster = fields.String(required=True)
-    rows = fields.Integer(required=True, metadata={"description": "rows under the data tags"})
+    rows = fields.Integer(required=True, metadata={
+        "description": "rows under the data tags (mock data: 0 until the node's partition is "
+                       "written)"})
+    label_histogram = fields.Dict(keys=fields.String(), values=fields.Integer(), metadata={
+        "description": "label -> rows of the learner's data, where its data set names a label "
+                       "column"})
     aggregator = fields.String(metadata={
         "description": "hierarchical: the cluster aggregator service the learner reports to"})
 
