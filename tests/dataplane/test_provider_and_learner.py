@@ -97,6 +97,33 @@ def test_all_partitions_to_one_server_and_partition_filter(
     assert load_data(context).num_rows == 150
 
 
+def test_one_partition_per_provider_adds_up_to_the_split_of_one_provider(
+    start_server: Callable[..., DataServer],
+) -> None:
+    """Providers on three nodes, each writing its own partition, give the same partitions as
+    one provider writing all three (the same data set, partitioner and seed everywhere)."""
+    whole, *nodes = (start_server() for _ in range(4))
+    common = {"dataset": "iris", "partitions": 3, "partitioner": "dirichlet", "alpha": 0.5,
+              "seed": 4, "tag": "iris"}
+    together = provide(MockProviderSettings(**common, servers=[whole.location]))
+    for index, node in enumerate(nodes):
+        alone = provide(MockProviderSettings(**common, server=node.location, partition=index))
+        (report,) = alone["partitions"]
+        assert report["index"] == index and report["server"] == node.location
+        expected = together["partitions"][index]
+        assert (report["sha256"], report["label_histogram"]) == (
+            expected["sha256"], expected["label_histogram"])
+        listed = DataClient(node.location).list(["iris"])
+        assert [m["id"] for m in listed] == [f"iris/part-{index}"]  # only its own partition
+        assert listed[0]["metadata"]["label"] == "label"  # a node counts these labels
+    with pytest.raises(FlopsError, match="FLOPS_PARTITION needs FLOPS_SERVER"):
+        load_settings(MockProviderSettings, environ={"FLOPS_PARTITION": "0",
+                                                     "FLOPS_SERVERS": "[\"x\"]"})
+    with pytest.raises(FlopsError, match="not below FLOPS_PARTITIONS"):
+        load_settings(MockProviderSettings, environ={"FLOPS_PARTITION": "3", "FLOPS_SERVER": "x",
+                                                     "FLOPS_PARTITIONS": "3"})
+
+
 def test_no_matching_tag_raises_no_data_error(server: DataServer) -> None:
     with DataClient(server.location) as client:
         client.upload(pa.table({"x": [1.0], "label": [0]}), "other", "n")

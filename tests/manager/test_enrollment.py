@@ -17,8 +17,13 @@ from flops_manager.adapters.memory_orchestrator import MemoryOrchestrator
 from flops_manager.adapters.memory_store import MemoryProjectStore
 from flops_manager.app import create_app
 from flops_manager.identity import grants
-from flops_manager.identity.enrollment import ENROLL_TOPIC, Enrollment
-from flops_manager.lifecycle.state import Phase
+from flops_manager.identity.enrollment import ENROLL_TOPIC, Enrollment, secret_values
+from flops_manager.lifecycle.service_specs import (
+    DATA_TOKEN,
+    LEARNER_DATA_TOKEN,
+    MOCK_WRITE_TOKEN,
+)
+from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.lifecycle.worker import ReconcileWorker
 from flops_manager.ports.broker_accounts import BrokerAccounts
 from flops_manager.services.mutate import mutate_project
@@ -243,3 +248,21 @@ def test_concurrent_instances_each_get_their_own_login(world: World) -> None:
         thread.join(30)
     assert len(set(logins)) == 8 and set(logins) == set(world.broker.logins)
     assert world.enroll({**spec.env}).status_code == 401  # a ninth instance: replay
+
+
+def test_each_node_service_is_handed_its_own_data_token_only() -> None:
+    pid = "p0123456789abcdef"
+    project = Project(id=pid, owner="alice", spec={}, repository={"url": "https://h/r"},
+                      created_at=0, updated_at=0,
+                      secrets={DATA_TOKEN: "project-server",
+                               LEARNER_DATA_TOKEN + f"{pid}-learners-0": "read-0",
+                               MOCK_WRITE_TOKEN + f"{pid}-mock-data-provider-0": "write-0"})
+    settings = make_settings()
+
+    def token(service: str | None) -> str:
+        return secret_values(project, settings, service)["FLOPS_DATA_TOKEN"]
+
+    assert token(f"{pid}-learners-0") == "read-0"
+    assert token(f"{pid}-mock-data-provider-0") == "write-0"
+    assert token(f"{pid}-aggregator") == "project-server"
+    assert token(None) == "project-server"

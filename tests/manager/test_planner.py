@@ -192,6 +192,34 @@ def test_builder_result_is_kept_and_mock_data_comes_first() -> None:
     assert d3.project.phase is Phase.FAILED and "no space" in (d3.project.last_error or "")
 
 
+def test_mock_data_on_nodes_starts_training_once_every_nodes_provider_reported() -> None:
+    placed = tuple({"learner": i, "node": f"n{i}", "cluster": "local", "rows": 0,
+                    "label_histogram": {}, "location": f"grpc://h:{i}"} for i in range(2))
+    p = proj(Phase.BUILDING, placement=placed).replace(
+        spec={"mock_data": {"partitioner": "iid"}})
+    d = planner.plan_event(p, ev("builder", "completed"), now=1)
+    # the aggregator waits for the data: it records each learner's rows and labels
+    assert kinds(d) == ["remove_services", "deploy_data"]
+
+    def provider(index: int, ts: str) -> Event:
+        report = {"index": index, "rows": 10 + index, "label_histogram": {"0": 4, "1": 6 + index}}
+        return Event(project_id=PID, component=Component.MOCK_DATA_PROVIDER,
+                     instance=f"{PID}-mock-data-provider-{index}-0", event=EventType.COMPLETED,
+                     data={"partitions": [report]}, timestamp=ts)
+
+    one = planner.plan_event(d.project, provider(1, "2026-01-01T00:00:02Z"), now=2)
+    assert one.actions == () and one.project.phase is Phase.DEPLOYING
+    assert [e["rows"] for e in one.project.placement] == [0, 11]
+    both = planner.plan_event(one.project, provider(0, "2026-01-01T00:00:03Z"), now=3)
+    assert kinds(both) == ["remove_services", "deploy_tracking", "deploy_aggregator",
+                           "deploy_learners"]
+    assert [(e["rows"], e["label_histogram"]) for e in both.project.placement] == [
+        (10, {"0": 4, "1": 6}), (11, {"0": 4, "1": 7})]
+    assert both.project.phase is Phase.DEPLOYING  # until the aggregator listens
+    started = planner.plan_event(both.project, ev("aggregator", "started"), now=4)
+    assert started.project.phase is Phase.TRAINING
+
+
 def test_failed_services_fail_the_project_only_when_needed() -> None:
     building = proj(Phase.BUILDING)
     d = planner.plan_observation(building, {Role.BUILDER: "exit 1: repo has no model"}, now=5)

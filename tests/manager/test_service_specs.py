@@ -11,6 +11,7 @@ from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.service_specs import (
     DATA_TOKEN,
     LEARNER_DATA_TOKEN,
+    MOCK_WRITE_TOKEN,
     Placement,
     action_specs,
     services_of,
@@ -200,6 +201,41 @@ def test_learners_on_flops_nodes_are_pinned_to_their_node_and_read_only_its_serv
     assert second.env["FLOPS_DATA_SERVER"] == "grpc://10.0.1.9:50070"
     assert first.secret_env == {"FLOPS_DATA_TOKEN": f"tok-{names[0]}"}
     assert first.node_location_env == "FLOPS_DATA_SERVER"  # a backend on the node may localise
+
+
+def test_mock_data_on_nodes_is_one_provider_per_node_and_no_data_server() -> None:
+    placed = ({"learner": 0, "node": "pi-kitchen", "cluster": "home", "rows": 0,
+               "location": "grpc://10.0.0.7:50070"},
+              {"learner": 1, "node": "jetson-1", "cluster": "lab", "rows": 0,
+               "location": "grpc://10.0.1.9:50070"})
+    p = project({"training": {"learners": 2}, "data_tags": ["digits"],
+                 "mock_data": {"partitioner": "dirichlet", "alpha": 0.3, "seed": 5}},
+                placement=placed)
+    providers = [f"{PID}-mock-data-provider-{i}" for i in range(2)]
+    learners = [f"{PID}-learners-{i}" for i in range(2)]
+    p = p.replace(secrets={**p.secrets,
+                           **{MOCK_WRITE_TOKEN + n: f"write-{n}" for n in providers},
+                           **{LEARNER_DATA_TOKEN + n: f"read-{n}" for n in learners}})
+    first, second = specs(ActionKind.DEPLOY_DATA, p, place(BuildTarget.IMAGE))
+    # partition i to learner i's node: pinned there, its local address, its own write token
+    assert [(s.name, s.node, s.cluster, s.env["FLOPS_SERVER"], s.env["FLOPS_PARTITION"])
+            for s in (first, second)] == [
+        (providers[0], "pi-kitchen", "home", "grpc://10.0.0.7:50070", "0"),
+        (providers[1], "jetson-1", "lab", "grpc://10.0.1.9:50070", "1")]
+    for provider in (first, second):
+        assert provider.one_shot and provider.node_location_env == "FLOPS_SERVER"
+        assert provider.env["FLOPS_PARTITIONS"] == "2" and provider.env["FLOPS_SEED"] == "5"
+        assert provider.env["FLOPS_TAG"] == f"mock-{PID}"
+        assert "FLOPS_SERVERS" not in provider.env
+        assert provider.secret_env == {"FLOPS_DATA_TOKEN": f"write-{provider.name}"}
+        assert "write-" not in json.dumps(dict(provider.env))
+    # the learners read the mock tag on their node only, with their own read token
+    read = specs(ActionKind.DEPLOY_LEARNERS, p, place(BuildTarget.IMAGE))
+    assert [json.loads(s.env["FLOPS_DATA_TAGS"]) for s in read] == [[f"mock-{PID}"]] * 2
+    assert [s.env["FLOPS_DATA_SERVER"] for s in read] == [e["location"] for e in placed]
+    assert all("FLOPS_SHARED_DATA_SERVER" not in s.env for s in read)
+    assert [s.secret_env["FLOPS_DATA_TOKEN"] for s in read] == [f"read-{n}" for n in learners]
+    assert services_of(p, (Role.MOCK_DATA_PROVIDER,)) == providers
 
 
 def test_hierarchical_learners_on_nodes_report_to_their_clusters_aggregator() -> None:

@@ -90,3 +90,34 @@ def test_hierarchical_projects_group_nodes_by_cluster(start_node: StartNode, ali
     with pytest.raises(ApiError, match="cluster lab-b: ") as info:
         submit(alice, mode="hierarchical", cycles=1, min_available_learners=2, learners=2)
     assert info.value.details["status"] == 422
+
+
+def submit_mock(client: ApiClient, **training: object) -> dict[str, Any]:
+    spec = {"mock_data": {"partitioner": "iid"}, "training": {"rounds": 1, **training}}
+    return dict(client.request("POST", "projects", json={"spec": spec, "repository": REPO}))
+
+
+def test_mock_data_goes_to_the_owners_online_nodes(start_node: StartNode, alice: ApiClient,
+                                                   bob: ApiClient) -> None:
+    for name, cluster in (("m1", "lab-a"), ("m2", "lab-b"), ("m3", "lab-a")):
+        start_node(name, cluster)
+    wait_for(lambda: all(n["location"] for n in alice.request("GET", "nodes")["items"]),
+             timeout=10)
+    project = submit_mock(alice, learners=2)
+    # the first learners' count of nodes in name order, before any data is there
+    assert [(p["learner"], p["node"], p["rows"], p["label_histogram"])
+            for p in project["placement"]] == [(0, "m1", 0, {}), (1, "m2", 0, {})]
+    assert "secrets" not in project and "token" not in str(project)
+    # hierarchical: that many per cluster
+    hier = submit_mock(alice, mode="hierarchical", cycles=1, learners=1)
+    assert [(p["node"], p["cluster"]) for p in hier["placement"]] == [
+        ("m1", "lab-a"), ("m2", "lab-b")]
+    # more learners than online nodes: a 422 naming the nodes and what to do
+    with pytest.raises(ApiError) as info:
+        submit_mock(alice, learners=4)
+    assert info.value.details["status"] == 422
+    assert "need 4 online node(s)" in info.value.message
+    assert "m3 (online, cluster lab-a)" in info.value.message
+    assert "flops up --nodes N" in info.value.message
+    # bob has no nodes: his mock project gets its own data server, as before
+    assert submit_mock(bob, learners=2)["placement"] == []

@@ -475,14 +475,11 @@ def _location(api: ApiClient, node: str) -> object:
     return api.request("GET", f"nodes/{node}").get("location")
 
 
-def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
-                      tag: str) -> list[NodeAgent]:
-    """A FLOps node agent per worker (name -> cluster), each with a share of the digits
-    under ``tag`` (every n-th row; a fifth of them marked ``split=test``)."""
-    x, y = load_digits(return_X_y=True)
+def start_nodes(api: ApiClient, workers: dict[str, str], directory: Path) -> list[NodeAgent]:
+    """A FLOps node agent per worker (name -> cluster), each once it reported its address."""
     agents = []
     try:
-        for index, (node, cluster) in enumerate(workers.items()):
+        for node, cluster in workers.items():
             token = api.request("POST", f"nodes/{node}/token")["token"]
             settings = NodeAgentSettings(name=node, cluster=cluster,
                                          data_dir=directory / node, manager_url=api.base_url,
@@ -493,6 +490,21 @@ def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
             # a push needs the node's first report (its address); a loaded machine delays it
             wait_for(functools.partial(_location, api, node), timeout=60,
                      what=f"node {node} reporting its address")
+    except BaseException:
+        for agent in agents:
+            agent.stop()
+        raise
+    return agents
+
+
+def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
+                      tag: str) -> list[NodeAgent]:
+    """:func:`start_nodes`, each with a share of the digits under ``tag`` (every n-th row; a
+    fifth of them marked ``split=test``)."""
+    x, y = load_digits(return_X_y=True)
+    agents = start_nodes(api, workers, directory)
+    try:
+        for index, node in enumerate(workers):
             rows = np.arange(index, len(y), len(workers))
             split = np.where(np.arange(len(rows)) % 5 == 0, "test", "train")
             table = pa.table({**{f"x{i}": x[rows, i] for i in range(64)}, "label": y[rows],
@@ -509,11 +521,21 @@ def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
     return agents
 
 
-def node_readers(directory: Path, node: str) -> set[str]:
-    """Who read data on ``node`` (its agent's access records)."""
+def node_readers(directory: Path, node: str, op: str = "read") -> set[str]:
+    """Who read (or did ``op``) data on ``node`` (its agent's access records)."""
     records = [json.loads(line) for line in
                (directory / node / "access.jsonl").read_text().splitlines()]
-    return {r["sub"] for r in records if r["op"] == "read"}
+    return {r["sub"] for r in records if r["op"] == op}
+
+
+def pinned_to(service: dict[str, Any]) -> tuple[str, str]:
+    """The (node, cluster) a service's ``direct`` constraint pins it to, once the SLA
+    validates against both schemas."""
+    validate_both({"sla_version": "v2.0", "customerID": "Admin", "applications": [
+        {"applicationID": "6b028662427be4af4d5de27f", "application_name": "x",
+         "application_namespace": "x", "application_desc": "x", "microservices": [service]}]})
+    (direct,) = [c for c in service["constraints"] if c["type"] == "direct"]
+    return direct["node"], direct["cluster"]
 
 
 def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
@@ -536,17 +558,47 @@ def test_learners_on_flops_nodes_are_pinned_and_read_only_their_node(
                     if env_of(s)["FLOPS_SERVICE_ROLE"] == "learners"]
         pinned: dict[str, tuple[str, str]] = {}
         for service in learners:
-            app = {"sla_version": "v2.0", "customerID": "Admin", "applications": [
-                {"applicationID": "6b028662427be4af4d5de27f", "application_name": "x",
-                 "application_namespace": "x", "application_desc": "x",
-                 "microservices": [service]}]}
-            validate_both(app)
-            (direct,) = [c for c in service["constraints"] if c["type"] == "direct"]
-            pinned[direct["node"]] = (direct["cluster"],
-                                      env_of(service)["FLOPS_LEARNER_INDEX_OFFSET"])
+            node, cluster = pinned_to(service)
+            pinned[node] = (cluster, env_of(service)["FLOPS_LEARNER_INDEX_OFFSET"])
         assert {node: cluster for node, (cluster, _) in pinned.items()} == workers
         for node, (_, offset) in pinned.items():
             assert node_readers(tmp_path, node) == {f"learner:{pid}/{offset}"}, node
+        check_credentials(oak, pid)
+    finally:
+        for agent in agents:
+            agent.stop()
+
+
+def test_mock_data_is_written_to_the_nodes_by_a_provider_pinned_to_each(
+        oak: Env, tmp_path: Path) -> None:
+    """Mock data on FLOps nodes, through Oakestra: the owner's nodes hold nothing; one mock
+    data provider per node, pinned to its worker, writes that node's partition, and each
+    learner (pinned there too) reads only its node. No project-wide data server is deployed."""
+    api = ApiClient(oak.base.removesuffix("/api/v1"), TOKEN)
+    workers = {"worker-m1": CLUSTERS[0], "worker-m2": CLUSTERS[1]}
+    agents = start_nodes(api, workers, tmp_path)
+    try:
+        pid = oak.submit(small_spec("oak-mock-nodes", learners=2))
+        project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=300,
+                           what="mock project on nodes completed")
+        assert {p["node"]: p["cluster"] for p in project["placement"]} == workers
+        assert all(p["rows"] > 0 for p in project["placement"]), project["placement"]
+        services = sla_services(oak.server, pid)
+        roles = [env_of(s)["FLOPS_SERVICE_ROLE"] for s in services]
+        assert "data_server" not in roles and roles.count("mock_data_provider") == 2, roles
+        index_of = {p["node"]: str(p["learner"]) for p in project["placement"]}
+        for role, index_env in (("mock_data_provider", "FLOPS_PARTITION"),
+                                ("learners", "FLOPS_LEARNER_INDEX_OFFSET")):
+            placed = {pinned_to(s): env_of(s)[index_env] for s in services
+                      if env_of(s)["FLOPS_SERVICE_ROLE"] == role}
+            assert dict(placed.keys()) == workers  # each pinned to its node, in its cluster
+            assert {node: index for (node, _), index in placed.items()} == index_of
+        tag = f"mock-{pid}"
+        for entry in project["placement"]:
+            node, index = entry["node"], entry["learner"]
+            assert node_readers(tmp_path, node, "write") == {f"mock-provider:{pid}/{index}"}
+            assert node_readers(tmp_path, node) == {f"learner:{pid}/{index}"}, node
+            assert (tmp_path / node / "data" / tag / f"part-{index}.parquet").is_file()
         check_credentials(oak, pid)
     finally:
         for agent in agents:
