@@ -44,12 +44,13 @@ def provider_subject(project_id: str, learner: int) -> str:
     return f"{PROVIDER_SUBJECT}{project_id}/{learner}"
 
 
-def learner_project(subject: str) -> str | None:
-    """The project id of a learner token's subject (``None`` for other subjects)."""
-    if not subject.startswith(LEARNER_SUBJECT):
-        return None
-    project_id, _, _ = subject.removeprefix(LEARNER_SUBJECT).partition("/")
-    return project_id or None
+def token_project(subject: str) -> str | None:
+    """The project of a learner's or mock data provider's subject (``None``: e.g. a user's)."""
+    for prefix in (LEARNER_SUBJECT, PROVIDER_SUBJECT):
+        if subject.startswith(prefix):
+            project_id, _, _ = subject.removeprefix(prefix).partition("/")
+            return project_id or None
+    return None
 
 
 class TokenRefused(Exception):

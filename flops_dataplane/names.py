@@ -15,9 +15,21 @@ from pathlib import Path
 
 from flops_contracts.ids import check_data_tag, check_identifier
 
+MOCK_TAG_PREFIX = "mock-"
+"""Data tags ``mock-<project id>`` hold a project's mock data partitions on FLOps nodes."""
 PARQUET_SUFFIX = ".parquet"
 MANIFEST_SUFFIX = ".manifest.json"
 TEMP_DIR_NAME = ".tmp"
+
+
+def mock_data_tag(project_id: str) -> str:
+    """The tag under which project ``project_id``'s mock data partitions are written."""
+    return f"{MOCK_TAG_PREFIX}{project_id}"
+
+
+def mock_tag_project(tag: str) -> str | None:
+    """The project whose mock data ``tag`` holds (``None`` for other tags)."""
+    return tag.removeprefix(MOCK_TAG_PREFIX) or None if tag.startswith(MOCK_TAG_PREFIX) else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -204,7 +204,8 @@ class NodeAgent:
         body = {"location": self.location, "platform": node_platform(),
                 "cluster": self.settings.cluster, "interval_s": self.settings.report_interval_s,
                 "datasets": inventory(self.server),
-                "learner_projects": self.server.tokens.learner_projects()}
+                "learner_projects": sorted({*self.server.tokens.learner_projects(),
+                                            *self.server.mock_projects()})}
         try:
             status, answer = _http("PUT", self.settings.manager_url + REPORT_PATH, body,
                                    {"Authorization": f"Node {self.creds.credential}"})
@@ -216,8 +217,9 @@ class NodeAgent:
             return False
         revoked = answer.get("revoked") if isinstance(answer, dict) else None
         if revoked:
-            log.info("learner data access revoked for ended projects %s", revoked)
-            self.server.tokens.revoke(str(p) for p in revoked)
+            log.info("data access revoked and mock data dropped for ended projects %s",
+                     revoked)
+            self.server.project_ended(str(p) for p in revoked)
         return True
 
     def run(self) -> None:

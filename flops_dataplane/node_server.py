@@ -27,7 +27,7 @@ import pyarrow.flight as flight
 
 from flops_dataplane import data_tokens
 from flops_dataplane.auth import AUTH_HEADER
-from flops_dataplane.names import DatasetKey
+from flops_dataplane.names import DatasetKey, mock_data_tag, mock_tag_project
 from flops_dataplane.server import (
     DataServer,
     _criteria_tags,
@@ -35,7 +35,7 @@ from flops_dataplane.server import (
     _key_from_descriptor,
     _put_target,
 )
-from flops_dataplane.store import DatasetStore
+from flops_dataplane.store import DatasetNotFound, DatasetStore
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,12 @@ class DataTokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignor
         self._revoked: set[str] = set()
 
     def learner_projects(self) -> list[str]:
-        """Projects whose learner tokens this node accepted (and has not revoked yet)."""
+        """Projects whose learner or mock data provider tokens this node accepted, unrevoked."""
         with self._lock:
             return sorted(self._seen - self._revoked)
 
     def revoke(self, project_ids: Iterable[str]) -> None:
-        """Refuse the learner tokens of ``project_ids`` from now on (their projects ended)."""
+        """Refuse the learner and provider tokens of ``project_ids`` (their projects ended)."""
         with self._lock:
             self._revoked.update(project_ids)
 
@@ -81,7 +81,7 @@ class DataTokenMiddlewareFactory(flight.ServerMiddlewareFactory):  # type: ignor
             claims = data_tokens.verify(self._key, token, node=self._node_id, now=self._clock())
         except data_tokens.TokenRefused as exc:
             raise flight.FlightUnauthenticatedError(str(exc)) from None
-        project = data_tokens.learner_project(claims.sub)
+        project = data_tokens.token_project(claims.sub)
         if project is not None:
             with self._lock:
                 if project in self._revoked:
@@ -194,6 +194,32 @@ class NodeDataServer(DataServer):
         super().do_put(context, descriptor, reader, writer)
         self.access.record(claims.sub, "write", key.dataset_id)
         self._on_change()
+
+    def mock_projects(self) -> list[str]:
+        """Projects whose mock data partitions this node holds."""
+        return sorted({p for m in self.store.list() if (p := mock_tag_project(m.tag))})
+
+    def project_ended(self, project_ids: Iterable[str]) -> None:
+        """Refuse the ended projects' tokens and drop their mock data partitions.
+
+        A mock data partition exists for its project's training only; the drop is recorded as
+        done by ``node`` (not by a caller's token).
+        """
+        ended = list(project_ids)
+        self.tokens.revoke(ended)
+        dropped = False
+        for project_id in ended:
+            for manifest in self.store.list([mock_data_tag(project_id)]):
+                key = DatasetKey(manifest.tag, manifest.name)
+                try:
+                    self.store.drop(key)
+                except DatasetNotFound:
+                    continue  # dropped meanwhile
+                self.access.record("node", "drop", key.dataset_id,
+                                   reason=f"project {project_id} ended")
+                dropped = True
+        if dropped:
+            self._on_change()
 
     def list_flights(self, context: Any, criteria: bytes) -> Iterator[Any]:
         """List the data sets of the tags the token may read."""

@@ -16,6 +16,7 @@ from typing import Any
 from flops_contracts.aggregator_settings import AggregatorRole, AggregatorSettings
 from flops_contracts.config import settings_to_env
 from flops_contracts.spec import MockDataSpec, ProjectSpec, TrainingMode
+from flops_dataplane.names import mock_data_tag
 from flops_manager.identity import tracking_policy
 from flops_manager.identity.registry_access import owner_namespace
 from flops_manager.identity.registry_server import DEFAULT_NAMESPACE
@@ -236,11 +237,6 @@ def tracking_server_spec(settings: Settings) -> ServiceSpec:
         listen_env="FLOPS_LISTEN_ADDRESS",
         public=True,
     )
-
-
-def mock_data_tag(project_id: str) -> str:
-    """The data tag under which a project's mock data partitions are written to its nodes."""
-    return f"mock-{project_id}"
 
 
 def node_data_tags(project: Project) -> list[str]:

@@ -11,6 +11,7 @@ prove that each learner read only its own node, over that node's network.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -99,12 +100,17 @@ def submit(manager: Manager, repo: Path, spec: dict[str, Any]) -> str:
     return str(created.json()["id"])
 
 
+def no_containers(engine: docker.DockerClient, pid: str) -> bool:
+    """Whether project ``pid`` has no container left."""
+    return not project_containers(engine, pid)
+
+
 def remove_project_and_nodes(manager: Manager, engine: docker.DockerClient, env: dict[str, str],
-                             pid: str | None, nodes: list[str]) -> None:
-    """Delete the project, wait for its containers to go, remove the nodes and their volumes."""
-    if pid is not None:
+                             pids: list[str], nodes: list[str]) -> None:
+    """Delete the projects, wait for their containers to go, remove the nodes and volumes."""
+    for pid in pids:
         manager.delete(f"projects/{pid}")
-        wait_for(lambda: not project_containers(engine, pid), timeout=180,
+        wait_for(functools.partial(no_containers, engine, pid), timeout=180,
                  what=f"removal of the containers of {pid}")
     for node in nodes:
         flops(env, "node", "container-rm", "--name", node, "--volume")
@@ -118,13 +124,15 @@ def test_node_containers_train_where_the_data_lives(
         repos_root: Path, mlflow_port: int, tmp_path: Path) -> None:
     env = node_env(manager, podman_socket)
     files, x_held, y_held = split_non_iid(tmp_path)
-    pid = None
+    pids: list[str] = []
     try:
         start_nodes_with_data(env, node_image, dict.fromkeys(NODES, "lab"), files, "digits")
-        pid = submit(manager, make_repo(repos_root / "digits-nodes"), {
+        repo = make_repo(repos_root / "digits-nodes")
+        pid = submit(manager, repo, {
             "name": "digits-node-containers", "data_tags": ["digits"],
             "training": {"rounds": 5, "min_available_learners": 3,
                          "learner_config": {"local_epochs": 1, "learning_rate": 0.05}}})
+        pids.append(pid)
         seen: dict[str, set[str]] = {}
         project = wait_phase(manager, engine, pid, "completed", 1800, seen)
         assert len(seen.get("learners", set())) == 3, seen
@@ -154,8 +162,41 @@ def test_node_containers_train_where_the_data_lives(
             assert {r["sub"] for r in reads} == {f"learner:{pid}/{index}"}, (node, reads)
             assert {r["target"] for r in reads} == {f"digits/digits-{index}"}
             assert all(peer_ip(r["peer"]) in subnet(engine, node) for r in reads), reads
+
+        # mock data on the same nodes: a provider container per node writes its partition
+        mock_pid = submit(manager, repo, {
+            "name": "mock-on-node-containers", "training": {"rounds": 2, "learners": 3},
+            "mock_data": {"partitioner": "dirichlet", "alpha": 0.5, "seed": 1}})
+        pids.append(mock_pid)
+        seen = {}
+        mock = wait_phase(manager, engine, mock_pid, "completed", 1200, seen)
+        assert len(seen.get("mock_data_provider", set())) == 3, seen
+        assert "data_server" not in seen, seen
+        tag = f"mock-{mock_pid}"
+
+        def records(node: str) -> list[dict[str, Any]]:
+            lines = (volume_dir(engine, node) / "access.jsonl").read_text().splitlines()
+            return [r for r in map(json.loads, lines) if r["target"].startswith(f"{tag}/")]
+
+        for entry in mock["placement"]:
+            node, index = entry["node"], entry["learner"]
+            assert entry["rows"] > 0, entry
+            mine = records(node)
+            # partition i written to node i by its own provider, read there by learner i only,
+            # both from inside the node's network
+            assert {(r["op"], r["sub"], r["target"]) for r in mine
+                    if r["op"] in ("read", "write")} == {
+                ("write", f"mock-provider:{mock_pid}/{index}", f"{tag}/part-{index}"),
+                ("read", f"learner:{mock_pid}/{index}", f"{tag}/part-{index}")}, (node, mine)
+            assert all(peer_ip(r["peer"]) in subnet(engine, node) for r in mine
+                       if r.get("peer")), mine
+        # the project ended: each node drops its partition at its next report
+        wait_for(lambda: all(any(r["op"] == "drop" and r["sub"] == "node" for r in records(n))
+                             for n in NODES), timeout=60,
+                 what="the nodes dropping the ended project's mock data")
+        assert not [p for n in NODES for p in volume_dir(engine, n).rglob(f"{tag}/*.parquet")]
     finally:
-        remove_project_and_nodes(manager, engine, env, pid, list(NODES))
+        remove_project_and_nodes(manager, engine, env, pids, list(NODES))
 
 
 @pytest.mark.timeout(2400)
@@ -165,13 +206,14 @@ def test_hierarchical_project_on_node_containers_gets_one_cluster_aggregator_per
     env = node_env(manager, podman_socket)
     clusters = {"hnode-1": "north", "hnode-2": "north", "hnode-3": "south", "hnode-4": "south"}
     files, x_held, y_held = split_non_iid(tmp_path, nodes=len(clusters))
-    pid = None
+    pids: list[str] = []
     try:
         start_nodes_with_data(env, node_image, clusters, files, "digits-h")
         pid = submit(manager, make_repo(repos_root / "digits-hierarchical-nodes"), {
             "name": "digits-node-clusters", "data_tags": ["digits-h"],
             "training": {"mode": "hierarchical", "cycles": 2, "rounds": 2,
                          "learner_config": {"local_epochs": 1, "learning_rate": 0.05}}})
+        pids.append(pid)
         seen: dict[str, set[str]] = {}
         project = wait_phase(manager, engine, pid, "completed", 1800, seen)
         assert len(seen.get("learners", set())) == 4, seen
@@ -191,4 +233,4 @@ def test_hierarchical_project_on_node_containers_gets_one_cluster_aggregator_per
         print(f"hierarchical on node containers: held-out accuracy {held_out:.3f}")
         assert held_out >= ACCURACY_THRESHOLD, held_out
     finally:
-        remove_project_and_nodes(manager, engine, env, pid, list(clusters))
+        remove_project_and_nodes(manager, engine, env, pids, list(clusters))

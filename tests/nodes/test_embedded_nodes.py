@@ -26,6 +26,7 @@ from tests.fixtures.node_data import (
     split_non_iid,
 )
 from tests.fixtures.repos import processes_mentioning
+from tests.fixtures.servers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -209,43 +210,42 @@ def test_mock_data_fills_the_nodes_partition_i_to_node_i(tmp_path: Path) -> None
         # no project-wide data server: only the nodes' providers, learners and aggregator ran
         kinds = {key.partition("/")[0] for key in project["components"]}
         assert "data_server" not in kinds and "mock_data_provider" in kinds, kinds
-        # every kept digit is on exactly one node; the held-out fifth on none
+        # every kept digit went to exactly one node; the held-out fifth to none
         x, y = load_digits(return_X_y=True)
         kept, held = holdout_split(len(y), fraction=0.2, seed=3)
-        listing = [r for r in json.loads(flops(env, "data", "ls", "--json").stdout)
-                   if r["tag"] == tag]
-        assert sorted((r["node"], r["name"]) for r in listing) == [
-            (node, f"part-{i}") for i, node in enumerate(NODES)]
-        assert sum(r["rows"] for r in listing) == len(kept)
-        rows = {r["node"]: r["rows"] for r in listing}
-        histograms = {r["node"]: r["label_histogram"] for r in listing}
-        # the placement and MLflow show each learner's rows and labels, as the nodes hold them
+        assert sum(p["rows"] for p in placement.values()) == len(kept)
+        # the placement and MLflow show each learner's rows and labels
         from mlflow.tracking import MlflowClient
 
         params = MlflowClient(record["mlflow_url"]).get_run(
             project["model"]["mlflow_run_id"]).data.params
-        for index, node in enumerate(NODES):
-            assert placement[index]["rows"] == rows[node] > 0
-            assert params[f"data.learner_{index}.rows"] == str(rows[node])
+        for index in range(len(NODES)):
+            rows = placement[index]["rows"]
+            assert rows > 0 and params[f"data.learner_{index}.rows"] == str(rows)
             labels = json.loads(params[f"data.learner_{index}.labels"])
             assert labels == placement[index]["label_histogram"]
-            assert sum(labels.values()) == rows[node]
-            assert histograms[node] == labels  # the node's own inventory agrees
-        # each partition's bytes exist only under its own node's directory
+            assert sum(labels.values()) == rows
+        # node i was written by its own provider only (partition i) and read by learner i only
+        def records(node: str) -> list[dict[str, Any]]:
+            path = data / "nodes" / node / "access.jsonl"
+            return [json.loads(line) for line in path.read_text().splitlines()]
+
         for index, node in enumerate(NODES):
-            parquet = data / "nodes" / node / "data" / tag / f"part-{index}.parquet"
-            assert parquet.is_file(), sorted((data / "nodes").rglob("*.parquet"))
-            elsewhere = [p for p in (data / "nodes").rglob(f"{tag}/*.parquet")
-                         if not p.is_relative_to(data / "nodes" / node)]
-            assert all(p.name != parquet.name for p in elsewhere)
-        # node i was written by its own provider only and read by learner i only
-        for index, node in enumerate(NODES):
-            records = [json.loads(line) for line in
-                       (data / "nodes" / node / "access.jsonl").read_text().splitlines()]
-            writes = {(r["sub"], r["target"]) for r in records if r["op"] == "write"}
+            mine = records(node)
+            writes = {(r["sub"], r["target"]) for r in mine if r["op"] == "write"}
             assert writes == {(f"mock-provider:{project_id}/{index}", f"{tag}/part-{index}")}
-            reads = {(r["sub"], r["target"]) for r in records if r["op"] == "read"}
+            reads = {(r["sub"], r["target"]) for r in mine if r["op"] == "read"}
             assert reads == {(f"learner:{project_id}/{index}", f"{tag}/part-{index}")}, reads
+        # the project ended: every node drops its partition at its next report
+        def dropped() -> bool:
+            return all(any(r["op"] == "drop" and r["sub"] == "node" for r in records(node))
+                       for node in NODES)
+
+        wait_for(dropped, timeout=60, what="the nodes dropping the ended project's mock data")
+        assert not list((data / "nodes").rglob(f"{tag}/*.parquet"))
+        wait_for(lambda: not [r for r in json.loads(flops(env, "data", "ls", "--json").stdout)
+                              if r["tag"] == tag], timeout=60,
+                 what="the nodes' inventory without the mock data")
         held_out = held_out_accuracy(record["mlflow_url"], project, x[held] / 16.0, y[held])
         print(f"mock data on nodes: held-out accuracy {held_out:.3f}")
         assert held_out >= ACCURACY_THRESHOLD, held_out

@@ -1,15 +1,18 @@
-"""A node refuses the learner tokens of projects that ended, before the tokens expire."""
+"""A node refuses the learner and mock data provider tokens of projects that ended, before the
+tokens expire, and drops their mock data."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from flops_dataplane import data_tokens
 from flops_dataplane.client import DataClient
 from flops_dataplane.errors import DataPlaneError
+from flops_dataplane.names import mock_data_tag, mock_tag_project
 from flops_manager.cli import data as data_cli
 from flops_manager.cli.client import ApiClient
 from flops_manager.lifecycle.state import Phase, Project
@@ -17,7 +20,7 @@ from flops_manager.nodes.revocation import ended_projects
 from tests.fixtures.servers import wait_for
 from tests.nodes.conftest import StartNode
 from tests.nodes.test_node_agent import node_view, write_csv
-from tests.nodes.test_submission import submit
+from tests.nodes.test_submission import submit, submit_mock
 
 
 def project(pid: str, owner: str = "alice", phase: Phase = Phase.TRAINING,
@@ -36,9 +39,49 @@ def test_ended_gone_foreign_and_deleting_projects_are_revoked() -> None:
 
 def test_subjects_name_their_project() -> None:
     subject = data_tokens.learner_subject("p0123", 4)
-    assert data_tokens.learner_project(subject) == "p0123"
-    assert data_tokens.learner_project("user:alice") is None
-    assert data_tokens.learner_project("learner:") is None
+    assert data_tokens.token_project(subject) == "p0123"
+    assert data_tokens.token_project(data_tokens.provider_subject("p0456", 1)) == "p0456"
+    assert data_tokens.token_project("user:alice") is None
+    assert data_tokens.token_project("learner:") is None
+    assert mock_tag_project(mock_data_tag("p0123")) == "p0123"
+    assert mock_tag_project("digits") is None and mock_tag_project("mock-") is None
+
+
+def test_an_ended_projects_mock_data_is_dropped_and_its_provider_refused(
+        start_node: StartNode, alice: ApiClient) -> None:
+    agent = start_node("n1")
+    wait_for(lambda: node_view(alice, "n1")["location"], timeout=10)
+    location = node_view(alice, "n1")["location"]
+    live = submit_mock(alice, learners=1)["id"]
+    ended = "p" + "1" * 16  # a project the manager does not know (gone)
+    table = pa.table({"x": [0.1, 0.2, 0.3], "label": [0, 1, 0]})
+
+    def write(pid: str) -> None:
+        tag = mock_data_tag(pid)
+        claims = data_tokens.DataClaims(
+            node=agent.creds.node_id, sub=data_tokens.provider_subject(pid, 0),
+            ops=(data_tokens.WRITE,), tags=(tag,), exp=time.time() + 3600)
+        with DataClient(location, data_tokens.issue(agent.creds.data_key, claims)) as client:
+            client.upload(table, tag, "part-0", replace=True)
+
+    write(live)
+    write(ended)
+    assert agent.server.mock_projects() == sorted([live, ended])
+
+    def held() -> set[str]:
+        return {d["tag"] for d in node_view(alice, "n1")["datasets"]}
+
+    # the next report names both; the manager answers that one ended; the node drops its data
+    wait_for(lambda: agent.server.mock_projects() == [live], timeout=10,
+             what="the ended project's mock data dropped")
+    wait_for(lambda: held() == {mock_data_tag(live)}, timeout=10,
+             what="the inventory without the dropped data")
+    drops = [r for r in agent.server.access.read() if r["op"] == "drop"]
+    assert [(r["sub"], r["target"]) for r in drops] == [
+        ("node", f"{mock_data_tag(ended)}/part-0")]
+    with pytest.raises(DataPlaneError, match="revoked"):
+        write(ended)  # its provider token is refused too
+    write(live)  # the running project's provider still writes
 
 
 def test_learner_tokens_of_an_ended_project_are_refused_after_the_next_report(

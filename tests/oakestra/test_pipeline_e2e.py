@@ -593,12 +593,14 @@ def test_mock_data_is_written_to_the_nodes_by_a_provider_pinned_to_each(
                       if env_of(s)["FLOPS_SERVICE_ROLE"] == role}
             assert dict(placed.keys()) == workers  # each pinned to its node, in its cluster
             assert {node: index for (node, _), index in placed.items()} == index_of
-        tag = f"mock-{pid}"
         for entry in project["placement"]:
             node, index = entry["node"], entry["learner"]
             assert node_readers(tmp_path, node, "write") == {f"mock-provider:{pid}/{index}"}
             assert node_readers(tmp_path, node) == {f"learner:{pid}/{index}"}, node
-            assert (tmp_path / node / "data" / tag / f"part-{index}.parquet").is_file()
+        # the project ended: each node drops its partition at its next report
+        wait_for(lambda: all(node_readers(tmp_path, n, "drop") == {"node"} for n in workers),
+                 timeout=30, what="the nodes dropping the ended project's mock data")
+        assert not list(tmp_path.rglob(f"mock-{pid}/*.parquet"))
         check_credentials(oak, pid)
     finally:
         for agent in agents:

@@ -99,7 +99,8 @@ class ReportSchema(StrictSchema):
     learner_projects = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
         validate=validate.Length(max=1000),
-        metadata={"description": "projects whose learner tokens the node accepted"})
+        metadata={"description": "projects whose learner or mock data provider tokens the "
+                                  "node accepted, or whose mock data it holds"})
 
 
 class ReportAnswerSchema(StrictSchema):
@@ -107,4 +108,4 @@ class ReportAnswerSchema(StrictSchema):
 
     revoked = fields.List(fields.String(), required=True, metadata={
         "description": "of the reported learner_projects, those that ended: the node refuses "
-                       "their learner tokens from now on"})
+                       "their tokens from now on and drops their mock data"})
