@@ -6,8 +6,14 @@ digits are split Dirichlet(0.5) into N partitions and partition i is pushed to n
 
 - **nodes**: ``data_tags`` and no ``mock_data``; the manager places one learner on each node
   at submission, each learner reads only its node's data server;
-- **mock (baseline)**: the same learner count with ``mock_data``: the project-wide data
-  server and mock provider, no placement.
+- **mock on nodes**: the same learner count with ``mock_data``; placed on the nodes the same
+  way, then one mock data provider per node writes that node's partition before the learners
+  start.
+
+Then a second stack without nodes (``--nodes 0``) runs the baseline:
+
+- **mock, project data server**: the same mock projects where the owner has no nodes: the
+  project's own data server and one mock provider, no placement.
 
 Measured per project, from the POST: its answer (placement is decided inside it), every
 learner's ``started`` event (the learner runs, pinned to its node, and has its data address),
@@ -46,15 +52,19 @@ def _ts(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-def project_spec(learners: int, *, nodes: bool) -> dict[str, Any]:
+KINDS = ("nodes", "mock on nodes", "mock, project data server")
+"""The kinds of project measured (see the module docstring), in table order."""
+
+
+def project_spec(learners: int, *, mock: bool) -> dict[str, Any]:
     """One round of digits on ``learners`` learners, by data tag or with mock data."""
     spec: dict[str, Any] = {"name": "placement-bench",
                             "training": {"rounds": 1, "learners": learners,
                                          "min_available_learners": learners}}
-    if nodes:
-        spec["data_tags"] = [DATA_TAG]
-    else:
+    if mock:
         spec["mock_data"] = {"partitioner": "dirichlet", "alpha": 0.5}
+    else:
+        spec["data_tags"] = [DATA_TAG]
     return spec
 
 
@@ -70,16 +80,17 @@ def milestones(events: list[dict[str, Any]], posted: float, learners: int) -> di
             "training": training[0] - posted}
 
 
-def run_project(client: ApiClient, repo: str, learners: int, *, nodes: bool) -> dict[str, float]:
-    """Submit one project, wait for its end; return its milestones."""
+def run_project(client: ApiClient, repo: str, learners: int, *, kind: str) -> dict[str, float]:
+    """Submit one project of ``kind``, wait for its end; return its milestones."""
     posted = time.time()
     project = client.request("POST", "projects",
                              json={"repository": {"url": repo}, "spec": project_spec(
-                                 learners, nodes=nodes)})
+                                 learners, mock=kind != "nodes")})
     answered = time.time() - posted
     pid = project["id"]
-    if nodes and len(project.get("placement") or []) != learners:
-        raise SystemExit(f"placement of {learners} learners expected: {project.get('placement')}")
+    placed = len(project.get("placement") or [])
+    if placed != (0 if kind == KINDS[2] else learners):
+        raise SystemExit(f"{kind}: {placed} learners placed on nodes")
     deadline = time.monotonic() + TIMEOUT_S
     while project["phase"] not in ("completed", "failed", "cancelled"):
         if time.monotonic() > deadline:
@@ -94,25 +105,27 @@ def run_project(client: ApiClient, repo: str, learners: int, *, nodes: bool) -> 
 
 
 def bench_nodes(count: int, repeats: int, scratch: Path, repo: str) -> dict[str, list[float]]:
-    """Start a stack with ``count`` nodes, place the data, alternate the two kinds of project."""
-    directory = scratch / f"stack-{count}"
-    started = time.monotonic()
-    record = stack.start_stack(directory, nodes=count)
-    print(f"{count} nodes: stack up in {time.monotonic() - started:.1f} s", flush=True)
+    """Alternate the kinds on a stack with ``count`` nodes, then the baseline without nodes."""
     results: dict[str, list[float]] = {}
-    try:
-        client = ApiClient(record["api_url"], stack.api_token(directory), timeout_s=120)
-        place_demo_data(client, list(record["nodes"]), count, directory,
-                        report_timeout_s=120.0)
-        run_project(client, repo, count, nodes=True)  # warm-up: the environment's imports
-        for _ in range(repeats):
-            for kind in ("nodes", "mock"):
-                measured = run_project(client, repo, count, nodes=kind == "nodes")
-                print(json.dumps({"nodes": count, "kind": kind, **measured}), flush=True)
-                for key, value in measured.items():
-                    results.setdefault(f"{kind}:{key}", []).append(value)
-    finally:
-        stack.stop_stack(directory)
+    for nodes, kinds in ((count, KINDS[:2]), (0, KINDS[2:])):
+        directory = scratch / f"stack-{count}-{nodes}"
+        started = time.monotonic()
+        record = stack.start_stack(directory, nodes=nodes)
+        print(f"{nodes} nodes: stack up in {time.monotonic() - started:.1f} s", flush=True)
+        try:
+            client = ApiClient(record["api_url"], stack.api_token(directory), timeout_s=120)
+            if nodes:
+                place_demo_data(client, list(record["nodes"]), count, directory,
+                                report_timeout_s=120.0)
+            run_project(client, repo, count, kind=kinds[0])  # warm-up: the imports
+            for _ in range(repeats):
+                for kind in kinds:
+                    measured = run_project(client, repo, count, kind=kind)
+                    print(json.dumps({"nodes": count, "kind": kind, **measured}), flush=True)
+                    for key, value in measured.items():
+                        results.setdefault(f"{kind}:{key}", []).append(value)
+        finally:
+            stack.stop_stack(directory)
     return results
 
 
@@ -132,13 +145,12 @@ def main() -> None:
         for count in args.nodes:
             results = bench_nodes(count, args.repeats, scratch, str(repo))
             for key in ("post_answer", "all_learners_started", "training"):
-                rows.append(f"| {count} | {key} | "
-                            f"{statistics.median(results['nodes:' + key]):.2f} | "
-                            f"{statistics.median(results['mock:' + key]):.2f} |")
+                medians = [f"{statistics.median(results[f'{kind}:{key}']):.2f}"
+                           for kind in KINDS]
+                rows.append(f"| {count} | {key} | {' | '.join(medians)} |")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print("\n| nodes | seconds from POST to | by data tag (placed on nodes) | mock data "
-          "(baseline) |\n|---|---|---|---|")
+    print(f"\n| nodes | seconds from POST to | {' | '.join(KINDS)} |\n|---|---|---|---|---|")
     print("\n".join(rows))
 
 

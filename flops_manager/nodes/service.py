@@ -10,6 +10,7 @@ from typing import Any
 from flops_contracts.errors import ErrorCode, FlopsError
 from flops_contracts.ids import check_data_tag, check_identifier
 from flops_dataplane import data_tokens
+from flops_dataplane.names import MOCK_TAG_PREFIX
 from flops_manager.nodes.model import (
     CREDENTIAL_PREFIX,
     NODE_TOKEN_PREFIX,
@@ -115,6 +116,13 @@ class NodeService:
                     check_data_tag(tag)
                 except ValueError as exc:
                     raise FlopsError(str(exc), code=ErrorCode.INVALID_REQUEST) from None
+            if data_tokens.WRITE in ops and (tag == data_tokens.ANY_TAG
+                                              or tag.startswith(MOCK_TAG_PREFIX)):
+                raise FlopsError(
+                    f"data tag {tag!r} cannot be written: tags starting with "
+                    f"{MOCK_TAG_PREFIX!r} hold projects' mock data (dropped when the project "
+                    "ends), and a write names its tag; push to another tag",
+                    code=ErrorCode.INVALID_REQUEST)
         return self._grant(node, sub=f"user:{owner}", ops=ops, tags=tags, ttl_s=DATA_GRANT_TTL_S)
 
     def learner_grant(self, node: Node, *, project_id: str, learner: int,

@@ -121,6 +121,14 @@ def test_bad_pushes(start_node: StartNode, alice: ApiClient, tmp_path: Path) -> 
         alice.request("POST", "nodes/edge-1/data-grant", json={"ops": ["write"],
                                                               "tags": ["../x"]})
     assert info.value.details["status"] == 422
+    # mock data tags are the projects' (a node drops them when the project ends): no user write
+    for tags in (["mock-p0123456789abcdef"], ["*"]):
+        with pytest.raises(ApiError, match="cannot be written") as info:
+            alice.request("POST", "nodes/edge-1/data-grant", json={"ops": ["write"],
+                                                                  "tags": tags})
+        assert info.value.details["status"] == 422
+    with pytest.raises(ApiError, match="hold projects' mock data"):
+        data_cli.push(alice, "edge-1", "mock-mine", good)
     # a write token does not allow reading, a token for one tag not another
     grant = alice.request("POST", "nodes/edge-1/data-grant", json={"ops": ["write"],
                                                                   "tags": ["t"]})
