@@ -213,7 +213,10 @@ class Settings(BaseModel):
         description="base URL of Swagger UI's files (default: served by the manager)",
     )
     images_prefix: str = "flops"
-    dataplane_image: str = "flops/dataplane:latest"
+    dataplane_image: str = Field(
+        "localhost/flops/runtime:latest",
+        description="image of the mock data provider and the project data server: FLOps' "
+                    "runtime (`containers/build.sh runtime`; any FLOps service image works)")
     builder_image: str = "flops/image-builder:latest"
     tracking_image: str = "flops/tracking-server:latest"
 

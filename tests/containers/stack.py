@@ -131,7 +131,9 @@ def storage_volume() -> str:
 @pytest.fixture(scope="session")
 def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, registry: str,
             registry_base_image: str, builder_image: str, broker: int, mlflow_port: int,
-            storage_volume: str, repos_root: Path) -> Iterator[Manager]:
+            storage_volume: str, repos_root: Path, node_image: str) -> Iterator[Manager]:
+    """The manager on the Docker backend; mock data providers run in the node image (it holds
+    FLOps' runtime, as the runtime image does)."""
     root = tmp_path_factory.mktemp("manager")
     cache = root / "build-cache"
     cache.mkdir()
@@ -151,7 +153,8 @@ def manager(tmp_path_factory: pytest.TempPathFactory, podman_socket: str, regist
         "FLOPS_ORCHESTRATOR_URI": podman_socket.replace("unix://", "docker+unix://") + "?" + query,
         "FLOPS_REGISTRY": registry, "FLOPS_REGISTRY_TLS_VERIFY": "false",
         "FLOPS_BASE_IMAGE": registry_base_image, "FLOPS_BUILDER_IMAGE": builder_image,
-        "FLOPS_BUILDER_CACHE_DIR": str(cache), "FLOPS_ALLOW_LOCAL_REPOS": "true",
+        "FLOPS_DATAPLANE_IMAGE": node_image, "FLOPS_BUILDER_CACHE_DIR": str(cache),
+        "FLOPS_ALLOW_LOCAL_REPOS": "true",
         "FLOPS_RECONCILE_INTERVAL_S": "0.5", **ca_env,
     }
     log = root / "manager.log"
