@@ -29,7 +29,9 @@ def mock_data_tag(project_id: str) -> str:
 
 def mock_tag_project(tag: str) -> str | None:
     """The project whose mock data ``tag`` holds (``None`` for other tags)."""
-    return tag.removeprefix(MOCK_TAG_PREFIX) or None if tag.startswith(MOCK_TAG_PREFIX) else None
+    if not tag.startswith(MOCK_TAG_PREFIX):
+        return None
+    return tag.removeprefix(MOCK_TAG_PREFIX) or None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -192,7 +192,7 @@ class NodeDataServer(DataServer):
             raise flight.FlightServerError(f"upload refused: {exc}") from None
         self._check_schema(key, reader.schema)
         super().do_put(context, descriptor, reader, writer)
-        self.access.record(claims.sub, "write", key.dataset_id)
+        self.access.record(claims.sub, "write", key.dataset_id, peer=_peer(context))
         self._on_change()
 
     def mock_projects(self) -> list[str]:
