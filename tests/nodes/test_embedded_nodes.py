@@ -252,3 +252,30 @@ def test_mock_data_fills_the_nodes_partition_i_to_node_i(tmp_path: Path) -> None
     finally:
         flops(env, "down")
     assert processes_mentioning(str(data)) == []
+
+
+def test_hierarchical_mock_data_on_nodes_gets_one_cluster_aggregator_per_node_cluster(
+        tmp_path: Path) -> None:
+    """Mock data on nodes in two clusters: per cluster, that many nodes get a partition and a
+    learner, under their cluster's aggregator."""
+    data = tmp_path / "flops-data"
+    env = stack_env(data)
+    try:
+        up = flops(env, "up", "--nodes", "4", "--clusters", "2", "--json")
+        assert up.returncode == 0, up.stderr
+        cluster_of = json.loads(up.stdout)["clusters"]
+        spec = {"spec": {
+            "name": "mock-on-clusters", "mock_data": {"partitioner": "iid", "seed": 2},
+            "training": {"mode": "hierarchical", "cycles": 2, "rounds": 1, "learners": 2,
+                         "learner_config": {"local_epochs": 1, "learning_rate": 0.05}},
+        }}
+        project_id = create_and_watch(env, tmp_path, spec)
+        project = json.loads(flops(env, "project", "status", project_id, "--json").stdout)
+        assert project["phase"] == "completed", project["last_error"]
+        check_one_aggregator_per_cluster(project["placement"], cluster_of,
+                                         flops(env, "project", "status", project_id).stdout)
+        assert all(p["rows"] > 0 for p in project["placement"]), project["placement"]
+        assert project["progress"]["metrics"]["accuracy"] >= ACCURACY_THRESHOLD
+    finally:
+        flops(env, "down")
+    assert processes_mentioning(str(data)) == []
