@@ -497,6 +497,12 @@ def start_nodes(api: ApiClient, workers: dict[str, str], directory: Path) -> lis
     return agents
 
 
+def online_nodes(api: ApiClient) -> list[str]:
+    """The names of the caller's nodes that the manager considers online."""
+    return sorted(n["name"] for n in api.request("GET", "nodes")["items"]
+                  if n["status"] == "online")
+
+
 def start_digit_nodes(api: ApiClient, workers: dict[str, str], directory: Path,
                       tag: str) -> list[NodeAgent]:
     """:func:`start_nodes`, each with a share of the digits under ``tag`` (every n-th row; a
@@ -578,6 +584,10 @@ def test_mock_data_is_written_to_the_nodes_by_a_provider_pinned_to_each(
     workers = {"worker-m1": CLUSTERS[0], "worker-m2": CLUSTERS[1]}
     agents = start_nodes(api, workers, tmp_path)
     try:
+        # mock data takes the owner's online nodes in name order: the nodes of the tests
+        # before (their agents stopped) must have been seen going offline first
+        wait_for(lambda: online_nodes(api) == sorted(workers), timeout=60,
+                 what=f"{sorted(workers)} the only online nodes")
         pid = oak.submit(small_spec("oak-mock-nodes", learners=2))
         project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=300,
                            what="mock project on nodes completed")
