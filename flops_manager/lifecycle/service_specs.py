@@ -649,7 +649,6 @@ __all__ = [
     "Placement",
     "action_specs",
     "inference_spec",
-    "mock_data_tag",
     "mock_provider_spec",
     "node_data_tags",
     "services_of",

@@ -6,12 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from flops_contracts.errors import ErrorCode, FlopsError
+from flops_dataplane.names import mock_data_tag
 from flops_manager.lifecycle.actions import Role, service_name
-from flops_manager.lifecycle.service_specs import (
-    LEARNER_DATA_TOKEN,
-    MOCK_WRITE_TOKEN,
-    mock_data_tag,
-)
+from flops_manager.lifecycle.service_specs import LEARNER_DATA_TOKEN, MOCK_WRITE_TOKEN
 from flops_manager.nodes.model import Node
 from flops_manager.nodes.placement import (
     PlacementError,
@@ -86,15 +83,17 @@ def _mock_error(owned: list[Node], learners: int, hierarchical: bool,
         code=ErrorCode.INVALID_SPEC, details={"nodes": [n.name for n in owned]})
 
 
-def place_project(nodes: NodeService, *, owner: str, project_id: str,
+def place_project(nodes: NodeService, owned: list[Node], *, owner: str, project_id: str,
                   raw_spec: Mapping[str, Any], spec: dict[str, Any],
                   now: float) -> tuple[list[dict[str, Any]], dict[str, str], dict[str, Any]]:
-    """Place the learners; return the placement, the learners' data tokens and the spec.
+    """Place the learners on ``owned``; return the placement, data tokens and spec.
+
+    ``owned`` is the owner's nodes, read once by the caller.
 
     The spec's ``training.learners`` becomes the number of learners placed. A mock data project
     (:func:`mock_on_nodes`) takes ``training.learners`` online nodes (per cluster when
     hierarchical), in name order; its partitions are written there under
-    :func:`~flops_manager.lifecycle.service_specs.mock_data_tag` by one mock data provider per
+    :func:`~flops_dataplane.names.mock_data_tag` by one mock data provider per
     node, each holding a write token for that tag on that node only. Rows and label counts are
     filled in when the providers report (until then 0 and empty).
 
@@ -122,7 +121,6 @@ def place_project(nodes: NodeService, *, owner: str, project_id: str,
     wanted: list[str] = [] if mock else spec["data_tags"]
     if mock:
         minimum = int(training["learners"])
-    owned = nodes.nodes(owner)
     try:
         if hierarchical:
             placed = place_by_cluster(owned, wanted, learners=learners, min_available=minimum,

@@ -113,11 +113,11 @@ class ProjectService:
         project_id = self.new_id()
         placement: list[dict[str, Any]] = []
         learner_tokens: dict[str, str] = {}
-        if self.nodes is not None and (
-                uses_nodes(normalised)
-                or mock_on_nodes(normalised, self.nodes.nodes(owner), now=now)):
+        owned = self.nodes.nodes(owner) if self.nodes is not None else []
+        if self.nodes is not None and (uses_nodes(normalised)
+                                       or mock_on_nodes(normalised, owned, now=now)):
             placement, learner_tokens, normalised = place_project(
-                self.nodes, owner=owner, project_id=project_id, raw_spec=spec,
+                self.nodes, owned, owner=owner, project_id=project_id, raw_spec=spec,
                 spec=normalised, now=now)
         project = Project(
             id=project_id,
