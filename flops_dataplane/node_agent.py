@@ -46,6 +46,8 @@ DATA_DIR = "data"
 ENROLL_PATH = "/api/v1/node-agent/enroll"
 REPORT_PATH = "/api/v1/node-agent/report"
 MAX_HISTOGRAM_CLASSES = 100
+GOODBYE_TIMEOUT_S = 3.0
+"""How long a stopping agent waits for the manager to take its last (``leaving``) report."""
 
 
 class NodeAgentSettings(BaseModel):
@@ -93,12 +95,12 @@ def node_platform() -> str:
 
 
 def _http(method: str, url: str, body: dict[str, Any],
-          headers: dict[str, str] | None = None) -> tuple[int, Any]:
+          headers: dict[str, str] | None = None, timeout_s: float = 10.0) -> tuple[int, Any]:
     request = urllib.request.Request(  # noqa: S310 - the manager URL is checked to be http(s)
         url, data=json.dumps(body).encode(), method=method,
         headers={"Content-Type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - http(s)
+        with urllib.request.urlopen(request, timeout=timeout_s) as answer:  # noqa: S310
             return int(answer.status), json.loads(answer.read(1 << 20) or b"null")
     except urllib.error.HTTPError as exc:
         try:
@@ -199,16 +201,21 @@ class NodeAgent:
         host = self.settings.advertise_host or self.settings.host
         return f"grpc://{host}:{self.server.port}"
 
-    def report(self) -> bool:
-        """Send the inventory once; return whether the manager accepted it."""
-        body = {"location": self.location, "platform": node_platform(),
+    def report(self, *, leaving: bool = False) -> bool:
+        """Send the inventory once; return whether the manager accepted it.
+
+        ``leaving``: the agent is stopping, so the manager shows the node offline at once
+        (and places no learner on it) instead of after three missed reports.
+        """
+        body = {"leaving": leaving,"location": self.location, "platform": node_platform(),
                 "cluster": self.settings.cluster, "interval_s": self.settings.report_interval_s,
                 "datasets": inventory(self.server),
                 "learner_projects": sorted({*self.server.tokens.learner_projects(),
                                             *self.server.mock_projects()})}
         try:
             status, answer = _http("PUT", self.settings.manager_url + REPORT_PATH, body,
-                                   {"Authorization": f"Node {self.creds.credential}"})
+                                   {"Authorization": f"Node {self.creds.credential}"},
+                                   timeout_s=GOODBYE_TIMEOUT_S if leaving else 10.0)
         except OSError as exc:
             log.warning("inventory report failed (manager unreachable: %s); will retry", exc)
             return False
@@ -223,12 +230,13 @@ class NodeAgent:
         return True
 
     def run(self) -> None:
-        """Report until :meth:`stop`; then shut the data server down."""
+        """Report until :meth:`stop`; then say goodbye and shut the data server down."""
         try:
             while not self._stop.is_set():
                 self.report()
                 self._wake.wait(self.settings.report_interval_s)
                 self._wake.clear()
+            self.report(leaving=True)
         finally:
             self.server.shutdown()
 

@@ -94,11 +94,17 @@ class Node:
     location: str | None = None
     interval_s: float = 10.0
     datasets: tuple[dict[str, Any], ...] = ()
+    leaving: bool = False
 
     def status(self, now: float) -> str:
-        """``online`` while reports arrive, ``offline`` after missing a few, else ``enrolled``."""
+        """``online`` while reports arrive, else ``offline`` or ``enrolled``.
+
+        ``offline`` after missing a few reports, or once the agent said it is stopping.
+        """
         if self.last_seen is None:
             return "enrolled"
+        if self.leaving:
+            return "offline"
         late = now - self.last_seen > OFFLINE_AFTER_INTERVALS * self.interval_s
         return "offline" if late else "online"
 

@@ -215,7 +215,8 @@ class NodeService:
             raise FlopsError(f"malformed data set entry in the report: {exc}",
                              code=ErrorCode.INVALID_REQUEST) from None
         changes = {"last_seen": self.clock(), "location": str(body["location"])[:256],
-                   "datasets": datasets, "interval_s": float(body.get("interval_s") or 10.0)}
+                   "datasets": datasets, "interval_s": float(body.get("interval_s") or 10.0),
+                   "leaving": bool(body.get("leaving"))}
         if body.get("platform"):
             changes["platform"] = str(body["platform"])[:64]
         if body.get("cluster"):

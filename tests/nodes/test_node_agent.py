@@ -60,6 +60,29 @@ def test_enroll_report_and_owner_scope(start_node: StartNode, alice: ApiClient,
     assert info.value.details["status"] == 404
 
 
+def test_a_stopping_agent_says_goodbye_and_is_offline_at_once(
+        manager: str, alice: ApiClient, tmp_path: Path) -> None:
+    """A cleanly stopped agent is offline at once (no placement on it), not after three
+    missed reports; its next report brings it back online."""
+    token = alice.request("POST", "nodes/edge-7/token")["token"]
+    settings = NodeAgentSettings(name="edge-7", data_dir=tmp_path / "edge-7",
+                                 manager_url=manager, report_interval_s=3600)
+    agent = start_agent(settings, {"FLOPS_NODE_TOKEN": token})
+    thread = threading.Thread(target=agent.run, daemon=True)
+    thread.start()
+    wait_for(lambda: node_view(alice, "edge-7")["status"] == "online", timeout=10)
+    agent.stop()
+    thread.join(10)
+    # an hour-long interval: without the goodbye it would stay online for three hours
+    assert node_view(alice, "edge-7")["status"] == "offline"
+    again = start_agent(settings, {})
+    try:
+        assert again.report()
+        assert node_view(alice, "edge-7")["status"] == "online"
+    finally:
+        again.server.shutdown()
+
+
 def test_node_token_single_use_and_bound_to_name(manager: str, alice: ApiClient,
                                                  tmp_path: Path) -> None:
     token = alice.request("POST", "nodes/n-a/token")["token"]

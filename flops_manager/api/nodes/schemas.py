@@ -96,6 +96,9 @@ class ReportSchema(StrictSchema):
     interval_s = fields.Float(load_default=10.0, validate=validate.Range(min=0.1, max=86400))
     datasets = fields.List(fields.Dict(), load_default=list,
                            validate=validate.Length(max=1000))
+    leaving = fields.Boolean(load_default=False, metadata={
+        "description": "the agent is stopping: the node is offline from now on (no placement) "
+                       "until its next report"})
     learner_projects = fields.List(
         fields.String(validate=validate.Length(min=1, max=64)), load_default=list,
         validate=validate.Length(max=1000),
