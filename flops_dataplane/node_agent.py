@@ -207,7 +207,7 @@ class NodeAgent:
         ``leaving``: the agent is stopping, so the manager shows the node offline at once
         (and places no learner on it) instead of after three missed reports.
         """
-        body = {"leaving": leaving,"location": self.location, "platform": node_platform(),
+        body = {"leaving": leaving, "location": self.location, "platform": node_platform(),
                 "cluster": self.settings.cluster, "interval_s": self.settings.report_interval_s,
                 "datasets": inventory(self.server),
                 "learner_projects": sorted({*self.server.tokens.learner_projects(),
