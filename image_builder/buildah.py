@@ -32,7 +32,7 @@ class BudOptions:
     target
         Stage to build (the role).
     manifest
-        Local manifest list the images of all platforms are added to.
+        Local manifest list the images of all platforms are added to (none: ``output``).
     platforms
         One ``--platform`` each.
     ca_bundle
@@ -46,25 +46,33 @@ class BudOptions:
         ``--build-arg`` values (pip's index settings).
     mounts
         ``(host directory, path in the build)`` mounted read-only (local pip indexes, wheels).
+    output
+        Export the target stage's files into this directory instead of adding an image to a
+        manifest list (``--output type=local``).
     """
 
     containerfile: Path
     context: Path
     target: str
-    manifest: str
+    manifest: str | None
     platforms: tuple[str, ...]
     ca_bundle: Path | None = None
     tls_verify: bool = True
     authfile: Path | None = None
     build_args: Mapping[str, str] = dataclasses.field(default_factory=dict)
     mounts: tuple[tuple[Path, str], ...] = ()
+    output: Path | None = None
 
 
 def bud_argv(buildah: str, options: BudOptions) -> list[str]:
     """Return the ``buildah bud`` argument vector (chroot isolation, layer cache)."""
-    argv = [buildah, "bud", "--isolation", "chroot", "--layers",
-            "--manifest", options.manifest, "--target", options.target,
-            "-f", str(options.containerfile), f"--tls-verify={str(options.tls_verify).lower()}"]
+    argv = [buildah, "bud", "--isolation", "chroot", "--layers"]
+    if options.manifest is not None:
+        argv += ["--manifest", options.manifest]
+    if options.output is not None:
+        argv += ["--output", f"type=local,dest={options.output}"]
+    argv += ["--target", options.target, "-f", str(options.containerfile),
+             f"--tls-verify={str(options.tls_verify).lower()}"]
     for plat in options.platforms:
         argv += ["--platform", plat]
     if options.ca_bundle is not None:

@@ -10,7 +10,11 @@ One multi-stage Containerfile serves all roles of a build::
     <role>-env  FROM deps, for a role that is pruned (``Role.prune``): ``image_builder.role_env``
               removes the distributions the role does not use (the user's dependencies stay
               as declared) and records what went in and why in ``VENV/flops-packages.json``.
-              Only this cheap step is per role; the dependency layer is shared.
+              Only this cheap step is per role; the dependency layer is shared. Under
+              emulation it takes what the role loads from the native build's probe
+              (``FLOPS_NATIVE_PROBE``) instead of importing everything under qemu.
+    <role>-decision  FROM scratch: only that report, which the builder exports from the
+              native platform's build (``--output``) to hand its probe to emulated ones.
     runtime   FROM base: tini, a non-root user, ``python`` = the venv's interpreter, tini as
               PID 1 (forwards SIGTERM).
     <role>    FROM runtime: the role's venv (from ``<role>-env``, or ``deps`` unpruned), then
@@ -144,6 +148,16 @@ PROBE_PAYLOAD = "/opt/flops/build/payload"
 BUILD_PLATFORM_ARG = "FLOPS_BUILD_PLATFORM"
 """The builder host's platform; with buildah's ``TARGETPLATFORM`` it tells ``role_env`` that
 a stage runs under emulation (where it skips its second, verifying probe)."""
+NATIVE_PROBE_ARG = "FLOPS_NATIVE_PROBE"
+"""JSON of what the role's probe loaded in the native platform's build; an emulated
+``role_env`` decides from it rather than importing the role's modules under qemu (minutes)."""
+PACKAGES_REPORT = "flops-packages.json"
+"""``role_env``'s report in the venv: what the role keeps and why, what it lost."""
+
+
+def decision_stage(role: str) -> str:
+    """Name of the stage that holds only ``role``'s package report (see the module doc)."""
+    return f"{role}-decision"
 
 
 def _role_env_stage(role: Role) -> list[str]:
@@ -151,10 +165,14 @@ def _role_env_stage(role: Role) -> list[str]:
         f"FROM deps AS {role.name}-env",
         "ARG TARGETPLATFORM",
         f"ARG {BUILD_PLATFORM_ARG}",
+        f"ARG {NATIVE_PROBE_ARG}",
         "COPY deps/user-requirements.txt /opt/flops/build/",
         f"COPY payload/ {PROBE_PAYLOAD}/",
         f"RUN {VENV}/bin/python -B -m image_builder.role_env {role.name} --venv {VENV} "
         f"--payload {PROBE_PAYLOAD} --user-requirements /opt/flops/build/user-requirements.txt",
+        "",
+        f"FROM scratch AS {decision_stage(role.name)}",
+        f"COPY --from={role.name}-env {VENV}/{PACKAGES_REPORT} /{PACKAGES_REPORT}",
     ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
+import json
 import secrets
 import shutil
 import tempfile
@@ -38,13 +39,14 @@ from image_builder.buildah import (
 )
 from image_builder.cache import CacheLayout
 from image_builder.image_tags import TagInputs, image_name, image_tag, recipe_digest
-from image_builder.outcome import BuildStep
+from image_builder.outcome import BuildError, BuildStep
 from image_builder.pins import extras_pins, merge_requirements, runtime_pins, runtime_roots
 from image_builder.pip_config import PipBuildInputs, build_inputs
 from image_builder.platforms import (
     emulation_error,
     host_platform,
     missing_emulation,
+    needs_emulation,
     read_binfmt_handlers,
     requested_platforms,
 )
@@ -267,6 +269,27 @@ def build_and_push(settings: BuilderSettings, plan: ImagePlan, steps: StepTimer,
     return PushedImages(dict(prep.refs), hit, platforms, details)
 
 
+def _native_probe(buildah: Buildah, options: BudOptions, role: str, host: str,
+                  scratch: Path) -> str:
+    """Build ``role``'s pruning stage natively; return its probe answer as JSON.
+
+    Emulated platforms prune by this answer instead of importing the role's modules under
+    qemu (see ``image_builder.role_env``). The stage is the one the native image uses, so
+    after a native build this is a layer-cache hit that only exports the report.
+    """
+    out = Path(tempfile.mkdtemp(prefix="decision-", dir=scratch))
+    try:
+        buildah.bud(dataclasses.replace(options, target=cf.decision_stage(role), manifest=None,
+                                        platforms=(host,), output=out))
+        report = json.loads((out / cf.PACKAGES_REPORT).read_text(encoding="utf-8"))
+        return json.dumps(report["probe"], separators=(",", ":"), sort_keys=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise BuildError(f"reading the native {role} image's package report failed: {exc}",
+                         step=BuildStep.BUILD) from None
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
 def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: StepTimer, *,
            platforms: tuple[str, ...], log_path: Path, authfile: Path | None) -> dict[str, str]:
     """Build every role and push it; return role -> the pushed manifest list's digest."""
@@ -288,16 +311,27 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
             copy_payload(plan.payload, context / "payload")
             info.update(log_file=str(log_path))
         ca_bundle = settings.extra_ca_bundle.expanduser() if settings.extra_ca_bundle else None
+        host = host_platform()
+        options = BudOptions(
+            containerfile=context / "Containerfile", context=context, target="", manifest=None,
+            platforms=(), ca_bundle=ca_bundle, tls_verify=settings.registry_tls_verify,
+            authfile=authfile, mounts=prep.pip.mounts,
+            build_args={**prep.pip.build_args, cf.BUILD_PLATFORM_ARG: host})
+        emulated = tuple(needs_emulation(platforms, host))
+        native = tuple(p for p in platforms if p not in emulated)
         for role in plan.roles:
             with steps.step(BuildStep.BUILD, label=f"build_{role.name}") as info:
-                buildah.bud(BudOptions(
-                    containerfile=context / "Containerfile", context=context,
-                    target=role.name, manifest=manifests[role.name], platforms=platforms,
-                    ca_bundle=ca_bundle, tls_verify=settings.registry_tls_verify,
-                    authfile=authfile, mounts=prep.pip.mounts,
-                    build_args={**prep.pip.build_args, cf.BUILD_PLATFORM_ARG: host_platform()},
-                ))
-                info.update(role=role.name)
+                into = dataclasses.replace(options, target=role.name,
+                                           manifest=manifests[role.name])
+                if native:
+                    buildah.bud(dataclasses.replace(into, platforms=native))
+                if emulated:
+                    args = dict(options.build_args)
+                    if role.prune:
+                        args[cf.NATIVE_PROBE_ARG] = _native_probe(buildah, options, role.name,
+                                                                  host, scratch)
+                    buildah.bud(dataclasses.replace(into, platforms=emulated, build_args=args))
+                info.update(role=role.name, native=list(native), emulated=list(emulated))
         with steps.step(BuildStep.PUSH) as info:
             pushed = {role_name: buildah.push(manifest=manifests[role_name], ref=ref,
                                               tls_verify=settings.registry_tls_verify,

@@ -17,9 +17,11 @@ every role and platform and only this cheap step is per role. It keeps:
 * the FLOps runtime distribution itself.
 
 Every other distribution is removed (its RECORD's files and its metadata). A second probe in
-the pruned environment must import everything again, or the build fails naming the module
-(skipped under emulation, where a probe takes minutes: the native platform's build verifies
-the same removals).
+the pruned environment must import everything again, or the build fails naming the module.
+Under emulation a probe takes minutes, so an emulated build takes the native build's probe
+(``FLOPS_NATIVE_PROBE``, which the builder reads from the native image's report) and runs
+none; the native build has verified the same removals. Closures are still evaluated on the
+target platform, so its markers count.
 The decision is recorded in ``VENV/flops-packages.json``: each kept distribution with its
 version, size and why, each removed one with its size.
 
@@ -45,10 +47,11 @@ from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from image_builder.containerfile import BUILD_PLATFORM_ARG, NATIVE_PROBE_ARG, PACKAGES_REPORT
 from image_builder.slim import SlimReport, uninstall
 
 RUNTIME_DISTRIBUTION = "flops"
-REPORT_NAME = "flops-packages.json"
+REPORT_NAME = PACKAGES_REPORT
 DIRECTORY_MTIME = 315532800
 """1980-01-01: directories touched by the removal get a fixed time (same input, same layer)."""
 PROBE_TIMEOUT_S = 600.0
@@ -332,8 +335,31 @@ def emulated(environ: Mapping[str, str]) -> bool:
     True when buildah's ``TARGETPLATFORM`` differs from the builder host's platform
     (``FLOPS_BUILD_PLATFORM``, a build argument the builder passes).
     """
-    target, host = environ.get("TARGETPLATFORM", ""), environ.get("FLOPS_BUILD_PLATFORM", "")
+    target, host = environ.get("TARGETPLATFORM", ""), environ.get(BUILD_PLATFORM_ARG, "")
     return bool(target and host and target != host)
+
+
+def native_probe(environ: Mapping[str, str]) -> dict[str, list[str]] | None:
+    """Return the native build's probe answer handed to an emulated stage, if any.
+
+    Raises
+    ------
+    SystemExit
+        When the value is not the probe's JSON (``loaded`` and ``skipped`` lists of names).
+    """
+    text = environ.get(NATIVE_PROBE_ARG, "")
+    if not text or not emulated(environ):
+        return None
+    try:
+        answer = json.loads(text)
+        lists = {key: answer[key] for key in ("loaded", "skipped")}
+    except (ValueError, KeyError, TypeError):
+        lists = {}
+    if not lists or not all(isinstance(names, list) and all(isinstance(n, str) for n in names)
+                            for names in lists.values()):
+        raise SystemExit(f"image_builder.role_env: {NATIVE_PROBE_ARG} is not a probe's "
+                         "answer (JSON with 'loaded' and 'skipped' lists of names)")
+    return lists
 
 
 def _fix_directory_times(venv: Path) -> None:
@@ -349,7 +375,8 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     """
     probe = ROLE_PROBES[role]
     python = str(venv / "bin" / "python")
-    before = run_probe(python, probe, payload)
+    handed = native_probe(os.environ)
+    before = handed if handed is not None else run_probe(python, probe, payload)
     installed, dists = _installed(site_packages)
     names, unreadable = imported_names(payload) if payload is not None else (set(), [])
     decision = plan(installed=installed, user_requirements=user_requirements,
@@ -373,6 +400,9 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
                     for n, size in decision.removed.items()],
         "bytes_removed": report.bytes_freed,
         "verified": verified,
+        "probed": "natively, handed to this emulated build" if handed is not None
+                  else "in this build",
+        "probe": before,
         "skipped_modules": after["skipped"],
         "unparsed_files": unreadable,
     }

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.fixtures.podman import podman_service, remove_local_images
+from tests.fixtures.podman import BUILDER_STORAGE_VOLUME, podman_service, remove_local_images
 from tests.fixtures.repos import git_repo
 from tests.fixtures.servers import free_port, wait_for
 from tests.fixtures.tools import missing, require_tools
@@ -223,7 +223,9 @@ def stack(images: dict[str, str],
     engine = contextlib.ExitStack()
     engine_sock = engine.enter_context(podman_service(root, registry))
     ca = "/run/flops/ca-bundle.pem"
-    mounts = [f"flops-test-builder-{suffix}:/var/lib/containers",
+    # buildah's layer cache is the one the Docker suites' builders keep between runs (the
+    # dependency layers); the build cache (wheels, checkouts, logs) is this stack's own
+    mounts = [f"{BUILDER_STORAGE_VOLUME}:/var/lib/containers",
               f"flops-test-cache-{suffix}:/var/cache/flops", f"{repo}:{repo}:ro"]
     if CA_BUNDLE.is_file():
         mounts.append(f"{CA_BUNDLE}:{ca}:ro")
@@ -296,8 +298,7 @@ def stack(images: dict[str, str],
             run(["podman", "rm", "-f", *project_containers], check=False, timeout=300)
         run(["podman", "network", "rm", "-f", network], check=False)
         run(["podman", "untag", BASE_IMAGE, values["FLOPS_BASE_IMAGE"]], check=False)
-        for volume in (f"flops-test-builder-{suffix}", f"flops-test-cache-{suffix}"):
-            run(["podman", "volume", "rm", "-f", volume], check=False)
+        run(["podman", "volume", "rm", "-f", f"flops-test-cache-{suffix}"], check=False)
         engine.close()
         remove_local_images([f"{registry}/", f"127.0.0.1:{ports['registry']}/"])
 

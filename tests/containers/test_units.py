@@ -65,7 +65,7 @@ def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     text = cf.render_containerfile(RECIPE)
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert froms == ["FROM localhost/base:1 AS deps", "FROM deps AS learner-env",
-                     "FROM localhost/base:1 AS runtime",
+                     "FROM scratch AS learner-decision", "FROM localhost/base:1 AS runtime",
                      "FROM runtime AS learner", "FROM runtime AS aggregator"]
     assert text == cf.render_containerfile(RECIPE)  # stable
     runtime = text.split("AS runtime", 1)[1].split("FROM runtime AS", 1)[0]
@@ -83,7 +83,11 @@ def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     assert "COPY payload/ /opt/flops/repo/" in aggregator
     env_stage = text.split("AS learner-env", 1)[1].split("AS runtime", 1)[0]
     assert "python -B -m image_builder.role_env learner" in env_stage
-    assert "ARG TARGETPLATFORM\nARG FLOPS_BUILD_PLATFORM" in env_stage
+    assert "ARG TARGETPLATFORM\nARG FLOPS_BUILD_PLATFORM\nARG FLOPS_NATIVE_PROBE" in env_stage
+    # the decision stage holds only the learner's package report (exported, never pushed)
+    decision = env_stage.split("FROM scratch AS learner-decision\n", 1)[1].split("\n\n")[0]
+    assert decision == ("COPY --from=learner-env /opt/flops/venv/flops-packages.json"
+                                " /flops-packages.json")
     assert "--user-requirements /opt/flops/build/user-requirements.txt" in env_stage
     assert 'CMD ["python", "-m", "learner_base"]' in text
     assert 'CMD ["python", "-m", "aggregator"]' in text and "EXPOSE 8080" in text
@@ -194,6 +198,13 @@ def test_buildah_argv_has_no_secrets(tmp_path: Path) -> None:
     assert argv.count("--platform") == 2 and "--tls-verify=false" in argv
     assert "/etc/ssl/certs/ca.crt:/run/flops/ca-bundle.pem:ro" in argv
     assert "PIP_CERT=/run/flops/ca-bundle.pem" in argv
+    assert argv[argv.index("--manifest") + 1] == "localhost/m:1" and "--output" not in argv
+    # exporting a stage's files: no manifest list
+    export = bud_argv("buildah", BudOptions(
+        containerfile=tmp_path / "Containerfile", context=tmp_path, target="learner-decision",
+        manifest=None, platforms=("linux/amd64",), output=tmp_path / "out"))
+    assert "--manifest" not in export
+    assert export[export.index("--output") + 1] == f"type=local,dest={tmp_path / 'out'}"
     push = push_argv("buildah", manifest="localhost/m:1", ref="reg/x:1", tls_verify=True,
                      authfile=tmp_path / "auth.json")
     assert push[-1] == "docker://reg/x:1" and "--all" in push

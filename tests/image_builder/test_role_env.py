@@ -51,6 +51,69 @@ def test_emulated_when_the_target_is_not_the_build_host() -> None:
     assert not role_env.emulated({})
 
 
+EMULATED = {"TARGETPLATFORM": "linux/arm64", "FLOPS_BUILD_PLATFORM": "linux/amd64"}
+
+
+def test_an_emulated_stage_takes_the_native_probe_and_refuses_a_malformed_one() -> None:
+    answer = {"loaded": ["flwr", "numpy"], "skipped": ["flops_dataplane.client"]}
+    handed = {**EMULATED, "FLOPS_NATIVE_PROBE": json.dumps(answer)}
+    assert role_env.native_probe(handed) == answer
+    # a native stage probes itself whatever it is handed; no value: probe under emulation
+    assert role_env.native_probe({**handed, "TARGETPLATFORM": "linux/amd64"}) is None
+    assert role_env.native_probe(EMULATED) is None
+    for bad in ("not json", "[]", '{"loaded": "flwr", "skipped": []}',
+                '{"loaded": [1], "skipped": []}', '{"loaded": []}'):
+        with pytest.raises(SystemExit, match="FLOPS_NATIVE_PROBE"):
+            role_env.native_probe({**EMULATED, "FLOPS_NATIVE_PROBE": bad})
+
+
+def _fake_distribution(site: Path, name: str, requires: tuple[str, ...] = ()) -> Path:
+    """A minimal installed distribution: one module file, METADATA and RECORD."""
+    module = site / f"{name}.py"
+    module.write_text("VALUE = 1\n")
+    info = site / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: " + name + "\nVersion: 1.0\n"
+                                   + "".join(f"Requires-Dist: {r}\n" for r in requires))
+    (info / "RECORD").write_text(f"{name}.py,,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
+    return module
+
+
+def test_an_emulated_prune_decides_from_the_handed_probe_without_importing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under emulation with the native probe's answer, nothing is imported (a probe under
+    qemu takes minutes): what the native role loaded stays, with its reason, and the report
+    says where the probe ran."""
+    venv_dir = tmp_path / "venv"
+    site = venv_dir / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    for name in ("flwr", "numpy", "mlflow", "uv"):
+        _fake_distribution(site, name)
+    _fake_distribution(site, "flops", ("flwr", "mlflow"))
+
+    def no_probe(*_: object) -> None:
+        raise AssertionError("the emulated stage imported the role's modules")
+
+    monkeypatch.setattr(role_env, "run_probe", no_probe)
+    monkeypatch.setattr(role_env, "_owners", lambda names: set())
+    monkeypatch.setattr(role_env.metadata, "distributions",
+                        lambda **_: role_env.metadata.Distribution.discover(path=[str(site)]))
+    answer = {"loaded": ["flwr", "numpy"], "skipped": []}
+    for key, value in {**EMULATED, "FLOPS_NATIVE_PROBE": json.dumps(answer)}.items():
+        monkeypatch.setenv(key, value)
+    summary = role_env.prune("learner", venv=venv_dir, site_packages=site, payload=None,
+                             user_requirements=[])
+    assert "removed 2" in summary
+    report = json.loads((venv_dir / role_env.REPORT_NAME).read_text())
+    kept = {d["name"]: d["why"] for d in report["kept"]}
+    assert kept == {"flops": "the FLOps runtime", "flwr": "loaded by the role's code",
+                    "numpy": "loaded by the role's code"}
+    assert {d["name"] for d in report["removed"]} == {"mlflow", "uv"}
+    assert not (site / "uv.py").exists() and (site / "flwr.py").exists()
+    assert report["verified"] is False and report["probe"] == answer
+    assert report["probed"].startswith("natively")
+
+
 def test_closure_follows_markers_and_extras() -> None:
     assert set(closure({"scikit-learn": "user requirement"}, INSTALLED, ENV)) == {
         "scikit-learn", "numpy", "scipy", "joblib"}
@@ -169,7 +232,10 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
     assert kept["flwr"] == "loaded by the role's code" and "pyarrow" in kept
     assert "pandas" in removed  # scikit-learn loads it only because it is there
     assert not list(site.glob("mlflow_skinny-*.dist-info")) and not (target / "bin" / "uv").exists()
-    assert json.loads((target / role_env.REPORT_NAME).read_text())["role"] == "learner"
+    report = json.loads((target / role_env.REPORT_NAME).read_text())
+    assert report["role"] == "learner" and report["probed"] == "in this build"
+    # the probe's answer an emulated build of the same role would be handed
+    assert "flwr" in report["probe"]["loaded"] and "mlflow-skinny" not in report["probe"]["loaded"]
     # the pruned venv still runs the role's imports (the check ran inside prune, too)
     subprocess.run([str(target / "bin" / "python"), "-c", "import learner_base.runtime"],
                    check=True, timeout=120)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import atexit
+import functools
+import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -49,6 +52,14 @@ def mongo_store(nx_server: NxServer) -> Iterator[MongoProjectStore]:
     store.close()
 
 
+@functools.cache
+def _registry_key_dir() -> str:
+    """One directory for the registry signing key per test process, removed at its exit."""
+    path = tempfile.mkdtemp(prefix="flops-registry-key-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def make_settings(**overrides: Any) -> Settings:
     base: dict[str, Any] = {
         "api_tokens": '{"tok-alice": "alice", "tok-bob": "bob"}',
@@ -60,7 +71,7 @@ def make_settings(**overrides: Any) -> Settings:
         "sse_keepalive_s": 0.1,
         "sse_poll_s": 0.05,
         # the registry signing key is made on first use: never in the real ~/.flops
-        "registry_key_dir": tempfile.mkdtemp(prefix="flops-registry-key-"),
+        "registry_key_dir": _registry_key_dir(),
     }
     base.update(overrides)
     return Settings(**base)
