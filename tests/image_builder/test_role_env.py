@@ -96,8 +96,6 @@ def test_an_emulated_prune_decides_from_the_handed_probe_without_importing(
 
     monkeypatch.setattr(role_env, "run_probe", no_probe)
     monkeypatch.setattr(role_env, "_owners", lambda names: set())
-    monkeypatch.setattr(role_env.metadata, "distributions",
-                        lambda **_: role_env.metadata.Distribution.discover(path=[str(site)]))
     answer = {"loaded": ["flwr", "numpy"], "skipped": []}
     for key, value in {**EMULATED, "FLOPS_NATIVE_PROBE": json.dumps(answer)}.items():
         monkeypatch.setenv(key, value)
