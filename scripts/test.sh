@@ -34,6 +34,7 @@ FLOPS_BASE_ARCH=arm64 bash scripts/build_base_image.sh localhost/flops-python:3.
 .venv/bin/flops preflight --image localhost/flops-python:3.11-bookworm
 .venv/bin/ruff check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -q -rs --durations=15 "$@"
+# Two workers: the container suites on one, everything else on the other (tests/conftest.py)
+.venv/bin/python -m pytest -q -rs --durations=40 -n 2 --dist loadgroup "$@"
 # README's first command, end to end, in a fresh environment (no Mosquitto, no dev packages)
 bash scripts/ci_demo.sh

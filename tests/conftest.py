@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,37 @@ from tests.fixtures.tools import MISSING, STRICT_VARIABLE, strict
 _MISSING_REASON = re.compile(
     rf"{re.escape(MISSING)}|not installed|no module named|could not import|command not found",
     re.IGNORECASE)
+
+
+CONTAINER_GROUP = "containers"
+"""The ``xdist_group`` of every test that builds or runs containers (see below)."""
+_CONTAINER_SUITES = ("containers", "compose")
+_CONTAINER_FIXTURES = frozenset({"base_image", "registry", "podman_socket", "tiny_image"})
+_TESTS = Path(__file__).resolve().parent
+
+
+def uses_containers(item: pytest.Item) -> bool:
+    """Whether a test builds or runs containers (Buildah, Podman, the Docker backend)."""
+    path = Path(str(item.path)).resolve()
+    if path.is_relative_to(_TESTS) and path.relative_to(_TESTS).parts[0] in _CONTAINER_SUITES:
+        return True
+    if _CONTAINER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and callspec.params.get("backend") == "docker"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put every container test in one ``xdist_group``.
+
+    ``scripts/test.sh`` runs two pytest-xdist workers with ``--dist loadgroup``: one takes the
+    container suites (their session fixtures build the base, builder and node images and
+    start a registry once, and their builds would only fight each other for the 2 cores),
+    while the other runs the rest, much of which waits on processes and sockets.
+    """
+    for item in items:
+        if uses_containers(item):
+            item.add_marker(pytest.mark.xdist_group(CONTAINER_GROUP))
 
 
 def _missing_tool_skips(session: pytest.Session) -> list[str]:

@@ -8,6 +8,7 @@ report is rendered there by ``scripts/reliability_report.py``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
@@ -92,12 +93,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     cache = getattr(session.config, "cache", None)
     path = (cache.mkdir("reliability") if cache else Path("/tmp")) / "results.json"
     previous: dict[str, Any] = {}
-    if path.exists():  # keep results of scenarios not run this time
+    # keep results of scenarios not run this time (or by another pytest-xdist worker)
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         previous = {r["node"]: r for r in json.loads(path.read_text())["results"]}
     merged = {**previous, **RESULTS}
     payload = {"generated_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                "results": list(merged.values())}
-    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    # written whole or not at all: the other worker may be reading it
+    partial = path.with_name(f"results.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    os.replace(partial, path)
     target = os.environ.get("FLOPS_RELIABILITY_REPORT")
     if target:
         spec = importlib.util.spec_from_file_location(
