@@ -38,6 +38,7 @@ def uses_containers(item: pytest.Item) -> bool:
     return callspec is not None and callspec.params.get("backend") == "docker"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Put every container test in one ``xdist_group``.
 
