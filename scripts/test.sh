@@ -35,6 +35,6 @@ FLOPS_BASE_ARCH=arm64 bash scripts/build_base_image.sh localhost/flops-python:3.
 .venv/bin/ruff check .
 .venv/bin/mypy
 # Two workers: the container suites on one, everything else on the other (tests/conftest.py)
-.venv/bin/python -m pytest -q -rs --durations=40 -n 2 --dist loadgroup "$@"
+.venv/bin/python -m pytest -q -rs --durations=40 -n 2 "$@"
 # README's first command, end to end, in a fresh environment (no Mosquitto, no dev packages)
 bash scripts/ci_demo.sh

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,35 +21,50 @@ _MISSING_REASON = re.compile(
 
 
 CONTAINER_GROUP = "containers"
-"""The ``xdist_group`` of every test that builds or runs containers (see below)."""
-_CONTAINER_SUITES = ("containers", "compose")
+"""The scheduling unit of every test that builds or runs containers (see below)."""
+_CONTAINER_SUITES = ("tests/containers/", "tests/compose/")
 _CONTAINER_FIXTURES = frozenset({"base_image", "registry", "podman_socket", "tiny_image"})
-_TESTS = Path(__file__).resolve().parent
 
 
-def uses_containers(item: pytest.Item) -> bool:
-    """Whether a test builds or runs containers (Buildah, Podman, the Docker backend)."""
-    path = Path(str(item.path)).resolve()
-    if path.is_relative_to(_TESTS) and path.relative_to(_TESTS).parts[0] in _CONTAINER_SUITES:
-        return True
-    if _CONTAINER_FIXTURES & set(getattr(item, "fixturenames", ())):
-        return True
-    callspec = getattr(item, "callspec", None)
-    return callspec is not None and callspec.params.get("backend") == "docker"
+def container_test(nodeid: str) -> bool:
+    """Whether a test, by node id, builds or runs containers (Buildah, Podman, Docker backend).
 
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Put every container test in one ``xdist_group``.
-
-    ``scripts/test.sh`` runs two pytest-xdist workers with ``--dist loadgroup``: one takes the
-    container suites (their session fixtures build the base, builder and node images and
-    start a registry once, and their builds would only fight each other for the 2 cores),
-    while the other runs the rest, much of which waits on processes and sockets.
+    The container suites, and the Docker-backend runs of parametrized scenarios
+    (``...[docker]``).
     """
-    for item in items:
-        if uses_containers(item):
-            item.add_marker(pytest.mark.xdist_group(CONTAINER_GROUP))
+    return nodeid.startswith(_CONTAINER_SUITES) or "[docker" in nodeid
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the Podman fixtures outside the container suites.
+
+    Such a test would be scheduled away from the container worker (see
+    :func:`pytest_xdist_make_scheduler`) and build the images a second time, concurrently.
+    """
+    strays = [item.nodeid for item in items if not container_test(item.nodeid)
+              and _CONTAINER_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if strays:
+        raise pytest.UsageError("tests using the Podman fixtures belong under "
+                                f"{' or '.join(_CONTAINER_SUITES)}: {', '.join(strays)}")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Schedule every container test on one pytest-xdist worker, the rest on any.
+
+    ``scripts/test.sh`` runs two workers: one takes the container tests as one unit (their
+    session fixtures build the base, builder and node images and start a registry once, and
+    their builds would only fight each other for the 2 cores), while the other runs the rest,
+    much of which waits on processes and sockets. (``--dist loadgroup`` would do this with
+    ``xdist_group`` marks, but pytest-xdist 3.8 cannot rename node ids on pytest 9.2.)
+    """
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
+
+    class ContainerGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return CONTAINER_GROUP if container_test(nodeid) else nodeid
+
+    return ContainerGroupScheduling(config, log)
 
 
 def _missing_tool_skips(session: pytest.Session) -> list[str]:
