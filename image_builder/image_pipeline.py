@@ -327,7 +327,9 @@ def _build(settings: BuilderSettings, plan: ImagePlan, prep: _Prepared, steps: S
                     buildah.bud(dataclasses.replace(into, platforms=native))
                 if emulated:
                     args = dict(options.build_args)
-                    if role.prune:
+                    # with the native platform requested its base has it too; an emulated-only
+                    # build (e.g. an arm64-only base) probes under emulation
+                    if role.prune and native:
                         args[cf.NATIVE_PROBE_ARG] = _native_probe(buildah, options, role.name,
                                                                   host, scratch)
                     buildah.bud(dataclasses.replace(into, platforms=emulated, build_args=args))
