@@ -71,3 +71,8 @@ def test_each_variant_is_pulled_and_runs_its_component(
         report = json.loads(arch[2])
         assert report["role"] == role and report["removed"], report
         assert report["verified"] is (platform == host_platform()), report
+        # the emulated variant imported nothing under qemu: it pruned by the native probe
+        native = platform == host_platform()
+        assert report["probed"] == ("in this build" if native
+                                    else "natively, handed to this emulated build"), report
+        assert "flwr" in report["probe"]["loaded"], report
