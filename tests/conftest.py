@@ -57,6 +57,11 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     their builds would only fight each other for the 2 cores), while the other runs the rest,
     much of which waits on processes and sockets. (``--dist loadgroup`` would do this with
     ``xdist_group`` marks, but pytest-xdist 3.8 cannot rename node ids on pytest 9.2.)
+
+    Schemathesis gives all its generated tests one node id, which pytest-xdist's scope
+    scheduling keys its work by: it would send only the first of them, so a work unit is
+    sent as every collected index with a node id in it (:func:`pytest_sessionfinish` fails
+    a run in which fewer tests finished than were collected).
     """
     from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
@@ -64,7 +69,30 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return CONTAINER_GROUP if container_test(nodeid) else nodeid
 
+        def _assign_work_unit(self, node: Any) -> None:
+            scope, work_unit = self.workqueue.popitem(last=False)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            pending = {nodeid for nodeid, completed in work_unit.items() if not completed}
+            node.send_runtest_some([index for index, nodeid in
+                                    enumerate(self.registered_collections[node])
+                                    if nodeid in pending])
+
     return ContainerGroupScheduling(config, log)
+
+
+class FinishedTests:
+    """Counts the tests that finished (pytest-xdist replays its workers' in the controller)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: tuple[str, int | None, str]
+                                 ) -> None:
+        self.count += 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(FinishedTests(), "flops-finished-tests")
 
 
 def _missing_tool_skips(session: pytest.Session) -> list[str]:
@@ -80,8 +108,20 @@ def _missing_tool_skips(session: pytest.Session) -> list[str]:
     return found
 
 
+def _unfinished_tests(session: pytest.Session) -> int:
+    finished = session.config.pluginmanager.get_plugin("flops-finished-tests")
+    if finished is None or hasattr(session.config, "workerinput"):  # in a worker: its share
+        return 0
+    return max(0, session.testscollected - int(finished.count))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run when a test was skipped because something is not installed."""
+    """Fail a run in which a collected test never ran, or one was skipped because something
+    is not installed (in CI)."""
+    unfinished = _unfinished_tests(session)
+    if exitstatus == pytest.ExitCode.OK and unfinished:
+        print(f"\n{unfinished} of {session.testscollected} collected tests never ran")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if not strict():
         return
     skipped = _missing_tool_skips(session)
