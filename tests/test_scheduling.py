@@ -40,7 +40,7 @@ def _inner_run(tmp_path: Path, tests: str) -> subprocess.CompletedProcess[str]:
     (tmp_path / "test_inner.py").write_text(tests)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "FLOPS_REQUIRE_TOOLS": "0"}
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:randomly", str(tmp_path)], cwd=tmp_path, env=env,
+                           str(tmp_path)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -95,7 +95,6 @@ def test_an_emulated_prune_decides_from_the_handed_probe_without_importing(
         raise AssertionError("the emulated stage imported the role's modules")
 
     monkeypatch.setattr(role_env, "run_probe", no_probe)
-    monkeypatch.setattr(role_env, "_owners", lambda names: set())
     answer = {"loaded": ["flwr", "numpy"], "skipped": []}
     for key, value in {**EMULATED, "FLOPS_NATIVE_PROBE": json.dumps(answer)}.items():
         monkeypatch.setenv(key, value)

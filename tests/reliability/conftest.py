@@ -8,8 +8,8 @@ report is rendered there by ``scripts/reliability_report.py``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import fcntl
 import importlib.util
 import json
 import os
@@ -92,17 +92,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     cache = getattr(session.config, "cache", None)
     path = (cache.mkdir("reliability") if cache else Path("/tmp")) / "results.json"
+    # two pytest-xdist workers both merge into the file: one at a time, or one's results
+    # could be lost
+    with path.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _merge_results(path)
+
+
+def _merge_results(path: Path) -> None:
     previous: dict[str, Any] = {}
-    # keep results of scenarios not run this time (or by another pytest-xdist worker)
-    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+    if path.exists():  # keep results of scenarios not run this time
         previous = {r["node"]: r for r in json.loads(path.read_text())["results"]}
     merged = {**previous, **RESULTS}
     payload = {"generated_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                "results": list(merged.values())}
-    # written whole or not at all: the other worker may be reading it
-    partial = path.with_name(f"results.{os.getpid()}.tmp")
-    partial.write_text(json.dumps(payload, indent=2), encoding="utf-8")
-    os.replace(partial, path)
+    path.write_text(json.dumps(payload, indent=2), encoding="utf-8")
     target = os.environ.get("FLOPS_RELIABILITY_REPORT")
     if target:
         spec = importlib.util.spec_from_file_location(
