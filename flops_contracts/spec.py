@@ -385,13 +385,6 @@ class ProjectSpec(_Model):
             raise ValueError("platforms must be unique")
         return value
 
-    @property
-    def effective_data_tags(self) -> list[str]:
-        """The tags learners read: the project's, or ``["mock"]`` for mock data without tags."""
-        if self.data_tags or self.mock_data is None:
-            return list(self.data_tags)
-        return ["mock"]
-
     @model_validator(mode="after")
     def _learner_platforms_built(self) -> Self:
         unbuilt = sorted(set(self.learner_platforms) - set(self.platforms))

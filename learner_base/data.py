@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from flops_dataplane.client import DEFAULT_TIMEOUT_S, DataClient
-from flops_dataplane.errors import DatasetExistsError, NoDataError, SchemaMismatchError
+from flops_dataplane.errors import NoDataError, SchemaMismatchError
 from flops_dataplane.protocol import SPLIT_COLUMN
 from learner_base.model_manager import LearnerContext
 
@@ -152,9 +152,8 @@ def load_data(
     token
         Data server token (default: ``FLOPS_DATA_TOKEN``).
     partition
-        Only read data sets whose manifest metadata ``partition`` equals this (useful when one
-        server holds every partition of a mock data provider); default:
-        ``context.data_partition`` (``None`` reads all).
+        Only read data sets whose manifest metadata ``partition`` equals this (a server filled
+        by :mod:`flops_dataplane.mock_provider` records it); default ``None``: read all.
 
     Raises
     ------
@@ -167,8 +166,6 @@ def load_data(
     """
     tags = list(context.data_tags)
     server = context.data_server
-    if partition is None:
-        partition = context.data_partition
     if not server or not tags:
         raise NoDataError(f"no data for tags {tags} on {server or '<no data server configured>'}")
     with DataClient(server, token, timeout_s=timeout_s) as client:
@@ -186,61 +183,4 @@ def load_data(
         tags=tuple(tags),
         server=server,
         datasets=tuple(m["id"] for m in manifests),
-    )
-
-
-CLAIMS_SUFFIX = ".claims"
-"""Data sets ``<tag>.claims/partition-<i>`` record which learner took which partition."""
-
-
-def claim_partition(
-    server: str,
-    tags: tuple[str, ...] | list[str],
-    *,
-    claimant: str,
-    token: str | None = None,
-    timeout_s: float = DEFAULT_TIMEOUT_S,
-) -> int:
-    """Take one partition of a shared data server for ``claimant`` and return its index.
-
-    For orchestrators that start identical learner instances without telling each its index
-    (Oakestra): every learner claims a different partition by creating the data set
-    ``<tag>.claims/partition-<i>``, which the server creates atomically (an upload of an existing
-    name fails). A claimant that asks again (a restarted learner) gets its own partition back.
-
-    Raises
-    ------
-    NoDataError
-        If the server holds no partitions under ``tags`` or every partition is taken.
-    """
-    tag = tags[0] if tags else ""
-    with DataClient(server, token, timeout_s=timeout_s) as client:
-        partitions = sorted({
-            int(m["metadata"]["partition"]) for m in client.list(list(tags))
-            if str(m.get("metadata", {}).get("partition", "")).isdigit()
-        })
-        if not partitions:
-            raise NoDataError(f"no partitions under tags {list(tags)} on {server}")
-        claims_tag = f"{tag}{CLAIMS_SUFFIX}"
-        taken: dict[int, str] = {}
-        for manifest in client.list([claims_tag]):
-            meta = manifest.get("metadata", {})
-            if str(meta.get("partition", "")).isdigit():
-                taken[int(meta["partition"])] = str(meta.get("claimant"))
-        for partition, owner in taken.items():
-            if owner == claimant:
-                return partition
-        marker = pa.table({"claimant": [claimant]})
-        for partition in partitions:
-            if partition in taken:
-                continue
-            try:
-                client.upload(marker, claims_tag, f"partition-{partition}",
-                              metadata={"partition": str(partition), "claimant": claimant})
-            except DatasetExistsError:
-                continue  # another learner was faster
-            return partition
-    raise NoDataError(
-        f"all {len(partitions)} partitions under tags {list(tags)} on {server} are taken "
-        "by other learners (more learners than partitions?)"
     )

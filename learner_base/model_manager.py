@@ -85,9 +85,6 @@ class LearnerContext:
     data_server
         Location of this node's ML data server (``grpc://host:port``), or ``None`` when the
         repository brings its own data.
-    data_partition
-        When one data server holds every learner's partition (mock data), the partition that
-        is this learner's; :func:`learner_base.data.load_data` reads only that one.
     """
 
     learner_index: int = 0
@@ -95,7 +92,6 @@ class LearnerContext:
     data_tags: tuple[str, ...] = ()
     seed: int = 0
     data_server: str | None = None
-    data_partition: int | None = None
 
 
 class ModelManager(abc.ABC):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import enum
 import logging
-import socket
 from pathlib import Path
 
-from flops_contracts.errors import ConfigError, ContractError, FlopsError
+from flops_contracts.errors import ContractError, FlopsError
 from flops_contracts.events import Component, EventType
 from flops_messaging import EventEmitter, create_emitter
 from learner_base import active_context
@@ -54,30 +53,13 @@ def _run(settings: LearnerSettings, emitter: EventEmitter) -> int:
         logger.error("%s", exc.message)
         return ExitCode.CONTRACT
 
-    index, partition = settings.learner_index, settings.data_partition
-    if settings.claims_partition:
-        if settings.data_server is None:
-            raise ConfigError("claiming a data partition needs FLOPS_DATA_SERVER")
-        # here only: pyarrow and Flight cost every learner ~33 MB, and most read no data server
-        from learner_base.data import claim_partition
-
-        try:
-            index = partition = claim_partition(
-                settings.data_server, settings.data_tags,
-                claimant=settings.instance or socket.gethostname(),
-            )
-        except FlopsError as exc:
-            emitter.emit(EventType.FAILED, reason=exc.message, stage="data")
-            logger.error("%s", exc.message)
-            return ExitCode.DATA
-        logger.info("claimed data partition %d", partition)
+    index = settings.learner_index
     context = LearnerContext(
         learner_index=index,
         learner_count=settings.learner_count,
         data_tags=tuple(settings.data_tags),
         seed=settings.seed if "seed" in settings.model_fields_set else index,
         data_server=settings.data_server,
-        data_partition=partition,
     )
     active_context.publish(context)  # for flops_utils.load_dataset() (original FLOps repos)
     try:

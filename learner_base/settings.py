@@ -30,9 +30,6 @@ class LearnerSettings(BaseModel):
     )
     data_tags: list[str] = Field(default_factory=list)
     seed: int = Field(0, description="default: the learner index")
-    shared_data_server: bool = Field(
-        False, description="the data server holds every learner's partition: read only ours"
-    )
     events_uri: str | None = None
     connect_timeout_s: float = Field(300.0, gt=0)
     tls_root_cert: str | None = Field(None, description="PEM file of the CA to trust (TLS)")
@@ -63,21 +60,6 @@ class LearnerSettings(BaseModel):
         if "seed" not in given:
             self.seed = self.learner_index
         return self
-
-    @property
-    def claims_partition(self) -> bool:
-        """Whether this learner must claim its partition (shared data, index unknown)."""
-        return (
-            self.shared_data_server
-            and self.data_server is not None
-            and self.instance_index is None
-            and "learner_index" not in self.model_fields_set
-        )
-
-    @property
-    def data_partition(self) -> int | None:
-        """The partition to read from a shared data server (``None``: read every data set)."""
-        return self.learner_index if self.shared_data_server else None
 
     @property
     def instance_name(self) -> str:

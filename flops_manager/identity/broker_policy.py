@@ -16,7 +16,6 @@ from flops_contracts.topics import PREFIX
 ROLE_PUBLISHES: Mapping[str, frozenset[Component]] = {
     "builder": frozenset({Component.BUILDER}),
     "model_builder": frozenset({Component.BUILDER}),
-    "data_server": frozenset({Component.DATA_SERVER}),
     "mock_data_provider": frozenset({Component.MOCK_DATA_PROVIDER}),
     "aggregator": frozenset({Component.AGGREGATOR, Component.ROOT_AGGREGATOR}),
     "cluster_aggregator": frozenset({Component.CLUSTER_AGGREGATOR}),

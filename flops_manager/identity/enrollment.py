@@ -36,7 +36,6 @@ from flops_manager.identity.registry_server import REGISTRY_PASSWORD, keyring, p
 from flops_manager.identity.registry_tokens import Keyring
 from flops_manager.identity.tracking_logins import TrackingLogins
 from flops_manager.lifecycle.service_specs import (
-    DATA_TOKEN,
     LEARNER_DATA_TOKEN,
     MOCK_WRITE_TOKEN,
 )
@@ -86,13 +85,13 @@ def secret_values(project: Project, settings: Settings, service: str | None = No
 
     A learner placed on a FLOps node gets its own data token for that node (stored under
     ``LEARNER_DATA_TOKEN + service``), and a mock data provider writing to one its write token
-    there (``MOCK_WRITE_TOKEN + service``), instead of the project's data server token.
+    there (``MOCK_WRITE_TOKEN + service``); no other service gets a data token.
     ``tracking`` is the service's MLflow login (:meth:`TrackingLogins.component_env`).
     """
     own = next((project.secrets[key + service] for key in (LEARNER_DATA_TOKEN, MOCK_WRITE_TOKEN)
                 if service and key + service in project.secrets), None)
     values = {
-        "FLOPS_DATA_TOKEN": own or project.secrets.get(DATA_TOKEN),
+        "FLOPS_DATA_TOKEN": own,
         MQTT_USERNAME: settings.component_mqtt_username,
         MQTT_PASSWORD: settings.component_mqtt_password,
         **(tracking or {}),

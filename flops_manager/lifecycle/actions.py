@@ -12,6 +12,8 @@ class Role(enum.StrEnum):
 
     BUILDER = "builder"
     DATA_SERVER = "data_server"
+    """No longer deployed (mock data goes to FLOps nodes); kept so that deleting a project
+    created by an older manager removes its project-wide data server."""
     MOCK_DATA_PROVIDER = "mock_data_provider"
     AGGREGATOR = "aggregator"
     CLUSTER_AGGREGATOR = "cluster_aggregator"
@@ -53,7 +55,7 @@ class ActionKind(enum.StrEnum):
 
 ROLES_OF_KIND: dict[ActionKind, tuple[Role, ...]] = {
     ActionKind.BUILD_IMAGES: (Role.BUILDER,),
-    ActionKind.DEPLOY_DATA: (Role.DATA_SERVER, Role.MOCK_DATA_PROVIDER),
+    ActionKind.DEPLOY_DATA: (Role.MOCK_DATA_PROVIDER,),
     ActionKind.DEPLOY_AGGREGATOR: (Role.AGGREGATOR, Role.CLUSTER_AGGREGATOR),
     ActionKind.DEPLOY_LEARNERS: (Role.LEARNERS,),
     ActionKind.BUILD_MODEL_IMAGE: (Role.MODEL_BUILDER,),

@@ -35,8 +35,8 @@ REQUIRED: Mapping[Phase, frozenset[Component]] = {
 """Components whose failure or loss fails the project, per phase."""
 
 _OPTIONAL: Mapping[Phase, frozenset[Component]] = {
-    Phase.DEPLOYING: frozenset({Component.LEARNER, Component.DATA_SERVER}),
-    Phase.TRAINING: frozenset({Component.LEARNER, Component.DATA_SERVER}),
+    Phase.DEPLOYING: frozenset({Component.LEARNER}),
+    Phase.TRAINING: frozenset({Component.LEARNER}),
 }
 
 MODEL_KEYS = (
@@ -178,33 +178,24 @@ def _on_built(project: Project, event: Event, now: float) -> Decision:
                  *deploy_actions(project), build=data)
 
 
-def _mock_on_nodes(project: Project) -> bool:
-    """Whether the project's mock data is written to its placed nodes (no data server)."""
-    return bool(project.spec.get("mock_data")) and bool(project.placement)
-
-
 def deploy_actions(project: Project) -> tuple[Action, ...]:
     """What starts a built project: everything that does not wait for another component.
 
-    The aggregator needs no data, so it starts in the same step as the data server and the
-    mock data provider (its start-up overlaps the partitioning and upload); only the learners
-    wait for their data (:func:`_on_data_ready`). Without mock data, the learners start too.
-    Mock data written to the project's nodes starts alone: the aggregator records each
-    learner's rows and label counts, which are known once every node's provider reported.
+    Without mock data, the aggregator and the learners start together. Mock data (written to
+    the project's nodes, one provider per node) starts alone: the aggregator records each
+    learner's rows and label counts, which are known once every node's provider reported, and
+    the learners need their data (:func:`_on_data_ready`).
     """
-    aggregator = Action(ActionKind.DEPLOY_AGGREGATOR, project.id)
-    if _mock_on_nodes(project):
-        return (Action(ActionKind.DEPLOY_DATA, project.id),)
     if project.spec.get("mock_data"):
-        return (Action(ActionKind.DEPLOY_DATA, project.id), aggregator)
-    return (aggregator, Action(ActionKind.DEPLOY_LEARNERS, project.id))
+        return (Action(ActionKind.DEPLOY_DATA, project.id),)
+    return (Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
+            Action(ActionKind.DEPLOY_LEARNERS, project.id))
 
 
 def data_ready(project: Project) -> bool:
-    """Whether the learners' data is in place: no mock data asked for, or its provider completed.
+    """Whether the learners' data is in place: no mock data, or every node's provider completed.
 
-    On nodes, every node's provider must have completed. Read from the recorded component
-    states (a provider's record outlives its service).
+    Read from the recorded component states (a provider's record outlives its service).
     """
     if not project.spec.get("mock_data"):
         return True
@@ -245,18 +236,15 @@ def _deployed(project: Project, now: float, *actions: Action) -> Decision:
 
 
 def _on_data_ready(project: Project, event: Event, now: float) -> Decision:
-    """A mock data provider completed: once all did, start the learners.
+    """A node's mock data provider completed: once all did, start the aggregator and learners.
 
-    On nodes the aggregator starts with them, knowing each learner's rows and label counts.
+    The aggregator starts knowing each learner's rows and label counts.
     """
-    if _mock_on_nodes(project):
-        project = with_partition_stats(project, event)
-        if not data_ready(project) or project.phase is not Phase.DEPLOYING:
-            return Decision(project)
-        return _deployed(project, now, act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
-                         Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
-                         Action(ActionKind.DEPLOY_LEARNERS, project.id))
+    project = with_partition_stats(project, event)
+    if not data_ready(project) or project.phase is not Phase.DEPLOYING:
+        return Decision(project)
     return _deployed(project, now, act.remove_services(project.id, Role.MOCK_DATA_PROVIDER),
+                     Action(ActionKind.DEPLOY_AGGREGATOR, project.id),
                      Action(ActionKind.DEPLOY_LEARNERS, project.id))
 
 

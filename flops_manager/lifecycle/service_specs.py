@@ -44,11 +44,8 @@ Resolver = Callable[[str], str]
 
 TRACKING_SERVICE = "flops-tracking-server"
 AGGREGATOR_PORT = 8080
-DATA_PORT = 11027
 TRACKING_PORT = 5000
 INFERENCE_PORT = 8080
-DATA_TOKEN = "data_token"  # noqa: S105 - a key of Project.secrets, not a secret
-"""Key of the project's data server token in ``Project.secrets``."""
 LEARNER_DATA_TOKEN = "data_token:"  # noqa: S105 - a key prefix, not a secret
 MOCK_WRITE_TOKEN = "mock_write_token:"  # noqa: S105 - a key prefix, not a secret
 """``Project.secrets`` key prefix of a node learner's own data token (+ its service name)."""
@@ -56,7 +53,6 @@ MOCK_WRITE_TOKEN = "mock_write_token:"  # noqa: S105 - a key prefix, not a secre
 _MODULE = {
     Role.BUILDER: "image_builder",
     Role.MODEL_BUILDER: "image_builder",
-    Role.DATA_SERVER: "flops_dataplane.server",
     Role.MOCK_DATA_PROVIDER: "flops_dataplane.mock_provider",
     Role.AGGREGATOR: "aggregator",
     Role.CLUSTER_AGGREGATOR: "aggregator",
@@ -290,47 +286,14 @@ def _node_provider_specs(project: Project, settings: Settings, place: Placement,
 
 
 def data_specs(project: Project, settings: Settings, place: Placement) -> Iterator[ServiceSpec]:
-    """The mock data's services.
+    """The mock data's services: one provider per placed node (none without mock data).
 
-    On placed nodes, one provider per node; else the project's data server and then (once it
-    has an address) its provider.
+    A mock data project is always placed on its owner's nodes at submission, so its data takes
+    the path that pushed data takes; there is no project-wide data server.
     """
-    spec = parsed_spec(project)
-    mock = spec.mock_data
-    if mock is None:
-        return
-    if project.placement:
+    mock = parsed_spec(project).mock_data
+    if mock is not None:
         yield from _node_provider_specs(project, settings, place, mock)
-        return
-    token = {"FLOPS_DATA_TOKEN": project.secrets[DATA_TOKEN]}
-    server_name = service_name(project.id, Role.DATA_SERVER)
-    yield ServiceSpec(
-        **_base(project, Role.DATA_SERVER),
-        image=settings.dataplane_image,
-        env={
-            "FLOPS_DATA_ROOT_DIR": f"{settings.data_dir}/projects/{project.id}/data",
-            "FLOPS_DATA_PROJECT_ID": project.id,
-            "FLOPS_DATA_INSTANCE": f"{server_name}-0",
-            "FLOPS_DATA_EVENTS_URI": place.events_uri,
-        },
-        secret_env=token,
-        ports=(DATA_PORT,),
-        listen_env="FLOPS_DATA_LISTEN_ADDRESS",
-    )
-    yield ServiceSpec(
-        **_base(project, Role.MOCK_DATA_PROVIDER),
-        image=settings.dataplane_image,
-        env={
-            "FLOPS_PROJECT_ID": project.id,
-            "FLOPS_EVENTS_URI": place.events_uri,
-            **_mock_settings_env(mock),
-            "FLOPS_PARTITIONS": str(learner_total(spec, place)),
-            "FLOPS_TAG": spec.effective_data_tags[0],
-            "FLOPS_SERVERS": json.dumps([f"grpc://{place.resolve(server_name)}"]),
-        },
-        secret_env=token,
-        one_shot=True,
-    )
 
 
 def learner_total(spec: ProjectSpec, place: Placement) -> int:
@@ -424,12 +387,6 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
     images = _learner_images(project, spec, place)
     if project.placement:
         return _node_learner_specs(project, settings, place, images)
-    tags = spec.effective_data_tags
-    secret_env: dict[str, str] = {}
-    data_server: str | None = None
-    if spec.mock_data is not None:
-        data_server = f"grpc://{place.resolve(service_name(project.id, Role.DATA_SERVER))}"
-        secret_env["FLOPS_DATA_TOKEN"] = project.secrets[DATA_TOKEN]
     specs = []
     for position, (name, aggregator, placed_on) in enumerate(groups):
         env = {
@@ -439,18 +396,14 @@ def learner_specs(project: Project, settings: Settings, place: Placement) -> lis
             "FLOPS_LEARNER_COUNT": str(learner_total(spec, place)),
             "FLOPS_LEARNER_INDEX_OFFSET": str(position * t.learners),
             "FLOPS_CONNECT_TIMEOUT_S": str(t.connect_timeout_s),
-            "FLOPS_DATA_TAGS": json.dumps(tags),
+            "FLOPS_DATA_TAGS": json.dumps(spec.data_tags),
         }
         if place.events_uri:
             env["FLOPS_EVENTS_URI"] = place.events_uri
-        if data_server is not None:
-            env["FLOPS_DATA_SERVER"] = data_server
-            env["FLOPS_SHARED_DATA_SERVER"] = "true"
         specs.append(ServiceSpec(
             **_base(project, Role.LEARNERS, name=name),
             image=_image(project, Role.LEARNERS, settings, place.target),
             env=env,
-            secret_env=secret_env,
             instances=t.learners,
             resources=_resources(spec),
             cluster=placed_on,

@@ -24,16 +24,6 @@ def uses_nodes(spec: Mapping[str, Any]) -> bool:
     return bool(spec.get("data_tags")) and spec.get("mock_data") is None
 
 
-def mock_on_nodes(spec: Mapping[str, Any], nodes: list[Node], *, now: float) -> bool:
-    """Whether a mock data project goes to the owner's nodes: it has one online.
-
-    Its partitions are then written to the nodes (partition i to learner i's node), and it
-    trains exactly as a project on pushed data does. An owner without nodes online (a backend
-    or stack without FLOps nodes) gets the project's own data server instead.
-    """
-    return spec.get("mock_data") is not None and any(n.status(now) == "online" for n in nodes)
-
-
 def node_learner_default(spec: Mapping[str, Any]) -> Mapping[str, Any]:
     """Return ``spec`` with ``learners`` = ``min_available_learners`` for node data.
 
@@ -69,17 +59,23 @@ def provider_token_key(project_id: str, learner: int) -> str:
     return MOCK_WRITE_TOKEN + service_name(project_id, Role.MOCK_DATA_PROVIDER, learner)
 
 
-def _mock_error(owned: list[Node], learners: int, hierarchical: bool,
-                now: float) -> FlopsError:
-    """Say why a mock data project does not fit on the owner's online nodes."""
-    per = " in each cluster" if hierarchical else ""
+def mock_error(owned: list[Node], spec: Mapping[str, Any], *, now: float) -> FlopsError:
+    """Say why a mock data project (``spec``, normalised) does not fit on the owner's nodes.
+
+    Mock data is written to the owner's online FLOps nodes (partition i to learner i's node),
+    like pushed data; there is no project-wide data server to fall back to.
+    """
+    training = spec["training"]
+    learners = int(training["learners"])
+    per = " in each cluster" if training.get("mode") == "hierarchical" else ""
     listed = ", ".join(f"{n.name} ({n.status(now)}, cluster {n.cluster})"
-                       for n in sorted(owned, key=lambda n: n.name))
+                       for n in sorted(owned, key=lambda n: n.name)) or "none"
     return FlopsError(
-        f"mock data goes to your FLOps nodes (partition i to learner i's node), so the "
+        f"mock data is written to your FLOps nodes (partition i to learner i's node), so the "
         f"project's {learners} learner(s){per} need {learners} online node(s){per}; your "
-        f"nodes: {listed}. Start more nodes (on the embedded stack: `flops down`, then "
-        f"`flops up --nodes N`), or lower training.learners",
+        f"nodes: {listed}. Start nodes (on the embedded stack: `flops down`, then "
+        f"`flops up --nodes N`; elsewhere `flops node serve` or `flops node container-start`), "
+        f"or lower training.learners",
         code=ErrorCode.INVALID_SPEC, details={"nodes": [n.name for n in owned]})
 
 
@@ -91,7 +87,7 @@ def place_project(nodes: NodeService, owned: list[Node], *, owner: str, project_
     ``owned`` is the owner's nodes, read once by the caller.
 
     The spec's ``training.learners`` becomes the number of learners placed. A mock data project
-    (:func:`mock_on_nodes`) takes ``training.learners`` online nodes (per cluster when
+    takes ``training.learners`` online nodes (per cluster when
     hierarchical), in name order; its partitions are written there under
     :func:`~flops_dataplane.names.mock_data_tag` by one mock data provider per
     node, each holding a write token for that tag on that node only. Rows and label counts are
@@ -130,7 +126,7 @@ def place_project(nodes: NodeService, owned: list[Node], *, owner: str, project_
                                    now=now)
     except PlacementError as exc:
         if mock:
-            raise _mock_error(owned, minimum, hierarchical, now) from None
+            raise mock_error(owned, spec, now=now) from None
         raise FlopsError(exc.message, code=ErrorCode.INVALID_SPEC,
                          details={"data_tags": exc.tags, "nodes": exc.holders}) from None
     by_name = {n.name: n for n in owned}

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flops_contracts.errors import ErrorCode, FlopsError
 from flops_contracts.spec import parse_spec
 from flops_manager.lifecycle import planner
-from flops_manager.lifecycle.service_specs import DATA_TOKEN
 from flops_manager.lifecycle.state import Phase, Project
 from flops_manager.nodes.project_placement import (
-    mock_on_nodes,
+    mock_error,
     node_learner_default,
     place_project,
     uses_nodes,
@@ -114,8 +112,10 @@ class ProjectService:
         placement: list[dict[str, Any]] = []
         learner_tokens: dict[str, str] = {}
         owned = self.nodes.nodes(owner) if self.nodes is not None else []
+        if self.nodes is None and normalised.get("mock_data") is not None:
+            raise mock_error([], normalised, now=now)
         if self.nodes is not None and (uses_nodes(normalised)
-                                       or mock_on_nodes(normalised, owned, now=now)):
+                                       or normalised.get("mock_data") is not None):
             placement, learner_tokens, normalised = place_project(
                 self.nodes, owned, owner=owner, project_id=project_id, raw_spec=spec,
                 spec=normalised, now=now)
@@ -129,7 +129,7 @@ class ProjectService:
             updated_at=now,
             phase_since=now,
             total_rounds=int(total),
-            secrets={DATA_TOKEN: secrets.token_urlsafe(24), **learner_tokens},
+            secrets=learner_tokens,
         )
         created = self.store.create_project(project)
         self.on_change()

@@ -135,11 +135,11 @@ def test_tracking_server_with_logins_denies_by_default(tmp_path: Path) -> None:
 
 def test_learner_index_from_the_orchestrators_instance_index() -> None:
     s = LearnerSettings(repo_dir=".", server_address="a:1", instance_index=1,
-                        learner_index_offset=4, shared_data_server=True)
-    assert (s.learner_index, s.seed, s.data_partition) == (5, 5, 5)
+                        learner_index_offset=4)
+    assert (s.learner_index, s.seed) == (5, 5)
     explicit = LearnerSettings(repo_dir=".", server_address="a:1", learner_index=2, seed=9,
                                instance_index=7)
-    assert (explicit.learner_index, explicit.seed, explicit.data_partition) == (2, 9, None)
+    assert (explicit.learner_index, explicit.seed) == (2, 9)
 
 
 def test_holdout_is_deterministic_and_disjoint() -> None:

@@ -19,7 +19,6 @@ from flops_manager.app import create_app
 from flops_manager.identity import grants
 from flops_manager.identity.enrollment import ENROLL_TOPIC, Enrollment, secret_values
 from flops_manager.lifecycle.service_specs import (
-    DATA_TOKEN,
     LEARNER_DATA_TOKEN,
     MOCK_WRITE_TOKEN,
 )
@@ -30,8 +29,7 @@ from flops_manager.services.mutate import mutate_project
 from flops_manager.services.projects import ProjectService
 from tests.manager.conftest import make_settings
 
-SPEC = {"name": "enr", "training": {"rounds": 1, "learners": 2},
-        "mock_data": {"partitioner": "iid"}}
+SPEC = {"name": "enr", "training": {"rounds": 1, "learners": 2}}
 REGISTRY_PASSWORD = "registry-pass-never-in-a-spec"
 
 
@@ -102,7 +100,7 @@ def world() -> World:
 
 
 def deploy_data(world: World) -> str:
-    """A project whose builder and data server have been created by the worker."""
+    """A project whose builder has been created by the worker."""
     pid = world.project()
     world.run(pid)  # submitted -> building: the builder is created
     return pid
@@ -115,7 +113,6 @@ def test_services_carry_only_an_enrollment_token(world: World) -> None:
     assert set(builder.env) >= {"FLOPS_ENROLL_TOKEN", "FLOPS_ENROLL_URL", "FLOPS_ENROLL_ROLE"}
     assert REGISTRY_PASSWORD not in json.dumps(dict(builder.env))
     project = world.store.get_project(pid)
-    assert project.secrets["data_token"] not in json.dumps(dict(builder.env))
     (_grant,) = project.grants.values()
     token = builder.env["FLOPS_ENROLL_TOKEN"]
     assert grants.parse_token(token) is not None
@@ -254,15 +251,15 @@ def test_each_node_service_is_handed_its_own_data_token_only() -> None:
     pid = "p0123456789abcdef"
     project = Project(id=pid, owner="alice", spec={}, repository={"url": "https://h/r"},
                       created_at=0, updated_at=0,
-                      secrets={DATA_TOKEN: "project-server",
-                               LEARNER_DATA_TOKEN + f"{pid}-learners-0": "read-0",
+                      secrets={LEARNER_DATA_TOKEN + f"{pid}-learners-0": "read-0",
                                MOCK_WRITE_TOKEN + f"{pid}-mock-data-provider-0": "write-0"})
     settings = make_settings()
 
-    def token(service: str | None) -> str:
-        return secret_values(project, settings, service)["FLOPS_DATA_TOKEN"]
+    def token(service: str | None) -> str | None:
+        return secret_values(project, settings, service).get("FLOPS_DATA_TOKEN")
 
     assert token(f"{pid}-learners-0") == "read-0"
     assert token(f"{pid}-mock-data-provider-0") == "write-0"
-    assert token(f"{pid}-aggregator") == "project-server"
-    assert token(None) == "project-server"
+    # no other service holds a data token: there is no project-wide data server
+    assert token(f"{pid}-learners-1") is None
+    assert token(f"{pid}-aggregator") is None and token(None) is None

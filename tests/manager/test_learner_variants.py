@@ -9,7 +9,7 @@ import pytest
 from flops_contracts.errors import FlopsError
 from flops_contracts.spec import parse_spec
 from flops_manager.lifecycle.actions import Action, ActionKind
-from flops_manager.lifecycle.service_specs import DATA_TOKEN, Placement, action_specs
+from flops_manager.lifecycle.service_specs import Placement, action_specs
 from flops_manager.lifecycle.state import Project
 from flops_manager.lifecycle.variants import learner_platforms, variant_images
 from flops_manager.ports.errors import PermanentError
@@ -46,7 +46,7 @@ def _learners(spec: dict[str, Any], build: dict[str, Any],
               node_platforms: tuple[str | None, ...] = ()) -> list[ServiceSpec]:
     project = Project(id="p0123456789abcdef", owner="alice", spec=spec,
                       repository={"url": "https://h/r.git"}, created_at=0, updated_at=0,
-                      build=build, secrets={DATA_TOKEN: "x"})
+                      build=build)
     place = Placement(target=BuildTarget.IMAGE, events_uri="", clusters=("c1", "c2"),
                       resolve=lambda name: f"{name}:9", node_platforms=node_platforms)
     return list(action_specs(Action(ActionKind.DEPLOY_LEARNERS, project.id), project,

@@ -175,18 +175,17 @@ def test_hierarchical_services_are_named_per_cluster() -> None:
 
 
 def test_builder_result_is_kept_and_mock_data_comes_first() -> None:
-    p = proj(Phase.BUILDING).replace(spec={"mock_data": {"partitioner": "dirichlet"}})
+    placed = ({"learner": 0, "node": "n0", "cluster": "local", "rows": 0,
+               "label_histogram": {}, "location": "grpc://h:0"},)
+    p = proj(Phase.BUILDING, placement=placed).replace(
+        spec={"mock_data": {"partitioner": "dirichlet"}})
     built = ev("builder", "completed", env_dir="/envs/a", repo_dir="/src/a", commit="abc",
                cache_hit=True, python="/envs/a/bin/python", secret="not kept")
     d = planner.plan_event(p, built, now=1)
     assert d.project.phase is Phase.DEPLOYING
-    assert kinds(d) == ["remove_services", "deploy_data", "deploy_tracking", "deploy_aggregator"]
+    assert kinds(d) == ["remove_services", "deploy_data"]
     assert d.project.build == {"env_dir": "/envs/a", "repo_dir": "/src/a", "commit": "abc",
                                "cache_hit": True, "python": "/envs/a/bin/python"}
-    ready = ev("mock_data_provider", "completed", ts="2026-01-01T00:00:02Z")
-    d2 = planner.plan_event(d.project, ready, now=2)
-    assert d2.project.phase is Phase.DEPLOYING
-    assert kinds(d2) == ["remove_services", "deploy_learners"]
     failed = ev("mock_data_provider", "failed", ts="2026-01-01T00:00:03Z", reason="no space")
     d3 = planner.plan_event(d.project, failed, now=3)
     assert d3.project.phase is Phase.FAILED and "no space" in (d3.project.last_error or "")

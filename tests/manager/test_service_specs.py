@@ -9,7 +9,6 @@ import pytest
 
 from flops_manager.lifecycle.actions import Action, ActionKind, Role
 from flops_manager.lifecycle.service_specs import (
-    DATA_TOKEN,
     LEARNER_DATA_TOKEN,
     MOCK_WRITE_TOKEN,
     Placement,
@@ -24,14 +23,13 @@ from flops_manager.ports.orchestrator import BuildTarget, Cluster
 from flops_manager.settings import Settings
 
 PID = "p0123456789abcdef"
-SECRET = "s3cr3t-token-value"
 BUILD = {"env_dir": "/cache/envs/k/venv", "repo_dir": "/cache/checkouts/c", "commit": "c" * 40,
          "images": {"learner": "reg/l:1", "aggregator": "reg/a:1"}}
 
 
 def project(spec: dict[str, Any], **kw: Any) -> Project:
     return Project(id=PID, owner="alice", spec=spec, repository={"url": "https://h/r.git"},
-                   created_at=0, updated_at=0, build=BUILD, secrets={DATA_TOKEN: SECRET}, **kw)
+                   created_at=0, updated_at=0, build=BUILD, **kw)
 
 
 def place(target: BuildTarget = BuildTarget.ENVIRONMENT, clusters: tuple[str, ...] = ()
@@ -73,21 +71,13 @@ def test_container_targets_use_built_images_and_baked_repository() -> None:
     assert "FLOPS_REPO_DIR" not in agg.env and "FLOPS_REPO_DIR" not in learners.env
 
 
-def test_mock_data_token_travels_only_as_a_secret() -> None:
-    p = project({"training": {"learners": 3},
-                 "mock_data": {"partitioner": "dirichlet", "alpha": 0.3,
-                               "holdout_fraction": 0.1}})
-    server, provider = specs(ActionKind.DEPLOY_DATA, p, place())
+def test_learners_not_placed_on_nodes_get_no_data_server_and_no_data_token() -> None:
+    """Only node learners read data from FLOps: there is no project-wide data server."""
+    p = project({"training": {"learners": 3}})
+    assert specs(ActionKind.DEPLOY_DATA, p, place()) == []
     (learners,) = specs(ActionKind.DEPLOY_LEARNERS, p, place())
-    for spec in (server, provider, learners):
-        assert spec.secret_env == {"FLOPS_DATA_TOKEN": SECRET}
-        assert SECRET not in json.dumps(dict(spec.env)) and SECRET not in spec.command
-    assert provider.one_shot and provider.env["FLOPS_PARTITIONS"] == "3"
-    assert provider.env["FLOPS_HOLDOUT_FRACTION"] == "0.1"
-    assert json.loads(provider.env["FLOPS_SERVERS"]) == [f"grpc://{PID}-data-server.svc:9"]
-    assert learners.env["FLOPS_DATA_SERVER"] == f"grpc://{PID}-data-server.svc:9"
-    assert learners.env["FLOPS_SHARED_DATA_SERVER"] == "true"
-    assert json.loads(learners.env["FLOPS_DATA_TAGS"]) == ["mock"]
+    assert "FLOPS_DATA_SERVER" not in learners.env and not learners.secret_env
+    assert json.loads(learners.env["FLOPS_DATA_TAGS"]) == []
 
 
 def test_hierarchical_root_then_one_cluster_aggregator_and_learner_group_per_cluster() -> None:
@@ -209,7 +199,8 @@ def test_mock_data_on_nodes_is_one_provider_per_node_and_no_data_server() -> Non
               {"learner": 1, "node": "jetson-1", "cluster": "lab", "rows": 0,
                "location": "grpc://10.0.1.9:50070"})
     p = project({"training": {"learners": 2}, "data_tags": ["digits"],
-                 "mock_data": {"partitioner": "dirichlet", "alpha": 0.3, "seed": 5}},
+                 "mock_data": {"partitioner": "dirichlet", "alpha": 0.3, "seed": 5,
+                               "holdout_fraction": 0.1}},
                 placement=placed)
     providers = [f"{PID}-mock-data-provider-{i}" for i in range(2)]
     learners = [f"{PID}-learners-{i}" for i in range(2)]
@@ -225,6 +216,7 @@ def test_mock_data_on_nodes_is_one_provider_per_node_and_no_data_server() -> Non
     for provider in (first, second):
         assert provider.one_shot and provider.node_location_env == "FLOPS_SERVER"
         assert provider.env["FLOPS_PARTITIONS"] == "2" and provider.env["FLOPS_SEED"] == "5"
+        assert provider.env["FLOPS_HOLDOUT_FRACTION"] == "0.1"
         assert provider.env["FLOPS_TAG"] == f"mock-{PID}"
         assert "FLOPS_SERVERS" not in provider.env
         assert provider.secret_env == {"FLOPS_DATA_TOKEN": f"write-{provider.name}"}
@@ -233,7 +225,6 @@ def test_mock_data_on_nodes_is_one_provider_per_node_and_no_data_server() -> Non
     read = specs(ActionKind.DEPLOY_LEARNERS, p, place(BuildTarget.IMAGE))
     assert [json.loads(s.env["FLOPS_DATA_TAGS"]) for s in read] == [[f"mock-{PID}"]] * 2
     assert [s.env["FLOPS_DATA_SERVER"] for s in read] == [e["location"] for e in placed]
-    assert all("FLOPS_SHARED_DATA_SERVER" not in s.env for s in read)
     assert [s.secret_env["FLOPS_DATA_TOKEN"] for s in read] == [f"read-{n}" for n in learners]
     assert services_of(p, (Role.MOCK_DATA_PROVIDER,)) == providers
 

@@ -119,5 +119,10 @@ def test_mock_data_goes_to_the_owners_online_nodes(start_node: StartNode, alice:
     assert "need 4 online node(s)" in info.value.message
     assert "m3 (online, cluster lab-a)" in info.value.message
     assert "flops up --nodes N" in info.value.message
-    # bob has no nodes: his mock project gets its own data server, as before
-    assert submit_mock(bob, learners=2)["placement"] == []
+    # bob has no nodes (alice's are not his): there is no project-wide data server to fall
+    # back to, so a 422 says that he has none and how to start some
+    with pytest.raises(ApiError) as info:
+        submit_mock(bob, learners=2)
+    assert info.value.details["status"] == 422
+    assert "your nodes: none" in info.value.message and "m1" not in info.value.message
+    assert bob.request("GET", "projects")["items"] == []
