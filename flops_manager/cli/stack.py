@@ -188,7 +188,7 @@ def node_cluster(index: int, clusters: int) -> str:
     return SINGLE_CLUSTER if clusters == 1 else f"cluster-{index % clusters + 1}"
 
 
-def _node_token(api_url: str, token: str, name: str) -> str:
+def node_token(api_url: str, token: str, name: str) -> str:
     """A node token of the local user for ``name`` (through the manager's API)."""
     request = urllib.request.Request(  # noqa: S310 - the stack's own http URL
         f"{api_url}/api/v1/nodes/{name}/token", method="POST",
@@ -197,8 +197,9 @@ def _node_token(api_url: str, token: str, name: str) -> str:
         return str(json.loads(answer.read())["token"])
 
 
-def _node_command(name: str, cluster: str, node_dir: Path, api_url: str,
-                  port: int) -> list[str]:
+def node_command(name: str, cluster: str, node_dir: Path, api_url: str,
+                 port: int) -> list[str]:
+    """The command of a simulated node's agent (its data server listens on ``port``)."""
     return [sys.executable, "-m", "flops_manager.cli.main", "node", "serve", "--name", name,
             "--cluster", cluster, "--data-dir", str(node_dir), "--manager", api_url,
             "--port", str(port), "--report-interval", str(NODE_REPORT_INTERVAL_S)]
@@ -267,10 +268,10 @@ def start_stack(directory: Path, *, port: int = 0, nodes: int = DEFAULT_NODES,
             name = node_name(index)
             node_dir = directory / NODES_DIR / name
             enrolled = (node_dir / "node.json").exists()
-            env = {} if enrolled else {"FLOPS_NODE_TOKEN": _node_token(api_url, token, name)}
+            env = {} if enrolled else {"FLOPS_NODE_TOKEN": node_token(api_url, token, name)}
             node_port = ports.port(name)
             agents.append(launch(
-                name, _node_command(name, node_cluster(index, clusters), node_dir, api_url,
+                name, node_command(name, node_cluster(index, clusters), node_dir, api_url,
                                     node_port), env, node_port, None))
         for process in agents:
             _wait_ready(process, READY_TIMEOUT_S)

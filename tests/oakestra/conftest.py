@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,20 @@ from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
 from flops_manager.adapters.oakestra.settings import OakestraSettings
 from tests.fixtures.servers import free_port
 from tests.oakestra.contract_server import ContractServer
+
+
+def loopback_rr_subnet() -> str:
+    """A loopback round-robin subnet of this test process's own.
+
+    The contract server listens on the round-robin IPs it hands out, and those are a hash of
+    the application and service name (the shared tracking server gets the same one in every
+    fake); two pytest workers running Oakestra fakes at once therefore need disjoint subnets,
+    or their services' ports collide (``127.30.0.0/16`` for the first worker, ``127.31...``
+    for the second).
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker.removeprefix("gw")) if worker.removeprefix("gw").isdigit() else 0
+    return f"127.{30 + index}.0.0/16"
 
 
 def make_settings(server: ContractServer, **overrides: Any) -> OakestraSettings:

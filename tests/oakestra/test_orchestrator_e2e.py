@@ -16,7 +16,7 @@ from flops_manager.adapters.oakestra.orchestrator import OakestraOrchestrator
 from flops_manager.ports.errors import NotFoundError, PermanentError
 from flops_manager.ports.orchestrator import BuildTarget, ServiceSpec, ServiceState
 from tests.fixtures.servers import free_port, wait_for
-from tests.oakestra.conftest import make_settings
+from tests.oakestra.conftest import loopback_rr_subnet, make_settings
 
 POOL = addresses.AddressPool()  # the default round-robin pool
 
@@ -233,7 +233,7 @@ def test_status_survives_a_restart_of_the_manager(server, orchestrator):
 
 
 def test_loopback_round_robin_addresses_are_listened_on(server, tmp_path):
-    settings = make_settings(server, rr_subnet="127.30.0.0/16", allow_environment_images=True)
+    settings = make_settings(server, rr_subnet=loopback_rr_subnet(), allow_environment_images=True)
     orch = OakestraOrchestrator(RootOrchestratorClient(settings), settings)
     show = ("python", "-c", "import sys; print(sys.executable, flush=True); " + LISTENER)
     venv = Path(sys.executable).parent.parent

@@ -9,8 +9,9 @@ server included. Single-host settings of the backend make that work on one machi
 * ``FLOPS_BUILD_TARGET=environment`` + ``FLOPS_OAKESTRA_ALLOW_ENVIRONMENT_IMAGES=true``: the
   builder makes a virtualenv and services get ``env://<dir>`` images, which the contract server
   runs with that environment's interpreter;
-* ``FLOPS_OAKESTRA_RR_SUBNET=127.30.0.0/16``: round-robin service IPs are loopback addresses;
-  the contract server makes each instance listen on its service's address;
+* ``FLOPS_OAKESTRA_RR_SUBNET=127.30.0.0/16`` (``127.31.0.0/16`` on a second pytest worker):
+  round-robin service IPs are loopback addresses; the contract server makes each instance
+  listen on its service's address;
 
 Like a real worker, the contract server mounts nothing into an instance: each gets its SLA's
 environment and nothing else of the manager's. Every credential therefore reaches components
@@ -57,6 +58,7 @@ from flops_manager.cli.project import summary
 from flops_manager.identity import grants
 from tests.fixtures.repos import git_repo, processes_mentioning
 from tests.fixtures.servers import MosquittoServer, NxServer, free_port, wait_for
+from tests.oakestra.conftest import loopback_rr_subnet
 from tests.oakestra.contract_server import ContractServer
 from tests.oakestra.test_sla import validate_both
 
@@ -65,7 +67,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "examples" / "digits_sklearn"
 TOKEN = "tok-oak-e2e"
-RR_SUBNET = "127.30.0.0/16"
+RR_SUBNET = loopback_rr_subnet()
 CLUSTERS = ("clusterA", "clusterB")
 TRACKING = "flops-tracking-server"
 MQTT_ADMIN = ("flops-manager", "mqtt-admin-pass-4e1f0c")
@@ -175,10 +177,11 @@ class Env:
 
 
 def small_spec(name: str, **training: Any) -> dict[str, Any]:
+    """A project whose learners load the repository's own data (mock data needs FLOps nodes:
+    see :func:`test_mock_data_is_written_to_the_nodes_by_a_provider_pinned_to_each`)."""
     return {
         "name": name,
         "training": {"rounds": 2, "learners": 3, "connect_timeout_s": 120, **training},
-        "mock_data": {"partitioner": "iid", "seed": 7},
     }
 
 
@@ -356,28 +359,21 @@ def test_classic_project_completes_and_registers_the_model(oak: Env) -> None:
     # what went through Oakestra: env:// images, loopback round-robin addresses, credentials
     # only through enrollment, every service of the project gone once it completed
     services = {env_of(s)["FLOPS_SERVICE_ROLE"]: s for s in sla_services(oak.server, pid)}
-    assert set(services) >= {"builder", "data_server", "mock_data_provider", "aggregator",
-                             "learners"}
+    assert set(services) == {"builder", "aggregator", "learners"}  # no project-wide data server
     assert services["learners"]["code"].startswith("env://")
     assert services["aggregator"]["code"] == services["learners"]["code"]
-    for role in ("data_server", "aggregator"):
-        assert addresses.AddressPool(RR_SUBNET).contains(services[role]["addresses"]["rr_ip"])
+    assert addresses.AddressPool(RR_SUBNET).contains(services["aggregator"]["addresses"]["rr_ip"])
     check_credentials(oak, pid)
-    data_grants = [g for g in oak.stored_project(pid)["grants"].values()
-                   if g["role"] in ("data_server", "learners")]
-    assert all(g["secret_keys"] == ["FLOPS_DATA_TOKEN"] for g in data_grants), data_grants
-    learners = [g for g in data_grants if g["role"] == "learners"]
+    grants = list(oak.stored_project(pid)["grants"].values())
+    assert not any("FLOPS_DATA_TOKEN" in g["secret_keys"] for g in grants), grants
+    learners = [g for g in grants if g["role"] == "learners"]
     assert sum(len(g["enrolled"]) for g in learners) == 3, "one exchange per learner instance"
     wait_for(lambda: not oak.server.state.jobs_named(f"{pid}-aggregator"), timeout=30,
              what="the aggregator service removed after completion")
 
 
 def test_hierarchical_project_on_two_clusters_completes(oak: Env) -> None:
-    # no mock data: the manager sizes the mock data partitions before it picks the clusters
-    # (see the report), so learners of the second cluster would find no partition
-    spec = small_spec("oak-hier", mode="hierarchical", cycles=2, rounds=1, learners=2)
-    del spec["mock_data"]
-    pid = oak.submit(spec)
+    pid = oak.submit(small_spec("oak-hier", mode="hierarchical", cycles=2, rounds=1, learners=2))
     project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=240,
                        what="hierarchical project completed")
     assert project["model"], project
@@ -588,7 +584,8 @@ def test_mock_data_is_written_to_the_nodes_by_a_provider_pinned_to_each(
         # before (their agents stopped) must have been seen going offline first
         wait_for(lambda: online_nodes(api) == sorted(workers), timeout=60,
                  what=f"{sorted(workers)} the only online nodes")
-        pid = oak.submit(small_spec("oak-mock-nodes", learners=2))
+        pid = oak.submit({**small_spec("oak-mock-nodes", learners=2),
+                          "mock_data": {"partitioner": "iid", "seed": 7}})
         project = oak.wait(pid, lambda p: p["phase"] == "completed", timeout=300,
                            what="mock project on nodes completed")
         assert {p["node"]: p["cluster"] for p in project["placement"]} == workers

@@ -27,6 +27,7 @@ from typing import Any, Self
 
 import requests
 
+from flops_manager.cli.stack import SINGLE_CLUSTER, node_command, node_name, node_token
 from tests.fixtures.repos import commit_all, output_paths, processes_mentioning
 from tests.fixtures.servers import free_port, port_open
 from tracking_server.__main__ import mlflow_executable
@@ -37,7 +38,8 @@ HOST_ALIAS = "host.containers.internal"
 """The host as containers see it (Podman adds the name)."""
 DIGITS = ROOT / "examples" / "digits_sklearn"
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob"}
-ALICE = {"Authorization": "Bearer tok-alice"}
+ALICE_TOKEN = "tok-alice"
+ALICE = {"Authorization": f"Bearer {ALICE_TOKEN}"}
 BOB = {"Authorization": "Bearer tok-bob"}
 
 
@@ -207,6 +209,8 @@ class Stack:
     """
 
     backend = "local"
+    node_count = 3
+    """Simulated FLOps nodes of alice (mock data is written to them, as on ``flops up``)."""
 
     def __init__(self, directory: Path, cache_dir: Path,
                  manager_settings: dict[str, str] | None = None, *,
@@ -269,14 +273,31 @@ class Stack:
                             for k, v in (manager_settings or {}).items()})
         self.manager = Proc("manager", [sys.executable, "-m", "flops_manager"], aport,
                             logs / "manager.log", manager_env, f"{self.api_url}/health")
+        self.nodes = [self._node(node_name(i), logs) for i in range(self.node_count)]
+
+    def _node(self, name: str, logs: Path) -> Proc:
+        port = free_port()
+        return Proc(name, node_command(name, SINGLE_CLUSTER, self.dir / "nodes" / name,
+                                       self.api_url, port), port, logs / f"{name}.log")
 
     def start(self) -> Self:
         for proc in (self.broker, self.db, self.mlflow, self.manager):
             proc.start(timeout=120)
+        for node in self.nodes:
+            node.env["FLOPS_NODE_TOKEN"] = node_token(self.api_url, ALICE_TOKEN, node.name)
+            node.start(timeout=60)
+        self.wait_nodes_online(timeout=60)
         return self
 
+    def wait_nodes_online(self, *, timeout: float) -> None:
+        """Wait until every node of the stack is online (reporting, with an address)."""
+        names = sorted(node.name for node in self.nodes)
+        wait_until(lambda: sorted(n["name"] for n in self.get("nodes")["items"]
+                                  if n["status"] == "online" and n["location"]) == names,
+                   timeout=timeout, what=f"nodes {names} online")
+
     def stop(self) -> None:
-        for proc in (self.manager, self.mlflow, self.db, self.broker):
+        for proc in (*self.nodes, self.manager, self.mlflow, self.db, self.broker):
             with contextlib.suppress(Exception):
                 proc.stop()
 
@@ -317,6 +338,10 @@ class Stack:
         return response.json()
 
     def create(self, repo: str, body_spec: dict[str, Any]) -> str:
+        if body_spec.get("mock_data") and self.nodes:
+            # a fault injected by the test before (the manager or database restarted) can
+            # leave a node's report a few seconds late; mock data needs them all online
+            self.wait_nodes_online(timeout=30)
         response = self.post("projects", {"repository": {"url": repo}, "spec": body_spec})
         assert response.status_code == 201, response.text
         return str(response.json()["id"])
@@ -414,6 +439,7 @@ class DockerStack(Stack):
     """
 
     backend = "docker"
+    node_count = 0  # no mock data: no nodes
 
     def __init__(self, directory: Path, cache_dir: Path, *, socket: str, registry: str,
                  base_image: str, builder_image: str, mounts: list[str],
