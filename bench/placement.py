@@ -10,10 +10,8 @@ digits are split Dirichlet(0.5) into N partitions and partition i is pushed to n
   way, then one mock data provider per node writes that node's partition before the learners
   start.
 
-Then a second stack without nodes (``--nodes 0``) runs the baseline:
-
-- **mock, project data server**: the same mock projects where the owner has no nodes: the
-  project's own data server and one mock provider, no placement.
+(Until 2026-12-07 a second stack without nodes ran a third kind, mock data in a data server of
+the project's own; that path is gone: mock data always goes to the nodes.)
 
 Measured per project, from the POST: its answer (placement is decided inside it), every
 learner's ``started`` event (the learner runs, pinned to its node, and has its data address),
@@ -52,7 +50,7 @@ def _ts(value: str) -> float:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
 
 
-KINDS = ("nodes", "mock on nodes", "mock, project data server")
+KINDS = ("nodes", "mock on nodes")
 """The kinds of project measured (see the module docstring), in table order."""
 
 
@@ -89,7 +87,7 @@ def run_project(client: ApiClient, repo: str, learners: int, *, kind: str) -> di
     answered = time.time() - posted
     pid = project["id"]
     placed = len(project.get("placement") or [])
-    if placed != (0 if kind == KINDS[2] else learners):
+    if placed != learners:
         raise SystemExit(f"{kind}: {placed} learners placed on nodes")
     deadline = time.monotonic() + TIMEOUT_S
     while project["phase"] not in ("completed", "failed", "cancelled"):
@@ -105,27 +103,24 @@ def run_project(client: ApiClient, repo: str, learners: int, *, kind: str) -> di
 
 
 def bench_nodes(count: int, repeats: int, scratch: Path, repo: str) -> dict[str, list[float]]:
-    """Alternate the kinds on a stack with ``count`` nodes, then the baseline without nodes."""
+    """Alternate the kinds on a stack with ``count`` nodes."""
     results: dict[str, list[float]] = {}
-    for nodes, kinds in ((count, KINDS[:2]), (0, KINDS[2:])):
-        directory = scratch / f"stack-{count}-{nodes}"
-        started = time.monotonic()
-        record = stack.start_stack(directory, nodes=nodes)
-        print(f"{nodes} nodes: stack up in {time.monotonic() - started:.1f} s", flush=True)
-        try:
-            client = ApiClient(record["api_url"], stack.api_token(directory), timeout_s=120)
-            if nodes:
-                place_demo_data(client, list(record["nodes"]), count, directory,
-                                report_timeout_s=120.0)
-            run_project(client, repo, count, kind=kinds[0])  # warm-up: the imports
-            for _ in range(repeats):
-                for kind in kinds:
-                    measured = run_project(client, repo, count, kind=kind)
-                    print(json.dumps({"nodes": count, "kind": kind, **measured}), flush=True)
-                    for key, value in measured.items():
-                        results.setdefault(f"{kind}:{key}", []).append(value)
-        finally:
-            stack.stop_stack(directory)
+    directory = scratch / f"stack-{count}"
+    started = time.monotonic()
+    record = stack.start_stack(directory, nodes=count)
+    print(f"{count} nodes: stack up in {time.monotonic() - started:.1f} s", flush=True)
+    try:
+        client = ApiClient(record["api_url"], stack.api_token(directory), timeout_s=120)
+        place_demo_data(client, list(record["nodes"]), count, directory, report_timeout_s=120.0)
+        run_project(client, repo, count, kind=KINDS[0])  # warm-up: the imports
+        for _ in range(repeats):
+            for kind in KINDS:
+                measured = run_project(client, repo, count, kind=kind)
+                print(json.dumps({"nodes": count, "kind": kind, **measured}), flush=True)
+                for key, value in measured.items():
+                    results.setdefault(f"{kind}:{key}", []).append(value)
+    finally:
+        stack.stop_stack(directory)
     return results
 
 
@@ -150,7 +145,7 @@ def main() -> None:
                 rows.append(f"| {count} | {key} | {' | '.join(medians)} |")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    print(f"\n| nodes | seconds from POST to | {' | '.join(KINDS)} |\n|---|---|---|---|---|")
+    print(f"\n| nodes | seconds from POST to | {' | '.join(KINDS)} |\n|---|---|---|---|")
     print("\n".join(rows))
 
 
