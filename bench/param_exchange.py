@@ -6,13 +6,17 @@ for evaluation) and ``duration_s`` from the aggregator's ``round_completed`` eve
 
 ``--baseline-root DIR`` also times ``train-local`` from another checkout of FLOps (before/after).
 
+``--round N`` runs N rounds in both systems and times round N (default 1). Round 1 overlaps the
+aggregator's MLflow start (its run is created while training begins); a later round is the
+steady state of a longer training.
+
 ``--codec`` instead times, in this process, the per-round work on the parameters that FLOps
 changed: serializing and deserializing one array of each size with Flower's functions
 (``np.save`` / ``np.load`` on a BytesIO) and with FLOps' one-copy codec, and the learners'
 NaN/inf check before (``np.isfinite(a).all()``) and now (``all_finite``), alternating, medians.
 
 Usage: python bench/param_exchange.py [--sizes 10 100] [--learners 2] [--repeat 3]
-       [--baseline-root DIR] [--codec]
+       [--round N] [--baseline-root DIR] [--codec]
 """
 
 from __future__ import annotations
@@ -29,45 +33,48 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def flops_round(megabytes: float, learners: int, root: Path) -> tuple[int, float]:
-    """Bytes moved and seconds of one ``train-local`` round run from the checkout ``root``."""
+def flops_round(megabytes: float, learners: int, root: Path,
+                round_: int = 1) -> tuple[int, float]:
+    """Bytes moved and seconds of round ``round_`` of ``train-local`` run from ``root``."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "BENCH_PARAM_MB": str(megabytes)}
         result = subprocess.run(
             [sys.executable, "-m", "flops_manager.cli.main", "train-local", str(HERE / "tiny_repo"),
-             "--learners", str(learners), "--rounds", "1", "--workdir", tmp, "--json"],
+             "--learners", str(learners), "--rounds", str(round_), "--workdir", tmp, "--json"],
             capture_output=True, text=True, env=env, check=False, cwd=root)
         if result.returncode != 0:
             raise SystemExit(result.stdout + result.stderr)
         events = [json.loads(line) for line in Path(tmp, "events.jsonl").read_text().splitlines()]
-    done = next(e for e in events if e["event"] == "round_completed")
+    done = next(e for e in events
+                if e["event"] == "round_completed" and e["data"]["round"] == round_)
     return done["data"]["bytes_exchanged"], done["data"]["duration_s"]
 
 
-def bare_round(megabytes: float, learners: int) -> float:
-    """Seconds of one bare Flower round with the same parameters."""
+def bare_round(megabytes: float, learners: int, round_: int = 1) -> float:
+    """Seconds of round ``round_`` of bare Flower with the same parameters."""
     env = {**os.environ, "BENCH_PARAM_MB": str(megabytes)}
     bare = subprocess.run(
-        [sys.executable, str(HERE / "bare_flower.py"), "--rounds", "1", "--learners",
+        [sys.executable, str(HERE / "bare_flower.py"), "--rounds", str(round_), "--learners",
          str(learners)], capture_output=True, text=True, env=env, check=True)
-    seconds: float = json.loads(bare.stdout.strip().splitlines()[-1])["round_seconds"][0]
+    seconds: float = json.loads(bare.stdout.strip().splitlines()[-1])["round_seconds"][round_ - 1]
     return seconds
 
 
 def measure(megabytes: float, learners: int, baseline: Path | None,
-            repeat: int) -> dict[str, object]:
-    """Median round seconds and MB/s of each system over ``repeat`` alternating runs."""
+            repeat: int, round_: int = 1) -> dict[str, object]:
+    """Median seconds and MB/s of round ``round_`` of each system over ``repeat`` alternating
+    runs."""
     rounds: dict[str, list[float]] = {}
     moved = 0
     for _ in range(repeat):
-        moved, seconds = flops_round(megabytes, learners, HERE.parent)
+        moved, seconds = flops_round(megabytes, learners, HERE.parent, round_)
         rounds.setdefault("flops", []).append(seconds)
-        rounds.setdefault("bare_flower", []).append(bare_round(megabytes, learners))
+        rounds.setdefault("bare_flower", []).append(bare_round(megabytes, learners, round_))
         if baseline is not None:
             rounds.setdefault("baseline", []).append(
-                flops_round(megabytes, learners, baseline)[1])
+                flops_round(megabytes, learners, baseline, round_)[1])
     out: dict[str, object] = {"param_mb": megabytes, "learners": learners, "repeat": repeat,
-                             "mb_moved": round(moved / 1e6, 1)}
+                             "round": round_, "mb_moved": round(moved / 1e6, 1)}
     for name, values in rounds.items():
         median = statistics.median(values)
         out[f"{name}_round_s"] = round(median, 3)
@@ -112,6 +119,8 @@ def main() -> None:
     parser.add_argument("--learners", type=int, default=2)
     parser.add_argument("--baseline-root", type=Path)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--round", type=int, default=1, dest="round_",
+                        help="run this many rounds and time the last one")
     parser.add_argument("--codec", action="store_true",
                         help="time the (de)serialization and the finiteness check in-process")
     args = parser.parse_args()
@@ -119,8 +128,8 @@ def main() -> None:
         if args.codec:
             print(json.dumps(codec(size, max(args.repeat, 5))), flush=True)
             continue
-        print(json.dumps(measure(size, args.learners, args.baseline_root, args.repeat)),
-              flush=True)
+        print(json.dumps(measure(size, args.learners, args.baseline_root, args.repeat,
+                                 args.round_)), flush=True)
 
 
 if __name__ == "__main__":
