@@ -111,14 +111,13 @@ class ProjectService:
         project_id = self.new_id()
         placement: list[dict[str, Any]] = []
         learner_tokens: dict[str, str] = {}
-        owned = self.nodes.nodes(owner) if self.nodes is not None else []
-        if self.nodes is None and normalised.get("mock_data") is not None:
+        mock = normalised.get("mock_data") is not None
+        if mock and self.nodes is None:  # mock data is written to nodes: there are none here
             raise mock_error([], normalised, now=now)
-        if self.nodes is not None and (uses_nodes(normalised)
-                                       or normalised.get("mock_data") is not None):
+        if self.nodes is not None and (mock or uses_nodes(normalised)):
             placement, learner_tokens, normalised = place_project(
-                self.nodes, owned, owner=owner, project_id=project_id, raw_spec=spec,
-                spec=normalised, now=now)
+                self.nodes, self.nodes.nodes(owner), owner=owner, project_id=project_id,
+                raw_spec=spec, spec=normalised, now=now)
         project = Project(
             id=project_id,
             owner=owner,
