@@ -39,6 +39,7 @@ from bench.image_build import (  # noqa: E402
     bench_builder,
 )
 from image_builder import BuilderSettings, fl_images  # noqa: E402
+from image_builder.role_env import REPORT_NAME as PACKAGES_REPORT  # noqa: E402
 from image_builder.role_env import ROLE_PROBES  # noqa: E402
 
 STARTUP = """
@@ -79,6 +80,16 @@ def _startup(ref: str, role: str, env: dict[str, str]) -> tuple[float, float]:
     return float(out.strip().splitlines()[-1]), time.monotonic() - start
 
 
+def _largest_kept(ref: str, env: dict[str, str], top: int = 15) -> list[list[Any]]:
+    """Return ``[name, MB, why]`` of the ``top`` largest distributions the image keeps."""
+    out = _run(["podman", "run", "--rm", "--network", "none", "--entrypoint", "cat", ref,
+                f"/opt/flops/venv/{PACKAGES_REPORT}"], env=env, timeout=120)
+    kept = json.loads(out)["kept"]
+    rows = sorted(((entry["name"], round(entry["bytes"] / 1e6, 1), entry["why"])
+                   for entry in kept), key=lambda row: -row[1])
+    return [list(row) for row in rows[:top]]
+
+
 def measure(example: Path, base_image: str, work: Path, repeat: int) -> dict[str, Any]:
     """Build both variants, then measure sizes and start-ups side by side."""
     with bench_builder(example, [base_image], work, ["linux/amd64"]) as bench:
@@ -91,6 +102,8 @@ def measure(example: Path, base_image: str, work: Path, repeat: int) -> dict[str
                     "uncompressed_mb": round(_uncompressed_mb(ref, bench.env), 1),
                     "compressed_mb": round(_compressed_mb(bench.registry, ref), 1),
                     "imports_s": [], "run_s": []}
+                if variant == "per-role":
+                    results[f"{role} {variant}"]["largest_kept"] = _largest_kept(ref, bench.env)
         for _ in range(repeat):  # interleaved: both variants see the same machine load
             for variant, refs in images.items():
                 for role, ref in refs.items():

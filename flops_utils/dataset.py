@@ -1,4 +1,4 @@
-"""A learner's table as a Hugging Face ``datasets.Dataset``, or a stand-in with its operations.
+"""A learner's data as a Hugging Face ``datasets.Dataset``, or a stand-in with its operations.
 
 Repositories of the original FLOps received a ``datasets.Dataset`` (2.x) and used
 ``set_format``, column access (``ds["image"]``), ``train_test_split(test_size, seed)`` and
@@ -9,7 +9,7 @@ is installed, otherwise a :class:`ColumnDataset` that behaves like it for those 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,41 +21,43 @@ Transform = Callable[[dict[str, list[Any]]], dict[str, Any]]
 FORMATS = (None, "python", "numpy", "np", "torch", "pt", "arrow")
 
 
-def table_columns(table: Any, *, label_column: str = "label") -> dict[str, NDArray[Any]]:
-    """Return ``{"image": features, "label": labels}`` from an Arrow table (pure).
+def table_columns(columns: Mapping[str, NDArray[Any]], *,
+                  label_column: str = "label") -> dict[str, NDArray[Any]]:
+    """Return ``{"image": features, "label": labels}`` from a learner's columns (pure).
 
-    ``image`` is the table's own ``image`` column if it has one, else every column except the
-    label and the data plane's ``split`` column, stacked into one float array per row.
+    ``columns`` are :attr:`learner_base.data.TaggedData.columns`. ``image`` is the data's own
+    ``image`` column if it has one, else every column except the label and the data plane's
+    ``split`` column, stacked into one float array per row.
     """
-    names = [n for n in table.column_names if n != SPLIT_COLUMN]
-    columns: dict[str, NDArray[Any]] = {}
+    names = [n for n in columns if n != SPLIT_COLUMN]
+    out: dict[str, NDArray[Any]] = {}
     if "image" in names:
-        columns["image"] = np.asarray(table.column("image").to_pylist())
+        image = columns["image"]
+        out["image"] = np.asarray(list(image)) if image.dtype == object else image
     else:
         features = [n for n in names if n != label_column]
-        columns["image"] = np.column_stack(
-            [table.column(n).to_numpy(zero_copy_only=False) for n in features]
-        ).astype(np.float64, copy=False)
+        out["image"] = np.column_stack([columns[n] for n in features]).astype(
+            np.float64, copy=False)
     if label_column in names:
-        columns["label"] = table.column(label_column).to_numpy(zero_copy_only=False)
-    return columns
+        out["label"] = columns[label_column]
+    return out
 
 
-def to_dataset(table: Any) -> Any:
-    """Return ``table`` as a ``datasets.Dataset`` or a :class:`ColumnDataset`.
+def to_dataset(columns: Mapping[str, NDArray[Any]]) -> Any:
+    """Return a learner's ``columns`` as a ``datasets.Dataset`` or a :class:`ColumnDataset`.
 
     A ``datasets.Dataset`` is returned when ``datasets`` 2.x (the version the original FLOps
     used) is installed. From ``datasets`` 3 on, ``ds["image"]`` is a lazy column without
     ``reshape``, which original repositories call, so the stand-in is returned instead.
     """
-    columns = table_columns(table)
+    dataset = table_columns(columns)
     try:
         import datasets
     except ImportError:
-        return ColumnDataset(columns)
+        return ColumnDataset(dataset)
     if not str(datasets.__version__).startswith("2."):
-        return ColumnDataset(columns)
-    return datasets.Dataset.from_dict({k: list(v) for k, v in columns.items()})
+        return ColumnDataset(dataset)
+    return datasets.Dataset.from_dict({k: list(v) for k, v in dataset.items()})
 
 
 class ColumnDataset:

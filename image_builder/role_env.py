@@ -93,12 +93,12 @@ ROLE_PROBES: Mapping[str, RoleProbe] = {
     "learner": RoleProbe(
         modules=(EVENTS, "learner_base.__main__", "learner_base.runtime",
                  "learner_base.settings",
-                 # the data client, imported when the user's code reads its node's data
+                 # the data reader, imported when the user's code reads its node's data
                  "learner_base.data", "flops_utils.ml_repo_building_blocks",
-                 "flops_dataplane.client"),
-        # scikit-learn loads pandas when it is there; a learner needs it only if the user's
-        # code does (imports it, declares it, or calls ``to_pandas``)
-        opportunistic=("pandas",),
+                 "flops_dataplane.flight_reader"),
+        # scikit-learn loads pandas when it is there, and pandas pyarrow; a learner needs them
+        # only if the user's code does (imports, declares, or calls ``to_pandas``/``to_arrow``)
+        opportunistic=("pandas", "pyarrow"),
     ),
     "aggregator": RoleProbe(
         modules=(EVENTS, "aggregator.__main__", "aggregator.runtime", "aggregator.cluster",
@@ -220,8 +220,9 @@ def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str]
     return Plan(kept=dict(sorted(kept.items())), removed=removed)
 
 
-IMPLIED_IMPORTS: Mapping[str, str] = {"to_pandas": "pandas"}
-"""Attribute calls that need a module the code never imports (``data.to_pandas()``)."""
+IMPLIED_IMPORTS: Mapping[str, str] = {"to_pandas": "pandas", "to_arrow": "pyarrow"}
+"""Attribute calls that need a module the code never imports (``data.to_pandas()``,
+``data.to_arrow()`` of :class:`learner_base.data.TaggedData`)."""
 
 
 def imported_names(repo: Path) -> tuple[set[str], list[str]]:

@@ -6,27 +6,40 @@ A repository's ``ModelManager.set_model_data`` calls :func:`load_data`::
     train, test = data.train_test()
     x_train, y_train = train.to_numpy()
 
-This is the only ``learner_base`` module that imports pyarrow; import it only where needed.
+The data arrives as numpy columns (:mod:`flops_dataplane.flight_reader`): a learner needs no
+pyarrow (150 MB of its image). :meth:`TaggedData.to_arrow` and :meth:`TaggedData.to_pandas`
+convert for code that wants a table; the image build keeps pyarrow or pandas when the
+repository calls them (``image_builder.role_env.IMPLIED_IMPORTS``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-from collections.abc import Sequence
+import importlib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-from flops_dataplane.client import DEFAULT_TIMEOUT_S, DataClient
+from flops_dataplane.arrow_ipc import ArrowField, UnsupportedArrowError
 from flops_dataplane.errors import NoDataError, SchemaMismatchError
+from flops_dataplane.flight_reader import DEFAULT_TIMEOUT_S, FlightReader
 from flops_dataplane.protocol import SPLIT_COLUMN
 from learner_base.model_manager import LearnerContext
 
-__all__ = ["NoDataError", "SchemaMismatchError", "TaggedData", "load_data"]
+__all__ = ["NoDataError", "SchemaMismatchError", "TaggedData", "UnsupportedArrowError",
+           "load_data"]
+
+
+def _require(module: str, method: str) -> Any:
+    """Import ``module`` for ``method``, or say what to add to the repository."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ImportError(f"{method} needs {module}, which this learner's environment does "
+                          f"not have: add {module} to the repository's requirements.txt"
+                          ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,29 +48,37 @@ class TaggedData:
 
     Attributes
     ----------
-    table
-        All matching data sets concatenated (one schema).
+    columns
+        Column name -> array, all data sets' rows in order (numbers as numeric arrays, strings
+        as object arrays, fixed-size lists as 2-D arrays; see :mod:`flops_dataplane.arrow_ipc`).
     tags
         The tags that were read.
     server
         The data server it came from.
     datasets
         Ids of the data sets read, in order.
+    schema
+        The Arrow fields the columns were decoded from.
     """
 
-    table: pa.Table
+    columns: Mapping[str, NDArray[Any]]
     tags: tuple[str, ...] = ()
     server: str = ""
     datasets: tuple[str, ...] = ()
+    schema: tuple[ArrowField, ...] = ()
+
+    @property
+    def column_names(self) -> list[str]:
+        """The column names, in order."""
+        return list(self.columns)
 
     @property
     def num_rows(self) -> int:
         """Number of rows."""
-        rows: int = self.table.num_rows
-        return rows
+        return len(next(iter(self.columns.values()))) if self.columns else 0
 
     def to_pandas(self) -> Any:
-        """Return the table as a ``pandas.DataFrame``.
+        """Return the data as a ``pandas.DataFrame``.
 
         Raises
         ------
@@ -65,15 +86,25 @@ class TaggedData:
             If pandas is not installed: learner images carry it only when the repository
             declares or imports it (or calls ``to_pandas``, which the image build detects).
         """
-        if importlib.util.find_spec("pandas") is None:
-            raise ImportError("to_pandas needs pandas, which this learner's environment does "
-                              "not have: add pandas to the repository's requirements.txt")
-        return self.table.to_pandas()
+        pd = _require("pandas", "to_pandas")
+        return pd.DataFrame({name: list(values) if values.ndim > 1 else values
+                             for name, values in self.columns.items()})
+
+    def to_arrow(self) -> Any:
+        """Return the data as a ``pyarrow.Table``.
+
+        Raises
+        ------
+        ImportError
+            If pyarrow is not installed (as :meth:`to_pandas` for pandas).
+        """
+        pa = _require("pyarrow", "to_arrow")
+        return pa.table({name: list(values) if values.ndim > 1 else values
+                         for name, values in self.columns.items()})
 
     def feature_columns(self, label_column: str = "label") -> list[str]:
         """Return every column except the label and the ``split`` column."""
-        names: list[str] = self.table.column_names
-        return [c for c in names if c not in (label_column, SPLIT_COLUMN)]
+        return [c for c in self.columns if c not in (label_column, SPLIT_COLUMN)]
 
     def to_numpy(
         self,
@@ -85,25 +116,26 @@ class TaggedData:
         Parameters
         ----------
         feature_columns
-            Columns to use as features (default: all but the label and ``split`` columns).
+            Columns to use as features (default: all but the label and ``split`` columns);
+            a fixed-size list column contributes one feature per element.
         label_column
             The label column, or ``None`` to return no labels.
         """
         columns = list(feature_columns or self.feature_columns(label_column or "label"))
-        missing = [c for c in [*columns, label_column] if c and c not in self.table.column_names]
+        missing = [c for c in [*columns, label_column] if c and c not in self.columns]
         if missing:
-            raise KeyError(f"columns {missing} not in the data (have {self.table.column_names})")
+            raise KeyError(f"columns {missing} not in the data (have {self.column_names})")
         if columns:
-            features = np.column_stack(
-                [self.table.column(c).to_numpy(zero_copy_only=False) for c in columns]
-            ).astype(np.float64, copy=False)
+            features = np.column_stack([self.columns[c] for c in columns]).astype(
+                np.float64, copy=False)
         else:
             features = np.empty((self.num_rows, 0))
-        labels = (
-            None if label_column is None
-            else self.table.column(label_column).to_numpy(zero_copy_only=False)
-        )
+        labels = None if label_column is None else self.columns[label_column]
         return features, labels
+
+    def _rows(self, index: NDArray[Any]) -> TaggedData:
+        return dataclasses.replace(
+            self, columns={name: values[index] for name, values in self.columns.items()})
 
     def split(self, name: str) -> TaggedData:
         """Return the rows whose ``split`` column equals ``name``.
@@ -113,25 +145,20 @@ class TaggedData:
         KeyError
             If the data has no ``split`` column.
         """
-        if SPLIT_COLUMN not in self.table.column_names:
+        if SPLIT_COLUMN not in self.columns:
             raise KeyError(f"the data has no {SPLIT_COLUMN!r} column; use train_test(fraction)")
-        mask = pc.equal(self.table.column(SPLIT_COLUMN), name)
-        return dataclasses.replace(self, table=self.table.filter(mask))
+        return self._rows(self.columns[SPLIT_COLUMN] == name)
 
     def train_test(
         self, test_fraction: float = 0.2, *, seed: int = 0
     ) -> tuple[TaggedData, TaggedData]:
         """Return ``(train, test)``: by the ``split`` column if present, else a seeded split."""
-        if SPLIT_COLUMN in self.table.column_names:
+        if SPLIT_COLUMN in self.columns:
             return self.split("train"), self.split("test")
         rng = np.random.default_rng(seed)
         order = rng.permutation(self.num_rows)
         n_test = round(test_fraction * self.num_rows)
-        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-        return (
-            dataclasses.replace(self, table=self.table.take(pa.array(train_idx))),
-            dataclasses.replace(self, table=self.table.take(pa.array(test_idx))),
-        )
+        return self._rows(np.sort(order[n_test:])), self._rows(np.sort(order[:n_test]))
 
 
 def load_data(
@@ -161,6 +188,9 @@ def load_data(
         ``"no data for tags [...] on <server>"`` if nothing matches (or no server is set).
     SchemaMismatchError
         If the matching data sets have different schemas (both are named).
+    UnsupportedArrowError
+        If a column has a type the built-in reader does not decode (the message says what
+        to do).
     flops_dataplane.errors.DataPlaneError
         If the server cannot be reached or refuses the token.
     """
@@ -168,7 +198,7 @@ def load_data(
     server = context.data_server
     if not server or not tags:
         raise NoDataError(f"no data for tags {tags} on {server or '<no data server configured>'}")
-    with DataClient(server, token, timeout_s=timeout_s) as client:
+    with FlightReader(server, token, timeout_s=timeout_s) as client:
         manifests = client.list(tags)
         if partition is not None:
             manifests = [
@@ -177,9 +207,10 @@ def load_data(
         if not manifests:
             where = f"{server} (partition {partition})" if partition is not None else server
             raise NoDataError(f"no data for tags {tags} on {where}")
-        table = client.read_datasets(manifests)
+        schema, columns = client.read_columns(manifests)
     return TaggedData(
-        table=table,
+        columns=columns,
+        schema=schema,
         tags=tuple(tags),
         server=server,
         datasets=tuple(m["id"] for m in manifests),

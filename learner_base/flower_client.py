@@ -1,8 +1,12 @@
-"""Everything the learner needs from Flower, in one module.
+"""The learner's Flower client: repository code behind Flower's legacy gRPC protocol.
 
-Uses Flower's legacy gRPC API (``start_client`` with a ``NumPyClient``): on Flower 1.41 it costs
-tens of milliseconds per round, while the Deployment Engine adds seconds of fixed polling per
-round. Moving to another Flower API means rewriting this module only.
+The aggregator runs Flower's legacy gRPC server (``start_grpc_server``): on Flower 1.41 it
+costs tens of milliseconds per round, while the Deployment Engine adds seconds of fixed
+polling per round. The learner side speaks that protocol itself
+(:mod:`learner_base.flower_protocol`, :mod:`learner_base.flower_connection`) instead of
+importing Flower, whose package loads its server, SQLAlchemy, FastAPI and CLI: a learner
+image carries no Flower unless the repository imports it. Moving to another Flower API means
+rewriting these modules only.
 """
 
 from __future__ import annotations
@@ -12,20 +16,6 @@ import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
-
-from flwr.client import Client, NumPyClient
-from flwr.common import (
-    Code,
-    EvaluateIns,
-    EvaluateRes,
-    FitIns,
-    FitRes,
-    GetParametersIns,
-    GetParametersRes,
-    Parameters,
-    Status,
-)
-from flwr.compat.client.app import start_client
 
 from flops_contracts.backoff import backoff_delay
 from flops_contracts.errors import ContractError
@@ -38,6 +28,18 @@ from learner_base.contract_checks import (
     check_parameters,
     shapes_of,
 )
+from learner_base.flower_connection import serve
+from learner_base.flower_protocol import (
+    ClientMessage,
+    EvaluateIns,
+    EvaluateRes,
+    FitIns,
+    FitRes,
+    GetParametersIns,
+    GetParametersRes,
+    NotImplementedRes,
+    ServerMessage,
+)
 from learner_base.legacy_manager import unwrap
 from learner_base.model_manager import RoundConfig
 from learner_base.server_address import resolution_error
@@ -45,16 +47,22 @@ from learner_base.server_address import resolution_error
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+
 FIRST_RETRY_DELAY_S = 0.2
 MAX_RETRY_DELAY_S = 1.0
 RESOLVE_GRACE_S = 60.0
 """A server name that stays unresolvable this long fails the learner (before its timeout)."""
+
 FitHook = Callable[[RoundConfig, int, float], None]
 EvaluateHook = Callable[[RoundConfig, float, float, int], None]
 
 
-class ContactTrackingClient(NumPyClient):
-    """A NumPyClient that remembers whether the server ever talked to it."""
+class ContactTrackingClient:
+    """A client of numpy arrays (as Flower's ``NumPyClient``) that remembers contact.
+
+    ``contacted`` tells whether the server ever talked to it; ``code_error`` holds what user
+    code raised, so that it is not mistaken for a network error.
+    """
 
     contacted: bool = False
     code_error: BaseException | None = None
@@ -70,53 +78,41 @@ class ContactTrackingClient(NumPyClient):
             self.code_error = exc
             raise
 
-    def to_client(self) -> Client:
-        """Return this client as a Flower ``Client`` that (de)serializes in one copy per array.
+    def get_parameters(self, config: dict[str, Any]) -> list[Any]:
+        """Return the current parameters."""
+        raise NotImplementedError
 
-        Flower's own wrapper of a ``NumPyClient`` does the same calls with ``np.save`` /
-        ``np.load`` (several copies per array, see :mod:`flops_contracts.ndarray_codec`); the
-        bytes on the wire are the same.
+    def fit(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[list[Any], int, dict[str, Any]]:
+        """Train one round from ``parameters``; return parameters, examples, metrics."""
+        raise NotImplementedError
+
+    def evaluate(
+        self, parameters: list[Any], config: dict[str, Any]
+    ) -> tuple[float, int, dict[str, Any]]:
+        """Evaluate ``parameters``; return loss, examples, metrics."""
+        raise NotImplementedError
+
+    def handle(self, instruction: ServerMessage) -> ClientMessage:
+        """Answer one instruction of the server, (de)serializing arrays in one copy each.
+
+        Flower's own ``NumPyClient`` wrapper does the same with ``np.save`` / ``np.load``
+        (several copies per array, see :mod:`flops_contracts.ndarray_codec`); the bytes on
+        the wire are the same.
         """
-        return OneCopyClient(self)
-
-
-def _ok() -> Status:
-    return Status(code=Code.OK, message="Success")
-
-
-def _to_parameters(arrays: list[Any]) -> Parameters:
-    return Parameters(tensors=ndarrays_to_tensors(arrays), tensor_type="numpy.ndarray")
-
-
-def _from_parameters(parameters: Parameters) -> list[Any]:
-    # writable copies: user code may change the arrays it receives in place
-    return tensors_to_ndarrays(parameters.tensors)
-
-
-class OneCopyClient(Client):
-    """Flower's ``Client`` interface over a :class:`ContactTrackingClient` (numpy arrays)."""
-
-    def __init__(self, inner: ContactTrackingClient) -> None:
-        self.inner = inner
-
-    def get_parameters(self, ins: GetParametersIns) -> GetParametersRes:
-        """Serialize the inner client's parameters."""
-        arrays = self.inner.get_parameters(dict(ins.config))
-        return GetParametersRes(status=_ok(), parameters=_to_parameters(arrays))
-
-    def fit(self, ins: FitIns) -> FitRes:
-        """Deserialize the global parameters, fit, serialize the result."""
-        arrays, examples, metrics = self.inner.fit(_from_parameters(ins.parameters),
-                                                   dict(ins.config))
-        return FitRes(status=_ok(), parameters=_to_parameters(arrays),
-                      num_examples=examples, metrics=metrics)
-
-    def evaluate(self, ins: EvaluateIns) -> EvaluateRes:
-        """Deserialize the global parameters and evaluate them."""
-        loss, examples, metrics = self.inner.evaluate(_from_parameters(ins.parameters),
-                                                      dict(ins.config))
-        return EvaluateRes(status=_ok(), loss=float(loss), num_examples=examples,
-                           metrics=metrics)
+        if isinstance(instruction, GetParametersIns):
+            return GetParametersRes(ndarrays_to_tensors(self.get_parameters(instruction.config)))
+        if isinstance(instruction, FitIns):
+            # writable copies: user code may change the arrays it receives in place
+            arrays, examples, metrics = self.fit(tensors_to_ndarrays(instruction.tensors),
+                                                 dict(instruction.config))
+            return FitRes(ndarrays_to_tensors(arrays), examples, metrics)
+        if isinstance(instruction, EvaluateIns):
+            loss, examples, metrics = self.evaluate(tensors_to_ndarrays(instruction.tensors),
+                                                    dict(instruction.config))
+            return EvaluateRes(float(loss), examples, metrics)
+        return NotImplementedRes()
 
 
 class ClientCodeError(Exception):
@@ -269,12 +265,7 @@ def run_client(
     while True:
         attempts += 1
         try:
-            start_client(
-                server_address=server_address,
-                client=client.to_client(),
-                root_certificates=root_certificates,
-                insecure=root_certificates is None,
-            )
+            serve(server_address, client.handle, root_certificates=root_certificates)
             return
         except Exception as exc:
             if isinstance(client.code_error, ContractError):

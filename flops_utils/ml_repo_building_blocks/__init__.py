@@ -25,7 +25,7 @@ def load_dataset() -> Any:
     from learner_base import active_context
     from learner_base.data import load_data
 
-    return to_dataset(load_data(active_context.current()).table)
+    return to_dataset(load_data(active_context.current()).columns)
 
 
 __all__ = ["load_dataset"]

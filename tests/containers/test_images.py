@@ -142,25 +142,27 @@ REPORT = ("python -c 'import json; "
 
 
 def test_each_role_keeps_only_what_it_uses(cold_build: dict[str, Any]) -> None:
-    """The learner has no MLflow and no uv; the aggregator has MLflow; both record why."""
+    """The learner has no MLflow, uv, pyarrow or Flower; the aggregator has MLflow and Flower;
+    both record why."""
     images = cold_build["result"].images
     learner = _image_json(images["learner"], REPORT)
     aggregator = _image_json(images["aggregator"], REPORT)
     assert learner["role"] == "learner" and aggregator["role"] == "aggregator"
     dropped = {d["name"].lower() for d in learner["removed"]}
     kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
-    assert {"mlflow-skinny", "uv", "pandas"} <= dropped, dropped
+    assert {"mlflow-skinny", "uv", "pandas", "pyarrow", "flwr", "sqlalchemy"} <= dropped, dropped
     assert kept["scikit-learn"] == "user requirement" and "scipy" in kept  # as declared
-    assert {"flwr", "pyarrow", "paho-mqtt"} <= set(kept), kept
+    assert {"grpcio", "numpy", "paho-mqtt"} <= set(kept), kept
     assert all(d["bytes"] > 0 for d in learner["removed"])
     agg_kept = {d["name"].lower() for d in aggregator["kept"]}
     assert {"mlflow-skinny", "scikit-learn", "flwr"} <= agg_kept
     assert "uv" in {d["name"].lower() for d in aggregator["removed"]}
     out = podman_run(images["learner"],
                      "python -c 'import learner_base.runtime, flops_messaging.mqtt_publisher, "
-                     "flops_dataplane.client; print(\"ok\")'; python -c 'import mlflow' 2>&1 "
-                     "| tail -1; ls /opt/flops/venv/bin")
+                     "learner_base.data; print(\"ok\")'; python -c 'import mlflow' 2>&1 "
+                     "| tail -1; python -c 'import flwr' 2>&1 | tail -1; ls /opt/flops/venv/bin")
     assert "ok" in out and "No module named 'mlflow'" in out and "\nuv\n" not in f"\n{out}\n"
+    assert "No module named 'flwr'" in out
     out = podman_run(images["aggregator"], "python -c 'import mlflow.pyfunc, aggregator.runtime; "
                                            "print(\"ok\")'")
     assert out.strip().endswith("ok")

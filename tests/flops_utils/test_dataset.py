@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from flops_utils.dataset import ColumnDataset, split_sizes, table_columns, to_dataset
 
 
-def digits_like(rows: int = 10) -> pa.Table:
+def digits_like(rows: int = 10) -> dict[str, Any]:
+    """Columns as a learner's ``load_data`` returns them (``TaggedData.columns``)."""
     columns: dict[str, Any] = {f"x{i}": np.arange(rows, dtype=float) + i for i in range(4)}
     columns["label"] = np.arange(rows) % 3
-    columns["split"] = ["train"] * rows
-    return pa.table(columns)
+    columns["split"] = np.array(["train"] * rows, dtype=object)
+    return columns
 
 
 def test_features_become_one_image_column_and_split_is_dropped() -> None:

@@ -171,14 +171,16 @@ def test_imported_names_reads_every_file_statically(tmp_path: Path) -> None:
         "def fit():\n    import pandas.io\n    return pandas\n")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "util.py").write_text("import torch, os.path\n")
-    (tmp_path / "pkg" / "frame.py").write_text("def rows(data):\n    return data.to_pandas()\n")
+    (tmp_path / "pkg" / "frame.py").write_text("def rows(data):\n    return data.to_pandas()\n"
+                                               "def table(data):\n    return data.to_arrow()\n")
     (tmp_path / "broken.py").write_text("def (:\n")
     (tmp_path / ".hidden").mkdir()
     (tmp_path / ".hidden" / "x.py").write_text("import secret_thing\n")
     names, unreadable = imported_names(tmp_path)
-    assert names == {"numpy", "sklearn", "pandas", "torch", "os"}
+    assert names == {"numpy", "sklearn", "pandas", "torch", "os", "pyarrow"}
     (tmp_path / "model_manager.py").write_text("import numpy\n")
-    assert imported_names(tmp_path)[0] == {"numpy", "torch", "os", "pandas"}  # to_pandas()
+    # to_pandas(), to_arrow()
+    assert imported_names(tmp_path)[0] == {"numpy", "torch", "os", "pandas", "pyarrow"}
     assert unreadable == ["broken.py"]
 
 
@@ -210,8 +212,9 @@ def test_uninstall_leaves_no_hollow_package(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path) -> None:
-    """A venv with the FLOps runtime (as in an image): the learner loses MLflow and uv, keeps
-    the user's scikit-learn closure, and records why; the aggregator keeps MLflow."""
+    """A venv with the FLOps runtime (as in an image): the learner loses MLflow, uv, pyarrow
+    and Flower (with its server's SQLAlchemy), keeps the user's scikit-learn closure and
+    grpcio, and records why; the aggregator keeps MLflow."""
     target = tmp_path / "venv"
     venv.create(target, system_site_packages=False, with_pip=False)
     site = next((target / "lib").glob("python3.*/site-packages"))
@@ -224,15 +227,16 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
     learner = _prune(target, "learner", repo, requirements)
     removed = {d["name"].lower() for d in learner["removed"]}
     kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
-    assert {"mlflow-skinny", "uv"} <= removed
+    assert {"mlflow-skinny", "uv", "flwr", "sqlalchemy", "protobuf"} <= removed
     assert kept["scikit-learn"] == "user requirement" and "scipy" in kept
-    assert kept["flwr"] == "loaded by the role's code" and "pyarrow" in kept
-    assert "pandas" in removed  # scikit-learn loads it only because it is there
+    assert kept["grpcio"] == "loaded by the role's code"
+    assert {"pandas", "pyarrow"} <= removed  # loaded only because they are there
     assert not list(site.glob("mlflow_skinny-*.dist-info")) and not (target / "bin" / "uv").exists()
     report = json.loads((target / role_env.REPORT_NAME).read_text())
     assert report["role"] == "learner" and report["probed"] == "in this build"
     # the probe's answer an emulated build of the same role would be handed
-    assert "flwr" in report["probe"]["loaded"] and "mlflow-skinny" not in report["probe"]["loaded"]
+    assert "grpcio" in report["probe"]["loaded"]
+    assert not {"flwr", "mlflow-skinny"} & set(report["probe"]["loaded"])
     # the pruned venv still runs the role's imports (the check ran inside prune, too)
     subprocess.run([str(target / "bin" / "python"), "-c", "import learner_base.runtime"],
                    check=True, timeout=120)
