@@ -16,8 +16,8 @@ from flops_dataplane.errors import (
     DataPlaneError,
     DatasetExistsError,
     NoDataError,
-    SchemaMismatchError,
 )
+from flops_dataplane.flight_reader import same_schema
 from flops_dataplane.protocol import ACTION_DESCRIBE, ACTION_DROP, EXISTS_MARKER, commit_message
 from flops_dataplane.settings import TOKEN_ENV_VAR
 
@@ -28,30 +28,6 @@ Manifest = dict[str, Any]
 
 def _schema_of(manifest: Manifest) -> pa.Schema:
     return pa.ipc.read_schema(pa.py_buffer(bytes.fromhex(manifest["schema_ipc"])))
-
-
-def check_same_schema(manifests: Iterable[Manifest]) -> pa.Schema | None:
-    """Return the common schema of ``manifests`` (ignoring schema metadata).
-
-    Raises
-    ------
-    SchemaMismatchError
-        Naming two data sets and both schemas if they differ.
-    """
-    first: Manifest | None = None
-    schema: pa.Schema | None = None
-    for manifest in manifests:
-        current = _schema_of(manifest)
-        if first is None or schema is None:
-            first, schema = manifest, current
-        elif not current.equals(schema, check_metadata=False):
-            raise SchemaMismatchError(
-                f"data sets {first['id']!r} and {manifest['id']!r} have different schemas: "
-                f"[{schema.remove_metadata().to_string().replace(chr(10), ', ')}] vs "
-                f"[{current.remove_metadata().to_string().replace(chr(10), ', ')}]",
-                details={"datasets": [first["id"], manifest["id"]]},
-            )
-    return schema
 
 
 class DataClient:
@@ -177,7 +153,7 @@ class DataClient:
         manifests = self.list(tag_list)
         if not manifests:
             raise NoDataError(f"no data for tags {tag_list} on {self.location}")
-        check_same_schema(manifests)
+        same_schema(manifests)
         for manifest in manifests:
             yield from self._read_one(manifest["id"])
 
@@ -205,7 +181,8 @@ class DataClient:
         SchemaMismatchError
             If the data sets have different schemas.
         """
-        schema = check_same_schema(manifests)
+        same_schema(manifests)
+        schema = _schema_of(manifests[0]) if manifests else pa.schema([])
         batches = [b for m in manifests for b in self._read_one(m["id"])]
         return pa.Table.from_batches(batches, schema=schema)
 
