@@ -395,29 +395,40 @@ def decode_batches(messages: Iterable[Message],
     Raises
     ------
     UnsupportedArrowError
-        For a type or feature this reader does not decode (the message names the column).
+        For a type or feature this reader does not decode (the message names the column), or
+        a message that contradicts its own layout.
     """
     fields: tuple[ArrowField, ...] = tuple(schema or ())
     dictionaries: dict[int, NDArray[Any]] = {}
     batches: list[Columns] = []
     for message in messages:
-        if message.kind == "schema":
-            fields = message.schema
-        elif message.kind == "dictionary_batch":
-            data = message.header.table(1)
-            if data is None:
-                continue
-            dict_id = message.header.scalar(0, "q")
-            if message.header.scalar(2, "?", False):
-                raise UnsupportedArrowError("delta dictionary batches are not decoded")
-            owner = _dictionary_field(fields, dict_id)
-            value_field = dataclasses.replace(owner, dictionary=None)
-            reader = _BatchReader(data, message.body)
-            dictionaries[dict_id] = _column(value_field, reader, owner.name, dictionaries)
-        elif message.kind == "record_batch":
-            reader = _BatchReader(message.header, message.body)
-            batches.append({f.name: _column(f, reader, f.name, dictionaries) for f in fields})
+        try:
+            if message.kind == "schema":
+                fields = message.schema
+            elif message.kind == "dictionary_batch":
+                _add_dictionary(message, fields, dictionaries)
+            elif message.kind == "record_batch":
+                reader = _BatchReader(message.header, message.body)
+                batches.append({f.name: _column(f, reader, f.name, dictionaries)
+                                for f in fields})
+        except (ValueError, KeyError, IndexError, StopIteration, struct.error) as exc:
+            raise UnsupportedArrowError(
+                f"a malformed Arrow {message.kind} message ({type(exc).__name__}: {exc})"
+            ) from None
     return fields, batches
+
+
+def _add_dictionary(message: Message, fields: Sequence[ArrowField],
+                    dictionaries: dict[int, NDArray[Any]]) -> None:
+    data = message.header.table(1)
+    if data is None:
+        return
+    dict_id = message.header.scalar(0, "q")
+    if message.header.scalar(2, "?", False):
+        raise UnsupportedArrowError("delta dictionary batches are not decoded")
+    owner = _dictionary_field(fields, dict_id)
+    dictionaries[dict_id] = _column(dataclasses.replace(owner, dictionary=None),
+                                    _BatchReader(data, message.body), owner.name, dictionaries)
 
 
 def _dictionary_field(fields: Sequence[ArrowField], dict_id: int) -> ArrowField:

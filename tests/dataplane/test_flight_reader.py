@@ -165,6 +165,9 @@ def test_unsupported_types_and_compression_say_what_to_do() -> None:
                                               compression="zstd")))
     with pytest.raises(UnsupportedArrowError, match="not an Arrow IPC message"):
         parse_message(b"\x01\x02")
+    schema, batch = list(ipc_messages(stream_of(pa.table({"x": [1.0, 2.0, 3.0]}))))
+    with pytest.raises(UnsupportedArrowError, match="malformed Arrow record_batch message"):
+        decode_batches([schema, parse_message(batch.header.buf, batch.body[:8])])
 
 
 def test_refused_token_unreachable_server_and_bad_location(
