@@ -3,6 +3,10 @@
 Run: ``python bench/dataplane_throughput.py [--rows N] [--repeat R]``. Prints a JSON report with
 MB/s (of the in-memory Arrow size) and rows/s for each operation, and the ratio of each Flight
 operation's speed to the local Parquet write/read of the same table (best of R runs).
+
+It also times what a learner does, reading a data set into numpy columns: pyarrow's Flight
+client and ``to_numpy`` per column (what learners did before) against
+``flops_dataplane.flight_reader`` (grpcio and numpy only, what they do now).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flops_dataplane.client import DataClient
+from flops_dataplane.flight_reader import FlightReader
 from flops_dataplane.server import DataServer
 
 
@@ -63,6 +68,19 @@ def main() -> None:
             args.repeat, lambda i: client.read_datasets([client.describe(f"bench/run-{i}")])
         )
         assert client.read_datasets([client.describe("bench/run-0")]).equals(table)
+
+        def arrow_columns(i: int) -> dict[str, Any]:
+            read = client.read_datasets([client.describe(f"bench/run-{i}")])
+            return {n: read.column(n).to_numpy() for n in read.column_names}
+
+        with FlightReader(server.location, timeout_s=600) as reader:
+            def numpy_columns(i: int) -> dict[str, Any]:
+                return reader.read_columns([client.describe(f"bench/run-{i}")])[1]
+
+            results["learner_read_pyarrow"] = best_of(args.repeat, arrow_columns)
+            results["learner_read_numpy"] = best_of(args.repeat, numpy_columns)
+            ours, theirs = numpy_columns(0), arrow_columns(0)
+            assert all(np.array_equal(ours[n], theirs[n]) for n in theirs)
         client.close()
         server.shutdown()
     report: dict[str, Any] = {
@@ -76,6 +94,8 @@ def main() -> None:
             "upload_vs_local_write": round(results["local_write"] / results["flight_upload"], 2),
             "download_vs_local_read": round(results["local_read"] / results["flight_download"], 2),
         },
+        "learner_read_numpy_vs_pyarrow": round(
+            results["learner_read_pyarrow"] / results["learner_read_numpy"], 2),
     }
     print(json.dumps(report, indent=2))
 
