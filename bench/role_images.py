@@ -39,7 +39,7 @@ from bench.image_build import (  # noqa: E402
     bench_builder,
 )
 from image_builder import BuilderSettings, fl_images  # noqa: E402
-from image_builder.role_env import REPORT_NAME as PACKAGES_REPORT  # noqa: E402
+from image_builder.containerfile import PACKAGES_REPORT  # noqa: E402
 from image_builder.role_env import ROLE_PROBES  # noqa: E402
 
 STARTUP = """

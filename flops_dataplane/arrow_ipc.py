@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ __all__ = [
     "describe_schema",
     "parse_message",
     "read_schema",
+    "read_stream",
 ]
 
 Columns = dict[str, NDArray[Any]]
@@ -235,6 +236,36 @@ def parse_message(header: bytes | memoryview, body: bytes | memoryview = b"") ->
     return Message(kind, content, memoryview(body))
 
 
+def read_stream(data: bytes | memoryview) -> Iterator[Message]:
+    """Yield the messages of an encapsulated IPC stream.
+
+    That is ``pa.ipc.new_stream``'s bytes or ``pa.Schema.serialize()``: each message a
+    length-prefixed flatbuffer, then its body.
+
+    Raises
+    ------
+    UnsupportedArrowError
+        If a message is truncated or not an Arrow IPC message.
+    """
+    buf = memoryview(data)
+    pos = 0
+    while pos + 4 <= len(buf):
+        if struct.unpack_from("<I", buf, pos)[0] == _CONTINUATION:
+            pos += 4
+        length = struct.unpack_from("<i", buf, pos)[0] if pos + 4 <= len(buf) else 0
+        if length <= 0:  # the end-of-stream marker
+            return
+        start = pos + 4
+        if start + length > len(buf):
+            raise UnsupportedArrowError("a truncated Arrow IPC message")
+        header = buf[start:start + length]
+        root = _Table(header, struct.unpack_from("<I", header, 0)[0])
+        body_length = root.scalar(3, "q")
+        body_start = start + length
+        yield parse_message(header, buf[body_start:body_start + body_length])
+        pos = body_start + body_length
+
+
 def read_schema(encapsulated: bytes) -> tuple[ArrowField, ...]:
     """Return the fields of an encapsulated IPC schema message (``pa.Schema.serialize()``).
 
@@ -243,14 +274,10 @@ def read_schema(encapsulated: bytes) -> tuple[ArrowField, ...]:
     UnsupportedArrowError
         If the bytes hold no schema message.
     """
-    buf = memoryview(encapsulated)
-    start = 8 if len(buf) >= 8 and struct.unpack_from("<I", buf, 0)[0] == _CONTINUATION else 4
-    if len(buf) < start:
-        raise UnsupportedArrowError("an empty Arrow schema")
-    length = struct.unpack_from("<i", buf, start - 4)[0]
-    message = parse_message(buf[start:start + length])
-    if message.kind != "schema":
-        raise UnsupportedArrowError(f"expected an Arrow schema message, got {message.kind}")
+    message = next(read_stream(encapsulated), None)
+    if message is None or message.kind != "schema":
+        raise UnsupportedArrowError(
+            f"expected an Arrow schema message, got {message.kind if message else 'nothing'}")
     return message.schema
 
 
@@ -336,6 +363,12 @@ def _as_time(values: NDArray[Any], kind: ArrowType) -> NDArray[Any]:
     return values
 
 
+def _offsets(reader: _BatchReader, kind: ArrowType, length: int) -> NDArray[Any]:
+    """The offsets buffer of a variable-size column (64-bit for the ``large_`` types)."""
+    wide = kind.name.startswith("large")
+    return np.frombuffer(reader.buffer(), dtype="<i8" if wide else "<i4", count=length + 1)
+
+
 def _column(field: ArrowField, reader: _BatchReader, path: str,
             dictionaries: Mapping[int, NDArray[Any]]) -> NDArray[Any]:
     """Decode one field's arrays (consuming its nodes and buffers) into a numpy array."""
@@ -359,8 +392,7 @@ def _column(field: ArrowField, reader: _BatchReader, path: str,
         bits = np.unpackbits(np.frombuffer(reader.buffer(), dtype=np.uint8), bitorder="little")
         return _with_nulls(bits[:length].astype(bool), nulls)
     if kind.name in ("utf8", "binary", "large_utf8", "large_binary"):
-        wide = kind.name.startswith("large")
-        offsets = np.frombuffer(reader.buffer(), dtype="<i8" if wide else "<i4", count=length + 1)
+        offsets = _offsets(reader, kind, length)
         data = bytes(reader.buffer())
         text = kind.name.endswith("utf8")
         items = [data[offsets[i]:offsets[i + 1]] for i in range(length)]
@@ -372,8 +404,7 @@ def _column(field: ArrowField, reader: _BatchReader, path: str,
         child = _column(field.children[0], reader, f"{path}.item", dictionaries)
         return _with_nulls(child.reshape(length, size), nulls)
     if kind.name in ("list", "large_list"):
-        wide = kind.name == "large_list"
-        offsets = np.frombuffer(reader.buffer(), dtype="<i8" if wide else "<i4", count=length + 1)
+        offsets = _offsets(reader, kind, length)
         child = _column(field.children[0], reader, f"{path}.item", dictionaries)
         out = np.empty(length, dtype=object)
         out[:] = [child[offsets[i]:offsets[i + 1]] for i in range(length)]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from flops_dataplane.errors import (
 )
 from flops_dataplane.flight_reader import same_schema
 from flops_dataplane.protocol import ACTION_DESCRIBE, ACTION_DROP, EXISTS_MARKER, commit_message
-from flops_dataplane.settings import TOKEN_ENV_VAR
+from flops_dataplane.settings import bearer
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -51,8 +50,8 @@ class DataClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.location = location
-        token = token if token is not None else (os.environ.get(TOKEN_ENV_VAR) or None)
-        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        authorization = bearer(token)
+        headers = [(b"authorization", authorization.encode())] if authorization else []
         self._options = flight.FlightCallOptions(timeout=timeout_s, headers=headers)
         try:
             self._client = flight.connect(location)

@@ -14,7 +14,6 @@ generated.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,7 +32,7 @@ from flops_dataplane.arrow_ipc import (
     read_schema,
 )
 from flops_dataplane.errors import DataAuthError, DataPlaneError, SchemaMismatchError
-from flops_dataplane.settings import TOKEN_ENV_VAR
+from flops_dataplane.settings import bearer
 
 __all__ = ["FlightReader", "same_schema"]
 
@@ -97,8 +96,8 @@ class FlightReader:
                  timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         self.location = location
         self._target = _target(location)
-        token = token if token is not None else (os.environ.get(TOKEN_ENV_VAR) or None)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        authorization = bearer(token)
+        self._metadata = (("authorization", authorization),) if authorization else ()
         self._timeout_s = timeout_s
         self._channel: grpc.Channel | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,6 +11,15 @@ from flops_contracts.ids import check_identifier
 
 SERVER_ENV_PREFIX = "FLOPS_DATA_"
 TOKEN_ENV_VAR = "FLOPS_DATA_TOKEN"  # noqa: S105 - a variable name, not a secret
+
+
+def bearer(token: str | None) -> str | None:
+    """The ``authorization`` value a data client sends, or ``None`` for no header.
+
+    ``token`` defaults (when ``None``) to ``FLOPS_DATA_TOKEN``; empty means no token.
+    """
+    token = token if token is not None else os.environ.get(TOKEN_ENV_VAR)
+    return f"Bearer {token}" if token else None
 
 
 class DataServerSettings(BaseModel):

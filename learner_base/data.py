@@ -86,9 +86,7 @@ class TaggedData:
             If pandas is not installed: learner images carry it only when the repository
             declares or imports it (or calls ``to_pandas``, which the image build detects).
         """
-        pd = _require("pandas", "to_pandas")
-        return pd.DataFrame({name: list(values) if values.ndim > 1 else values
-                             for name, values in self.columns.items()})
+        return _require("pandas", "to_pandas").DataFrame(self._one_dimensional())
 
     def to_arrow(self) -> Any:
         """Return the data as a ``pyarrow.Table``.
@@ -98,9 +96,12 @@ class TaggedData:
         ImportError
             If pyarrow is not installed (as :meth:`to_pandas` for pandas).
         """
-        pa = _require("pyarrow", "to_arrow")
-        return pa.table({name: list(values) if values.ndim > 1 else values
-                         for name, values in self.columns.items()})
+        return _require("pyarrow", "to_arrow").table(self._one_dimensional())
+
+    def _one_dimensional(self) -> dict[str, Any]:
+        """The columns, a 2-D one (a fixed-size list) as one array per row."""
+        return {name: list(values) if values.ndim > 1 else values
+                for name, values in self.columns.items()}
 
     def feature_columns(self, label_column: str = "label") -> list[str]:
         """Return every column except the label and the ``split`` column."""

@@ -179,18 +179,16 @@ def _parameters(data: memoryview) -> list[bytes]:
     return [bytes(v) for n, _, v in iter_fields(data) if n == 1 and isinstance(v, memoryview)]
 
 
-def _ins(data: memoryview, config_field: int) -> tuple[list[bytes], Config]:
-    tensors: list[bytes] = []
-    config: Config = {}
-    for number, _, value in iter_fields(data):
-        if not isinstance(value, memoryview):
-            continue
-        if number == 1 and config_field == 2:
-            tensors = _parameters(value)
-        elif number == config_field:
-            key, scalar = _entry(value)
-            config[key] = scalar
-    return tensors, config
+def _config(data: memoryview, number: int) -> Config:
+    """The ``map<string, Scalar>`` at field ``number`` of a message."""
+    return dict(_entry(v) for n, _, v in iter_fields(data)
+                if n == number and isinstance(v, memoryview))
+
+
+def _tensors(data: memoryview) -> list[bytes]:
+    """The tensors of ``FitIns``/``EvaluateIns`` (``Parameters`` at field 1)."""
+    return next((_parameters(v) for n, _, v in iter_fields(data)
+                 if n == 1 and isinstance(v, memoryview)), [])
 
 
 def decode_server_message(data: bytes | memoryview) -> ServerMessage:
@@ -211,12 +209,13 @@ def decode_server_message(data: bytes | memoryview) -> ServerMessage:
                             if n == 1 and isinstance(v, int)), 0)
             return ReconnectIns(seconds)
         if number == 2:
-            return GetPropertiesIns(_ins(value, 1)[1])
+            return GetPropertiesIns(_config(value, 1))
         if number == 3:
-            return GetParametersIns(_ins(value, 1)[1])
-        if number in (4, 5):
-            tensors, config = _ins(value, 2)
-            return FitIns(tensors, config) if number == 4 else EvaluateIns(tensors, config)
+            return GetParametersIns(_config(value, 1))
+        if number == 4:
+            return FitIns(_tensors(value), _config(value, 2))
+        if number == 5:
+            return EvaluateIns(_tensors(value), _config(value, 2))
     raise ProtocolError("a ServerMessage without an instruction this client knows")
 
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import datetime
 import io
-import struct
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,8 +18,12 @@ import pyarrow as pa
 import pytest
 
 from flops_contracts.protowire import ProtoWireError, bytes_field, fields
-from flops_dataplane import arrow_ipc
-from flops_dataplane.arrow_ipc import UnsupportedArrowError, decode_batches, parse_message
+from flops_dataplane.arrow_ipc import (
+    UnsupportedArrowError,
+    decode_batches,
+    parse_message,
+    read_stream,
+)
 from flops_dataplane.client import DataClient
 from flops_dataplane.errors import DataAuthError, DataPlaneError
 from flops_dataplane.flight_reader import FlightReader
@@ -62,22 +65,6 @@ def assert_same(expected: pa.Table, got: dict[str, Any]) -> None:
             want = np.stack(list(want))
         assert got[name].dtype == want.dtype, name
         assert str(got[name].tolist()) == str(want.tolist()), name
-
-
-def ipc_messages(data: bytes) -> Iterator[arrow_ipc.Message]:
-    """Split an encapsulated IPC stream (as ``pa.ipc.new_stream`` writes it) into messages."""
-    pos = 0
-    while pos + 8 <= len(data):
-        marker, length = struct.unpack_from("<Ii", data, pos)
-        assert marker == 0xFFFFFFFF
-        if length == 0:
-            return
-        header = data[pos + 8:pos + 8 + length]
-        root = arrow_ipc._Table(memoryview(header), struct.unpack_from("<I", header, 0)[0])
-        body_length = root.scalar(3, "q")
-        start = pos + 8 + length
-        yield parse_message(header, data[start:start + body_length])
-        pos = start + body_length
 
 
 def stream_of(table: pa.Table, **options: Any) -> bytes:
@@ -148,7 +135,7 @@ def test_a_learner_reads_its_data_without_pyarrow(server: DataServer) -> None:
 def test_dictionary_columns_decode_from_their_dictionary_batch() -> None:
     table = pa.table({"kind": pa.array(["p", None, "q", "p"]).dictionary_encode(),
                       "n": [1, 2, 3, 4]})
-    fields, batches = decode_batches(ipc_messages(stream_of(table)))
+    fields, batches = decode_batches(read_stream(stream_of(table)))
     assert fields[0].dictionary is not None and str(fields[0].type) == "string"
     assert batches[0]["kind"].tolist() == ["p", None, "q", "p"]
     assert batches[0]["n"].tolist() == [1, 2, 3, 4]
@@ -157,15 +144,15 @@ def test_dictionary_columns_decode_from_their_dictionary_batch() -> None:
 def test_unsupported_types_and_compression_say_what_to_do() -> None:
     nested = pa.table({"point": pa.array([{"x": 1, "y": 2}])})
     with pytest.raises(UnsupportedArrowError) as info:
-        decode_batches(ipc_messages(stream_of(nested)))
+        decode_batches(read_stream(stream_of(nested)))
     assert "column 'point' has Arrow type struct" in str(info.value)
     assert "data.to_arrow()" in str(info.value)
     with pytest.raises(UnsupportedArrowError, match="compressed record batch"):
-        decode_batches(ipc_messages(stream_of(pa.table({"x": [1.0] * 100}),
+        decode_batches(read_stream(stream_of(pa.table({"x": [1.0] * 100}),
                                               compression="zstd")))
     with pytest.raises(UnsupportedArrowError, match="not an Arrow IPC message"):
         parse_message(b"\x01\x02")
-    schema, batch = list(ipc_messages(stream_of(pa.table({"x": [1.0, 2.0, 3.0]}))))
+    schema, batch = list(read_stream(stream_of(pa.table({"x": [1.0, 2.0, 3.0]}))))
     with pytest.raises(UnsupportedArrowError, match="malformed Arrow record_batch message"):
         decode_batches([schema, parse_message(batch.header.buf, batch.body[:8])])
 
