@@ -149,6 +149,7 @@ def _prepare(settings: BuilderSettings, plan: ImagePlan, cache: CacheLayout,
         labels={**plan.labels, "io.flops.runtime-version": runtime,
                 "io.flops.dependency-hash": plan.dependency_hash},
         roles=plan.roles, install_tini=settings.install_tini,
+        slim_runtime=settings.slim_runtime,
         pip_args=tuple(sorted(pip.build_args)),
     )
     text = cf.render_containerfile(recipe)

@@ -78,12 +78,23 @@ class RoleProbe:
         Distributions a library loads only because they are installed (pandas imports
         pyarrow when it can): not kept for being loaded, only when the user's dependencies
         or imports need them. The second probe proves the role imports without them.
+    unused_requirements
+        Requirements of kept distributions that the role never calls into, not followed:
+        kept only when the user's dependencies or imports need them or the probe loads them.
     """
 
     modules: tuple[str, ...]
     closed: tuple[str, ...] = ()
     payload: str = "repository"
     opportunistic: tuple[str, ...] = ()
+    unused_requirements: tuple[str, ...] = ()
+
+
+MLFLOW_DATABRICKS = ("databricks-sdk",)
+"""MLflow's client for Databricks workspaces: MLflow uses it only for ``databricks`` tracking
+and registry URIs, and FLOps tracks to its own MLflow server. ``import mlflow`` (3.17) still
+loads its ``databricks`` namespace package (``find_spec("databricks.agents")``), so the probe
+keeps databricks-sdk itself; what it requires (google-auth, pyasn1...) goes unless loaded."""
 
 
 EVENTS = "flops_messaging.mqtt_publisher"
@@ -108,6 +119,7 @@ ROLE_PROBES: Mapping[str, RoleProbe] = {
                  "mlflow.exceptions", "mlflow.utils.environment", "skops.io", "cloudpickle"),
         closed=("mlflow-skinny",),
         opportunistic=("pyarrow",),
+        unused_requirements=MLFLOW_DATABRICKS,
     ),
     "inference_server": RoleProbe(
         modules=(EVENTS, "inference_server.__main__",
@@ -119,6 +131,7 @@ ROLE_PROBES: Mapping[str, RoleProbe] = {
         closed=("mlflow-skinny",),
         payload="model",
         opportunistic=("pyarrow",),
+        unused_requirements=MLFLOW_DATABRICKS,
     ),
 }
 """Roles whose images are pruned (``Role.prune``); a role not named keeps the whole venv."""
@@ -151,13 +164,15 @@ def _requirements(texts: Iterable[str]) -> Iterator[Requirement]:
 
 
 def closure(roots: Mapping[str, str], installed: Mapping[str, Installed],
-            environment: Mapping[str, str]) -> dict[str, str]:
+            environment: Mapping[str, str], unused: Iterable[str] = ()) -> dict[str, str]:
     """Return canonical name -> why, for ``roots`` (name -> why) and what they require.
 
     Requirements follow markers evaluated in ``environment`` and the extras each requirement
     asks for; names that are not installed are skipped (their marker excluded them from the
-    install, or they are optional).
+    install, or they are optional), and so are requirements named in ``unused`` (a root is
+    kept whatever ``unused`` says).
     """
+    not_followed = {canonicalize_name(name) for name in unused}
     # a root's own reason comes first, even when another root requires it too
     why: dict[str, str] = {canonicalize_name(name): reason for name, reason in roots.items()
                            if canonicalize_name(name) in installed}
@@ -171,6 +186,8 @@ def closure(roots: Mapping[str, str], installed: Mapping[str, Installed],
         seen.add((name, extras))
         why.setdefault(name, reason)
         for req in _requirements(installed[name].requires):
+            if canonicalize_name(req.name) in not_followed:
+                continue
             wanted = ("", *sorted(extras))
             if req.marker is not None and not any(
                     req.marker.evaluate({**environment, "extra": extra}) for extra in wanted):
@@ -182,7 +199,8 @@ def closure(roots: Mapping[str, str], installed: Mapping[str, Installed],
 
 def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str],
          user_imports: Iterable[str], loaded: Iterable[str], closed: Iterable[str],
-         environment: Mapping[str, str], opportunistic: Iterable[str] = ()) -> Plan:
+         environment: Mapping[str, str], opportunistic: Iterable[str] = (),
+         unused_requirements: Iterable[str] = ()) -> Plan:
     """Decide which distributions one role keeps (see the module docstring).
 
     Parameters
@@ -199,6 +217,8 @@ def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str]
         Distributions kept with their closure for the role.
     opportunistic
         Loaded distributions not kept for being loaded (see :class:`RoleProbe`).
+    unused_requirements
+        Requirements not followed in any closure (see :class:`RoleProbe`).
     """
     env = dict(environment)
     roots: dict[str, str] = {}
@@ -210,7 +230,7 @@ def plan(*, installed: Mapping[str, Installed], user_requirements: Iterable[str]
             roots.setdefault(canonicalize_name(name), "imported by the user's code")
     for name in closed:
         roots.setdefault(canonicalize_name(name), "used by the role (kept with its closure)")
-    kept = closure(roots, installed, env)
+    kept = closure(roots, installed, env, unused_requirements)
     skipped = {canonicalize_name(name) for name in opportunistic}
     for name in loaded:
         if canonicalize_name(name) not in skipped:
@@ -383,6 +403,7 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     decision = plan(installed=installed, user_requirements=user_requirements,
                     user_imports=_owners(names), loaded=before["loaded"],
                     closed=probe.closed, opportunistic=probe.opportunistic,
+                    unused_requirements=probe.unused_requirements,
                     environment={k: str(v) for k, v in default_environment().items()})
     report = SlimReport()
     for name in decision.removed:

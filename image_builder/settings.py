@@ -115,6 +115,12 @@ class BuilderSettings(BaseModel):
     install_tini
         ``apt-get install tini`` in the image if the base image lacks it (tini is PID 1 and
         forwards SIGTERM to Python).
+    slim_runtime
+        Purge the Debian packages a Python runtime never uses from the images' base (apt,
+        perl, the account and file-system tools: ``containerfile.RUNTIME_PURGE``, ~40 MB) and
+        put the result in one layer. That layer starts without the base image's own
+        configuration: FLOps sets ``LANG``, ``PATH`` and its variables again, but a base that
+        needs other variables (``LD_LIBRARY_PATH`` of a CUDA image) needs this off.
     model_uri, tracking_uri
         ``model_image``: the MLflow model URI (``models:/NAME/VERSION``, ``runs:/ID/PATH``, any
         artifact URI, or a local model directory) and the MLflow tracking server.
@@ -159,6 +165,7 @@ class BuilderSettings(BaseModel):
     buildah: str = "buildah"
     build_timeout_s: float = Field(default=3600.0, gt=0)
     install_tini: bool = True
+    slim_runtime: bool = True
     model_uri: str | None = None
     tracking_uri: str | None = None
     model_name: str | None = None

@@ -17,6 +17,7 @@ import pytest
 
 from flops_messaging.file_publisher import read_events
 from image_builder import BuildError, BuilderSettings
+from image_builder import containerfile as cf
 from image_builder.fl_images import build_images
 from image_builder.outcome import ImageBuildResult
 from image_builder.registry_client import RegistryClient, digest_reference
@@ -120,6 +121,28 @@ def test_image_is_slim_non_root_and_keeps_user_files(cold_build: dict[str, Any],
     expected = {name: hashlib.sha256((fl_repo / name).read_bytes()).hexdigest()
                 for name in tracked}
     assert in_image == expected
+
+
+def test_runtime_has_no_package_manager_and_no_broken_libraries(
+        cold_build: dict[str, Any]) -> None:
+    """The slim runtime: apt, perl and the account tools are gone, what stays still links."""
+    ref = cold_build["result"].images["aggregator"]
+    out = podman_run(ref, "for t in apt-get perl useradd mount dpkg tar uname ldd; do "
+                          "command -v $t >/dev/null && echo HAS $t; done; "
+                          "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n' | "
+                          "awk '$1 == \"ii\" {print \"PKG\", $2}'; "
+                          "for f in /usr/bin/* /usr/sbin/* $(find /usr/lib -name '*.so*' "
+                          "-type f); do ldd $f 2>/dev/null | grep -q 'not found' && "
+                          "echo BROKEN $f; done; echo LANG=$LANG; "
+                          "python -c 'import ssl, sqlite3, zoneinfo, lzma, ctypes; "
+                          "zoneinfo.ZoneInfo(\"Europe/Berlin\"); print(\"stdlib ok\")'")
+    has = {line.split()[1] for line in out.splitlines() if line.startswith("HAS ")}
+    installed = {line.split()[1] for line in out.splitlines() if line.startswith("PKG ")}
+    assert has == {"dpkg", "tar", "uname", "ldd"}, out
+    assert installed.isdisjoint(cf.RUNTIME_PURGE), installed & set(cf.RUNTIME_PURGE)
+    assert {"dpkg", "coreutils", "libc6", "python3.11-minimal", "tini"} <= installed
+    assert "BROKEN" not in out, out
+    assert "LANG=C.UTF-8" in out and out.rstrip().endswith("stdlib ok")
 
 
 def test_images_run_their_component_as_default_command(cold_build: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -65,15 +66,20 @@ def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     text = cf.render_containerfile(RECIPE)
     froms = [line for line in text.splitlines() if line.startswith("FROM ")]
     assert froms == ["FROM localhost/base:1 AS deps", "FROM deps AS learner-env",
-                     "FROM scratch AS learner-decision", "FROM localhost/base:1 AS runtime",
-                     "FROM runtime AS learner", "FROM runtime AS aggregator"]
+                     "FROM scratch AS learner-decision", "FROM localhost/base:1 AS runtime-root",
+                     "FROM scratch AS runtime", "FROM runtime AS learner",
+                     "FROM runtime AS aggregator"]
     assert text == cf.render_containerfile(RECIPE)  # stable
-    runtime = text.split("AS runtime", 1)[1].split("FROM runtime AS", 1)[0]
+    runtime = text.split("AS runtime-root", 1)[1].split("FROM runtime AS", 1)[0]
     assert "pip install" not in runtime and "PIP_CERT" not in runtime
     assert "USER 10001:10001" in runtime
     assert 'ENTRYPOINT ["/usr/bin/tini", "--"]' in runtime
     assert 'FLOPS_REPO_DIR="/opt/flops/repo"' in runtime
     assert "PATH=\"/opt/flops/venv/bin:" in runtime
+    # the slim runtime: useradd, then the purge, then that root file system as one layer
+    assert runtime.index("useradd") < runtime.index("dpkg --purge") < \
+        runtime.index("FROM scratch AS runtime\nCOPY --from=runtime-root / /\n")
+    assert 'LANG="C.UTF-8"' in runtime.split("FROM scratch AS runtime", 1)[1]
     # the pruned learner takes its own venv, the aggregator the whole one; then the payload
     learner = text.split("FROM runtime AS learner", 1)[1].split("FROM runtime AS", 1)[0]
     aggregator = text.split("FROM runtime AS aggregator", 1)[1]
@@ -94,6 +100,24 @@ def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     deps = text.split("AS deps", 1)[1].split("AS runtime", 1)[0]
     assert 'PIP_NO_CACHE_DIR="1"' in deps
     assert deps.index("requirements.txt") < deps.index("wheel/")  # deps layer before runtime
+
+
+def test_runtime_without_slimming_is_the_base_image_itself() -> None:
+    text = cf.render_containerfile(dataclasses.replace(RECIPE, slim_runtime=False))
+    froms = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert "FROM localhost/base:1 AS runtime" in froms and "FROM scratch AS runtime" not in froms
+    assert "dpkg --purge" not in text and "runtime-root" not in text
+
+
+def test_purge_command_purges_only_installed_packages_and_needs_dpkg() -> None:
+    line = cf.purge_command(("apt", "perl-base"))
+    assert line.startswith("RUN if command -v dpkg-query >/dev/null; then ")
+    assert "dpkg-query -W -f '${db:Status-Abbrev} ${Package}\\n' apt perl-base" in line
+    assert "--force-remove-essential $installed" in line
+    # what any Python runtime or SBOM needs is never purged
+    for kept in ("dpkg", "coreutils", "libc6", "tzdata", "ca-certificates", "libssl3",
+                 "libsqlite3-0", "tini", "bash", "libgmp10", "libdb5.3"):
+        assert kept not in cf.RUNTIME_PURGE
 
 
 def test_containerfile_rejects_bad_roles() -> None:

@@ -156,6 +156,28 @@ def test_plan_keeps_user_closure_loaded_and_closed_roots_only() -> None:
                 opportunistic=["pyarrow"]).kept["pyarrow"] == "user requirement"
 
 
+def test_unused_requirements_are_not_followed_unless_the_user_or_the_role_needs_them() -> None:
+    installed = {**INSTALLED,
+                 "mlflow-skinny": Installed("mlflow-skinny", "3", ("cloudpickle", "sdk")),
+                 "sdk": Installed("sdk", "1", ("auth",)), "auth": Installed("auth", "1", ())}
+    assert set(closure({"mlflow-skinny": "x"}, installed, ENV, ["sdk"])) == {
+        "mlflow-skinny", "cloudpickle"}
+    assert "auth" in closure({"mlflow-skinny": "x"}, installed, ENV)  # followed by default
+
+    def decide(**kwargs: Any) -> Any:
+        return plan(installed=installed, closed=["mlflow-skinny"], environment=ENV,
+                    unused_requirements=["sdk"], **{"user_requirements": [], "user_imports": [],
+                                                    "loaded": [], **kwargs})
+
+    assert {"sdk", "auth"} <= set(decide().removed)
+    assert decide(user_requirements=["sdk"]).kept["auth"] == "required by sdk"
+    assert decide(user_imports=["sdk"]).kept["sdk"] == "imported by the user's code"
+    assert decide(loaded=["sdk"]).kept["sdk"] == "loaded by the role's code"
+    # the roles that track to FLOps' MLflow server leave out MLflow's Databricks client
+    for role in ("aggregator", "inference_server"):
+        assert "databricks-sdk" in role_env.ROLE_PROBES[role].unused_requirements
+
+
 def test_user_requirement_markers_are_evaluated() -> None:
     decision = plan(installed=INSTALLED, user_requirements=[
         "pandas; sys_platform == 'win32'", "joblib; platform_machine == 'aarch64'",
