@@ -25,6 +25,10 @@ from flops_messaging.file_publisher import EventTail
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
 WATCH_INTERVAL_S = 0.05
+USAGE_ERROR = 2
+"""Exit code when the input is wrong: the spec, the options, or a repository that breaks the
+ModelManager contract (checked once, by the aggregator as it starts: the check imports the
+repository's libraries, which took the command 1.2 s before anything started)."""
 """How often the events file and the aggregator's exit are checked (reading new lines is cheap)."""
 
 
@@ -137,12 +141,11 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         spec = build_spec(args)
-        from learner_base.repository import load_model_manager
-
-        load_model_manager(args.repo_dir)  # fail before starting anything
+        if not args.repo_dir.is_dir():
+            raise FlopsError(f"repository directory {args.repo_dir} does not exist")
         warnings = requirement_warnings(args.repo_dir)
     except (FlopsError, ContractError) as exc:
-        return _finish(args, {"status": "failed", "reason": exc.message}, 2)
+        return _finish(args, {"status": "failed", "reason": exc.message}, USAGE_ERROR)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
 
@@ -194,8 +197,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         main = _start_all(group, plans)
         outcome = _watch(main, EventTail(events_path), t, limit=limit, out=out)
-        if outcome.reason is None:
-            group.wait_all(10.0)
+        if outcome.reason is None and outcome.final is not None \
+                and outcome.final.event is EventType.COMPLETED:
+            group.wait_all(10.0)  # learners say goodbye; after a failure they are stopped
     except KeyboardInterrupt:
         return _finish(args, {"status": "cancelled", "workdir": str(workdir)}, 130)
     finally:
@@ -207,7 +211,8 @@ def run(args: argparse.Namespace) -> int:
             f"aggregator exited with code {main.returncode} without a result; "
             f"see {main.log_path}"
         ))
-        return _finish(args, {"status": "failed", "reason": reason, "workdir": str(workdir)}, 1)
+        return _finish(args, {"status": "failed", "reason": reason, "workdir": str(workdir)},
+                       USAGE_ERROR if outcome.contract else 1)
     summary = {**completed_summary(final.data), "mlflow_tracking_uri": tracking_uri,
                "workdir": str(workdir), "warnings": warnings}
     return _finish(args, summary, 0)
@@ -258,6 +263,15 @@ class Outcome:
 
     final: Event | None
     reason: str | None = None
+    learners_refused_code: bool = False
+    """Given up because learners found the repository breaking the contract."""
+
+    @property
+    def contract(self) -> bool:
+        """The repository broke the ModelManager contract (the user's code needs fixing)."""
+        if self.final is not None and self.final.event is EventType.FAILED:
+            return self.final.data.get("stage") == "contract"
+        return self.learners_refused_code
 
 
 def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, limit: float,
@@ -282,7 +296,8 @@ def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, lim
                 early_failures.append(event)
         if len(early_failures) > tolerated:
             first = early_failures[0]
-            return Outcome(final, f"learner {first.instance}: {first.data.get('reason')}")
+            return Outcome(final, f"learner {first.instance}: {first.data.get('reason')}",
+                           learners_refused_code=first.data.get("stage") == "contract")
         if exited:
             return Outcome(final)
         if time.monotonic() > deadline:

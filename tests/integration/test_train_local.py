@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     EXAMPLES,
     finish,
     kill_instance,
+    pids_of_instance,
     run_train_local,
     start_train_local,
     wait_for_event,
@@ -96,6 +97,7 @@ def test_bad_strategy_is_rejected_before_start(tmp_path, args, needle):
     ("raise", "get_model_parameters() raised"),
 ])
 def test_contract_violations_fail_before_training(tmp_path, mutation, needle):
+    """The aggregator checks the contract as it starts; the command then stops every process."""
     import shutil
 
     repo = tmp_path / "repo"
@@ -116,7 +118,12 @@ def test_contract_violations_fail_before_training(tmp_path, mutation, needle):
                                          tmp_path / "run", timeout=60)
     assert code == 2, log
     assert needle in summary["reason"]
-    assert not (tmp_path / "run" / "events.jsonl").exists()  # nothing was started
+    events = read_events(tmp_path / "run" / "events.jsonl")
+    refused = [e for e in events if e.event is EventType.FAILED]
+    assert refused and refused[0].data["stage"] == "contract"
+    assert not any(e.event is EventType.ROUND_COMPLETED for e in events)
+    for name in ("classic", "learner-0", "learner-1"):  # nothing is left running
+        assert pids_of_instance(tmp_path / "run", name) == []
 
 
 def test_hierarchical_root_records_global_model_accuracy(tmp_path):
