@@ -15,18 +15,16 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any
 
 from flops_contracts.errors import FlopsError
-from flops_dataplane.client import DataClient
 from flops_dataplane.errors import DataPlaneError
 from flops_dataplane.names import DatasetKey
 from flops_dataplane.protocol import LABEL_METADATA
 from flops_manager.cli.client import ApiClient, connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BATCH_ROWS = 65_536
 
@@ -45,6 +43,10 @@ def open_batches(path: Path) -> pa.RecordBatchReader:
     FlopsError
         If the file is missing or neither CSV nor Parquet.
     """
+    import pyarrow as pa  # the data commands' libraries load with them, not with every command
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     if not path.is_file():
         raise FlopsError(f"{path} is not a file")
     suffix = path.suffix.lower()
@@ -84,6 +86,8 @@ def push(api: ApiClient, node: str, tag: str, path: Path, *, name: str | None = 
     if label and reader.schema.get_field_index(label) < 0:
         raise FlopsError(f"label column {label!r} is not in {path} "
                          f"(columns: {', '.join(reader.schema.names)})")
+    from flops_dataplane.client import DataClient
+
     grant = _grant(api, node, ["write"], [key.tag])
     with DataClient(grant["location"], grant["token"]) as client:
         return client.upload(reader, key.tag, key.name, replace=replace,
@@ -96,6 +100,8 @@ def rm(api: ApiClient, node: str, dataset_id: str) -> dict[str, Any]:
         key = DatasetKey.parse(dataset_id)
     except ValueError as exc:
         raise FlopsError(str(exc)) from None
+    from flops_dataplane.client import DataClient
+
     grant = _grant(api, node, ["drop"], [key.tag])
     with DataClient(grant["location"], grant["token"]) as client:
         return client.drop(key.dataset_id)

@@ -25,9 +25,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from flops_contracts.errors import FlopsError
-from flops_manager.adapters.container_preflight import check_name_resolution
-from flops_manager.adapters.docker_orchestrator import docker_client_for
-from image_builder.settings import DEFAULT_BASE_IMAGE
 
 DOCKER_SOCKET = Path("/var/run/docker.sock")
 SOCKET_WAIT_S = 30.0
@@ -39,9 +36,8 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = sub.add_parser("preflight", help=text, description=text)
     parser.add_argument("--engine", help="docker:// or docker+unix:///path/to.sock "
                         "(default: FLOPS_ORCHESTRATOR_URI, DOCKER_HOST, a temporary Podman API)")
-    parser.add_argument("--image", default=os.environ.get("FLOPS_BASE_IMAGE") or DEFAULT_BASE_IMAGE,
-                        help="an image with python3 (default FLOPS_BASE_IMAGE or "
-                        f"{DEFAULT_BASE_IMAGE})")
+    parser.add_argument("--image", help="an image with python3 (default FLOPS_BASE_IMAGE, "
+                        "else the image builder's default base image)")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per probe")
     parser.set_defaults(handler=run)
 
@@ -101,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(engine: str, args: argparse.Namespace) -> int:
+    # the container libraries load here, not with every ``flops`` command
+    from flops_manager.adapters.container_preflight import check_name_resolution
+    from flops_manager.adapters.docker_orchestrator import docker_client_for
+    from image_builder.settings import DEFAULT_BASE_IMAGE
+
+    image = args.image or os.environ.get("FLOPS_BASE_IMAGE") or DEFAULT_BASE_IMAGE
     try:
         client = docker_client_for(engine)  # asks the engine for its API version
         client.ping()
@@ -114,7 +116,7 @@ def _check(engine: str, args: argparse.Namespace) -> int:
         return 2
     try:
         try:
-            check_name_resolution(client, args.image, timeout_s=args.timeout)
+            check_name_resolution(client, image, timeout_s=args.timeout)
         except FlopsError as exc:
             print(f"flops preflight: FAILED: {exc.message}", file=sys.stderr)
             return 1
