@@ -141,3 +141,28 @@ def test_likely_flavors_come_from_the_declaration_or_the_loaded_libraries():
     assert likely_flavors(object(), ["numpy", "sklearn.linear_model", "torch"]) == [
         "sklearn", "pytorch", "pyfunc"]
     assert likely_flavors(object(), ["numpy"]) == ["pyfunc"]
+
+
+def test_input_example_is_kept_without_mlflow_loading_the_model_back(store, monkeypatch):
+    import mlflow.models.utils
+
+    loaded_back: list[str] = []
+
+    def validating(model_uri: str, serving_input: Any) -> None:
+        loaded_back.append(model_uri)
+
+    monkeypatch.setattr(mlflow.models.utils, "_validate_serving_input", validating)
+    classifier = LogisticRegression(max_iter=200).fit(X, Y)
+
+    class WithExample(Manager):
+        def input_example(self) -> Any:
+            return X[:2]
+
+    model = log(store, WithExample(classifier), "example")
+    assert model.flavor == "sklearn" and model.warning is None and loaded_back == []
+    with mlflow_pointed_at(uri(store)):
+        info = mlflow.models.get_model_info(model.model_uri)
+    assert info.saved_input_example_info is not None and info.signature is not None
+    assert (predict(store, model.model_uri, X[:20]) == classifier.predict(X[:20])).all()
+
+    assert mlflow.models.utils._validate_serving_input is validating  # restored after logging
