@@ -25,11 +25,11 @@ from flops_messaging.file_publisher import EventTail
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
 WATCH_INTERVAL_S = 0.05
+"""How often the events file and the aggregator's exit are checked (reading new lines is cheap)."""
 USAGE_ERROR = 2
 """Exit code when the input is wrong: the spec, the options, or a repository that breaks the
 ModelManager contract (checked once, by the aggregator as it starts: the check imports the
 repository's libraries, which took the command 1.2 s before anything started)."""
-"""How often the events file and the aggregator's exit are checked (reading new lines is cheap)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
             f"see {main.log_path}"
         ))
         return _finish(args, {"status": "failed", "reason": reason, "workdir": str(workdir)},
-                       USAGE_ERROR if outcome.contract else 1)
+                       USAGE_ERROR if outcome.repository_refused else 1)
     summary = {**completed_summary(final.data), "mlflow_tracking_uri": tracking_uri,
                "workdir": str(workdir), "warnings": warnings}
     return _finish(args, summary, 0)
@@ -263,15 +263,19 @@ class Outcome:
 
     final: Event | None
     reason: str | None = None
-    learners_refused_code: bool = False
-    """Given up because learners found the repository breaking the contract."""
+    learners_refused: bool = False
+    """Given up because learners refused the repository as they started (its contract)."""
 
     @property
-    def contract(self) -> bool:
-        """The repository broke the ModelManager contract (the user's code needs fixing)."""
+    def repository_refused(self) -> bool:
+        """The repository broke the ModelManager contract as a component loaded it.
+
+        The aggregator reports stage ``contract`` only for that check; a learner, also for a
+        call that broke the contract during training (a training failure, exit code 1).
+        """
         if self.final is not None and self.final.event is EventType.FAILED:
             return self.final.data.get("stage") == "contract"
-        return self.learners_refused_code
+        return self.learners_refused
 
 
 def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, limit: float,
@@ -279,6 +283,7 @@ def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, lim
     """Print progress until the main aggregator exits, too many learners fail, or time is up."""
     final: Event | None = None
     early_failures: list[Event] = []
+    started: set[str] = set()  # learners that loaded the repository and started
     tolerated = training.learners * _clusters(training) - training.effective_min_available
     deadline = time.monotonic() + limit
     while True:
@@ -291,13 +296,16 @@ def _watch(main: ManagedProcess, tail: EventTail, training: TrainingSpec, *, lim
                 EventType.COMPLETED, EventType.FAILED
             ):
                 final = event
+            if event.component is Component.LEARNER and event.event is EventType.STARTED:
+                started.add(event.instance)
             if (event.component is Component.LEARNER and event.event is EventType.FAILED
                     and event.data.get("stage") in ("contract", "data")):
                 early_failures.append(event)
         if len(early_failures) > tolerated:
             first = early_failures[0]
             return Outcome(final, f"learner {first.instance}: {first.data.get('reason')}",
-                           learners_refused_code=first.data.get("stage") == "contract")
+                           learners_refused=first.data.get("stage") == "contract"
+                           and first.instance not in started)
         if exited:
             return Outcome(final)
         if time.monotonic() > deadline:

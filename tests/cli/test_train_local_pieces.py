@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from flops_contracts.events import Component, Event, EventType
 from flops_contracts.spec import TrainingSpec
-from flops_manager.cli.train_local import completed_summary, time_limit, total_rounds
+from flops_manager.cli.train_local import Outcome, completed_summary, time_limit, total_rounds
 
 
 def test_classic_limit_covers_connecting_and_two_timeouts_per_round() -> None:
@@ -27,3 +28,18 @@ def test_summary_reports_best_accuracy_only_when_accuracy_selected() -> None:
     assert summary["status"] == "completed" and summary["best_accuracy"] == 0.93
     assert summary["rounds"] == 3 and summary["model_uri"] == "runs:/r/model"
     assert completed_summary({**data, "selection_metric": "loss"})["best_accuracy"] is None
+
+
+def test_only_a_repository_refused_at_start_is_a_usage_error() -> None:
+    def failed(component: Component, stage: str) -> Event:
+        return Event("p", component, "x", EventType.FAILED, {"stage": stage, "reason": "r"})
+
+    # the aggregator's stage "contract" is its start-up check of the repository
+    assert Outcome(failed(Component.AGGREGATOR, "contract")).repository_refused
+    # a contract error in a later call is a model failure (stage "model"): training failed
+    assert not Outcome(failed(Component.AGGREGATOR, "model")).repository_refused
+    assert not Outcome(failed(Component.AGGREGATOR, "training")).repository_refused
+    # learners that refused the repository as they started, or broke it in a call
+    assert Outcome(None, "learner 0: r", learners_refused=True).repository_refused
+    assert not Outcome(None, "learner 0: r").repository_refused
+    assert not Outcome(None, "timed out").repository_refused
