@@ -121,6 +121,20 @@ def instantiate(cls: type[Any], *, repo_dir: Path) -> Any:
     return adapt(manager)
 
 
+def repository_dir(repo_dir: Path) -> Path:
+    """Return ``repo_dir`` if it is a directory.
+
+    Raises
+    ------
+    ContractError
+        If it does not exist.
+    """
+    repo_dir = Path(repo_dir)
+    if not repo_dir.is_dir():
+        raise ContractError(f"repository directory {repo_dir} does not exist")
+    return repo_dir
+
+
 def load_model_manager(repo_dir: Path) -> Any:
     """Load, instantiate and check the repository's ModelManager in one step.
 
@@ -129,9 +143,7 @@ def load_model_manager(repo_dir: Path) -> Any:
     ContractError
         For every contract violation, with a message naming the file and the problem.
     """
-    repo_dir = Path(repo_dir)
-    if not repo_dir.is_dir():
-        raise ContractError(f"repository directory {repo_dir} does not exist")
+    repo_dir = repository_dir(repo_dir)
     cls = load_model_manager_class(repo_dir)
     return instantiate(cls, repo_dir=repo_dir)
 

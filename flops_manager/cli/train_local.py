@@ -22,6 +22,7 @@ from flops_manager.cli.local_requirements import requirement_warnings
 from flops_manager.cli.local_tracking import default_cache_dir, seed_sqlite_store
 from flops_manager.local_processes import ManagedProcess, ProcessGroup, free_port
 from flops_messaging.file_publisher import EventTail
+from learner_base.repository import repository_dir
 
 MAIN_COMPONENTS = {Component.AGGREGATOR, Component.ROOT_AGGREGATOR}
 WATCH_INTERVAL_S = 0.05
@@ -141,8 +142,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     try:
         spec = build_spec(args)
-        if not args.repo_dir.is_dir():
-            raise FlopsError(f"repository directory {args.repo_dir} does not exist")
+        repository_dir(args.repo_dir)  # the contract itself: the aggregator, as it starts
         warnings = requirement_warnings(args.repo_dir)
     except (FlopsError, ContractError) as exc:
         return _finish(args, {"status": "failed", "reason": exc.message}, USAGE_ERROR)
@@ -197,8 +197,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         main = _start_all(group, plans)
         outcome = _watch(main, EventTail(events_path), t, limit=limit, out=out)
-        if outcome.reason is None and outcome.final is not None \
-                and outcome.final.event is EventType.COMPLETED:
+        if outcome.completed:
             group.wait_all(10.0)  # learners say goodbye; after a failure they are stopped
     except KeyboardInterrupt:
         return _finish(args, {"status": "cancelled", "workdir": str(workdir)}, 130)
@@ -206,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         group.stop_all()
 
     final = outcome.final
-    if outcome.reason is not None or final is None or final.event is not EventType.COMPLETED:
+    if not outcome.completed or final is None:
         reason = outcome.reason or (final.data.get("reason") if final else (
             f"aggregator exited with code {main.returncode} without a result; "
             f"see {main.log_path}"
@@ -265,6 +264,12 @@ class Outcome:
     reason: str | None = None
     learners_refused: bool = False
     """Given up because learners refused the repository as they started (its contract)."""
+
+    @property
+    def completed(self) -> bool:
+        """The main aggregator completed the training and nothing made the command give up."""
+        return (self.reason is None and self.final is not None
+                and self.final.event is EventType.COMPLETED)
 
     @property
     def repository_refused(self) -> bool:
