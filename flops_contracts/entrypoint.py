@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from flops_contracts.config import ENV_PREFIX, load_settings
 from flops_contracts.enrollment import enroll
 from flops_contracts.errors import ConfigError
+from flops_contracts.telemetry import disable_telemetry
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,7 +50,7 @@ def start_component(model: type[M], *, prog: str, prefix: str = ENV_PREFIX) -> M
         level=os.environ.get("FLOPS_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    disable_telemetry(os.environ)  # before any component imports mlflow or flwr
     # Flower's logger has its own console handler; do not print each of its lines twice.
     logging.getLogger("flwr").propagate = False
     try:

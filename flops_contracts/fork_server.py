@@ -30,6 +30,8 @@ import socket
 import sys
 from typing import Any
 
+from flops_contracts.telemetry import disable_telemetry
+
 PRELOAD = (
     "numpy", "pandas", "pyarrow", "pyarrow.flight", "sklearn", "sklearn.datasets",
     "sklearn.linear_model", "pydantic", "paho.mqtt.client", "grpc", "flwr", "flwr.client",
@@ -167,7 +169,7 @@ class _Server:
 
 def main(argv: list[str]) -> None:
     """``fork_server SOCKET [MODULE ...]``: preload the modules, then serve."""
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    disable_telemetry(os.environ)
     preload(argv[1:] or list(PRELOAD))
     _Server(argv[0]).serve()
 

@@ -8,10 +8,12 @@ started under ``FLOPS_DATA_DIR`` and stopped on exit.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from types import FrameType
 
 from flops_contracts.errors import FlopsError
+from flops_contracts.telemetry import disable_telemetry
 from flops_manager import registry
 from flops_manager import settings as settings_module
 from flops_manager.adapters.mqtt_listener import MqttEventSource
@@ -30,6 +32,7 @@ log = logging.getLogger("flops_manager")
 def main() -> int:
     """Run until SIGTERM or SIGINT; return the exit code."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    disable_telemetry(os.environ)  # inherited by the components it starts as local processes
     embedded: EmbeddedMongo | None = None
     try:
         settings = settings_module.load()

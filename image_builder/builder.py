@@ -11,6 +11,7 @@ from typing import Any
 
 from flops_contracts.errors import ContractError
 from flops_contracts.events import EventType
+from flops_contracts.telemetry import disable_telemetry
 from flops_messaging import EventEmitter
 from image_builder import commands
 from image_builder.cache import CacheLayout
@@ -186,8 +187,7 @@ def run_smoke(python: Path, repo_dir: Path, *, timeout: float) -> dict[str, Any]
     BuildError
         If the check crashes or times out.
     """
-    env = dict(os.environ)
-    env.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    env = disable_telemetry(dict(os.environ))
     out = commands.run([str(python), "-I", str(SMOKE_SCRIPT), str(repo_dir)], timeout=timeout,
                        cwd=repo_dir, env=env, check=False, what="smoke check")
     if out.returncode == CONTRACT_EXIT:

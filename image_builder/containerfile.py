@@ -36,6 +36,8 @@ import dataclasses
 import json
 from collections.abc import Mapping
 
+from flops_contracts.telemetry import TELEMETRY_OFF
+
 VENV = "/opt/flops/venv"
 HOME = "/home/flops"
 USER = "flops"
@@ -225,7 +227,7 @@ def _runtime_stage(recipe: Recipe) -> list[str]:
         "HOME": HOME,
         "PYTHONUNBUFFERED": "1",
         "FLWR_HOME": f"{HOME}/.flwr",
-        "FLWR_TELEMETRY_ENABLED": "0",
+        **TELEMETRY_OFF,
         "MLFLOW_ENV_ROOT": f"{HOME}/.mlflow-envs",
         **recipe.env,
     }

@@ -8,6 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from flops_contracts.telemetry import disable_telemetry
 from flops_manager.cli import data, demo, node, preflight, project, stack, train_local
 
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``flops``."""
     logging.basicConfig(level=os.environ.get("FLOPS_LOG_LEVEL", "WARNING"))
-    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    disable_telemetry(os.environ)  # inherited by every process a command starts
     args = build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)

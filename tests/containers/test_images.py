@@ -145,6 +145,16 @@ def test_runtime_has_no_package_manager_and_no_broken_libraries(
     assert "LANG=C.UTF-8" in out and out.rstrip().endswith("stdlib ok")
 
 
+def test_the_aggregator_image_starts_no_mlflow_telemetry(cold_build: dict[str, Any]) -> None:
+    """A telemetry thread that edited ``os.environ`` failed an aggregator's metric logging."""
+    ref = cold_build["result"].images["aggregator"]
+    out = podman_run(ref, "echo $MLFLOW_DISABLE_TELEMETRY $FLWR_TELEMETRY_ENABLED; "
+                          "python -c 'import os, mlflow; "
+                          "from mlflow.telemetry.client import get_telemetry_client as client; "
+                          "print(client(), \"_MLFLOW_TELEMETRY_SESSION_ID\" in os.environ)'")
+    assert out.split() == ["true", "0", "None", "False"], out
+
+
 def test_images_run_their_component_as_default_command(cold_build: dict[str, Any]) -> None:
     ref = cold_build["result"].images["aggregator"]
     subprocess.run(["podman", "pull", "-q", "--tls-verify=false", ref], check=True,

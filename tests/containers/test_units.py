@@ -80,6 +80,7 @@ def test_containerfile_has_shared_stages_and_one_stage_per_role() -> None:
     assert runtime.index("useradd") < runtime.index("dpkg --purge") < \
         runtime.index("FROM scratch AS runtime\nCOPY --from=runtime-root / /\n")
     assert 'LANG="C.UTF-8"' in runtime.split("FROM scratch AS runtime", 1)[1]
+    assert 'MLFLOW_DISABLE_TELEMETRY="true"' in runtime and 'FLWR_TELEMETRY_ENABLED="0"' in runtime
     # the pruned learner takes its own venv, the aggregator the whole one; then the payload
     learner = text.split("FROM runtime AS learner", 1)[1].split("FROM runtime AS", 1)[0]
     aggregator = text.split("FROM runtime AS aggregator", 1)[1]
