@@ -16,7 +16,10 @@ every role and platform and only this cheap step is per role. It keeps:
 * the closure of the role's ``closed`` roots (the aggregator's MLflow, which imports lazily);
 * the FLOps runtime distribution itself.
 
-Every other distribution is removed (its RECORD's files and its metadata). A second probe in
+Every other distribution is removed (its RECORD's files and its metadata). A distribution of
+which the probe loaded nothing but pkgutil namespace ``__init__.py`` files is not used either:
+it is removed, and those one-line files stay so that the parent package still imports
+(:func:`namespace_only`; MLflow's ``databricks`` namespace). A second probe in
 the pruned environment must import everything again, or the build fails naming the module.
 Under emulation a probe takes minutes, so an emulated build takes the native build's probe
 (``FLOPS_NATIVE_PROBE``, which the builder reads from the native image's report) and runs
@@ -42,6 +45,7 @@ import sysconfig
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -93,8 +97,12 @@ class RoleProbe:
 MLFLOW_DATABRICKS = ("databricks-sdk",)
 """MLflow's client for Databricks workspaces: MLflow uses it only for ``databricks`` tracking
 and registry URIs, and FLOps tracks to its own MLflow server. ``import mlflow`` (3.17) still
-loads its ``databricks`` namespace package (``find_spec("databricks.agents")``), so the probe
-keeps databricks-sdk itself; what it requires (google-auth, pyasn1...) goes unless loaded."""
+loads its ``databricks`` namespace package (``find_spec("databricks.agents")`` fails without
+one), and nothing else of it: as a distribution loaded only through namespace packages (see
+:func:`namespace_only`), it goes, and only that one-line ``databricks/__init__.py`` stays."""
+HTTPX_CLI = ("pygments",)
+"""httpx (imported by Flower) imports its command line's syntax highlighter, Pygments, when it
+is installed, and works without it; no role runs httpx's command line."""
 
 
 EVENTS = "flops_messaging.mqtt_publisher"
@@ -118,7 +126,7 @@ ROLE_PROBES: Mapping[str, RoleProbe] = {
                  "mlflow", "mlflow.pyfunc", "mlflow.tracking", "mlflow.entities",
                  "mlflow.exceptions", "mlflow.utils.environment", "skops.io", "cloudpickle"),
         closed=("mlflow-skinny",),
-        opportunistic=("pyarrow",),
+        opportunistic=("pyarrow", *HTTPX_CLI),
         unused_requirements=MLFLOW_DATABRICKS,
     ),
     "inference_server": RoleProbe(
@@ -271,6 +279,48 @@ def imported_names(repo: Path) -> tuple[set[str], list[str]]:
     return names, unreadable
 
 
+NAMESPACE_INIT_FORMS = (
+    '__path__ = __import__("pkgutil").extend_path(__path__, __name__)',
+    "from pkgutil import extend_path",
+    "__path__ = extend_path(__path__, __name__)",
+)
+"""The statements of a pkgutil-style namespace package's ``__init__.py``."""
+
+
+def is_namespace_init(source: str) -> bool:
+    """Whether ``source`` only makes its package a pkgutil-style namespace (docstring allowed)."""
+    try:
+        body = ast.parse(source).body
+    except (SyntaxError, ValueError):
+        return False
+    forms = {ast.dump(ast.parse(form).body[0]) for form in NAMESPACE_INIT_FORMS}
+    code = [node for node in body if not (isinstance(node, ast.Expr)
+                                          and isinstance(node.value, ast.Constant))]
+    return bool(code) and all(ast.dump(node) in forms for node in code)
+
+
+def namespace_only(init_only: Mapping[str, Iterable[str]],
+                   site_packages: Path) -> dict[str, list[str]]:
+    """Distributions the probe loaded only through pkgutil namespace ``__init__.py`` files.
+
+    ``init_only`` is the probe's answer: distribution -> the ``__init__.py`` files (relative to
+    ``site_packages``) that were all it loaded of it. A distribution is returned (canonical
+    name -> those files) when every one of them is a namespace ``__init__.py``: the role runs
+    none of its code, but a parent package it shares must stay importable.
+    """
+    root = site_packages.resolve()
+    found: dict[str, list[str]] = {}
+    for name, entries in init_only.items():
+        files = sorted(entries)
+        paths = [(root / entry).resolve() for entry in files]
+        if files and all(root in path.parents and path.is_file()
+                         and is_namespace_init(path.read_text(encoding="utf-8",
+                                                              errors="replace"))
+                         for path in paths):
+            found[canonicalize_name(name)] = files
+    return found
+
+
 def _installed(site_packages: Path) -> tuple[dict[str, Installed],
                                              dict[str, metadata.Distribution]]:
     found: dict[str, Installed] = {}
@@ -285,6 +335,11 @@ def _installed(site_packages: Path) -> tuple[dict[str, Installed],
                                 requires=tuple(dist.requires or ()), size=size)
         dists[name] = dist
     return found, dists
+
+
+def _files(dist: metadata.Distribution) -> set[Path]:
+    base = Path(str(dist.locate_file("")))
+    return {(base / entry).resolve() for entry in dist.files or []}
 
 
 def _owners(names: Iterable[str]) -> set[str]:
@@ -317,14 +372,29 @@ files = {}
 for dist in metadata.distributions():
     base = str(dist.locate_file(""))
     for entry in dist.files or []:
-        files[os.path.realpath(os.path.join(base, str(entry)))] = dist.metadata["Name"]
-loaded = sorted({files[p] for m in list(sys.modules.values())
-                 if (p := os.path.realpath(getattr(m, "__file__", None) or "")) in files})
-print(json.dumps({"loaded": loaded, "skipped": skipped}))
+        files[os.path.realpath(os.path.join(base, str(entry)))] = (dist.metadata["Name"],
+                                                                   str(entry))
+by_dist = {}
+for m in list(sys.modules.values()):
+    if (p := os.path.realpath(getattr(m, "__file__", None) or "")) in files:
+        by_dist.setdefault(files[p][0], set()).add(files[p][1])
+init_only = {name: sorted(entries) for name, entries in by_dist.items()
+             if all(os.path.basename(entry) == "__init__.py" for entry in entries)}
+print(json.dumps({"loaded": sorted(by_dist), "skipped": skipped, "init_only": init_only}))
 """
 
 
-def run_probe(python: str, probe: RoleProbe, payload: Path | None) -> dict[str, list[str]]:
+ProbeAnswer = dict[str, Any]
+"""A probe's answer (JSON): ``loaded`` and ``skipped`` (lists of distribution and module
+names) and ``init_only`` (distribution -> the ``__init__.py`` files that were all the probe
+loaded of it; absent in answers of builds before it was added)."""
+
+
+def _names(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(n, str) for n in value)
+
+
+def run_probe(python: str, probe: RoleProbe, payload: Path | None) -> ProbeAnswer:
     """Import the role's modules in a fresh interpreter; return what it loaded and skipped.
 
     Raises
@@ -346,7 +416,7 @@ def run_probe(python: str, probe: RoleProbe, payload: Path | None) -> dict[str, 
     if result.returncode != 0:
         raise SystemExit("image_builder.role_env: importing the role's modules failed:\n"
                          + result.stderr[-4000:])
-    answer: dict[str, list[str]] = json.loads(result.stdout.strip().splitlines()[-1])
+    answer: ProbeAnswer = json.loads(result.stdout.strip().splitlines()[-1])
     return answer
 
 
@@ -360,26 +430,30 @@ def emulated(environ: Mapping[str, str]) -> bool:
     return bool(target and host and target != host)
 
 
-def native_probe(environ: Mapping[str, str]) -> dict[str, list[str]] | None:
+def native_probe(environ: Mapping[str, str]) -> ProbeAnswer | None:
     """Return the native build's probe answer handed to an emulated stage, if any.
 
     Raises
     ------
     SystemExit
-        When the value is not the probe's JSON (``loaded`` and ``skipped`` lists of names).
+        When the value is not the probe's JSON (``loaded`` and ``skipped`` lists of names,
+        optionally ``init_only``: lists of file names by distribution).
     """
     text = environ.get(NATIVE_PROBE_ARG, "")
     if not text or not emulated(environ):
         return None
     try:
         answer = json.loads(text)
-        lists = {key: answer[key] for key in ("loaded", "skipped")}
-    except (ValueError, KeyError, TypeError):
-        lists = {}
-    if not lists or not all(isinstance(names, list) and all(isinstance(n, str) for n in names)
-                            for names in lists.values()):
+        lists: ProbeAnswer = {key: answer[key] for key in ("loaded", "skipped")}
+        init_only = answer.get("init_only", {})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        lists, init_only = {}, None
+    if not lists or not all(map(_names, lists.values())) or not (
+            isinstance(init_only, dict) and all(map(_names, init_only.values()))):
         raise SystemExit(f"image_builder.role_env: {NATIVE_PROBE_ARG} is not a probe's "
                          "answer (JSON with 'loaded' and 'skipped' lists of names)")
+    if init_only:
+        lists["init_only"] = init_only
     return lists
 
 
@@ -400,14 +474,20 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     before = handed if handed is not None else run_probe(python, probe, payload)
     installed, dists = _installed(site_packages)
     names, unreadable = imported_names(payload) if payload is not None else (set(), [])
+    namespaces = namespace_only(before.get("init_only", {}), site_packages)
     decision = plan(installed=installed, user_requirements=user_requirements,
-                    user_imports=_owners(names), loaded=before["loaded"],
+                    user_imports=_owners(names),
+                    loaded=[n for n in before["loaded"] if canonicalize_name(n) not in namespaces],
                     closed=probe.closed, opportunistic=probe.opportunistic,
                     unused_requirements=probe.unused_requirements,
                     environment={k: str(v) for k, v in default_environment().items()})
     report = SlimReport()
+    # a file a kept distribution lists too stays (the full ``mlflow`` and ``mlflow-skinny``
+    # install the same package), and so do the namespace files of a distribution going
+    shared = {file for name in decision.kept if name in dists for file in _files(dists[name])}
     for name in decision.removed:
-        uninstall(dists[name], venv, report)
+        uninstall(dists[name], venv, report,
+                  keep=shared | {site_packages / entry for entry in namespaces.get(name, ())})
     # fails the build if a removal broke an import; under emulation (minutes per probe) the
     # native platform's build of the same packages has verified the same removals
     verified = not emulated(os.environ)
@@ -418,7 +498,8 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
         "kept": [{"name": installed[n].name, "version": installed[n].version, "why": why,
                   "bytes": installed[n].size} for n, why in decision.kept.items()],
         "removed": [{"name": installed[n].name, "version": installed[n].version,
-                     "bytes": size, "why": f"not used by the {role}"}
+                     "bytes": size, "why": f"not used by the {role}",
+                     **({"namespace_files_kept": namespaces[n]} if n in namespaces else {})}
                     for n, size in decision.removed.items()],
         "bytes_removed": report.bytes_freed,
         "verified": verified,

@@ -81,13 +81,19 @@ def needed_tools(dists: Iterable[metadata.Distribution]) -> set[str]:
     return needed
 
 
-def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport) -> None:
-    """Remove every file the distribution's RECORD lists, then its metadata directory."""
+def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport,
+              keep: Iterable[Path] = ()) -> None:
+    """Remove every file the distribution's RECORD lists, then its metadata directory.
+
+    Files in ``keep`` stay (a namespace package's ``__init__.py`` that another package, or
+    an import of its parent, still needs).
+    """
     base = Path(str(dist.locate_file("")))
+    kept = {path.resolve() for path in keep}
     dirs: set[Path] = set()
     for entry in dist.files or []:
         path = (base / entry).resolve()
-        if venv.resolve() not in path.parents:
+        if venv.resolve() not in path.parents or path in kept:
             continue
         # every directory between the file and site-packages: a package whose files went
         # (some earlier, stripped as sources) must not stay behind as an empty namespace

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import venv
@@ -61,8 +62,13 @@ def test_an_emulated_stage_takes_the_native_probe_and_refuses_a_malformed_one() 
     # a native stage probes itself whatever it is handed; no value: probe under emulation
     assert role_env.native_probe({**handed, "TARGETPLATFORM": "linux/amd64"}) is None
     assert role_env.native_probe(EMULATED) is None
+    with_namespaces = {**answer, "init_only": {"databricks-sdk": ["databricks/__init__.py"]}}
+    assert role_env.native_probe(
+        {**EMULATED, "FLOPS_NATIVE_PROBE": json.dumps(with_namespaces)}) == with_namespaces
     for bad in ("not json", "[]", '{"loaded": "flwr", "skipped": []}',
-                '{"loaded": [1], "skipped": []}', '{"loaded": []}'):
+                '{"loaded": [1], "skipped": []}', '{"loaded": []}',
+                '{"loaded": [], "skipped": [], "init_only": ["x"]}',
+                '{"loaded": [], "skipped": [], "init_only": {"d": "x/__init__.py"}}'):
         with pytest.raises(SystemExit, match="FLOPS_NATIVE_PROBE"):
             role_env.native_probe({**EMULATED, "FLOPS_NATIVE_PROBE": bad})
 
@@ -77,6 +83,66 @@ def _fake_distribution(site: Path, name: str, requires: tuple[str, ...] = ()) ->
                                    + "".join(f"Requires-Dist: {r}\n" for r in requires))
     (info / "RECORD").write_text(f"{name}.py,,\n{info.name}/METADATA,,\n{info.name}/RECORD,,\n")
     return module
+
+
+DATABRICKS_INIT = """\
+# See: https://packaging.python.org/guides/packaging-namespace-packages/
+#
+# This file must only contain the following line, or other packages in the namespace may not
+# be importable.
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)
+"""
+
+
+@pytest.mark.parametrize(("source", "namespace"), [
+    (DATABRICKS_INIT, True),
+    ('"""Namespace."""\nfrom pkgutil import extend_path\n'
+     "__path__ = extend_path(__path__, __name__)\n", True),
+    ("__path__ = __import__('pkgutil').extend_path(__path__, __name__)\n", True),
+    ("", False),
+    ('"""Only a docstring."""\n', False),
+    (DATABRICKS_INIT + "from databricks.sdk import WorkspaceClient\n", False),
+    ("__path__ = __import__('pkgutil').extend_path(__path__, 'other')\n", False),
+    ("def (:\n", False),
+])
+def test_a_namespace_init_only_extends_its_path(source: str, namespace: bool) -> None:
+    assert role_env.is_namespace_init(source) is namespace
+
+
+def test_distributions_loaded_only_through_namespace_inits(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    for package, text in (("databricks", DATABRICKS_INIT), ("real", "VALUE = 1\n")):
+        (site / package).mkdir(parents=True)
+        (site / package / "__init__.py").write_text(text)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "__init__.py").write_text(DATABRICKS_INIT)
+    found = role_env.namespace_only({"Databricks_SDK": ["databricks/__init__.py"],
+                                     "real": ["real/__init__.py"],
+                                     "escaping": ["../outside/__init__.py"],
+                                     "missing": ["gone/__init__.py"], "empty": []}, site)
+    assert found == {"databricks-sdk": ["databricks/__init__.py"]}
+
+
+def test_uninstall_keeps_the_namespace_files_it_is_told_to(tmp_path: Path) -> None:
+    from importlib.metadata import PathDistribution
+
+    from image_builder.slim import SlimReport, uninstall
+
+    site = tmp_path / "lib" / "python3.11" / "site-packages"
+    files = ["databricks/__init__.py", "databricks/sdk/__init__.py", "databricks/sdk/core.py"]
+    for name in files:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text(DATABRICKS_INIT)
+    info = site / "databricks_sdk-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: databricks-sdk\nVersion: 1.0\n")
+    (info / "RECORD").write_text("".join(f"{n},,\n" for n in files))
+    report = SlimReport()
+    uninstall(PathDistribution(info), tmp_path, report,
+              keep=[site / "databricks" / "__init__.py"])
+    assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*")) == [
+        "databricks", "databricks/__init__.py"]
+    assert report.removed[-1] == "lib/python3.11/site-packages/databricks_sdk-1.0.dist-info"
 
 
 def test_an_emulated_prune_decides_from_the_handed_probe_without_importing(
@@ -237,15 +303,7 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
     """A venv with the FLOps runtime (as in an image): the learner loses MLflow, uv, pyarrow
     and Flower (with its server's SQLAlchemy), keeps the user's scikit-learn closure and
     grpcio, and records why; the aggregator keeps MLflow."""
-    target = tmp_path / "venv"
-    venv.create(target, system_site_packages=False, with_pip=False)
-    site = next((target / "lib").glob("python3.*/site-packages"))
-    # the dev environment's site-packages stand in for an image's installed dependencies
-    here = next(p for p in map(Path, sys.path) if (p / "flwr").is_dir())
-    subprocess.run(["cp", "-a", f"{here}/.", str(site)], check=True)
-    repo = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
-    requirements = tmp_path / "user-requirements.txt"
-    requirements.write_text("scikit-learn\n")
+    target, site, repo, requirements = _real_venv(tmp_path)
     learner = _prune(target, "learner", repo, requirements)
     removed = {d["name"].lower() for d in learner["removed"]}
     kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
@@ -262,6 +320,39 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
     # the pruned venv still runs the role's imports (the check ran inside prune, too)
     subprocess.run([str(target / "bin" / "python"), "-c", "import learner_base.runtime"],
                    check=True, timeout=120)
+
+
+@pytest.mark.integration
+def test_the_aggregator_keeps_mlflow_without_its_databricks_client(tmp_path: Path) -> None:
+    """MLflow's Databricks SDK goes but for the namespace ``import mlflow`` needs, and
+    Pygments (httpx's command line) goes; MLflow still imports (the check ran in prune)."""
+    target, site, repo, requirements = _real_venv(tmp_path)
+    report = _prune(target, "aggregator", repo, requirements)
+    kept = {d["name"].lower(): d["why"] for d in report["kept"]}
+    removed = {d["name"].lower(): d for d in report["removed"]}
+    assert kept["mlflow-skinny"] == "used by the role (kept with its closure)"
+    assert removed["databricks-sdk"]["namespace_files_kept"] == ["databricks/__init__.py"]
+    assert report["probe"]["init_only"]["databricks-sdk"] == ["databricks/__init__.py"]
+    assert "pygments" in removed and "Pygments" in report["probe"]["loaded"]  # by httpx
+    assert sorted(p.name for p in (site / "databricks").iterdir()) == ["__init__.py"]
+    assert not list(site.glob("databricks_sdk-*.dist-info"))
+    subprocess.run([str(target / "bin" / "python"), "-c",
+                    "import mlflow.pyfunc, mlflow.sklearn, httpx, aggregator.runtime"],
+                   check=True, timeout=300, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+
+
+def _real_venv(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """A venv with the FLOps runtime, the digits example and its user requirements."""
+    target = tmp_path / "venv"
+    venv.create(target, system_site_packages=False, with_pip=False)
+    site = next((target / "lib").glob("python3.*/site-packages"))
+    # the dev environment's site-packages stand in for an image's installed dependencies
+    here = next(p for p in map(Path, sys.path) if (p / "flwr").is_dir())
+    subprocess.run(["cp", "-a", f"{here}/.", str(site)], check=True)
+    repo = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
+    requirements = tmp_path / "user-requirements.txt"
+    requirements.write_text("scikit-learn\n")
+    return target, site, repo, requirements
 
 
 def _prune(target: Path, role: str, repo: Path, requirements: Path) -> dict[str, Any]:
