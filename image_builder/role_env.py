@@ -19,7 +19,9 @@ every role and platform and only this cheap step is per role. It keeps:
 Every other distribution is removed (its RECORD's files and its metadata). A distribution of
 which the probe loaded nothing but pkgutil namespace ``__init__.py`` files is not used either:
 it is removed, and those one-line files stay so that the parent package still imports
-(:func:`namespace_only`; MLflow's ``databricks`` namespace). A second probe in
+(:func:`namespace_only`; MLflow's ``databricks`` namespace). Byte code stays only in the
+package directories the probe loaded modules from (``image_builder.slim.drop_bytecode``):
+what the role imports later compiles from source, once per process. A second probe in
 the pruned environment must import everything again, or the build fails naming the module.
 Under emulation a probe takes minutes, so an emulated build takes the native build's probe
 (``FLOPS_NATIVE_PROBE``, which the builder reads from the native image's report) and runs
@@ -52,7 +54,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from image_builder.containerfile import BUILD_PLATFORM_ARG, NATIVE_PROBE_ARG, PACKAGES_REPORT
-from image_builder.slim import SlimReport, uninstall
+from image_builder.slim import SlimReport, drop_bytecode, uninstall
 
 RUNTIME_DISTRIBUTION = "flops"
 REPORT_NAME = PACKAGES_REPORT
@@ -350,7 +352,7 @@ def _owners(names: Iterable[str]) -> set[str]:
 
 
 PROBE_CODE = """
-import importlib, json, os, sys
+import importlib, json, os, sys, sysconfig
 from importlib import metadata
 modules, kind, payload = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 skipped = []
@@ -380,14 +382,20 @@ for m in list(sys.modules.values()):
         by_dist.setdefault(files[p][0], set()).add(files[p][1])
 init_only = {name: sorted(entries) for name, entries in by_dist.items()
              if all(os.path.basename(entry) == "__init__.py" for entry in entries)}
-print(json.dumps({"loaded": sorted(by_dist), "skipped": skipped, "init_only": init_only}))
+purelib = os.path.realpath(sysconfig.get_paths()["purelib"])
+packages = sorted({os.path.relpath(os.path.dirname(p), purelib) for m in list(sys.modules.values())
+                   if (p := os.path.realpath(getattr(m, "__file__", None) or ""))
+                   .startswith(purelib + os.sep)})
+print(json.dumps({"loaded": sorted(by_dist), "skipped": skipped, "init_only": init_only,
+                  "packages": packages}))
 """
 
 
 ProbeAnswer = dict[str, Any]
 """A probe's answer (JSON): ``loaded`` and ``skipped`` (lists of distribution and module
-names) and ``init_only`` (distribution -> the ``__init__.py`` files that were all the probe
-loaded of it; absent in answers of builds before it was added)."""
+names), ``init_only`` (distribution -> the ``__init__.py`` files that were all the probe
+loaded of it) and ``packages`` (the directories, relative to site-packages, that it loaded
+modules from). The last two are absent from answers of builds before they were added."""
 
 
 def _names(value: object) -> bool:
@@ -445,6 +453,7 @@ def native_probe(environ: Mapping[str, str]) -> ProbeAnswer | None:
     try:
         answer = json.loads(text)
         lists: ProbeAnswer = {key: answer[key] for key in ("loaded", "skipped")}
+        lists |= {key: answer[key] for key in ("packages",) if key in answer}
         init_only = answer.get("init_only", {})
     except (ValueError, KeyError, TypeError, AttributeError):
         lists, init_only = {}, None
@@ -488,6 +497,9 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     for name in decision.removed:
         uninstall(dists[name], venv, report,
                   keep=shared | {site_packages / entry for entry in namespaces.get(name, ())})
+    bytecode = SlimReport()
+    if "packages" in before:  # a handed answer of an older build does not say
+        drop_bytecode(site_packages, venv, before["packages"], bytecode)
     # fails the build if a removal broke an import; under emulation (minutes per probe) the
     # native platform's build of the same packages has verified the same removals
     verified = not emulated(os.environ)
@@ -502,6 +514,8 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
                      **({"namespace_files_kept": namespaces[n]} if n in namespaces else {})}
                     for n, size in decision.removed.items()],
         "bytes_removed": report.bytes_freed,
+        "bytecode_removed": {"bytes": bytecode.bytes_freed,
+                             "directories": len(bytecode.removed)},
         "verified": verified,
         "probed": "natively, handed to this emulated build" if handed is not None
                   else "in this build",
@@ -511,7 +525,9 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     }
     (venv / REPORT_NAME).write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
     return (f"image_builder.role_env: the {role} keeps {len(decision.kept)} distributions, "
-            f"removed {len(decision.removed)} ({report.bytes_freed / 2**20:.1f} MiB): "
+            f"removed {len(decision.removed)} ({report.bytes_freed / 2**20:.1f} MiB) and the "
+            f"byte code of {len(bytecode.removed)} packages it loads nothing from "
+            f"({bytecode.bytes_freed / 2**20:.1f} MiB): "
             + ", ".join(installed[n].name for n in decision.removed))
 
 

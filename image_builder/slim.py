@@ -9,7 +9,9 @@ installed. It removes:
 * test suites: directories named ``tests`` or ``test`` inside packages of site-packages;
 * byte code for other optimization levels (``*.opt-1.pyc``, ``*.opt-2.pyc``); the plain
   ``*.pyc`` stay (without them every container start compiles the imports again: ~3 s -> ~11 s
-  for learner_base + sklearn + mlflow + flwr);
+  for learner_base + sklearn + mlflow + flwr). A role's image later keeps only those of the
+  packages the role loads modules from (:func:`drop_bytecode`, run by
+  ``image_builder.role_env``);
 * C/C++/Cython sources and headers, type stubs (``*.pyi``) and ``include`` directories.
 
 Licenses, metadata (``*.dist-info``) and data files stay.
@@ -111,6 +113,21 @@ def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport,
             left = []
         if not left:
             directory.rmdir()
+
+
+def drop_bytecode(site_packages: Path, venv: Path, packages: Iterable[str],
+                  report: SlimReport) -> None:
+    """Remove the byte code (``__pycache__``) of every package directory not in ``packages``.
+
+    ``packages`` are the directories, relative to ``site_packages`` (``.`` for top-level
+    modules), that a role loads modules from. A module elsewhere that the role imports after
+    all is compiled from its source as it is imported, as in the official Python images,
+    which ship no byte code at all.
+    """
+    keep = set(packages)
+    for cache in sorted(site_packages.rglob("__pycache__")):
+        if cache.is_dir() and cache.parent.relative_to(site_packages).as_posix() not in keep:
+            _remove(cache, venv, report)
 
 
 def slim(venv: Path, site_packages: Path) -> SlimReport:

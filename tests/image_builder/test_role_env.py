@@ -62,13 +62,15 @@ def test_an_emulated_stage_takes_the_native_probe_and_refuses_a_malformed_one() 
     # a native stage probes itself whatever it is handed; no value: probe under emulation
     assert role_env.native_probe({**handed, "TARGETPLATFORM": "linux/amd64"}) is None
     assert role_env.native_probe(EMULATED) is None
-    with_namespaces = {**answer, "init_only": {"databricks-sdk": ["databricks/__init__.py"]}}
+    with_namespaces = {**answer, "init_only": {"databricks-sdk": ["databricks/__init__.py"]},
+                       "packages": [".", "flwr", "numpy/_core"]}
     assert role_env.native_probe(
         {**EMULATED, "FLOPS_NATIVE_PROBE": json.dumps(with_namespaces)}) == with_namespaces
     for bad in ("not json", "[]", '{"loaded": "flwr", "skipped": []}',
                 '{"loaded": [1], "skipped": []}', '{"loaded": []}',
                 '{"loaded": [], "skipped": [], "init_only": ["x"]}',
-                '{"loaded": [], "skipped": [], "init_only": {"d": "x/__init__.py"}}'):
+                '{"loaded": [], "skipped": [], "init_only": {"d": "x/__init__.py"}}',
+                '{"loaded": [], "skipped": [], "packages": "flwr"}'):
         with pytest.raises(SystemExit, match="FLOPS_NATIVE_PROBE"):
             role_env.native_probe({**EMULATED, "FLOPS_NATIVE_PROBE": bad})
 
@@ -143,6 +145,22 @@ def test_uninstall_keeps_the_namespace_files_it_is_told_to(tmp_path: Path) -> No
     assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*")) == [
         "databricks", "databricks/__init__.py"]
     assert report.removed[-1] == "lib/python3.11/site-packages/databricks_sdk-1.0.dist-info"
+
+
+def test_byte_code_stays_only_where_the_role_loads_modules(tmp_path: Path) -> None:
+    from image_builder.slim import SlimReport, drop_bytecode
+
+    site = tmp_path / "site-packages"
+    for package in (".", "used", "used/sub", "unused", "unused/deep"):
+        (site / package / "__pycache__").mkdir(parents=True)
+        (site / package / "__pycache__" / "m.cpython-311.pyc").write_bytes(b"x" * 100)
+        (site / package / "m.py").write_text("VALUE = 1\n")
+    report = SlimReport()
+    drop_bytecode(site, tmp_path, [".", "used"], report)
+    left = sorted(p.parent.relative_to(site).as_posix() for p in site.rglob("*.pyc"))
+    assert left == ["__pycache__", "used/__pycache__"]
+    assert report.bytes_freed == 300 and len(report.removed) == 3
+    assert len(list(site.rglob("m.py"))) == 5  # sources stay
 
 
 def test_an_emulated_prune_decides_from_the_handed_probe_without_importing(
@@ -335,6 +353,15 @@ def test_the_aggregator_keeps_mlflow_without_its_databricks_client(tmp_path: Pat
     assert report["probe"]["init_only"]["databricks-sdk"] == ["databricks/__init__.py"]
     assert "pygments" in removed and "Pygments" in report["probe"]["loaded"]  # by httpx
     assert sorted(p.name for p in (site / "databricks").iterdir()) == ["__init__.py"]
+    # byte code where the aggregator loads modules from, none where it loads nothing
+    packages = set(report["probe"]["packages"])
+    assert {"mlflow/tracking", "flwr/server", "sklearn/linear_model"} <= packages
+    assert not {"mlflow/server", "scipy/signal"} & packages  # MLflow's server, unused scipy
+    assert list((site / "mlflow" / "tracking" / "__pycache__").glob("*.pyc"))
+    assert not (site / "mlflow" / "server" / "__pycache__").exists()
+    assert not (site / "scipy" / "signal" / "__pycache__").exists()
+    assert (site / "scipy" / "signal" / "__init__.py").is_file()  # sources stay
+    assert report["bytecode_removed"]["bytes"] > 5_000_000
     assert not list(site.glob("databricks_sdk-*.dist-info"))
     subprocess.run([str(target / "bin" / "python"), "-c",
                     "import mlflow.pyfunc, mlflow.sklearn, httpx, aggregator.runtime"],
