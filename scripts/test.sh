@@ -22,6 +22,16 @@ apt_install_missing chromium chromium
 as_root env FLOPS_WITH_EMULATION=1 bash scripts/setup_containers.sh
 bash scripts/setup.sh dev,torch
 export FLWR_TELEMETRY_ENABLED=0
+# The test image builders keep their layer cache in a volume between runs (tests/fixtures/
+# podman.py); every build adds layers to it. When the disk runs low, drop it: the next builds
+# start cold (the arm64 dependency layers take minutes under emulation) instead of failing.
+graph_root=$(podman info --format '{{.Store.GraphRoot}}')
+free_gb=$(df --output=avail -BG "$graph_root" | tail -1 | tr -dc 0-9)
+if [ "$free_gb" -lt "${FLOPS_TEST_MIN_FREE_GB:-20}" ] \
+    && podman volume exists flops-test-builder-storage; then
+  echo "only ${free_gb} GB free under $graph_root: dropping the test builders' layer cache"
+  podman volume rm --force flops-test-builder-storage >/dev/null
+fi
 # Everything above is installed, so a test skipped for a missing tool is a failure here
 # (tests/fixtures/tools.py, tests/conftest.py); -rs prints every skip's reason.
 export FLOPS_REQUIRE_TOOLS=1

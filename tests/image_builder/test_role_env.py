@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -317,11 +319,11 @@ def test_uninstall_leaves_no_hollow_package(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path) -> None:
+def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(scratch: Path) -> None:
     """A venv with the FLOps runtime (as in an image): the learner loses MLflow, uv, pyarrow
     and Flower (with its server's SQLAlchemy), keeps the user's scikit-learn closure and
     grpcio, and records why; the aggregator keeps MLflow."""
-    target, site, repo, requirements = _real_venv(tmp_path)
+    target, site, repo, requirements = _real_venv(scratch)
     learner = _prune(target, "learner", repo, requirements)
     removed = {d["name"].lower() for d in learner["removed"]}
     kept = {d["name"].lower(): d["why"] for d in learner["kept"]}
@@ -341,10 +343,10 @@ def test_prune_in_a_real_venv_removes_what_the_role_does_not_load(tmp_path: Path
 
 
 @pytest.mark.integration
-def test_the_aggregator_keeps_mlflow_without_its_databricks_client(tmp_path: Path) -> None:
+def test_the_aggregator_keeps_mlflow_without_its_databricks_client(scratch: Path) -> None:
     """MLflow's Databricks SDK goes but for the namespace ``import mlflow`` needs, and
     Pygments (httpx's command line) goes; MLflow still imports (the check ran in prune)."""
-    target, site, repo, requirements = _real_venv(tmp_path)
+    target, site, repo, requirements = _real_venv(scratch)
     report = _prune(target, "aggregator", repo, requirements)
     kept = {d["name"].lower(): d["why"] for d in report["kept"]}
     removed = {d["name"].lower(): d for d in report["removed"]}
@@ -366,6 +368,13 @@ def test_the_aggregator_keeps_mlflow_without_its_databricks_client(tmp_path: Pat
     subprocess.run([str(target / "bin" / "python"), "-c",
                     "import mlflow.pyfunc, mlflow.sklearn, httpx, aggregator.runtime"],
                    check=True, timeout=300, env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
+
+
+@pytest.fixture
+def scratch(tmp_path: Path) -> Iterator[Path]:
+    """The test's directory, removed after it: a copied environment takes over 1 GB."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def _real_venv(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
