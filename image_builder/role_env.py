@@ -445,7 +445,8 @@ def native_probe(environ: Mapping[str, str]) -> ProbeAnswer | None:
     ------
     SystemExit
         When the value is not the probe's JSON (``loaded`` and ``skipped`` lists of names,
-        optionally ``init_only``: lists of file names by distribution).
+        optionally ``packages``, a list of directories, and ``init_only``, lists of file names
+        by distribution).
     """
     text = environ.get(NATIVE_PROBE_ARG, "")
     if not text or not emulated(environ):
