@@ -54,7 +54,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from image_builder.containerfile import BUILD_PLATFORM_ARG, NATIVE_PROBE_ARG, PACKAGES_REPORT
-from image_builder.slim import SlimReport, drop_bytecode, uninstall
+from image_builder.slim import SlimReport, drop_bytecode, record_files, uninstall
 
 RUNTIME_DISTRIBUTION = "flops"
 REPORT_NAME = PACKAGES_REPORT
@@ -339,11 +339,6 @@ def _installed(site_packages: Path) -> tuple[dict[str, Installed],
     return found, dists
 
 
-def _files(dist: metadata.Distribution) -> set[Path]:
-    base = Path(str(dist.locate_file("")))
-    return {(base / entry).resolve() for entry in dist.files or []}
-
-
 def _owners(names: Iterable[str]) -> set[str]:
     """Return the installed distributions providing the given top-level module names."""
     providers = metadata.packages_distributions()
@@ -494,7 +489,8 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     report = SlimReport()
     # a file a kept distribution lists too stays (the full ``mlflow`` and ``mlflow-skinny``
     # install the same package), and so do the namespace files of a distribution going
-    shared = {file for name in decision.kept if name in dists for file in _files(dists[name])}
+    shared = {file for name in decision.kept if name in dists
+              for file in record_files(dists[name])}
     for name in decision.removed:
         uninstall(dists[name], venv, report,
                   keep=shared | {site_packages / entry for entry in namespaces.get(name, ())})

@@ -83,6 +83,12 @@ def needed_tools(dists: Iterable[metadata.Distribution]) -> set[str]:
     return needed
 
 
+def record_files(dist: metadata.Distribution) -> list[Path]:
+    """The resolved paths of every file the distribution's RECORD lists."""
+    base = Path(str(dist.locate_file("")))
+    return [(base / entry).resolve() for entry in dist.files or []]
+
+
 def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport,
               keep: Iterable[Path] = ()) -> None:
     """Remove every file the distribution's RECORD lists, then its metadata directory.
@@ -93,8 +99,7 @@ def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport,
     base = Path(str(dist.locate_file("")))
     kept = {path.resolve() for path in keep}
     dirs: set[Path] = set()
-    for entry in dist.files or []:
-        path = (base / entry).resolve()
+    for path in record_files(dist):
         if venv.resolve() not in path.parents or path in kept:
             continue
         # every directory between the file and site-packages: a package whose files went
