@@ -41,11 +41,13 @@ import dataclasses
 import importlib.metadata as metadata
 import json
 import os
+import stat
 import subprocess
 import sys
 import sysconfig
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +56,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from image_builder.containerfile import BUILD_PLATFORM_ARG, NATIVE_PROBE_ARG, PACKAGES_REPORT
-from image_builder.slim import SlimReport, drop_bytecode, record_files, uninstall
+from image_builder.slim import SlimReport, drop_bytecode, real_paths, record_files, uninstall
 
 RUNTIME_DISTRIBUTION = "flops"
 REPORT_NAME = PACKAGES_REPORT
@@ -323,6 +325,14 @@ def namespace_only(init_only: Mapping[str, Iterable[str]],
     return found
 
 
+def _file_size(path: Path) -> int:
+    try:
+        status = path.stat()
+    except OSError:  # listed, but stripped or never installed
+        return 0
+    return status.st_size if stat.S_ISREG(status.st_mode) else 0
+
+
 def _installed(site_packages: Path) -> tuple[dict[str, Installed],
                                              dict[str, metadata.Distribution]]:
     found: dict[str, Installed] = {}
@@ -332,7 +342,7 @@ def _installed(site_packages: Path) -> tuple[dict[str, Installed],
         if not name or name in found:
             continue
         base = Path(str(dist.locate_file("")))
-        size = sum((base / f).stat().st_size for f in dist.files or [] if (base / f).is_file())
+        size = sum(_file_size(base / f) for f in dist.files or [])
         found[name] = Installed(name=dist.metadata["Name"], version=dist.version,
                                 requires=tuple(dist.requires or ()), size=size)
         dists[name] = dist
@@ -491,9 +501,9 @@ def prune(role: str, *, venv: Path, site_packages: Path, payload: Path | None,
     # install the same package), and so do the namespace files of a distribution going
     shared = {file for name in decision.kept if name in dists
               for file in record_files(dists[name])}
+    shared.update(real_paths(site_packages / entry for entry in chain(*namespaces.values())))
     for name in decision.removed:
-        uninstall(dists[name], venv, report,
-                  keep=shared | {site_packages / entry for entry in namespaces.get(name, ())})
+        uninstall(dists[name], venv, report, keep=shared)
     bytecode = SlimReport()
     if "packages" in before:  # a handed answer of an older build does not say
         drop_bytecode(site_packages, venv, before["packages"], bytecode)

@@ -22,10 +22,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata as metadata
+import os
 import shutil
 import sys
 import sysconfig
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -83,34 +85,57 @@ def needed_tools(dists: Iterable[metadata.Distribution]) -> set[str]:
     return needed
 
 
+def real_paths(paths: Iterable[Path]) -> list[Path]:
+    """Each path with its directory resolved (symlinks, ``..``) and its own name kept.
+
+    A file that is itself a symlink stays the link, so removing it never removes what it
+    points to. Every directory is resolved once: a distribution's RECORD names tens of
+    thousands of files in a few hundred directories, and ``Path.resolve()`` per file (an
+    ``lstat`` per path component, then a ``stat``) took minutes under qemu.
+    """
+    directories: dict[str, Path] = {}
+    found = []
+    for path in paths:
+        head, name = os.path.split(os.fspath(path))
+        real = directories.get(head)
+        if real is None:
+            real = directories[head] = Path(os.path.realpath(head or "."))
+        found.append(real / name)
+    return found
+
+
 def record_files(dist: metadata.Distribution) -> list[Path]:
-    """The resolved paths of every file the distribution's RECORD lists."""
+    """The real paths (:func:`real_paths`) of every file the distribution's RECORD lists."""
     base = Path(str(dist.locate_file("")))
-    return [(base / entry).resolve() for entry in dist.files or []]
+    return real_paths(base / entry for entry in dist.files or [])
 
 
 def uninstall(dist: metadata.Distribution, venv: Path, report: SlimReport,
-              keep: Iterable[Path] = ()) -> None:
+              keep: AbstractSet[Path] = frozenset()) -> None:
     """Remove every file the distribution's RECORD lists, then its metadata directory.
 
-    Files in ``keep`` stay (a namespace package's ``__init__.py`` that another package, or
-    an import of its parent, still needs).
+    Files in ``keep``, real paths as :func:`real_paths` gives them, stay (a namespace
+    package's ``__init__.py`` that another package, or an import of its parent, still needs;
+    a file that a kept distribution lists too).
     """
-    base = Path(str(dist.locate_file("")))
-    kept = {path.resolve() for path in keep}
+    root = venv.resolve()
+    base = Path(str(dist.locate_file(""))).resolve()
     dirs: set[Path] = set()
     for path in record_files(dist):
-        if venv.resolve() not in path.parents or path in kept:
+        if path in keep or not path.is_relative_to(root):
             continue
         # every directory between the file and site-packages: a package whose files went
         # (some earlier, stripped as sources) must not stay behind as an empty namespace
-        dirs.update(parent for parent in path.parents if base.resolve() in parent.parents)
-        _remove(path, venv, report)
+        for parent in path.parents:
+            if parent == base or not parent.is_relative_to(base):
+                break
+            dirs.add(parent)
+        _remove(path, root, report)
     info = getattr(dist, "_path", None)  # the .dist-info directory (files RECORD omits)
     if isinstance(info, Path) and info.name.endswith(".dist-info"):
         _remove(info, venv, report)
     for directory in sorted(dirs, key=lambda d: len(d.parts), reverse=True):
-        if not directory.is_dir() or directory == venv:
+        if not directory.is_dir() or directory == root:
             continue
         left = list(directory.iterdir())
         if [p.name for p in left] == ["__pycache__"]:  # byte code RECORD did not list

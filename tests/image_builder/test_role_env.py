@@ -143,10 +143,47 @@ def test_uninstall_keeps_the_namespace_files_it_is_told_to(tmp_path: Path) -> No
     (info / "RECORD").write_text("".join(f"{n},,\n" for n in files))
     report = SlimReport()
     uninstall(PathDistribution(info), tmp_path, report,
-              keep=[site / "databricks" / "__init__.py"])
+              keep={(site / "databricks" / "__init__.py").resolve()})
     assert sorted(p.relative_to(site).as_posix() for p in site.rglob("*")) == [
         "databricks", "databricks/__init__.py"]
     assert report.removed[-1] == "lib/python3.11/site-packages/databricks_sdk-1.0.dist-info"
+
+
+def test_real_paths_resolve_directories_and_keep_a_linked_file_itself(tmp_path: Path) -> None:
+    from image_builder.slim import real_paths
+
+    (tmp_path / "real" / "pkg").mkdir(parents=True)
+    (tmp_path / "real" / "pkg" / "target.py").write_text("x")
+    (tmp_path / "lib64").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "pkg" / "link.py").symlink_to(tmp_path / "real" / "pkg" / "target.py")
+    site = tmp_path / "lib64" / "pkg"
+    found = real_paths([site / "target.py", site / "link.py", site / ".." / ".." / "bin" / "x",
+                        site / "missing.py"])
+    real = tmp_path.resolve()
+    assert found == [real / "real" / "pkg" / "target.py", real / "real" / "pkg" / "link.py",
+                     real / "bin" / "x", real / "real" / "pkg" / "missing.py"]
+
+
+def test_uninstall_removes_a_listed_link_not_what_it_points_to(tmp_path: Path) -> None:
+    from importlib.metadata import PathDistribution
+
+    from image_builder.slim import SlimReport, uninstall
+
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    outside = tmp_path / "outside.so"
+    outside.write_text("another owner's file")
+    (site / "pkg" / "lib.so").symlink_to(outside)
+    (site / "pkg" / "__init__.py").write_text("")
+    info = site / "pkg-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n")
+    (info / "RECORD").write_text("pkg/__init__.py,,\npkg/lib.so,,\n../../../../outside.so,,\n")
+    report = SlimReport()
+    uninstall(PathDistribution(info), tmp_path / "venv", report)
+    assert not (site / "pkg").exists() and not info.exists()
+    assert outside.read_text() == "another owner's file"  # outside the venv: never removed
+    assert "lib/python3.11/site-packages/pkg/lib.so" in report.removed
 
 
 def test_byte_code_stays_only_where_the_role_loads_modules(tmp_path: Path) -> None:
