@@ -421,7 +421,12 @@ def _real_venv(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
     site = next((target / "lib").glob("python3.*/site-packages"))
     # the dev environment's site-packages stand in for an image's installed dependencies
     here = next(p for p in map(Path, sys.path) if (p / "flwr").is_dir())
-    subprocess.run(["cp", "-a", f"{here}/.", str(site)], check=True)
+    # hard links where the file system allows (1.2 GB in 3 s instead of 20 s): pruning only
+    # unlinks files and writes new ones, so the dev environment's files stay as they are
+    if subprocess.run(["cp", "-al", f"{here}/.", str(site)], check=False,
+                      capture_output=True).returncode != 0:
+        shutil.rmtree(site)
+        subprocess.run(["cp", "-a", f"{here}/.", str(site)], check=True)
     repo = Path(__file__).resolve().parents[2] / "examples" / "digits_sklearn"
     requirements = tmp_path / "user-requirements.txt"
     requirements.write_text("scikit-learn\n")
