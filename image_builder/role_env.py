@@ -375,22 +375,29 @@ if kind == "repository":
 elif kind == "model":
     from inference_server.model_loader import load_served_model
     load_served_model(payload, tracking_uri=None)
+real_dirs = {}
+def real(path):  # each directory resolved once: a RECORD lists ~30k files in ~2k directories
+    head, name = os.path.split(path)
+    if (found := real_dirs.get(head)) is None:
+        found = real_dirs[head] = os.path.realpath(head)
+    return os.path.join(found, name)
 files = {}
 for dist in metadata.distributions():
     base = str(dist.locate_file(""))
     for entry in dist.files or []:
-        files[os.path.realpath(os.path.join(base, str(entry)))] = (dist.metadata["Name"],
-                                                                   str(entry))
-by_dist = {}
+        files[real(os.path.join(base, str(entry)))] = (dist.metadata["Name"], str(entry))
+purelib = os.path.realpath(sysconfig.get_paths()["purelib"])
+by_dist, packages = {}, set()
 for m in list(sys.modules.values()):
-    if (p := os.path.realpath(getattr(m, "__file__", None) or "")) in files:
+    if not (p := getattr(m, "__file__", None)):
+        continue
+    if (p := real(p)) in files:
         by_dist.setdefault(files[p][0], set()).add(files[p][1])
+    if p.startswith(purelib + os.sep):
+        packages.add(os.path.relpath(os.path.dirname(p), purelib))
 init_only = {name: sorted(entries) for name, entries in by_dist.items()
              if all(os.path.basename(entry) == "__init__.py" for entry in entries)}
-purelib = os.path.realpath(sysconfig.get_paths()["purelib"])
-packages = sorted({os.path.relpath(os.path.dirname(p), purelib) for m in list(sys.modules.values())
-                   if (p := os.path.realpath(getattr(m, "__file__", None) or ""))
-                   .startswith(purelib + os.sep)})
+packages = sorted(packages)
 print(json.dumps({"loaded": sorted(by_dist), "skipped": skipped, "init_only": init_only,
                   "packages": packages}))
 """
