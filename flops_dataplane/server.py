@@ -37,6 +37,8 @@ from flops_dataplane.store import DatasetNotFound, DatasetStore, PendingUpload, 
 from flops_messaging import EventEmitter, create_publisher
 
 log = logging.getLogger(__name__)
+SIGNAL_POLL_S = 0.5
+"""How often the main thread looks for a stop signal (see :func:`main`)."""
 
 
 @contextlib.contextmanager
@@ -266,7 +268,10 @@ def main() -> int:
         server.emitter.emit(EventType.STARTED, location=server.location,
                             authenticated=settings.token is not None)
     try:
-        stop.wait()
+        # with a timeout: a signal the kernel delivers to one of gRPC's threads only flags
+        # it for the main thread, which an untimed wait never lets run the handler
+        while not stop.wait(SIGNAL_POLL_S):
+            pass
         log.info("stopping")
         server.shutdown()
     finally:

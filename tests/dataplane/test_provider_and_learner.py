@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -210,6 +212,29 @@ def test_server_main_runs_as_module_and_stops_on_sigterm(tmp_path: Path) -> None
             proc.kill()
             proc.wait()
     assert (tmp_path / "root" / "t" / "n.manifest.json").is_file()
+
+
+def test_server_stops_when_the_signal_lands_on_one_of_its_grpc_threads(tmp_path: Path) -> None:
+    """The kernel gives a process's SIGTERM to any of its threads; sent here to a gRPC thread
+    on purpose, it must still stop the server (an untimed wait in the main thread never ran
+    the handler: a data server that ignored ``docker stop`` until it was killed)."""
+    env = subprocess_env(FLOPS_DATA_ROOT_DIR=str(tmp_path / "root"), FLOPS_DATA_PORT="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flops_dataplane", "serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO_ROOT, env=env,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("listening on grpc://")
+        threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
+        assert threads, "the data server runs no other thread"
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.tgkill(proc.pid, threads[-1], signal.SIGTERM) == 0, ctypes.get_errno()
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_server_main_reports_missing_root(tmp_path: Path) -> None:
