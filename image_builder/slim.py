@@ -90,7 +90,7 @@ def real_paths(paths: Iterable[Path]) -> list[Path]:
 
     A file that is itself a symlink stays the link, so removing it never removes what it
     points to. Every directory is resolved once: a distribution's RECORD names tens of
-    thousands of files in a few hundred directories, and ``Path.resolve()`` per file (an
+    thousands of files in a few thousand directories, and ``Path.resolve()`` per file (an
     ``lstat`` per path component, then a ``stat``) took minutes under qemu.
     """
     directories: dict[str, Path] = {}
