@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -190,10 +191,11 @@ def test_provider_label_column_and_settings_validation(
                                                      "FLOPS_TAG": "../x"})
 
 
-def test_server_main_runs_as_module_and_stops_on_sigterm(tmp_path: Path) -> None:
-    env = subprocess_env(
-        FLOPS_DATA_ROOT_DIR=str(tmp_path / "root"), FLOPS_DATA_PORT="0", FLOPS_DATA_TOKEN="t"
-    )
+@contextlib.contextmanager
+def _serving(env: dict[str, str]) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``python -m flops_dataplane serve``, once listening: the process and its location.
+
+    Killed on the way out if it is still running."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "flops_dataplane", "serve"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO_ROOT, env=env,
@@ -202,15 +204,22 @@ def test_server_main_runs_as_module_and_stops_on_sigterm(tmp_path: Path) -> None
         assert proc.stdout is not None
         line = proc.stdout.readline().strip()
         assert line.startswith("listening on grpc://127.0.0.1:")
-        location = line.removeprefix("listening on ")
-        with DataClient(location, token="t", timeout_s=30) as client:
-            assert client.upload(pa.table({"x": [1]}), "t", "n")["rows"] == 1
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
+        yield proc, line.removeprefix("listening on ")
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_server_main_runs_as_module_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = subprocess_env(
+        FLOPS_DATA_ROOT_DIR=str(tmp_path / "root"), FLOPS_DATA_PORT="0", FLOPS_DATA_TOKEN="t"
+    )
+    with _serving(env) as (proc, location):
+        with DataClient(location, token="t", timeout_s=30) as client:
+            assert client.upload(pa.table({"x": [1]}), "t", "n")["rows"] == 1
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
     assert (tmp_path / "root" / "t" / "n.manifest.json").is_file()
 
 
@@ -219,22 +228,12 @@ def test_server_stops_when_the_signal_lands_on_one_of_its_grpc_threads(tmp_path:
     on purpose, it must still stop the server (an untimed wait in the main thread never ran
     the handler: a data server that ignored ``docker stop`` until it was killed)."""
     env = subprocess_env(FLOPS_DATA_ROOT_DIR=str(tmp_path / "root"), FLOPS_DATA_PORT="0")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "flops_dataplane", "serve"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=REPO_ROOT, env=env,
-    )
-    try:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().startswith("listening on grpc://")
+    with _serving(env) as (proc, _):
         threads = [int(t) for t in os.listdir(f"/proc/{proc.pid}/task") if int(t) != proc.pid]
         assert threads, "the data server runs no other thread"
         libc = ctypes.CDLL(None, use_errno=True)
         assert libc.tgkill(proc.pid, threads[-1], signal.SIGTERM) == 0, ctypes.get_errno()
         assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_server_main_reports_missing_root(tmp_path: Path) -> None:
